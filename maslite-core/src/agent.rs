@@ -1,0 +1,195 @@
+//! Agents, written two ways.
+//!
+//! 1. A type implementing [`Agent`]: `setup` when added, `update` whenever
+//!    its inbox is non-empty (or it is kept awake), `teardown` when removed —
+//!    maslite's model.
+//! 2. An async fn or closure taking a [`Cx`]: a process that loops on
+//!    `cx.recv().await` and `cx.sleep(dt).await`, as SimPy users write them.
+//!
+//! Both become one future per agent, boxed once when the agent is added and
+//! polled by the kernel with its own wakers, so an update costs a poll, not
+//! an allocation. A trait agent's future is a loop that waits for the
+//! kernel's "update due" signal and then awaits `update`; its struct lives
+//! in a `RefCell` beside the future so the scheduler can lend it out for
+//! inspection between runs.
+//!
+//! # Why native `async fn` in the trait, not `async-trait`
+//!
+//! `async-trait` boxes every returned future: one allocation per update, per
+//! message on the ping-pong path. Native `async fn` in traits (Rust 1.75)
+//! returns an unboxed future whose type the kernel knows when the agent is
+//! added, so it is compiled into the agent's loop and polled in place. The
+//! kernel never needs `dyn Agent`, so the trait's lack of object safety costs
+//! nothing. The futures carry no `Send` bound on purpose: an agent lives on
+//! one thread (one partition) and may hold `Rc`s or `!Send` handles.
+
+use crate::context::{flag, AgentCell, AgentState, Cx, Shared};
+use crate::error::Phase;
+use crate::id::AgentId;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+/// An agent in maslite's style.
+///
+/// ```
+/// use maslite_core::{Agent, Cx, Envelope, Scheduler};
+///
+/// #[derive(Clone)]
+/// struct Hello;
+///
+/// #[derive(Default)]
+/// struct Greeter { greeted: u32 }
+///
+/// impl Agent for Greeter {
+///     async fn update(&mut self, cx: &Cx) {
+///         while let Some(_hello) = cx.receive() {
+///             self.greeted += 1;
+///         }
+///     }
+/// }
+///
+/// let mut s = Scheduler::simulated();
+/// let id = s.add(Greeter::default()).unwrap();
+/// s.send(Envelope::new(Hello).to(id));
+/// s.run().unwrap();
+/// assert_eq!(s.agent::<Greeter>(id).unwrap().greeted, 1);
+/// ```
+#[allow(async_fn_in_trait)] // deliberately no Send bound: agents stay on one thread
+pub trait Agent: 'static {
+    /// Runs when the agent is added (also when added by another agent).
+    async fn setup(&mut self, cx: &Cx) {
+        let _ = cx;
+    }
+
+    /// Runs in a round in which the inbox is non-empty (or every round while
+    /// kept awake). Take the mail with [`Cx::receive`].
+    async fn update(&mut self, cx: &Cx);
+
+    /// Runs when the agent is removed, after its current update finishes.
+    async fn teardown(&mut self, cx: &Cx) {
+        let _ = cx;
+    }
+}
+
+/// How the kernel treats an agent's future.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// An [`Agent`]: removal runs teardown through the future.
+    Trait,
+    /// An async fn: removal drops the future.
+    Process,
+}
+
+/// A new agent's future and state, made once the id is known.
+pub(crate) struct Installed {
+    pub cell: Rc<AgentCell<dyn Any>>,
+    pub future: Pin<Box<dyn Future<Output = ()>>>,
+    pub kind: Kind,
+    pub type_name: &'static str,
+}
+
+/// Makes an agent's future for a given id and slot.
+pub(crate) struct Installer(Box<dyn FnOnce(&Rc<Shared>, AgentId, u32) -> Installed>);
+
+fn new_state(id: AgentId, index: u32, phase: Phase) -> AgentState {
+    AgentState {
+        id,
+        index,
+        flags: Cell::new(0),
+        phase: Cell::new(phase),
+        inbox: RefCell::new(VecDeque::new()),
+    }
+}
+
+impl Installer {
+    pub fn agent<A: Agent>(agent: A) -> Installer {
+        Installer(Box::new(move |shared, id, index| {
+            let cell = Rc::new(AgentCell { state: new_state(id, index, Phase::Setup), agent: RefCell::new(agent) });
+            let cx = Cx { shared: shared.clone(), cell: cell.clone() };
+            Installed {
+                cell: cx.cell.clone(),
+                future: Box::pin(agent_loop(cell, cx)),
+                kind: Kind::Trait,
+                type_name: std::any::type_name::<A>(),
+            }
+        }))
+    }
+
+    pub fn process<F, Fut>(body: F) -> Installer
+    where
+        F: FnOnce(Cx) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        Installer(Box::new(move |shared, id, index| {
+            let cell: Rc<AgentCell<dyn Any>> =
+                Rc::new(AgentCell { state: new_state(id, index, Phase::Process), agent: RefCell::new(()) });
+            let cx = Cx { shared: shared.clone(), cell: cell.clone() };
+            Installed {
+                cell,
+                future: Box::pin(body(cx)),
+                kind: Kind::Process,
+                type_name: std::any::type_name::<F>(),
+            }
+        }))
+    }
+
+    pub fn install(self, shared: &Rc<Shared>, id: AgentId, index: u32) -> Installed {
+        (self.0)(shared, id, index)
+    }
+}
+
+enum Event {
+    Update,
+    Teardown,
+}
+
+/// Resolves when the kernel asks a trait agent to update or to tear down.
+struct NextEvent<'a>(&'a AgentState);
+
+impl Future for NextEvent<'_> {
+    type Output = Event;
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Event> {
+        let state = self.0;
+        if state.has(flag::REMOVING) {
+            Poll::Ready(Event::Teardown)
+        } else if state.has(flag::UPDATE_DUE) {
+            state.set_flag(flag::UPDATE_DUE, false);
+            Poll::Ready(Event::Update)
+        } else {
+            state.set_flag(flag::WAITING, true);
+            Poll::Pending
+        }
+    }
+}
+
+// The RefCell is borrowed across awaits on purpose: between polls the
+// scheduler only lends the agent out through `try_borrow`, which reports
+// `AgentBusy` while an update is suspended.
+#[allow(clippy::await_holding_refcell_ref)]
+async fn agent_loop<A: Agent>(cell: Rc<AgentCell<A>>, cx: Cx) {
+    let state = &cell.state;
+    {
+        let mut agent = cell.agent.borrow_mut();
+        agent.setup(&cx).await;
+    }
+    loop {
+        match NextEvent(state).await {
+            Event::Update => {
+                state.phase.set(Phase::Update);
+                let mut agent = cell.agent.borrow_mut();
+                agent.update(&cx).await;
+            }
+            Event::Teardown => {
+                state.phase.set(Phase::Teardown);
+                let mut agent = cell.agent.borrow_mut();
+                agent.teardown(&cx).await;
+                return;
+            }
+        }
+    }
+}

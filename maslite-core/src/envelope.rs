@@ -1,0 +1,306 @@
+//! Envelopes: a typed payload with its addressing.
+//!
+//! Any `Clone + Send + 'static` value can be mailed. The payload travels in
+//! one `Box` that moves from the sender's outbox to the receiver's inbox and
+//! can be sent on again: a ping-pong ball bounced a million times is
+//! allocated once. Subscribers get clones; the receiver gets the original.
+//!
+//! Reading a payload as the wrong type gives [`Error::WrongPayload`], never a
+//! panic.
+
+use crate::error::{Error, Result};
+use crate::id::AgentId;
+use crate::topic::{short_type_name, Topic};
+use std::any::Any;
+use std::fmt;
+
+/// The object-safe face of a payload: cloneable, typed at run time.
+pub(crate) trait Payload: Any + Send {
+    fn clone_box(&self) -> Box<dyn Payload>;
+    fn type_name(&self) -> &'static str;
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<T: Any + Send + Clone> Payload for T {
+    fn clone_box(&self) -> Box<dyn Payload> {
+        Box::new(self.clone())
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// A message: sender, receiver (none = broadcast), topic, direct flag and a
+/// typed payload.
+///
+/// ```
+/// use maslite_core::{AgentId, Envelope};
+///
+/// #[derive(Clone)]
+/// struct Order { qty: u32 }
+///
+/// let env = Envelope::new(Order { qty: 3 }).from(AgentId(1)).to(AgentId(2));
+/// assert_eq!(env.topic(), "Order");
+/// assert_eq!(env.payload::<Order>().unwrap().qty, 3);
+/// assert!(env.payload::<String>().is_err());
+/// ```
+pub struct Envelope {
+    sender: AgentId,
+    receiver: Option<AgentId>,
+    topic: Option<Topic>,
+    direct: bool,
+    payload: Box<dyn Payload>,
+}
+
+impl Envelope {
+    /// A broadcast from [`AgentId::OUTSIDE`] with the payload's default topic.
+    /// Agents' sends are stamped with the agent's id by the kernel.
+    pub fn new<T: Any + Send + Clone>(payload: T) -> Envelope {
+        Envelope {
+            sender: AgentId::OUTSIDE,
+            receiver: None,
+            topic: None,
+            direct: false,
+            payload: Box::new(payload),
+        }
+    }
+
+    /// Sets the sender.
+    pub fn from(mut self, sender: AgentId) -> Envelope {
+        self.sender = sender;
+        self
+    }
+
+    /// Sets the receiver.
+    pub fn to(mut self, receiver: AgentId) -> Envelope {
+        self.receiver = Some(receiver);
+        self
+    }
+
+    /// Sets the topic (default: the payload's short type name).
+    pub fn topic_is(mut self, topic: impl Into<Topic>) -> Envelope {
+        self.topic = Some(topic.into());
+        self
+    }
+
+    /// Makes the message direct: it goes to its receiver only and
+    /// subscriptions are ignored. Fails if there is no receiver.
+    pub fn direct(mut self) -> Result<Envelope> {
+        if self.receiver.is_none() {
+            return Err(Error::DirectWithoutReceiver);
+        }
+        self.direct = true;
+        Ok(self)
+    }
+
+    /// Sets the sender in place.
+    pub fn set_sender(&mut self, sender: AgentId) {
+        self.sender = sender;
+    }
+
+    /// Sets or clears the receiver in place. Clearing the receiver of a direct
+    /// message is refused.
+    pub fn set_receiver(&mut self, receiver: Option<AgentId>) -> Result<()> {
+        if receiver.is_none() && self.direct {
+            return Err(Error::DirectWithoutReceiver);
+        }
+        self.receiver = receiver;
+        Ok(())
+    }
+
+    /// Sets the topic in place.
+    pub fn set_topic(&mut self, topic: impl Into<Topic>) {
+        self.topic = Some(topic.into());
+    }
+
+    /// Swaps sender and receiver, to send a message back where it came from.
+    /// A broadcast has no receiver to swap with and is refused.
+    pub fn reply(&mut self) -> Result<()> {
+        let Some(receiver) = self.receiver else {
+            return Err(Error::DirectWithoutReceiver);
+        };
+        self.receiver = Some(self.sender);
+        self.sender = receiver;
+        Ok(())
+    }
+
+    /// The sender.
+    pub fn sender(&self) -> AgentId {
+        self.sender
+    }
+
+    /// The receiver; `None` for a broadcast.
+    pub fn receiver(&self) -> Option<AgentId> {
+        self.receiver
+    }
+
+    /// The topic: the one set, or the payload's short type name.
+    pub fn topic(&self) -> &str {
+        match &self.topic {
+            Some(t) => t.as_str(),
+            None => short_type_name(self.payload.type_name()),
+        }
+    }
+
+    /// The topic as a [`Topic`] value.
+    pub fn topic_value(&self) -> Topic {
+        match &self.topic {
+            Some(t) => t.clone(),
+            None => Topic::from_static(short_type_name(self.payload.type_name())),
+        }
+    }
+
+    /// Whether the message is direct.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// The full type name of the payload.
+    pub fn payload_type(&self) -> &'static str {
+        self.payload.type_name()
+    }
+
+    /// Whether the payload is a `T`.
+    pub fn is<T: Any>(&self) -> bool {
+        self.payload.as_any().is::<T>()
+    }
+
+    /// The payload as a `T`.
+    pub fn payload<T: Any>(&self) -> Result<&T> {
+        let found = self.payload.type_name();
+        self.payload.as_any().downcast_ref::<T>().ok_or(Error::WrongPayload {
+            expected: std::any::type_name::<T>(),
+            found,
+        })
+    }
+
+    /// The payload as a mutable `T`.
+    pub fn payload_mut<T: Any>(&mut self) -> Result<&mut T> {
+        let found = self.payload.type_name();
+        self.payload.as_any_mut().downcast_mut::<T>().ok_or(Error::WrongPayload {
+            expected: std::any::type_name::<T>(),
+            found,
+        })
+    }
+
+    /// Takes the payload out as a `T`, or gives the envelope back unchanged
+    /// (to try another type), like `Box<dyn Any>::downcast`.
+    pub fn downcast<T: Any>(self) -> std::result::Result<T, Envelope> {
+        if self.is::<T>() {
+            let any = self.payload.into_any();
+            Ok(*any.downcast::<T>().expect("type checked above"))
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Takes the payload out as a `T`; a wrong type is an error.
+    pub fn into_payload<T: Any>(self) -> Result<T> {
+        let found = self.payload.type_name();
+        self.downcast::<T>().map_err(|_| Error::WrongPayload {
+            expected: std::any::type_name::<T>(),
+            found,
+        })
+    }
+}
+
+impl Clone for Envelope {
+    fn clone(&self) -> Self {
+        Envelope {
+            sender: self.sender,
+            receiver: self.receiver,
+            topic: self.topic.clone(),
+            direct: self.direct,
+            payload: self.payload.clone_box(),
+        }
+    }
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("sender", &self.sender)
+            .field("receiver", &self.receiver)
+            .field("topic", &self.topic())
+            .field("direct", &self.direct)
+            .field("payload", &self.payload.type_name())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Ping(u32);
+
+    #[test]
+    fn direct_without_receiver_is_an_error() {
+        assert_eq!(
+            Envelope::new(Ping(1)).direct().err(),
+            Some(Error::DirectWithoutReceiver)
+        );
+        assert!(Envelope::new(Ping(1)).to(AgentId(2)).direct().unwrap().is_direct());
+    }
+
+    #[test]
+    fn clearing_the_receiver_of_a_direct_message_is_refused() {
+        let mut env = Envelope::new(Ping(1)).to(AgentId(2)).direct().unwrap();
+        assert_eq!(env.set_receiver(None), Err(Error::DirectWithoutReceiver));
+        assert_eq!(env.receiver(), Some(AgentId(2)));
+    }
+
+    #[test]
+    fn wrong_payload_type_is_an_error_value() {
+        let mut env = Envelope::new(Ping(1));
+        assert!(matches!(env.payload::<u32>(), Err(Error::WrongPayload { .. })));
+        assert!(env.payload_mut::<String>().is_err());
+        let env = env.downcast::<u8>().unwrap_err();
+        assert_eq!(env.into_payload::<Ping>().unwrap(), Ping(1));
+        let err = Envelope::new(Ping(1)).into_payload::<u8>().unwrap_err();
+        assert_eq!(
+            err,
+            Error::WrongPayload {
+                expected: "u8",
+                found: std::any::type_name::<Ping>()
+            }
+        );
+    }
+
+    #[test]
+    fn topic_defaults_to_the_payload_type_and_can_be_set() {
+        let env = Envelope::new(Ping(1));
+        assert_eq!(env.topic(), "Ping");
+        let env = env.topic_is("pong");
+        assert_eq!(env.topic(), "pong");
+    }
+
+    #[test]
+    fn clone_copies_the_payload() {
+        let env = Envelope::new(Ping(1)).from(AgentId(1)).to(AgentId(2));
+        let mut copy = env.clone();
+        copy.payload_mut::<Ping>().unwrap().0 = 9;
+        assert_eq!(env.payload::<Ping>().unwrap(), &Ping(1));
+        assert_eq!(copy.receiver(), Some(AgentId(2)));
+    }
+
+    #[test]
+    fn reply_swaps_sender_and_receiver() {
+        let mut env = Envelope::new(Ping(1)).from(AgentId(1)).to(AgentId(2));
+        env.reply().unwrap();
+        assert_eq!((env.sender(), env.receiver()), (AgentId(2), Some(AgentId(1))));
+        assert!(Envelope::new(Ping(1)).reply().is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! # maslite-core: the single-partition kernel of maslite
+//!
+//! Agents exchange messages, set alarms and subscribe to each other's
+//! traffic; a [`Scheduler`] runs them in rounds on one thread, in simulated
+//! time (the clock jumps to the next alarm when everything is idle) or in
+//! real time. No tokio here: the kernel polls the agents' futures itself,
+//! with its own wakers, so it alone decides who runs and in which order —
+//! which is what makes runs repeatable.
+//!
+//! ## The model
+//!
+//! - An **agent** has an [`AgentId`], an inbox, and is updated only in a
+//!   round in which its inbox is non-empty (or it is kept awake). Write it as
+//!   a type implementing [`Agent`] (`setup`, `update`, `teardown`) or as an
+//!   async fn taking a [`Cx`] that loops on `cx.recv().await` and
+//!   `cx.sleep(dt).await`.
+//! - An **[`Envelope`]** carries a typed payload with a sender, a receiver
+//!   (none: a broadcast), a topic (default: the payload type's short name)
+//!   and a direct flag.
+//! - The **[`MailingList`]**: an agent subscribes to a pattern naming one or
+//!   two of sender, receiver and topic. A message goes to its receiver plus
+//!   every matching subscriber (each gets a clone, once); a direct message
+//!   to its receiver only.
+//! - **Alarms** ([`Alarm`]) deliver an envelope at a later time.
+//! - A **round**: update the agents that need it (insertion order), move the
+//!   clock, release due alarms, deliver the mail. See [`scheduler`] for the
+//!   exact loop and the delivery order.
+//!
+//! ```text
+//!   agents ──send──▶ outbox ──deliver──▶ inboxes ──▶ agents (next round)
+//!                      ▲                    ▲
+//!   alarms ──due───────┘   mailing list ────┘ (copies to subscribers)
+//! ```
+//!
+//! ## Example: ping-pong
+//!
+//! ```
+//! use maslite_core::{Agent, Cx, Envelope, Scheduler};
+//!
+//! #[derive(Clone)]
+//! struct Ball { hits: u32 }
+//!
+//! struct Player { updates: u32 }
+//!
+//! impl Agent for Player {
+//!     async fn update(&mut self, cx: &Cx) {
+//!         self.updates += 1;
+//!         while let Some(mut env) = cx.receive() {
+//!             let ball = env.payload_mut::<Ball>().unwrap();
+//!             ball.hits += 1;
+//!             if ball.hits < 10 {
+//!                 env.reply().unwrap();
+//!                 cx.send(env);
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! let mut s = Scheduler::simulated();
+//! let a = s.add(Player { updates: 0 }).unwrap();
+//! let b = s.add(Player { updates: 0 }).unwrap();
+//! s.send(Envelope::new(Ball { hits: 0 }).from(a).to(b));
+//! let report = s.run().unwrap();
+//! assert_eq!(report.stats.messages, 10);
+//! assert_eq!(s.agent::<Player>(a).unwrap().updates, 5);
+//! assert_eq!(s.agent::<Player>(b).unwrap().updates, 5);
+//! ```
+//!
+//! ## Errors
+//!
+//! Bad input gives an [`Error`], never a panic. A message to an unknown
+//! receiver is a *dead letter*: counted in [`Stats::dead_letters`] and logged
+//! as a `tracing` warning, never dropped silently. An agent that panics stops
+//! the run with [`Error::AgentPanicked`], naming it; the scheduler remains
+//! usable.
+
+pub mod agent;
+pub mod alarms;
+pub mod clock;
+pub mod context;
+pub mod envelope;
+pub mod error;
+pub mod id;
+pub mod mailing_list;
+pub mod scheduler;
+pub mod testbed;
+pub mod topic;
+mod wake;
+
+pub use agent::Agent;
+pub use alarms::{Alarm, AlarmInfo};
+pub use clock::Clock;
+pub use context::{Cx, Recv, Sleep};
+pub use envelope::Envelope;
+pub use error::{Error, Phase, Result};
+pub use id::AgentId;
+pub use mailing_list::{MailingList, Subscription};
+pub use scheduler::{RunOptions, RunReport, Scheduler, Stats, StopReason};
+pub use testbed::TestBed;
+pub use topic::Topic;

@@ -1,0 +1,988 @@
+//! The scheduler: the single-partition kernel loop.
+//!
+//! A run is a sequence of rounds. Each round:
+//!
+//! 1. polls the agents woken from outside the kernel (busy agents whose
+//!    external future became ready);
+//! 2. updates, in insertion order, every agent that got mail in the last
+//!    delivery, was woken by an alarm, or is kept awake;
+//! 3. moves the clock: the simulated clock jumps to the earliest alarm (capped
+//!    at the run's end) if nothing is left to do — no mail, no agent to
+//!    update, no busy agent; the real-time clock reads the wall;
+//! 4. releases the due alarms (mail into the outbox, sleepers marked);
+//! 5. delivers the outbox: each message, in the order sent, to its receiver
+//!    and its subscribers;
+//! 6. stops if paused, at the end time, out of iterations, or idle.
+//!
+//! # Delivery order (deterministic)
+//!
+//! Mail sent in a round is delivered after it, in the order it was sent:
+//! agents are updated in insertion order and each agent's sends keep their
+//! order; alarms released in the round follow, in (time, setting order).
+//! So each inbox receives its mail in an order fixed by the program alone.
+//!
+//! # Cost
+//!
+//! A message costs: a push onto the outbox, one id look-up (a hash of a
+//! `u64`), a push onto the receiver's inbox, a poll of its future. Nothing is
+//! allocated per message: the outbox, the round lists and the inboxes keep
+//! their buffers; the payload's box travels with the envelope.
+
+use crate::agent::{Agent, Installed, Installer, Kind};
+use crate::alarms::{Alarm, AlarmInfo, Fired};
+use crate::clock::{Clock, TimeSource};
+use crate::context::{flag, AgentCell, Command, Cx, Shared, RESERVED};
+use crate::envelope::Envelope;
+use crate::error::{Error, Phase, Result};
+use crate::id::AgentId;
+use crate::mailing_list::Subscription;
+use crate::wake::{PollSite, ThreadWaker, WakeQueue};
+use std::any::Any;
+use std::cell::{Ref, RefMut};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// How long a `run` goes on. Defaults follow maslite: no time or round
+/// limit, pause when idle, clear alarms at the end.
+///
+/// ```
+/// use maslite_core::RunOptions;
+/// let opts = RunOptions::new().seconds(2.0).clear_alarms_at_end(false);
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunOptions {
+    seconds: Option<f64>,
+    iterations: Option<u64>,
+    pause_if_idle: bool,
+    clear_alarms_at_end: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { seconds: None, iterations: None, pause_if_idle: true, clear_alarms_at_end: true }
+    }
+}
+
+impl RunOptions {
+    /// maslite's defaults.
+    pub fn new() -> RunOptions {
+        RunOptions::default()
+    }
+
+    /// Stop when the clock has moved this many seconds (simulated or wall).
+    pub fn seconds(mut self, seconds: f64) -> RunOptions {
+        self.seconds = Some(seconds);
+        self
+    }
+
+    /// Stop after this many rounds.
+    pub fn iterations(mut self, rounds: u64) -> RunOptions {
+        self.iterations = Some(rounds);
+        self
+    }
+
+    /// Stop when idle: no mail and no agent to update, and (simulated clock)
+    /// no alarm left or (real-time clock) no alarm that keeps the run alive.
+    pub fn pause_if_idle(mut self, on: bool) -> RunOptions {
+        self.pause_if_idle = on;
+        self
+    }
+
+    /// Clear the pending mail alarms when the run ends (sleeping agents'
+    /// wake-ups are kept).
+    pub fn clear_alarms_at_end(mut self, on: bool) -> RunOptions {
+        self.clear_alarms_at_end = on;
+        self
+    }
+}
+
+/// Why a run stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// An agent called [`Cx::pause`].
+    Paused,
+    /// The clock reached the end given by [`RunOptions::seconds`].
+    TimeLimit,
+    /// The rounds given by [`RunOptions::iterations`] were run.
+    Iterations,
+    /// Nothing left to do (see [`RunOptions::pause_if_idle`]), or nothing can
+    /// ever happen again (no mail, no alarm, no busy or kept-awake agent).
+    Idle,
+}
+
+/// Counters of a scheduler since it was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Rounds run.
+    pub rounds: u64,
+    /// Agent polls (updates, wake-ups, setups, teardowns).
+    pub polls: u64,
+    /// Messages delivered from the outbox (each counted once).
+    pub messages: u64,
+    /// Envelopes put into inboxes (a message and its copies).
+    pub deliveries: u64,
+    /// Messages whose receiver did not exist, and mail left in the inbox of
+    /// a removed agent.
+    pub dead_letters: u64,
+    /// Broadcasts that no subscriber matched.
+    pub unheard: u64,
+    /// Alarms and wake-ups fired.
+    pub alarms_fired: u64,
+}
+
+/// What one `run` did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunReport {
+    /// Why it stopped.
+    pub reason: StopReason,
+    /// The clock when it started.
+    pub start_time: f64,
+    /// The clock when it stopped.
+    pub end_time: f64,
+    /// Wall time spent.
+    pub wall: Duration,
+    /// What happened during this run alone.
+    pub stats: Stats,
+}
+
+struct Slot {
+    cell: Rc<AgentCell<dyn Any>>,
+    /// `None` once the agent has failed (kept for inspection).
+    future: Option<Pin<Box<dyn Future<Output = ()>>>>,
+    kind: Kind,
+    type_name: &'static str,
+    marked: bool,
+    busy: bool,
+    removing: bool,
+    stamp: u64,
+}
+
+/// A single-partition kernel: agents, mail, subscriptions, alarms and a clock,
+/// run on the calling thread.
+///
+/// ```
+/// use maslite_core::{Envelope, Scheduler};
+///
+/// #[derive(Clone)]
+/// struct Ping(u32);
+///
+/// let mut s = Scheduler::simulated();
+/// let echo = s.spawn(|cx| async move {
+///     loop {
+///         let mut env = cx.recv().await;
+///         cx.sleep(1.0).await;          // one simulated second
+///         env.reply().unwrap();
+///         cx.send(env);
+///     }
+/// }).unwrap();
+/// let got = std::rc::Rc::new(std::cell::Cell::new(0.0));
+/// let seen = got.clone();
+/// let asker = s.spawn(move |cx| async move {
+///     cx.send(Envelope::new(Ping(1)).to(echo));
+///     let _ = cx.recv().await;
+///     seen.set(cx.now());
+/// }).unwrap();
+/// s.run().unwrap();
+/// assert_eq!(got.get(), 1.0);
+/// assert!(!s.contains(asker)); // its body returned, so it left
+/// ```
+pub struct Scheduler {
+    shared: Rc<Shared>,
+    clock: TimeSource,
+    slots: Vec<Option<Slot>>,
+    live: usize,
+    marked: Vec<u32>,
+    round: Vec<u32>,
+    woken: Vec<u32>,
+    mail: Vec<Envelope>,
+    recipients: Vec<AgentId>,
+    busy: usize,
+    stamp: u64,
+    site: PollSite,
+    stats: Stats,
+    failure: Option<Error>,
+    /// Mail is kept in the outbox instead of being delivered (TestBed).
+    pub(crate) hold_mail: bool,
+}
+
+impl Scheduler {
+    /// A scheduler on the given clock.
+    pub fn new(clock: Clock) -> Scheduler {
+        let clock = TimeSource::new(clock);
+        Scheduler {
+            shared: Rc::new(Shared::new(clock.read())),
+            clock,
+            slots: Vec::new(),
+            live: 0,
+            marked: Vec::new(),
+            round: Vec::new(),
+            woken: Vec::new(),
+            mail: Vec::new(),
+            recipients: Vec::new(),
+            busy: 0,
+            stamp: 0,
+            site: PollSite { index: 0, queue: Arc::new(WakeQueue::default()) },
+            stats: Stats::default(),
+            failure: None,
+            hold_mail: false,
+        }
+    }
+
+    /// A scheduler on the simulated clock (starts at 0).
+    pub fn simulated() -> Scheduler {
+        Scheduler::new(Clock::Simulated)
+    }
+
+    /// A scheduler on the real-time clock.
+    pub fn real_time() -> Scheduler {
+        Scheduler::new(Clock::RealTime)
+    }
+
+    // ----- agents -------------------------------------------------------
+
+    /// Adds an agent with an allocated id and runs its `setup`.
+    pub fn add<A: Agent>(&mut self, agent: A) -> Result<AgentId> {
+        self.add_installer(None, Installer::agent(agent))
+    }
+
+    /// Adds an agent with a chosen id and runs its `setup`.
+    pub fn add_with_id<A: Agent>(&mut self, id: AgentId, agent: A) -> Result<AgentId> {
+        self.add_installer(Some(id), Installer::agent(agent))
+    }
+
+    /// Starts an agent written as an async fn: `body` gets the agent's
+    /// [`Cx`] and runs until its first wait now; the agent leaves the
+    /// system when the future returns.
+    pub fn spawn<F, Fut>(&mut self, body: F) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.add_installer(None, Installer::process(body))
+    }
+
+    /// Starts an async-fn agent with a chosen id.
+    pub fn spawn_with_id<F, Fut>(&mut self, id: AgentId, body: F) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.add_installer(Some(id), Installer::process(body))
+    }
+
+    fn add_installer(&mut self, id: Option<AgentId>, installer: Installer) -> Result<AgentId> {
+        let id = self.shared.reserve_id(id)?;
+        self.install(id, installer);
+        match self.failure.take() {
+            Some(e) => Err(e),
+            None => Ok(id),
+        }
+    }
+
+    fn install(&mut self, id: AgentId, installer: Installer) {
+        let index = u32::try_from(self.slots.len()).expect("more than 4 billion agents");
+        let Installed { cell, future, kind, type_name } = installer.install(&self.shared, id, index);
+        self.slots.push(Some(Slot {
+            cell,
+            future: Some(future),
+            kind,
+            type_name,
+            marked: false,
+            busy: false,
+            removing: false,
+            stamp: 0,
+        }));
+        self.shared.ids.borrow_mut().insert(id, index);
+        self.live += 1;
+        self.poll(index);
+        // An agent whose setup panicked never joined.
+        if matches!(&self.failure, Some(Error::AgentPanicked { agent, phase: Phase::Setup, .. }) if *agent == id)
+        {
+            self.discard(index);
+        }
+    }
+
+    /// Removes an agent: it gets no more mail, its subscriptions go, and its
+    /// `teardown` runs (after its current update, if one is suspended). An
+    /// async-fn agent's future is dropped.
+    pub fn remove(&mut self, id: AgentId) -> Result<()> {
+        self.remove_now(id);
+        match self.failure.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn remove_now(&mut self, id: AgentId) {
+        let index = match self.shared.ids.borrow().get(&id) {
+            Some(&i) if i != RESERVED => i,
+            _ => {
+                self.failure.get_or_insert(Error::UnknownAgent(id));
+                return;
+            }
+        };
+        self.shared.ids.borrow_mut().remove(&id);
+        self.shared.mailing.borrow_mut().unsubscribe_all(id);
+        let Some(slot) = self.slots[index as usize].as_mut() else { return };
+        self.shared.set_keep_awake(&slot.cell.state, false);
+        slot.removing = true;
+        if slot.future.is_none() || slot.kind == Kind::Process {
+            self.retire(index);
+            return;
+        }
+        slot.cell.state.set_flag(flag::REMOVING, true);
+        self.poll(index);
+    }
+
+    /// Drops the agent in `index` and accounts for what it leaves.
+    fn retire(&mut self, index: u32) {
+        let Some(slot) = self.slots[index as usize].take() else { return };
+        let id = slot.cell.state.id;
+        {
+            let mut ids = self.shared.ids.borrow_mut();
+            if ids.get(&id) == Some(&index) {
+                ids.remove(&id);
+            }
+        }
+        self.shared.mailing.borrow_mut().unsubscribe_all(id);
+        self.shared.keep_awake.borrow_mut().remove(&index);
+        if slot.busy {
+            self.busy -= 1;
+        }
+        let left = slot.cell.state.inbox.borrow().len() as u64;
+        if left > 0 {
+            self.stats.dead_letters += left;
+            tracing::warn!(agent = %id, messages = left, "agent removed with unread mail: counted as dead letters");
+        }
+        self.live -= 1;
+        let future = slot.future;
+        // A future that panics while dropped must not take the kernel down.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
+    }
+
+    /// Removes an agent that never came up (setup panicked).
+    fn discard(&mut self, index: u32) {
+        if let Some(slot) = self.slots[index as usize].as_ref() {
+            let id = slot.cell.state.id;
+            self.shared.ids.borrow_mut().remove(&id);
+        }
+        self.retire(index);
+    }
+
+    /// Whether an agent with this id is registered.
+    pub fn contains(&self, id: AgentId) -> bool {
+        matches!(self.shared.ids.borrow().get(&id), Some(&i) if i != RESERVED)
+    }
+
+    /// The number of agents.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether there are no agents.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The ids of all agents, in insertion order.
+    pub fn agent_ids(&self) -> Vec<AgentId> {
+        self.slots.iter().flatten().filter(|s| !s.removing).map(|s| s.cell.state.id).collect()
+    }
+
+    fn slot(&self, id: AgentId) -> Result<&Slot> {
+        let index = match self.shared.ids.borrow().get(&id) {
+            Some(&i) if i != RESERVED => i,
+            _ => return Err(Error::UnknownAgent(id)),
+        };
+        self.slots[index as usize].as_ref().ok_or(Error::UnknownAgent(id))
+    }
+
+    /// Lends out an agent's struct for inspection between runs.
+    pub fn agent<A: Agent>(&self, id: AgentId) -> Result<Ref<'_, A>> {
+        let slot = self.slot(id)?;
+        let cell = inspectable::<A>(slot, id)?;
+        let r = cell.agent.try_borrow().map_err(|_| Error::AgentBusy(id))?;
+        Ok(Ref::map(r, |a| a.downcast_ref::<A>().expect("type checked")))
+    }
+
+    /// Lends out an agent's struct for changes between runs.
+    pub fn agent_mut<A: Agent>(&self, id: AgentId) -> Result<RefMut<'_, A>> {
+        let slot = self.slot(id)?;
+        let cell = inspectable::<A>(slot, id)?;
+        let r = cell.agent.try_borrow_mut().map_err(|_| Error::AgentBusy(id))?;
+        Ok(RefMut::map(r, |a| a.downcast_mut::<A>().expect("type checked")))
+    }
+
+    /// How many messages wait in an agent's inbox.
+    pub fn inbox_len(&self, id: AgentId) -> Result<usize> {
+        Ok(self.slot(id)?.cell.state.inbox.borrow().len())
+    }
+
+    /// Takes the mail out of an agent's inbox.
+    pub fn take_inbox(&self, id: AgentId) -> Result<Vec<Envelope>> {
+        Ok(self.slot(id)?.cell.state.inbox.borrow_mut().drain(..).collect())
+    }
+
+    /// Puts a message straight into an agent's inbox (no subscribers, no
+    /// round), as maslite's `agent.inbox.append(msg)`. The agent is updated in
+    /// the next run.
+    pub fn put_in_inbox(&mut self, id: AgentId, envelope: Envelope) -> Result<()> {
+        let index = self.index_of(id)?;
+        let slot = self.slots[index as usize].as_mut().ok_or(Error::UnknownAgent(id))?;
+        slot.cell.state.inbox.borrow_mut().push_back(envelope);
+        if !slot.marked {
+            slot.marked = true;
+            self.marked.push(index);
+        }
+        Ok(())
+    }
+
+    fn index_of(&self, id: AgentId) -> Result<u32> {
+        match self.shared.ids.borrow().get(&id) {
+            Some(&i) if i != RESERVED => Ok(i),
+            _ => Err(Error::UnknownAgent(id)),
+        }
+    }
+
+    /// Keeps an agent awake (updated every round) or lets it sleep.
+    pub fn set_keep_awake(&mut self, id: AgentId, on: bool) -> Result<()> {
+        let slot = self.slot(id)?;
+        self.shared.set_keep_awake(&slot.cell.state, on);
+        Ok(())
+    }
+
+    // ----- mail, subscriptions, alarms from outside ----------------------
+
+    /// Posts a message from outside; it is delivered when the next run starts
+    /// (or by [`deliver_mail`](Self::deliver_mail)).
+    pub fn send(&mut self, envelope: Envelope) {
+        self.shared.outbox.borrow_mut().push(envelope);
+    }
+
+    /// Delivers the posted mail now, without running any agent.
+    pub fn deliver_mail(&mut self) {
+        self.deliver();
+    }
+
+    /// Subscribes an agent to a pattern.
+    pub fn subscribe(&mut self, subscriber: AgentId, pattern: Subscription) -> Result<()> {
+        self.shared.subscribe(subscriber, pattern)
+    }
+
+    /// Unsubscribes an agent from a pattern.
+    pub fn unsubscribe(&mut self, subscriber: AgentId, pattern: &Subscription) -> Result<()> {
+        self.shared.mailing.borrow_mut().unsubscribe(subscriber, pattern)
+    }
+
+    /// Unsubscribes an agent from everything.
+    pub fn unsubscribe_all(&mut self, subscriber: AgentId) {
+        self.shared.mailing.borrow_mut().unsubscribe_all(subscriber)
+    }
+
+    /// An agent's subscriptions, in the order made.
+    pub fn subscriptions(&self, subscriber: AgentId) -> Vec<Subscription> {
+        self.shared.mailing.borrow().subscriptions(subscriber)
+    }
+
+    /// The subscribers of exactly this pattern, in the order they subscribed.
+    pub fn subscribers(&self, pattern: &Subscription) -> Vec<AgentId> {
+        self.shared.mailing.borrow().subscribers(pattern)
+    }
+
+    /// The recipients a message would have now (receiver first).
+    pub fn recipients(&self, envelope: &Envelope) -> Vec<AgentId> {
+        self.shared.mailing.borrow().recipients(
+            envelope.sender(),
+            envelope.receiver(),
+            envelope.topic(),
+            envelope.is_direct(),
+        )
+    }
+
+    /// Sets an alarm from outside.
+    pub fn set_alarm(&mut self, alarm: Alarm) -> Result<()> {
+        self.shared.set_alarm(alarm)
+    }
+
+    /// The pending alarms for `receiver` (all if `None`), in firing order.
+    pub fn alarms(&self, receiver: Option<AgentId>) -> Vec<AlarmInfo> {
+        self.shared.alarms.borrow().list(receiver)
+    }
+
+    /// Clears alarms by receiver and/or topic (`None`: any); returns how many.
+    pub fn clear_alarms(&mut self, receiver: Option<AgentId>, topic: Option<&str>) -> usize {
+        self.shared.alarms.borrow_mut().clear(receiver, topic)
+    }
+
+    /// The clock.
+    pub fn now(&self) -> f64 {
+        if self.clock.is_simulated() {
+            self.shared.now.get()
+        } else {
+            self.clock.read()
+        }
+    }
+
+    /// Counters since the scheduler was made.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    // ----- running ------------------------------------------------------
+
+    /// Runs with maslite's defaults until idle: see [`RunOptions`].
+    pub fn run(&mut self) -> Result<RunReport> {
+        self.run_with(RunOptions::default())
+    }
+
+    /// Runs until a stop condition of `opts` holds. An agent that panics
+    /// stops the run with [`Error::AgentPanicked`]; the scheduler stays
+    /// usable and the failed agent inspectable.
+    pub fn run_with(&mut self, opts: RunOptions) -> Result<RunReport> {
+        let wall = Instant::now();
+        let before = self.stats;
+        self.tick_real();
+        let start_time = self.shared.now.get();
+        let end = match opts.seconds {
+            Some(s) if !s.is_finite() || s < 0.0 => return Err(Error::InvalidTime(s)),
+            Some(s) => Some(start_time + s),
+            None => None,
+        };
+        let mut rounds_left = opts.iterations;
+        self.shared.paused.set(false);
+        self.failure = None;
+        self.deliver();
+        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+
+        let outcome = loop {
+            self.round();
+            if let Some(e) = self.failure.take() {
+                break Err(e);
+            }
+            self.stats.rounds += 1;
+            self.advance_clock(end, opts.pause_if_idle);
+            let now = self.shared.now.get();
+            self.release_alarms(now);
+            let idle = self.shared.outbox.borrow().is_empty() && self.marked.is_empty();
+            self.deliver();
+
+            if self.shared.paused.get() {
+                break Ok(StopReason::Paused);
+            }
+            if end.is_some_and(|end| now >= end) {
+                break Ok(StopReason::TimeLimit);
+            }
+            if let Some(left) = rounds_left.as_mut() {
+                *left = left.saturating_sub(1);
+                if *left == 0 {
+                    break Ok(StopReason::Iterations);
+                }
+            }
+            if !idle || self.site.queue.has_any() {
+                continue;
+            }
+            let kept_awake = !self.shared.keep_awake.borrow().is_empty();
+            if self.busy > 0 {
+                // Something outside the kernel holds time: wait for it (and,
+                // on the real clock, for the next alarm).
+                let until = if self.clock.is_simulated() { None } else { self.next_deadline(end) };
+                self.park(&waker, until);
+                continue;
+            }
+            if self.clock.is_simulated() {
+                let no_alarms = self.shared.alarms.borrow_mut().is_empty();
+                if no_alarms && (opts.pause_if_idle || !kept_awake) {
+                    break Ok(StopReason::Idle);
+                }
+                continue;
+            }
+            // Real-time clock, idle.
+            if opts.pause_if_idle && !self.shared.alarms.borrow().has_required() {
+                break Ok(StopReason::Idle);
+            }
+            let mut until = self.next_deadline(end);
+            if kept_awake {
+                // Kept-awake agents are polled at 1 kHz, as in maslite.
+                let pace = Instant::now() + Duration::from_millis(1);
+                until = Some(until.map_or(pace, |u| u.min(pace)));
+            }
+            match until {
+                Some(_) => self.park(&waker, until),
+                None => break Ok(StopReason::Idle),
+            }
+        };
+        if opts.clear_alarms_at_end {
+            self.shared.alarms.borrow_mut().clear(None, None);
+        }
+        let reason = outcome?;
+        Ok(RunReport {
+            reason,
+            start_time,
+            end_time: self.shared.now.get(),
+            wall: wall.elapsed(),
+            stats: self.stats_since(before),
+        })
+    }
+
+    fn stats_since(&self, b: Stats) -> Stats {
+        let a = self.stats;
+        Stats {
+            rounds: a.rounds - b.rounds,
+            polls: a.polls - b.polls,
+            messages: a.messages - b.messages,
+            deliveries: a.deliveries - b.deliveries,
+            dead_letters: a.dead_letters - b.dead_letters,
+            unheard: a.unheard - b.unheard,
+            alarms_fired: a.alarms_fired - b.alarms_fired,
+        }
+    }
+
+    fn tick_real(&mut self) {
+        if !self.clock.is_simulated() {
+            self.shared.now.set(self.clock.read());
+        }
+    }
+
+    fn advance_clock(&mut self, end: Option<f64>, pause_if_idle: bool) {
+        if !self.clock.is_simulated() {
+            self.tick_real();
+            return;
+        }
+        let quiet = self.shared.outbox.borrow().is_empty()
+            && self.marked.is_empty()
+            && self.busy == 0
+            && !self.site.queue.has_any();
+        if !quiet {
+            return;
+        }
+        let next = self.shared.alarms.borrow_mut().next_time();
+        let target = match (next, end) {
+            (Some(t), Some(e)) => Some(t.min(e)),
+            (Some(t), None) => Some(t),
+            // Nothing will ever happen: a run that is not to pause when idle
+            // goes straight to its end.
+            (None, Some(e)) if !pause_if_idle => Some(e),
+            _ => None,
+        };
+        if let Some(t) = target {
+            self.clock.jump_to(t);
+            self.shared.now.set(self.clock.read());
+        }
+    }
+
+    fn next_deadline(&mut self, end: Option<f64>) -> Option<Instant> {
+        let next = self.shared.alarms.borrow_mut().next_time();
+        let t = match (next, end) {
+            (Some(a), Some(e)) => Some(a.min(e)),
+            (a, e) => a.or(e),
+        };
+        t.and_then(|t| self.clock.instant_of(t))
+    }
+
+    fn park(&self, waker: &Waker, until: Option<Instant>) {
+        let queue = &self.site.queue;
+        queue.set_notify(Some(waker.clone()));
+        if !queue.has_any() {
+            match until {
+                Some(t) => {
+                    let now = Instant::now();
+                    if t > now {
+                        std::thread::park_timeout(t - now);
+                    }
+                }
+                None => std::thread::park(),
+            }
+        }
+        queue.set_notify(None);
+    }
+
+    fn release_alarms(&mut self, now: f64) {
+        let Scheduler { shared, slots, marked, stats, .. } = self;
+        let ids = shared.ids.borrow();
+        let mut outbox = shared.outbox.borrow_mut();
+        shared.alarms.borrow_mut().release_due(now, |fired| {
+            stats.alarms_fired += 1;
+            match fired {
+                Fired::Mail(env) => outbox.push(env),
+                Fired::Wake(agent) => {
+                    if let Some(&index) = ids.get(&agent) {
+                        mark(slots, marked, index);
+                    }
+                }
+            }
+        });
+    }
+
+    /// One round: external wake-ups, then the marked and kept-awake agents in
+    /// insertion order.
+    fn round(&mut self) {
+        self.site.queue.drain_into(&mut self.woken);
+        if !self.woken.is_empty() {
+            let mut woken = std::mem::take(&mut self.woken);
+            woken.sort_unstable();
+            woken.dedup();
+            for &index in &woken {
+                self.poll(index);
+                if self.failure.is_some() {
+                    break;
+                }
+            }
+            woken.clear();
+            self.woken = woken;
+            if self.failure.is_some() {
+                return;
+            }
+        }
+        {
+            let keep = self.shared.keep_awake.borrow();
+            for &index in keep.iter() {
+                mark(&mut self.slots, &mut self.marked, index);
+            }
+        }
+        std::mem::swap(&mut self.marked, &mut self.round);
+        if self.round.len() > 1 {
+            self.round.sort_unstable();
+        }
+        let mut i = 0;
+        while i < self.round.len() {
+            let index = self.round[i];
+            i += 1;
+            let Some(slot) = self.slots[index as usize].as_mut() else { continue };
+            slot.marked = false;
+            let state = &slot.cell.state;
+            if slot.kind == Kind::Trait
+                && (state.has(flag::KEEP_AWAKE) || !state.inbox.borrow().is_empty())
+            {
+                state.set_flag(flag::UPDATE_DUE, true);
+            }
+            self.poll(index);
+            if self.failure.is_some() {
+                // Leave the rest marked for the next run.
+                for &rest in &self.round[i..] {
+                    if let Some(s) = self.slots[rest as usize].as_mut() {
+                        s.marked = false;
+                    }
+                    mark(&mut self.slots, &mut self.marked, rest);
+                }
+                break;
+            }
+        }
+        self.round.clear();
+    }
+
+    /// Polls one agent's future, then carries out what it asked for.
+    fn poll(&mut self, index: u32) {
+        let Some(slot) = self.slots[index as usize].as_mut() else { return };
+        let Some(future) = slot.future.as_mut() else { return };
+        self.stats.polls += 1;
+        slot.cell.state.set_flag(flag::WAITING, false);
+        self.site.index = index;
+        let waker = self.site.waker();
+        let mut cx = Context::from_waker(&waker);
+        let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+        match polled {
+            Ok(Poll::Pending) => {
+                let busy = !slot.cell.state.has(flag::WAITING);
+                if busy != slot.busy {
+                    slot.busy = busy;
+                    if busy {
+                        self.busy += 1;
+                    } else {
+                        self.busy -= 1;
+                    }
+                }
+            }
+            Ok(Poll::Ready(())) => self.retire(index),
+            Err(panic) => self.fail(index, panic),
+        }
+        if !self.shared.commands.borrow().is_empty() {
+            self.run_commands();
+        }
+    }
+
+    fn fail(&mut self, index: u32, panic: Box<dyn Any + Send>) {
+        let Some(slot) = self.slots[index as usize].as_mut() else { return };
+        let message = if let Some(s) = panic.downcast_ref::<&str>() {
+            s.to_string()
+        } else if let Some(s) = panic.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "(non-text panic payload)".to_string()
+        };
+        let agent = slot.cell.state.id;
+        let phase = slot.cell.state.phase.get();
+        let future = slot.future.take();
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
+        if slot.busy {
+            slot.busy = false;
+            self.busy -= 1;
+        }
+        self.shared.set_keep_awake(&slot.cell.state, false);
+        self.shared.mailing.borrow_mut().unsubscribe_all(agent);
+        tracing::error!(%agent, %phase, %message, "agent panicked");
+        self.failure.get_or_insert(Error::AgentPanicked { agent, phase, message });
+    }
+
+    fn run_commands(&mut self) {
+        loop {
+            let Some(cmd) = self.shared.commands.borrow_mut().pop_front() else { return };
+            match cmd {
+                Command::Add(id, installer) => self.install(id, installer),
+                Command::Remove(id) => {
+                    // Already gone (removed twice in one update) is fine.
+                    if self.contains(id) {
+                        self.remove_now(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Delivers the outbox: each message to its receiver and subscribers.
+    fn deliver(&mut self) {
+        if self.hold_mail {
+            return;
+        }
+        let mut mail = std::mem::take(&mut self.mail);
+        std::mem::swap(&mut mail, &mut *self.shared.outbox.borrow_mut());
+        if mail.is_empty() {
+            self.mail = mail;
+            return;
+        }
+        let Scheduler { shared, slots, marked, stats, recipients, stamp, .. } = self;
+        let ids = shared.ids.borrow();
+        let mailing = shared.mailing.borrow();
+        for env in mail.drain(..) {
+            stats.messages += 1;
+            let mut heard = false;
+            if !env.is_direct() && !mailing.is_empty() {
+                *stamp += 1;
+                recipients.clear();
+                mailing.for_each_subscriber(env.sender(), env.receiver(), || env.topic(), |id| {
+                    recipients.push(id)
+                });
+                for &sub in recipients.iter() {
+                    if Some(sub) == env.receiver() {
+                        continue;
+                    }
+                    let Some(&index) = ids.get(&sub) else { continue };
+                    let Some(slot) = slots.get_mut(index as usize).and_then(Option::as_mut) else {
+                        continue;
+                    };
+                    if slot.stamp == *stamp {
+                        continue;
+                    }
+                    slot.stamp = *stamp;
+                    if push(slots, marked, index, env.clone()) {
+                        stats.deliveries += 1;
+                        heard = true;
+                    }
+                }
+            }
+            match env.receiver() {
+                Some(receiver) => {
+                    let pushed = match ids.get(&receiver) {
+                        Some(&index) if index != RESERVED => {
+                            let sender = env.sender();
+                            if push(slots, marked, index, env) {
+                                true
+                            } else {
+                                dead_letter(stats, receiver, sender);
+                                false
+                            }
+                        }
+                        _ => {
+                            dead_letter(stats, receiver, env.sender());
+                            false
+                        }
+                    };
+                    stats.deliveries += pushed as u64;
+                }
+                None if !heard => {
+                    stats.unheard += 1;
+                    tracing::debug!(sender = %env.sender(), topic = env.topic(), "broadcast with no subscriber");
+                }
+                None => {}
+            }
+        }
+        drop(ids);
+        drop(mailing);
+        self.mail = mail;
+    }
+
+    // ----- for the TestBed ----------------------------------------------
+
+    /// Runs one update of an agent, whatever its inbox holds.
+    pub(crate) fn update_once(&mut self, id: AgentId) -> Result<()> {
+        let index = self.index_of(id)?;
+        if let Some(slot) = self.slots[index as usize].as_ref() {
+            if slot.kind == Kind::Trait {
+                slot.cell.state.set_flag(flag::UPDATE_DUE, true);
+            }
+        }
+        self.poll(index);
+        match self.failure.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the mail posted but not delivered.
+    pub(crate) fn take_outbox(&mut self) -> Vec<Envelope> {
+        std::mem::take(&mut *self.shared.outbox.borrow_mut())
+    }
+
+    /// Sets the simulated clock (forwards only).
+    pub(crate) fn advance_to(&mut self, t: f64) {
+        self.clock.jump_to(t);
+        self.shared.now.set(self.clock.read());
+    }
+}
+
+fn inspectable<A: Agent>(slot: &Slot, id: AgentId) -> Result<&AgentCell<dyn Any>> {
+    if slot.kind == Kind::Process {
+        return Err(Error::NotInspectable(id));
+    }
+    if slot.type_name != std::any::type_name::<A>() {
+        return Err(Error::AgentTypeMismatch {
+            agent: id,
+            expected: std::any::type_name::<A>(),
+            found: slot.type_name,
+        });
+    }
+    Ok(&slot.cell)
+}
+
+fn mark(slots: &mut [Option<Slot>], marked: &mut Vec<u32>, index: u32) {
+    if let Some(slot) = slots.get_mut(index as usize).and_then(Option::as_mut) {
+        if !slot.marked {
+            slot.marked = true;
+            marked.push(index);
+        }
+    }
+}
+
+/// Puts `env` in the inbox at `index`; false if nobody can take it.
+fn push(slots: &mut [Option<Slot>], marked: &mut Vec<u32>, index: u32, env: Envelope) -> bool {
+    let Some(slot) = slots.get_mut(index as usize).and_then(Option::as_mut) else { return false };
+    if slot.future.is_none() || slot.removing {
+        return false;
+    }
+    slot.cell.state.inbox.borrow_mut().push_back(env);
+    if !slot.marked {
+        slot.marked = true;
+        marked.push(index);
+    }
+    true
+}
+
+fn dead_letter(stats: &mut crate::scheduler::Stats, receiver: AgentId, sender: AgentId) {
+    stats.dead_letters += 1;
+    tracing::warn!(%receiver, %sender, "dead letter: no agent with this id");
+}
