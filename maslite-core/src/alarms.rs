@@ -185,6 +185,12 @@ impl AlarmQueue {
         self.next_time().is_none()
     }
 
+    /// Whether something (maybe a cancelled wake-up) is due at `now`; cheap.
+    #[inline]
+    pub fn maybe_due(&self, now: f64) -> bool {
+        self.heap.peek().is_some_and(|e| e.at <= now)
+    }
+
     /// Whether some pending alarm keeps an idle real-time run alive.
     pub fn has_required(&self) -> bool {
         self.required > self.cancelled.len()

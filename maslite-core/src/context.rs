@@ -14,7 +14,7 @@ use crate::error::{Error, Phase, Result};
 use crate::id::AgentId;
 use crate::mailing_list::{MailingList, Subscription};
 use crate::agent::{Agent, Installer};
-use rustc_hash::FxHashMap;
+use crate::id_map::IdMap;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, VecDeque};
@@ -43,8 +43,9 @@ pub(crate) struct Shared {
     pub outbox: RefCell<Vec<Envelope>>,
     pub alarms: RefCell<AlarmQueue>,
     pub mailing: RefCell<MailingList>,
-    pub ids: RefCell<FxHashMap<AgentId, u32>>,
+    pub ids: RefCell<IdMap>,
     pub commands: RefCell<VecDeque<Command>>,
+    pub has_commands: Cell<bool>,
     pub keep_awake: RefCell<BTreeSet<u32>>,
     pub paused: Cell<bool>,
     pub next_auto_id: Cell<u64>,
@@ -62,8 +63,9 @@ impl Shared {
             outbox: RefCell::new(Vec::new()),
             alarms: RefCell::new(AlarmQueue::default()),
             mailing: RefCell::new(MailingList::new()),
-            ids: RefCell::new(FxHashMap::default()),
+            ids: RefCell::new(IdMap::default()),
             commands: RefCell::new(VecDeque::new()),
+            has_commands: Cell::new(false),
             keep_awake: RefCell::new(BTreeSet::new()),
             paused: Cell::new(false),
             next_auto_id: Cell::new(1),
@@ -301,6 +303,7 @@ impl Cx {
     fn queue_add(&self, id: Option<AgentId>, installer: Installer) -> Result<AgentId> {
         let id = self.shared.reserve_id(id)?;
         self.shared.commands.borrow_mut().push_back(Command::Add(id, installer));
+        self.shared.has_commands.set(true);
         Ok(id)
     }
 
@@ -312,6 +315,7 @@ impl Cx {
             Some(_) => {}
         }
         self.shared.commands.borrow_mut().push_back(Command::Remove(id));
+        self.shared.has_commands.set(true);
         Ok(())
     }
 }

@@ -81,6 +81,7 @@ pub mod context;
 pub mod envelope;
 pub mod error;
 pub mod id;
+mod id_map;
 pub mod mailing_list;
 pub mod scheduler;
 pub mod testbed;

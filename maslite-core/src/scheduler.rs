@@ -703,6 +703,9 @@ impl Scheduler {
     }
 
     fn release_alarms(&mut self, now: f64) {
+        if !self.shared.alarms.borrow().maybe_due(now) {
+            return;
+        }
         let Scheduler { shared, slots, marked, stats, .. } = self;
         let ids = shared.ids.borrow();
         let mut outbox = shared.outbox.borrow_mut();
@@ -801,7 +804,7 @@ impl Scheduler {
             Ok(Poll::Ready(())) => self.retire(index),
             Err(panic) => self.fail(index, panic),
         }
-        if !self.shared.commands.borrow().is_empty() {
+        if self.shared.has_commands.get() {
             self.run_commands();
         }
     }
@@ -831,7 +834,10 @@ impl Scheduler {
 
     fn run_commands(&mut self) {
         loop {
-            let Some(cmd) = self.shared.commands.borrow_mut().pop_front() else { return };
+            let Some(cmd) = self.shared.commands.borrow_mut().pop_front() else {
+                self.shared.has_commands.set(false);
+                return;
+            };
             match cmd {
                 Command::Add(id, installer) => self.install(id, installer),
                 Command::Remove(id) => {
@@ -850,10 +856,14 @@ impl Scheduler {
             return;
         }
         let mut mail = std::mem::take(&mut self.mail);
-        std::mem::swap(&mut mail, &mut *self.shared.outbox.borrow_mut());
-        if mail.is_empty() {
-            self.mail = mail;
-            return;
+        {
+            let mut outbox = self.shared.outbox.borrow_mut();
+            if outbox.is_empty() {
+                drop(outbox);
+                self.mail = mail;
+                return;
+            }
+            std::mem::swap(&mut mail, &mut *outbox);
         }
         let Scheduler { shared, slots, marked, stats, recipients, stamp, .. } = self;
         let ids = shared.ids.borrow();

@@ -1,0 +1,75 @@
+//! Agent id → slot index, the look-up done for every delivered message.
+//!
+//! Ids are usually small integers (allocated from 1, or chosen as 1..N), so
+//! ids below [`DENSE_LIMIT`] are looked up in a plain table — an index and a
+//! compare, no hashing — and larger ones in a hash map. The table costs 4
+//! bytes per id up to the largest small id in use.
+
+use crate::id::AgentId;
+use rustc_hash::FxHashMap;
+
+/// Ids below this are kept in the table (at most 8 MiB of it).
+pub(crate) const DENSE_LIMIT: u64 = 1 << 21;
+const EMPTY: u32 = u32::MAX;
+
+#[derive(Default)]
+pub(crate) struct IdMap {
+    dense: Vec<u32>,
+    sparse: FxHashMap<AgentId, u32>,
+}
+
+impl IdMap {
+    #[inline]
+    pub fn get(&self, id: &AgentId) -> Option<&u32> {
+        if id.0 < DENSE_LIMIT {
+            self.dense.get(id.0 as usize).filter(|&&i| i != EMPTY)
+        } else {
+            self.sparse.get(id)
+        }
+    }
+
+    pub fn contains_key(&self, id: &AgentId) -> bool {
+        self.get(id).is_some()
+    }
+
+    pub fn insert(&mut self, id: AgentId, index: u32) {
+        debug_assert_ne!(index, EMPTY);
+        if id.0 < DENSE_LIMIT {
+            let i = id.0 as usize;
+            if i >= self.dense.len() {
+                let want = (i + 1).max(self.dense.len() * 2).min(DENSE_LIMIT as usize);
+                self.dense.resize(want, EMPTY);
+            }
+            self.dense[i] = index;
+        } else {
+            self.sparse.insert(id, index);
+        }
+    }
+
+    pub fn remove(&mut self, id: &AgentId) {
+        if id.0 < DENSE_LIMIT {
+            if let Some(slot) = self.dense.get_mut(id.0 as usize) {
+                *slot = EMPTY;
+            }
+        } else {
+            self.sparse.remove(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_and_large_ids_map_alike() {
+        let mut m = IdMap::default();
+        for id in [0, 1, 7, DENSE_LIMIT - 1, DENSE_LIMIT, u64::MAX - 1] {
+            assert!(m.get(&AgentId(id)).is_none());
+            m.insert(AgentId(id), 5);
+            assert_eq!(m.get(&AgentId(id)), Some(&5));
+            m.remove(&AgentId(id));
+            assert!(!m.contains_key(&AgentId(id)));
+        }
+    }
+}
