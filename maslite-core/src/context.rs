@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 /// Index of an id that is reserved by an add still in the queue.
-pub(crate) const RESERVED: u32 = u32::MAX;
+pub(crate) const RESERVED: u32 = u32::MAX - 1;
 
 pub(crate) mod flag {
     /// The kernel asks a trait agent to run `update`.
