@@ -23,7 +23,7 @@
 //! nothing. The futures carry no `Send` bound on purpose: an agent lives on
 //! one thread (one partition) and may hold `Rc`s or `!Send` handles.
 
-use crate::context::{flag, AgentCell, AgentState, Cx, Shared};
+use crate::context::{flag, AgentState, Cx, Shared};
 use crate::error::Phase;
 use crate::id::AgentId;
 use std::any::Any;
@@ -87,7 +87,9 @@ pub(crate) enum Kind {
 
 /// A new agent's future and state, made once the id is known.
 pub(crate) struct Installed {
-    pub cell: Rc<AgentCell<dyn Any>>,
+    pub state: Rc<AgentState>,
+    /// The `RefCell<A>` of a trait agent, for inspection.
+    pub agent: Option<Rc<dyn Any>>,
     pub future: Pin<Box<dyn Future<Output = ()>>>,
     pub kind: Kind,
     pub type_name: &'static str,
@@ -109,11 +111,16 @@ fn new_state(id: AgentId, index: u32, phase: Phase) -> AgentState {
 impl Installer {
     pub fn agent<A: Agent>(agent: A) -> Installer {
         Installer(Box::new(move |shared, id, index| {
-            let cell = Rc::new(AgentCell { state: new_state(id, index, Phase::Setup), agent: RefCell::new(agent) });
-            let cx = Cx { shared: shared.clone(), cell: cell.clone() };
+            let state = Rc::new(new_state(id, index, Phase::Setup));
+            let agent = Rc::new(RefCell::new(agent));
+            let cx = Cx {
+                shared: shared.clone(),
+                state: state.clone(),
+            };
             Installed {
-                cell: cx.cell.clone(),
-                future: Box::pin(agent_loop(cell, cx)),
+                state,
+                agent: Some(agent.clone()),
+                future: Box::pin(agent_loop(agent, cx)),
                 kind: Kind::Trait,
                 type_name: std::any::type_name::<A>(),
             }
@@ -126,11 +133,14 @@ impl Installer {
         Fut: Future<Output = ()> + 'static,
     {
         Installer(Box::new(move |shared, id, index| {
-            let cell: Rc<AgentCell<dyn Any>> =
-                Rc::new(AgentCell { state: new_state(id, index, Phase::Process), agent: RefCell::new(()) });
-            let cx = Cx { shared: shared.clone(), cell: cell.clone() };
+            let state = Rc::new(new_state(id, index, Phase::Process));
+            let cx = Cx {
+                shared: shared.clone(),
+                state: state.clone(),
+            };
             Installed {
-                cell,
+                state,
+                agent: None,
                 future: Box::pin(body(cx)),
                 kind: Kind::Process,
                 type_name: std::any::type_name::<F>(),
@@ -171,22 +181,22 @@ impl Future for NextEvent<'_> {
 // scheduler only lends the agent out through `try_borrow`, which reports
 // `AgentBusy` while an update is suspended.
 #[allow(clippy::await_holding_refcell_ref)]
-async fn agent_loop<A: Agent>(cell: Rc<AgentCell<A>>, cx: Cx) {
-    let state = &cell.state;
+async fn agent_loop<A: Agent>(cell: Rc<RefCell<A>>, cx: Cx) {
+    let state = &*cx.state;
     {
-        let mut agent = cell.agent.borrow_mut();
+        let mut agent = cell.borrow_mut();
         agent.setup(&cx).await;
     }
     loop {
         match NextEvent(state).await {
             Event::Update => {
                 state.phase.set(Phase::Update);
-                let mut agent = cell.agent.borrow_mut();
+                let mut agent = cell.borrow_mut();
                 agent.update(&cx).await;
             }
             Event::Teardown => {
                 state.phase.set(Phase::Teardown);
-                let mut agent = cell.agent.borrow_mut();
+                let mut agent = cell.borrow_mut();
                 agent.teardown(&cx).await;
                 return;
             }

@@ -8,14 +8,13 @@
 //! agent's inbox. What an agent does to other agents (add, remove) is queued
 //! and carried out as soon as the agent yields back to the kernel.
 
+use crate::agent::{Agent, Installer};
 use crate::alarms::{Alarm, AlarmInfo, AlarmQueue};
 use crate::envelope::Envelope;
 use crate::error::{Error, Phase, Result};
 use crate::id::AgentId;
-use crate::mailing_list::{MailingList, Subscription};
-use crate::agent::{Agent, Installer};
 use crate::id_map::IdMap;
-use std::any::Any;
+use crate::mailing_list::{MailingList, Subscription};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
@@ -94,7 +93,9 @@ impl Shared {
 
     pub fn set_alarm(&self, alarm: Alarm) -> Result<()> {
         let at = alarm.due_time(self.now.get())?;
-        self.alarms.borrow_mut().set_mail(at, alarm.envelope, alarm.ignore_if_idle);
+        self.alarms
+            .borrow_mut()
+            .set_mail(at, alarm.envelope, alarm.ignore_if_idle);
         Ok(())
     }
 
@@ -147,24 +148,17 @@ impl AgentState {
     }
 }
 
-/// One agent's state and its user struct, in one allocation. The kernel
-/// holds it as `AgentCell<dyn Any>`; the agent's process as `AgentCell<A>`.
-pub(crate) struct AgentCell<T: ?Sized> {
-    pub state: AgentState,
-    pub agent: RefCell<T>,
-}
-
 /// An agent's handle on the kernel. See the [module docs](self).
 #[derive(Clone)]
 pub struct Cx {
     pub(crate) shared: Rc<Shared>,
-    pub(crate) cell: Rc<AgentCell<dyn Any>>,
+    pub(crate) state: Rc<AgentState>,
 }
 
 impl Cx {
     /// This agent's id.
     pub fn id(&self) -> AgentId {
-        self.cell.state.id
+        self.state.id
     }
 
     /// The clock at this round (simulated seconds, or Unix seconds for the
@@ -176,41 +170,53 @@ impl Cx {
     /// Sends `envelope`, stamped with this agent as sender. It is delivered
     /// after the round, to its receiver and matching subscribers.
     pub fn send(&self, mut envelope: Envelope) {
-        envelope.set_sender(self.cell.state.id);
+        envelope.set_sender(self.state.id);
         self.shared.outbox.borrow_mut().push(envelope);
     }
 
     /// Takes the oldest message from the inbox, if any.
     pub fn receive(&self) -> Option<Envelope> {
-        self.cell.state.inbox.borrow_mut().pop_front()
+        self.state.inbox.borrow_mut().pop_front()
     }
 
     /// Waits until the inbox is non-empty, then takes the oldest message.
     pub fn recv(&self) -> Recv<'_> {
-        Recv { state: &self.cell.state }
+        Recv { state: &self.state }
     }
 
     /// Whether the inbox holds mail.
     pub fn has_mail(&self) -> bool {
-        !self.cell.state.inbox.borrow().is_empty()
+        !self.state.inbox.borrow().is_empty()
     }
 
     /// How many messages wait in the inbox.
     pub fn inbox_len(&self) -> usize {
-        self.cell.state.inbox.borrow().len()
+        self.state.inbox.borrow().len()
     }
 
     /// Suspends this agent for `seconds` of clock time. The wake-up keeps
     /// the run going (it is never ignored when idle) and is not an alarm the
     /// agent can list or clear. A negative or NaN delay counts as zero.
     pub fn sleep(&self, seconds: f64) -> Sleep<'_> {
-        let seconds = if seconds.is_nan() || seconds < 0.0 { 0.0 } else { seconds };
-        Sleep { cx: self, deadline: self.now() + seconds, ticket: None }
+        let seconds = if seconds.is_nan() || seconds < 0.0 {
+            0.0
+        } else {
+            seconds
+        };
+        Sleep {
+            cx: self,
+            deadline: self.now() + seconds,
+            ticket: None,
+        }
     }
 
     /// Suspends this agent until the clock reads `time` (now, if it is past).
     pub fn sleep_until(&self, time: f64) -> Sleep<'_> {
-        Sleep { cx: self, deadline: time, ticket: None }
+        Sleep {
+            cx: self,
+            deadline: time,
+            ticket: None,
+        }
     }
 
     /// Sets an alarm: its envelope (stamped with this agent as sender unless
@@ -241,7 +247,10 @@ impl Cx {
 
     /// Unsubscribes this agent from a pattern.
     pub fn unsubscribe(&self, pattern: &Subscription) -> Result<()> {
-        self.shared.mailing.borrow_mut().unsubscribe(self.id(), pattern)
+        self.shared
+            .mailing
+            .borrow_mut()
+            .unsubscribe(self.id(), pattern)
     }
 
     /// Unsubscribes this agent from everything.
@@ -261,12 +270,12 @@ impl Cx {
 
     /// Asks to be updated every round even with an empty inbox.
     pub fn set_keep_awake(&self, on: bool) {
-        self.shared.set_keep_awake(&self.cell.state, on)
+        self.shared.set_keep_awake(&self.state, on)
     }
 
     /// Whether this agent is kept awake.
     pub fn keep_awake(&self) -> bool {
-        self.cell.state.has(flag::KEEP_AWAKE)
+        self.state.has(flag::KEEP_AWAKE)
     }
 
     /// Stops the run at the end of this round.
@@ -302,7 +311,10 @@ impl Cx {
 
     fn queue_add(&self, id: Option<AgentId>, installer: Installer) -> Result<AgentId> {
         let id = self.shared.reserve_id(id)?;
-        self.shared.commands.borrow_mut().push_back(Command::Add(id, installer));
+        self.shared
+            .commands
+            .borrow_mut()
+            .push_back(Command::Add(id, installer));
         self.shared.has_commands.set(true);
         Ok(id)
     }
@@ -314,7 +326,10 @@ impl Cx {
             None => return Err(Error::UnknownAgent(id)),
             Some(_) => {}
         }
-        self.shared.commands.borrow_mut().push_back(Command::Remove(id));
+        self.shared
+            .commands
+            .borrow_mut()
+            .push_back(Command::Remove(id));
         self.shared.has_commands.set(true);
         Ok(())
     }
@@ -353,10 +368,15 @@ impl Future for Sleep<'_> {
             return Poll::Ready(());
         }
         if self.ticket.is_none() {
-            let ticket = self.cx.shared.alarms.borrow_mut().set_wake(self.deadline, self.cx.id());
+            let ticket = self
+                .cx
+                .shared
+                .alarms
+                .borrow_mut()
+                .set_wake(self.deadline, self.cx.id());
             self.ticket = Some(ticket);
         }
-        self.cx.cell.state.set_flag(flag::WAITING, true);
+        self.cx.state.set_flag(flag::WAITING, true);
         Poll::Pending
     }
 }

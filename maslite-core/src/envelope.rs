@@ -16,16 +16,18 @@ use std::fmt;
 
 /// The object-safe face of a payload: cloneable, typed at run time.
 pub(crate) trait Payload: Any + Send {
-    fn clone_box(&self) -> Box<dyn Payload>;
+    fn clone_letter(&self, header: &Header) -> Box<Letter<dyn Payload>>;
     fn type_name(&self) -> &'static str;
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
-    fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
 impl<T: Any + Send + Clone> Payload for T {
-    fn clone_box(&self) -> Box<dyn Payload> {
-        Box::new(self.clone())
+    fn clone_letter(&self, header: &Header) -> Box<Letter<dyn Payload>> {
+        Box::new(Letter {
+            header: header.clone(),
+            payload: self.clone(),
+        })
     }
     fn type_name(&self) -> &'static str {
         std::any::type_name::<T>()
@@ -36,13 +38,29 @@ impl<T: Any + Send + Clone> Payload for T {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
-        self
-    }
+}
+
+/// The addressing of a message.
+#[derive(Clone)]
+pub(crate) struct Header {
+    sender: AgentId,
+    receiver: Option<AgentId>,
+    topic: Option<Topic>,
+    direct: bool,
+}
+
+/// Header and payload in one allocation.
+pub(crate) struct Letter<P: ?Sized> {
+    header: Header,
+    payload: P,
 }
 
 /// A message: sender, receiver (none = broadcast), topic, direct flag and a
 /// typed payload.
+///
+/// The header and the payload live in one heap allocation, made by
+/// [`Envelope::new`]; the envelope itself is a pointer, so moving it from
+/// outbox to inbox copies two words whatever the payload's size.
 ///
 /// ```
 /// use maslite_core::{AgentId, Envelope};
@@ -55,151 +73,163 @@ impl<T: Any + Send + Clone> Payload for T {
 /// assert_eq!(env.payload::<Order>().unwrap().qty, 3);
 /// assert!(env.payload::<String>().is_err());
 /// ```
-pub struct Envelope {
-    sender: AgentId,
-    receiver: Option<AgentId>,
-    topic: Option<Topic>,
-    direct: bool,
-    payload: Box<dyn Payload>,
-}
+pub struct Envelope(Box<Letter<dyn Payload>>);
 
 impl Envelope {
     /// A broadcast from [`AgentId::OUTSIDE`] with the payload's default topic.
     /// Agents' sends are stamped with the agent's id by the kernel.
     pub fn new<T: Any + Send + Clone>(payload: T) -> Envelope {
-        Envelope {
-            sender: AgentId::OUTSIDE,
-            receiver: None,
-            topic: None,
-            direct: false,
-            payload: Box::new(payload),
-        }
+        Envelope(Box::new(Letter {
+            header: Header {
+                sender: AgentId::OUTSIDE,
+                receiver: None,
+                topic: None,
+                direct: false,
+            },
+            payload,
+        }))
     }
 
     /// Sets the sender.
     pub fn from(mut self, sender: AgentId) -> Envelope {
-        self.sender = sender;
+        self.0.header.sender = sender;
         self
     }
 
     /// Sets the receiver.
     pub fn to(mut self, receiver: AgentId) -> Envelope {
-        self.receiver = Some(receiver);
+        self.0.header.receiver = Some(receiver);
         self
     }
 
     /// Sets the topic (default: the payload's short type name).
     pub fn topic_is(mut self, topic: impl Into<Topic>) -> Envelope {
-        self.topic = Some(topic.into());
+        self.0.header.topic = Some(topic.into());
         self
     }
 
     /// Makes the message direct: it goes to its receiver only and
     /// subscriptions are ignored. Fails if there is no receiver.
     pub fn direct(mut self) -> Result<Envelope> {
-        if self.receiver.is_none() {
+        if self.0.header.receiver.is_none() {
             return Err(Error::DirectWithoutReceiver);
         }
-        self.direct = true;
+        self.0.header.direct = true;
         Ok(self)
     }
 
     /// Sets the sender in place.
     pub fn set_sender(&mut self, sender: AgentId) {
-        self.sender = sender;
+        self.0.header.sender = sender;
     }
 
     /// Sets or clears the receiver in place. Clearing the receiver of a direct
     /// message is refused.
     pub fn set_receiver(&mut self, receiver: Option<AgentId>) -> Result<()> {
-        if receiver.is_none() && self.direct {
+        if receiver.is_none() && self.0.header.direct {
             return Err(Error::DirectWithoutReceiver);
         }
-        self.receiver = receiver;
+        self.0.header.receiver = receiver;
         Ok(())
     }
 
     /// Sets the topic in place.
     pub fn set_topic(&mut self, topic: impl Into<Topic>) {
-        self.topic = Some(topic.into());
+        self.0.header.topic = Some(topic.into());
     }
 
     /// Swaps sender and receiver, to send a message back where it came from.
     /// A broadcast has no receiver to swap with and is refused.
     pub fn reply(&mut self) -> Result<()> {
-        let Some(receiver) = self.receiver else {
+        let h = &mut self.0.header;
+        let Some(receiver) = h.receiver else {
             return Err(Error::DirectWithoutReceiver);
         };
-        self.receiver = Some(self.sender);
-        self.sender = receiver;
+        h.receiver = Some(h.sender);
+        h.sender = receiver;
         Ok(())
     }
 
     /// The sender.
+    #[inline]
     pub fn sender(&self) -> AgentId {
-        self.sender
+        self.0.header.sender
     }
 
     /// The receiver; `None` for a broadcast.
+    #[inline]
     pub fn receiver(&self) -> Option<AgentId> {
-        self.receiver
+        self.0.header.receiver
     }
 
     /// The topic: the one set, or the payload's short type name.
     pub fn topic(&self) -> &str {
-        match &self.topic {
+        match &self.0.header.topic {
             Some(t) => t.as_str(),
-            None => short_type_name(self.payload.type_name()),
+            None => short_type_name(self.0.payload.type_name()),
         }
     }
 
     /// The topic as a [`Topic`] value.
     pub fn topic_value(&self) -> Topic {
-        match &self.topic {
+        match &self.0.header.topic {
             Some(t) => t.clone(),
-            None => Topic::from_static(short_type_name(self.payload.type_name())),
+            None => Topic::from_static(short_type_name(self.0.payload.type_name())),
         }
     }
 
     /// Whether the message is direct.
+    #[inline]
     pub fn is_direct(&self) -> bool {
-        self.direct
+        self.0.header.direct
     }
 
     /// The full type name of the payload.
     pub fn payload_type(&self) -> &'static str {
-        self.payload.type_name()
+        self.0.payload.type_name()
     }
 
     /// Whether the payload is a `T`.
     pub fn is<T: Any>(&self) -> bool {
-        self.payload.as_any().is::<T>()
+        self.0.payload.as_any().is::<T>()
     }
 
     /// The payload as a `T`.
     pub fn payload<T: Any>(&self) -> Result<&T> {
-        let found = self.payload.type_name();
-        self.payload.as_any().downcast_ref::<T>().ok_or(Error::WrongPayload {
-            expected: std::any::type_name::<T>(),
-            found,
-        })
+        let found = self.0.payload.type_name();
+        self.0
+            .payload
+            .as_any()
+            .downcast_ref::<T>()
+            .ok_or(Error::WrongPayload {
+                expected: std::any::type_name::<T>(),
+                found,
+            })
     }
 
     /// The payload as a mutable `T`.
     pub fn payload_mut<T: Any>(&mut self) -> Result<&mut T> {
-        let found = self.payload.type_name();
-        self.payload.as_any_mut().downcast_mut::<T>().ok_or(Error::WrongPayload {
-            expected: std::any::type_name::<T>(),
-            found,
-        })
+        let found = self.0.payload.type_name();
+        self.0
+            .payload
+            .as_any_mut()
+            .downcast_mut::<T>()
+            .ok_or(Error::WrongPayload {
+                expected: std::any::type_name::<T>(),
+                found,
+            })
     }
 
     /// Takes the payload out as a `T`, or gives the envelope back unchanged
     /// (to try another type), like `Box<dyn Any>::downcast`.
     pub fn downcast<T: Any>(self) -> std::result::Result<T, Envelope> {
         if self.is::<T>() {
-            let any = self.payload.into_any();
-            Ok(*any.downcast::<T>().expect("type checked above"))
+            let raw = Box::into_raw(self.0) as *mut Letter<T>;
+            // SAFETY: the payload is a `T` (checked above), so this allocation
+            // was made as a `Letter<T>` and unsized to `Letter<dyn Payload>`;
+            // casting the pointer back restores its original type.
+            let letter = unsafe { Box::from_raw(raw) };
+            Ok(letter.payload)
         } else {
             Err(self)
         }
@@ -207,7 +237,7 @@ impl Envelope {
 
     /// Takes the payload out as a `T`; a wrong type is an error.
     pub fn into_payload<T: Any>(self) -> Result<T> {
-        let found = self.payload.type_name();
+        let found = self.0.payload.type_name();
         self.downcast::<T>().map_err(|_| Error::WrongPayload {
             expected: std::any::type_name::<T>(),
             found,
@@ -217,24 +247,18 @@ impl Envelope {
 
 impl Clone for Envelope {
     fn clone(&self) -> Self {
-        Envelope {
-            sender: self.sender,
-            receiver: self.receiver,
-            topic: self.topic.clone(),
-            direct: self.direct,
-            payload: self.payload.clone_box(),
-        }
+        Envelope(self.0.payload.clone_letter(&self.0.header))
     }
 }
 
 impl fmt::Debug for Envelope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Envelope")
-            .field("sender", &self.sender)
-            .field("receiver", &self.receiver)
+            .field("sender", &self.sender())
+            .field("receiver", &self.receiver())
             .field("topic", &self.topic())
-            .field("direct", &self.direct)
-            .field("payload", &self.payload.type_name())
+            .field("direct", &self.is_direct())
+            .field("payload", &self.payload_type())
             .finish()
     }
 }
@@ -252,7 +276,11 @@ mod tests {
             Envelope::new(Ping(1)).direct().err(),
             Some(Error::DirectWithoutReceiver)
         );
-        assert!(Envelope::new(Ping(1)).to(AgentId(2)).direct().unwrap().is_direct());
+        assert!(Envelope::new(Ping(1))
+            .to(AgentId(2))
+            .direct()
+            .unwrap()
+            .is_direct());
     }
 
     #[test]
@@ -265,7 +293,10 @@ mod tests {
     #[test]
     fn wrong_payload_type_is_an_error_value() {
         let mut env = Envelope::new(Ping(1));
-        assert!(matches!(env.payload::<u32>(), Err(Error::WrongPayload { .. })));
+        assert!(matches!(
+            env.payload::<u32>(),
+            Err(Error::WrongPayload { .. })
+        ));
         assert!(env.payload_mut::<String>().is_err());
         let env = env.downcast::<u8>().unwrap_err();
         assert_eq!(env.into_payload::<Ping>().unwrap(), Ping(1));
@@ -300,7 +331,10 @@ mod tests {
     fn reply_swaps_sender_and_receiver() {
         let mut env = Envelope::new(Ping(1)).from(AgentId(1)).to(AgentId(2));
         env.reply().unwrap();
-        assert_eq!((env.sender(), env.receiver()), (AgentId(2), Some(AgentId(1))));
+        assert_eq!(
+            (env.sender(), env.receiver()),
+            (AgentId(2), Some(AgentId(1)))
+        );
         assert!(Envelope::new(Ping(1)).reply().is_err());
     }
 }

@@ -31,7 +31,7 @@
 use crate::agent::{Agent, Installed, Installer, Kind};
 use crate::alarms::{Alarm, AlarmInfo, Fired};
 use crate::clock::{Clock, TimeSource};
-use crate::context::{flag, AgentCell, Command, Cx, Shared, RESERVED};
+use crate::context::{flag, AgentState, Command, Cx, Shared, RESERVED};
 use crate::envelope::Envelope;
 use crate::error::{Error, Phase, Result};
 use crate::id::AgentId;
@@ -65,7 +65,12 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { seconds: None, iterations: None, pause_if_idle: true, clear_alarms_at_end: true }
+        RunOptions {
+            seconds: None,
+            iterations: None,
+            pause_if_idle: true,
+            clear_alarms_at_end: true,
+        }
     }
 }
 
@@ -152,7 +157,9 @@ pub struct RunReport {
 }
 
 struct Slot {
-    cell: Rc<AgentCell<dyn Any>>,
+    state: Rc<AgentState>,
+    /// The `RefCell<A>` of a trait agent, for inspection.
+    agent: Option<Rc<dyn Any>>,
     /// `None` once the agent has failed (kept for inspection).
     future: Option<Pin<Box<dyn Future<Output = ()>>>>,
     kind: Kind,
@@ -160,6 +167,8 @@ struct Slot {
     marked: bool,
     busy: bool,
     removing: bool,
+    /// Live, not failed, not being removed.
+    accepts_mail: bool,
     stamp: u64,
 }
 
@@ -227,7 +236,10 @@ impl Scheduler {
             recipients: Vec::new(),
             busy: 0,
             stamp: 0,
-            site: PollSite { index: 0, queue: Arc::new(WakeQueue::default()) },
+            site: PollSite {
+                index: 0,
+                queue: Arc::new(WakeQueue::default()),
+            },
             stats: Stats::default(),
             failure: None,
             hold_mail: false,
@@ -287,15 +299,23 @@ impl Scheduler {
 
     fn install(&mut self, id: AgentId, installer: Installer) {
         let index = u32::try_from(self.slots.len()).expect("more than 4 billion agents");
-        let Installed { cell, future, kind, type_name } = installer.install(&self.shared, id, index);
+        let Installed {
+            state,
+            agent,
+            future,
+            kind,
+            type_name,
+        } = installer.install(&self.shared, id, index);
         self.slots.push(Some(Slot {
-            cell,
+            state,
+            agent,
             future: Some(future),
             kind,
             type_name,
             marked: false,
             busy: false,
             removing: false,
+            accepts_mail: true,
             stamp: 0,
         }));
         self.shared.ids.borrow_mut().insert(id, index);
@@ -329,21 +349,26 @@ impl Scheduler {
         };
         self.shared.ids.borrow_mut().remove(&id);
         self.shared.mailing.borrow_mut().unsubscribe_all(id);
-        let Some(slot) = self.slots[index as usize].as_mut() else { return };
-        self.shared.set_keep_awake(&slot.cell.state, false);
+        let Some(slot) = self.slots[index as usize].as_mut() else {
+            return;
+        };
+        self.shared.set_keep_awake(&slot.state, false);
         slot.removing = true;
+        slot.accepts_mail = false;
         if slot.future.is_none() || slot.kind == Kind::Process {
             self.retire(index);
             return;
         }
-        slot.cell.state.set_flag(flag::REMOVING, true);
+        slot.state.set_flag(flag::REMOVING, true);
         self.poll(index);
     }
 
     /// Drops the agent in `index` and accounts for what it leaves.
     fn retire(&mut self, index: u32) {
-        let Some(slot) = self.slots[index as usize].take() else { return };
-        let id = slot.cell.state.id;
+        let Some(slot) = self.slots[index as usize].take() else {
+            return;
+        };
+        let id = slot.state.id;
         {
             let mut ids = self.shared.ids.borrow_mut();
             if ids.get(&id) == Some(&index) {
@@ -355,7 +380,7 @@ impl Scheduler {
         if slot.busy {
             self.busy -= 1;
         }
-        let left = slot.cell.state.inbox.borrow().len() as u64;
+        let left = slot.state.inbox.borrow().len() as u64;
         if left > 0 {
             self.stats.dead_letters += left;
             tracing::warn!(agent = %id, messages = left, "agent removed with unread mail: counted as dead letters");
@@ -369,7 +394,7 @@ impl Scheduler {
     /// Removes an agent that never came up (setup panicked).
     fn discard(&mut self, index: u32) {
         if let Some(slot) = self.slots[index as usize].as_ref() {
-            let id = slot.cell.state.id;
+            let id = slot.state.id;
             self.shared.ids.borrow_mut().remove(&id);
         }
         self.retire(index);
@@ -392,7 +417,12 @@ impl Scheduler {
 
     /// The ids of all agents, in insertion order.
     pub fn agent_ids(&self) -> Vec<AgentId> {
-        self.slots.iter().flatten().filter(|s| !s.removing).map(|s| s.cell.state.id).collect()
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| !s.removing)
+            .map(|s| s.state.id)
+            .collect()
     }
 
     fn slot(&self, id: AgentId) -> Result<&Slot> {
@@ -400,33 +430,31 @@ impl Scheduler {
             Some(&i) if i != RESERVED => i,
             _ => return Err(Error::UnknownAgent(id)),
         };
-        self.slots[index as usize].as_ref().ok_or(Error::UnknownAgent(id))
+        self.slots[index as usize]
+            .as_ref()
+            .ok_or(Error::UnknownAgent(id))
     }
 
     /// Lends out an agent's struct for inspection between runs.
     pub fn agent<A: Agent>(&self, id: AgentId) -> Result<Ref<'_, A>> {
-        let slot = self.slot(id)?;
-        let cell = inspectable::<A>(slot, id)?;
-        let r = cell.agent.try_borrow().map_err(|_| Error::AgentBusy(id))?;
-        Ok(Ref::map(r, |a| a.downcast_ref::<A>().expect("type checked")))
+        let cell = inspectable::<A>(self.slot(id)?, id)?;
+        cell.try_borrow().map_err(|_| Error::AgentBusy(id))
     }
 
     /// Lends out an agent's struct for changes between runs.
     pub fn agent_mut<A: Agent>(&self, id: AgentId) -> Result<RefMut<'_, A>> {
-        let slot = self.slot(id)?;
-        let cell = inspectable::<A>(slot, id)?;
-        let r = cell.agent.try_borrow_mut().map_err(|_| Error::AgentBusy(id))?;
-        Ok(RefMut::map(r, |a| a.downcast_mut::<A>().expect("type checked")))
+        let cell = inspectable::<A>(self.slot(id)?, id)?;
+        cell.try_borrow_mut().map_err(|_| Error::AgentBusy(id))
     }
 
     /// How many messages wait in an agent's inbox.
     pub fn inbox_len(&self, id: AgentId) -> Result<usize> {
-        Ok(self.slot(id)?.cell.state.inbox.borrow().len())
+        Ok(self.slot(id)?.state.inbox.borrow().len())
     }
 
     /// Takes the mail out of an agent's inbox.
     pub fn take_inbox(&self, id: AgentId) -> Result<Vec<Envelope>> {
-        Ok(self.slot(id)?.cell.state.inbox.borrow_mut().drain(..).collect())
+        Ok(self.slot(id)?.state.inbox.borrow_mut().drain(..).collect())
     }
 
     /// Puts a message straight into an agent's inbox (no subscribers, no
@@ -434,8 +462,10 @@ impl Scheduler {
     /// the next run.
     pub fn put_in_inbox(&mut self, id: AgentId, envelope: Envelope) -> Result<()> {
         let index = self.index_of(id)?;
-        let slot = self.slots[index as usize].as_mut().ok_or(Error::UnknownAgent(id))?;
-        slot.cell.state.inbox.borrow_mut().push_back(envelope);
+        let slot = self.slots[index as usize]
+            .as_mut()
+            .ok_or(Error::UnknownAgent(id))?;
+        slot.state.inbox.borrow_mut().push_back(envelope);
         if !slot.marked {
             slot.marked = true;
             self.marked.push(index);
@@ -453,7 +483,7 @@ impl Scheduler {
     /// Keeps an agent awake (updated every round) or lets it sleep.
     pub fn set_keep_awake(&mut self, id: AgentId, on: bool) -> Result<()> {
         let slot = self.slot(id)?;
-        self.shared.set_keep_awake(&slot.cell.state, on);
+        self.shared.set_keep_awake(&slot.state, on);
         Ok(())
     }
 
@@ -477,7 +507,10 @@ impl Scheduler {
 
     /// Unsubscribes an agent from a pattern.
     pub fn unsubscribe(&mut self, subscriber: AgentId, pattern: &Subscription) -> Result<()> {
-        self.shared.mailing.borrow_mut().unsubscribe(subscriber, pattern)
+        self.shared
+            .mailing
+            .borrow_mut()
+            .unsubscribe(subscriber, pattern)
     }
 
     /// Unsubscribes an agent from everything.
@@ -554,18 +587,40 @@ impl Scheduler {
             Some(s) => Some(start_time + s),
             None => None,
         };
-        let mut rounds_left = opts.iterations;
+        let mut rounds_left = opts.iterations.map(|n| n.max(1));
         self.shared.paused.set(false);
         self.failure = None;
         self.deliver();
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
 
+        let simulated = self.clock.is_simulated();
         let outcome = loop {
             self.round();
             if let Some(e) = self.failure.take() {
                 break Err(e);
             }
             self.stats.rounds += 1;
+            if simulated && !self.shared.outbox.borrow().is_empty() {
+                // Mail flows, so simulated time stands still: release what is
+                // due now, deliver, check the limits. (The general path below
+                // does the same in this case, with more tests.)
+                let now = self.shared.now.get();
+                self.release_alarms(now);
+                self.deliver();
+                if self.shared.paused.get() {
+                    break Ok(StopReason::Paused);
+                }
+                if end.is_some_and(|end| now >= end) {
+                    break Ok(StopReason::TimeLimit);
+                }
+                if let Some(left) = rounds_left.as_mut() {
+                    *left -= 1;
+                    if *left == 0 {
+                        break Ok(StopReason::Iterations);
+                    }
+                }
+                continue;
+            }
             self.advance_clock(end, opts.pause_if_idle);
             let now = self.shared.now.get();
             self.release_alarms(now);
@@ -591,7 +646,11 @@ impl Scheduler {
             if self.busy > 0 {
                 // Something outside the kernel holds time: wait for it (and,
                 // on the real clock, for the next alarm).
-                let until = if self.clock.is_simulated() { None } else { self.next_deadline(end) };
+                let until = if self.clock.is_simulated() {
+                    None
+                } else {
+                    self.next_deadline(end)
+                };
                 self.park(&waker, until);
                 continue;
             }
@@ -702,11 +761,21 @@ impl Scheduler {
         queue.set_notify(None);
     }
 
+    #[inline]
     fn release_alarms(&mut self, now: f64) {
-        if !self.shared.alarms.borrow().maybe_due(now) {
-            return;
+        if self.shared.alarms.borrow().maybe_due(now) {
+            self.release_due_alarms(now);
         }
-        let Scheduler { shared, slots, marked, stats, .. } = self;
+    }
+
+    fn release_due_alarms(&mut self, now: f64) {
+        let Scheduler {
+            shared,
+            slots,
+            marked,
+            stats,
+            ..
+        } = self;
         let ids = shared.ids.borrow();
         let mut outbox = shared.outbox.borrow_mut();
         shared.alarms.borrow_mut().release_due(now, |fired| {
@@ -744,8 +813,10 @@ impl Scheduler {
         }
         {
             let keep = self.shared.keep_awake.borrow();
-            for &index in keep.iter() {
-                mark(&mut self.slots, &mut self.marked, index);
+            if !keep.is_empty() {
+                for &index in keep.iter() {
+                    mark(&mut self.slots, &mut self.marked, index);
+                }
             }
         }
         std::mem::swap(&mut self.marked, &mut self.round);
@@ -756,9 +827,11 @@ impl Scheduler {
         while i < self.round.len() {
             let index = self.round[i];
             i += 1;
-            let Some(slot) = self.slots[index as usize].as_mut() else { continue };
+            let Some(slot) = self.slots[index as usize].as_mut() else {
+                continue;
+            };
             slot.marked = false;
-            let state = &slot.cell.state;
+            let state = &slot.state;
             if slot.kind == Kind::Trait
                 && (state.has(flag::KEEP_AWAKE) || !state.inbox.borrow().is_empty())
             {
@@ -781,17 +854,21 @@ impl Scheduler {
 
     /// Polls one agent's future, then carries out what it asked for.
     fn poll(&mut self, index: u32) {
-        let Some(slot) = self.slots[index as usize].as_mut() else { return };
-        let Some(future) = slot.future.as_mut() else { return };
+        let Some(slot) = self.slots[index as usize].as_mut() else {
+            return;
+        };
+        let Some(future) = slot.future.as_mut() else {
+            return;
+        };
         self.stats.polls += 1;
-        slot.cell.state.set_flag(flag::WAITING, false);
+        slot.state.set_flag(flag::WAITING, false);
         self.site.index = index;
         let waker = self.site.waker();
         let mut cx = Context::from_waker(&waker);
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
         match polled {
             Ok(Poll::Pending) => {
-                let busy = !slot.cell.state.has(flag::WAITING);
+                let busy = !slot.state.has(flag::WAITING);
                 if busy != slot.busy {
                     slot.busy = busy;
                     if busy {
@@ -810,7 +887,9 @@ impl Scheduler {
     }
 
     fn fail(&mut self, index: u32, panic: Box<dyn Any + Send>) {
-        let Some(slot) = self.slots[index as usize].as_mut() else { return };
+        let Some(slot) = self.slots[index as usize].as_mut() else {
+            return;
+        };
         let message = if let Some(s) = panic.downcast_ref::<&str>() {
             s.to_string()
         } else if let Some(s) = panic.downcast_ref::<String>() {
@@ -818,18 +897,23 @@ impl Scheduler {
         } else {
             "(non-text panic payload)".to_string()
         };
-        let agent = slot.cell.state.id;
-        let phase = slot.cell.state.phase.get();
+        let agent = slot.state.id;
+        let phase = slot.state.phase.get();
         let future = slot.future.take();
+        slot.accepts_mail = false;
         let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
         if slot.busy {
             slot.busy = false;
             self.busy -= 1;
         }
-        self.shared.set_keep_awake(&slot.cell.state, false);
+        self.shared.set_keep_awake(&slot.state, false);
         self.shared.mailing.borrow_mut().unsubscribe_all(agent);
         tracing::error!(%agent, %phase, %message, "agent panicked");
-        self.failure.get_or_insert(Error::AgentPanicked { agent, phase, message });
+        self.failure.get_or_insert(Error::AgentPanicked {
+            agent,
+            phase,
+            message,
+        });
     }
 
     fn run_commands(&mut self) {
@@ -855,28 +939,61 @@ impl Scheduler {
         if self.hold_mail {
             return;
         }
-        let mut mail = std::mem::take(&mut self.mail);
         {
             let mut outbox = self.shared.outbox.borrow_mut();
             if outbox.is_empty() {
-                drop(outbox);
-                self.mail = mail;
                 return;
             }
-            std::mem::swap(&mut mail, &mut *outbox);
+            std::mem::swap(&mut self.mail, &mut *outbox);
         }
-        let Scheduler { shared, slots, marked, stats, recipients, stamp, .. } = self;
+        if self.shared.mailing.borrow().is_empty() {
+            self.deliver_point_to_point();
+        } else {
+            self.deliver_with_subscribers();
+        }
+    }
+
+    /// Delivery while nobody subscribes: each message to its receiver.
+    fn deliver_point_to_point(&mut self) {
+        let Scheduler { shared, slots, marked, stats, mail, .. } = self;
+        let ids = shared.ids.borrow();
+        stats.messages += mail.len() as u64;
+        for env in mail.drain(..) {
+            let index = match env.receiver() {
+                Some(r) => ids.get(&r).copied(),
+                None => None,
+            };
+            let env = match index {
+                Some(index) => match push(slots, marked, index, env) {
+                    Ok(()) => {
+                        stats.deliveries += 1;
+                        continue;
+                    }
+                    Err(env) => env,
+                },
+                None => env,
+            };
+            undeliverable(stats, &env);
+        }
+    }
+
+    /// Delivery to receivers and matching subscribers.
+    fn deliver_with_subscribers(&mut self) {
+        let Scheduler { shared, slots, marked, stats, recipients, stamp, mail, .. } = self;
         let ids = shared.ids.borrow();
         let mailing = shared.mailing.borrow();
+        stats.messages += mail.len() as u64;
         for env in mail.drain(..) {
-            stats.messages += 1;
             let mut heard = false;
-            if !env.is_direct() && !mailing.is_empty() {
+            if !env.is_direct() {
                 *stamp += 1;
                 recipients.clear();
-                mailing.for_each_subscriber(env.sender(), env.receiver(), || env.topic(), |id| {
-                    recipients.push(id)
-                });
+                mailing.for_each_subscriber(
+                    env.sender(),
+                    env.receiver(),
+                    || env.topic(),
+                    |id| recipients.push(id),
+                );
                 for &sub in recipients.iter() {
                     if Some(sub) == env.receiver() {
                         continue;
@@ -889,41 +1006,29 @@ impl Scheduler {
                         continue;
                     }
                     slot.stamp = *stamp;
-                    if push(slots, marked, index, env.clone()) {
+                    if push(slots, marked, index, env.clone()).is_ok() {
                         stats.deliveries += 1;
                         heard = true;
                     }
                 }
             }
-            match env.receiver() {
-                Some(receiver) => {
-                    let pushed = match ids.get(&receiver) {
-                        Some(&index) if index != RESERVED => {
-                            let sender = env.sender();
-                            if push(slots, marked, index, env) {
-                                true
-                            } else {
-                                dead_letter(stats, receiver, sender);
-                                false
-                            }
-                        }
-                        _ => {
-                            dead_letter(stats, receiver, env.sender());
-                            false
-                        }
-                    };
-                    stats.deliveries += pushed as u64;
-                }
-                None if !heard => {
-                    stats.unheard += 1;
-                    tracing::debug!(sender = %env.sender(), topic = env.topic(), "broadcast with no subscriber");
-                }
-                None => {}
-            }
+            let index = match env.receiver() {
+                Some(r) => ids.get(&r).copied(),
+                None if heard => continue,
+                None => None,
+            };
+            let env = match index {
+                Some(index) => match push(slots, marked, index, env) {
+                    Ok(()) => {
+                        stats.deliveries += 1;
+                        continue;
+                    }
+                    Err(env) => env,
+                },
+                None => env,
+            };
+            undeliverable(stats, &env);
         }
-        drop(ids);
-        drop(mailing);
-        self.mail = mail;
     }
 
     // ----- for the TestBed ----------------------------------------------
@@ -933,7 +1038,7 @@ impl Scheduler {
         let index = self.index_of(id)?;
         if let Some(slot) = self.slots[index as usize].as_ref() {
             if slot.kind == Kind::Trait {
-                slot.cell.state.set_flag(flag::UPDATE_DUE, true);
+                slot.state.set_flag(flag::UPDATE_DUE, true);
             }
         }
         self.poll(index);
@@ -955,18 +1060,17 @@ impl Scheduler {
     }
 }
 
-fn inspectable<A: Agent>(slot: &Slot, id: AgentId) -> Result<&AgentCell<dyn Any>> {
-    if slot.kind == Kind::Process {
+fn inspectable<A: Agent>(slot: &Slot, id: AgentId) -> Result<&std::cell::RefCell<A>> {
+    let Some(agent) = slot.agent.as_ref() else {
         return Err(Error::NotInspectable(id));
-    }
-    if slot.type_name != std::any::type_name::<A>() {
-        return Err(Error::AgentTypeMismatch {
+    };
+    agent
+        .downcast_ref::<std::cell::RefCell<A>>()
+        .ok_or(Error::AgentTypeMismatch {
             agent: id,
             expected: std::any::type_name::<A>(),
             found: slot.type_name,
-        });
-    }
-    Ok(&slot.cell)
+        })
 }
 
 fn mark(slots: &mut [Option<Slot>], marked: &mut Vec<u32>, index: u32) {
@@ -978,21 +1082,40 @@ fn mark(slots: &mut [Option<Slot>], marked: &mut Vec<u32>, index: u32) {
     }
 }
 
-/// Puts `env` in the inbox at `index`; false if nobody can take it.
-fn push(slots: &mut [Option<Slot>], marked: &mut Vec<u32>, index: u32, env: Envelope) -> bool {
-    let Some(slot) = slots.get_mut(index as usize).and_then(Option::as_mut) else { return false };
-    if slot.future.is_none() || slot.removing {
-        return false;
+/// Puts `env` in the inbox at `index`, or gives it back if nobody there can
+/// take it (a reserved id, a failed or departing agent).
+#[inline]
+fn push(
+    slots: &mut [Option<Slot>],
+    marked: &mut Vec<u32>,
+    index: u32,
+    env: Envelope,
+) -> std::result::Result<(), Envelope> {
+    match slots.get_mut(index as usize).and_then(Option::as_mut) {
+        Some(slot) if slot.accepts_mail => {
+            slot.state.inbox.borrow_mut().push_back(env);
+            if !slot.marked {
+                slot.marked = true;
+                marked.push(index);
+            }
+            Ok(())
+        }
+        _ => Err(env),
     }
-    slot.cell.state.inbox.borrow_mut().push_back(env);
-    if !slot.marked {
-        slot.marked = true;
-        marked.push(index);
-    }
-    true
 }
 
-fn dead_letter(stats: &mut crate::scheduler::Stats, receiver: AgentId, sender: AgentId) {
-    stats.dead_letters += 1;
-    tracing::warn!(%receiver, %sender, "dead letter: no agent with this id");
+/// Counts a message nobody could take: a dead letter if it had a receiver,
+/// an unheard broadcast otherwise.
+#[cold]
+fn undeliverable(stats: &mut Stats, env: &Envelope) {
+    match env.receiver() {
+        Some(receiver) => {
+            stats.dead_letters += 1;
+            tracing::warn!(%receiver, sender = %env.sender(), topic = env.topic(), "dead letter: no agent with this id");
+        }
+        None => {
+            stats.unheard += 1;
+            tracing::debug!(sender = %env.sender(), topic = env.topic(), "broadcast with no subscriber");
+        }
+    }
 }
