@@ -31,3 +31,8 @@ pub mod prelude {
         Subscription, TestBed, Topic,
     };
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

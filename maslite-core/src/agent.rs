@@ -76,27 +76,35 @@ pub trait Agent: 'static {
     }
 }
 
-/// How the kernel treats an agent's future.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// An [`Agent`]: removal runs teardown through the future.
-    Trait,
-    /// An async fn: removal drops the future.
-    Process,
+/// The struct of a trait agent, shared between its future and the
+/// scheduler (which lends it out for inspection).
+pub(crate) trait Inspect: Any {
+    fn type_name(&self) -> &'static str;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<A: Agent> Inspect for RefCell<A> {
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<A>()
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 /// A new agent's future and state, made once the id is known.
 pub(crate) struct Installed {
     pub state: Rc<AgentState>,
-    /// The `RefCell<A>` of a trait agent, for inspection.
-    pub agent: Option<Rc<dyn Any>>,
+    /// The `RefCell<A>` of a trait agent (`None` for an async fn agent,
+    /// whose state lives in its future).
+    pub agent: Option<Rc<dyn Inspect>>,
     pub future: Pin<Box<dyn Future<Output = ()>>>,
-    pub kind: Kind,
-    pub type_name: &'static str,
 }
 
 /// Makes an agent's future for a given id and slot.
-pub(crate) struct Installer(Box<dyn FnOnce(&Rc<Shared>, AgentId, u32) -> Installed>);
+pub(crate) struct Installer(Box<MakeAgent>);
+
+type MakeAgent = dyn FnOnce(&Rc<Shared>, AgentId, u32) -> Installed;
 
 fn new_state(id: AgentId, index: u32, phase: Phase) -> AgentState {
     AgentState {
@@ -121,8 +129,6 @@ impl Installer {
                 state,
                 agent: Some(agent.clone()),
                 future: Box::pin(agent_loop(agent, cx)),
-                kind: Kind::Trait,
-                type_name: std::any::type_name::<A>(),
             }
         }))
     }
@@ -142,8 +148,6 @@ impl Installer {
                 state,
                 agent: None,
                 future: Box::pin(body(cx)),
-                kind: Kind::Process,
-                type_name: std::any::type_name::<F>(),
             }
         }))
     }
@@ -182,20 +186,19 @@ impl Future for NextEvent<'_> {
 // `AgentBusy` while an update is suspended.
 #[allow(clippy::await_holding_refcell_ref)]
 async fn agent_loop<A: Agent>(cell: Rc<RefCell<A>>, cx: Cx) {
-    let state = &*cx.state;
     {
         let mut agent = cell.borrow_mut();
         agent.setup(&cx).await;
     }
     loop {
-        match NextEvent(state).await {
+        match NextEvent(&cx.state).await {
             Event::Update => {
-                state.phase.set(Phase::Update);
+                cx.state.phase.set(Phase::Update);
                 let mut agent = cell.borrow_mut();
                 agent.update(&cx).await;
             }
             Event::Teardown => {
-                state.phase.set(Phase::Teardown);
+                cx.state.phase.set(Phase::Teardown);
                 let mut agent = cell.borrow_mut();
                 agent.teardown(&cx).await;
                 return;

@@ -104,7 +104,8 @@ pub struct AlarmInfo {
 
 pub(crate) enum Fired {
     Mail(Envelope),
-    Wake(AgentId),
+    /// Wake the agent in this slot (slots are never reused).
+    Wake(u32),
 }
 
 struct Entry {
@@ -149,8 +150,8 @@ impl AlarmQueue {
     }
 
     /// A wake-up for a sleeping agent; returns its ticket for cancelling.
-    pub fn set_wake(&mut self, at: f64, agent: AgentId) -> u64 {
-        self.push(at, true, Fired::Wake(agent))
+    pub fn set_wake(&mut self, at: f64, slot: u32) -> u64 {
+        self.push(at, true, Fired::Wake(slot))
     }
 
     pub fn cancel_wake(&mut self, ticket: u64) {

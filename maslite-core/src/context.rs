@@ -322,9 +322,8 @@ impl Cx {
     /// Removes an agent (this one too) as soon as this agent yields; its
     /// `teardown` runs then.
     pub fn remove(&self, id: AgentId) -> Result<()> {
-        match self.shared.ids.borrow().get(&id) {
-            None => return Err(Error::UnknownAgent(id)),
-            Some(_) => {}
+        if !self.exists(id) {
+            return Err(Error::UnknownAgent(id));
         }
         self.shared
             .commands
@@ -373,7 +372,7 @@ impl Future for Sleep<'_> {
                 .shared
                 .alarms
                 .borrow_mut()
-                .set_wake(self.deadline, self.cx.id());
+                .set_wake(self.deadline, self.cx.state.index);
             self.ticket = Some(ticket);
         }
         self.cx.state.set_flag(flag::WAITING, true);

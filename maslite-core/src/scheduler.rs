@@ -28,7 +28,7 @@
 //! allocated per message: the outbox, the round lists and the inboxes keep
 //! their buffers; the payload's box travels with the envelope.
 
-use crate::agent::{Agent, Installed, Installer, Kind};
+use crate::agent::{Agent, Inspect, Installed, Installer};
 use crate::alarms::{Alarm, AlarmInfo, Fired};
 use crate::clock::{Clock, TimeSource};
 use crate::context::{flag, AgentState, Command, Cx, Shared, RESERVED};
@@ -158,12 +158,11 @@ pub struct RunReport {
 
 struct Slot {
     state: Rc<AgentState>,
-    /// The `RefCell<A>` of a trait agent, for inspection.
-    agent: Option<Rc<dyn Any>>,
+    /// The `RefCell<A>` of a trait agent, for inspection; `None` for an
+    /// async fn agent.
+    agent: Option<Rc<dyn Inspect>>,
     /// `None` once the agent has failed (kept for inspection).
     future: Option<Pin<Box<dyn Future<Output = ()>>>>,
-    kind: Kind,
-    type_name: &'static str,
     marked: bool,
     busy: bool,
     removing: bool,
@@ -303,15 +302,11 @@ impl Scheduler {
             state,
             agent,
             future,
-            kind,
-            type_name,
         } = installer.install(&self.shared, id, index);
         self.slots.push(Some(Slot {
             state,
             agent,
             future: Some(future),
-            kind,
-            type_name,
             marked: false,
             busy: false,
             removing: false,
@@ -321,9 +316,9 @@ impl Scheduler {
         self.shared.ids.borrow_mut().insert(id, index);
         self.live += 1;
         self.poll(index);
-        // An agent whose setup panicked never joined.
-        if matches!(&self.failure, Some(Error::AgentPanicked { agent, phase: Phase::Setup, .. }) if *agent == id)
-        {
+        // An agent whose start (setup, or an async body before its first
+        // wait) panicked never joined.
+        if self.slots[index as usize].as_ref().is_some_and(|s| s.future.is_none()) {
             self.discard(index);
         }
     }
@@ -355,7 +350,7 @@ impl Scheduler {
         self.shared.set_keep_awake(&slot.state, false);
         slot.removing = true;
         slot.accepts_mail = false;
-        if slot.future.is_none() || slot.kind == Kind::Process {
+        if slot.future.is_none() || slot.agent.is_none() {
             self.retire(index);
             return;
         }
@@ -776,17 +771,12 @@ impl Scheduler {
             stats,
             ..
         } = self;
-        let ids = shared.ids.borrow();
         let mut outbox = shared.outbox.borrow_mut();
         shared.alarms.borrow_mut().release_due(now, |fired| {
             stats.alarms_fired += 1;
             match fired {
                 Fired::Mail(env) => outbox.push(env),
-                Fired::Wake(agent) => {
-                    if let Some(&index) = ids.get(&agent) {
-                        mark(slots, marked, index);
-                    }
-                }
+                Fired::Wake(index) => mark(slots, marked, index),
             }
         });
     }
@@ -832,7 +822,7 @@ impl Scheduler {
             };
             slot.marked = false;
             let state = &slot.state;
-            if slot.kind == Kind::Trait
+            if slot.agent.is_some()
                 && (state.has(flag::KEEP_AWAKE) || !state.inbox.borrow().is_empty())
             {
                 state.set_flag(flag::UPDATE_DUE, true);
@@ -909,11 +899,12 @@ impl Scheduler {
         self.shared.set_keep_awake(&slot.state, false);
         self.shared.mailing.borrow_mut().unsubscribe_all(agent);
         tracing::error!(%agent, %phase, %message, "agent panicked");
-        self.failure.get_or_insert(Error::AgentPanicked {
-            agent,
-            phase,
-            message,
-        });
+        let removing = slot.removing;
+        self.failure.get_or_insert(Error::AgentPanicked { agent, phase, message });
+        if removing {
+            // It was on its way out (teardown panicked): it is gone.
+            self.retire(index);
+        }
     }
 
     fn run_commands(&mut self) {
@@ -1037,7 +1028,7 @@ impl Scheduler {
     pub(crate) fn update_once(&mut self, id: AgentId) -> Result<()> {
         let index = self.index_of(id)?;
         if let Some(slot) = self.slots[index as usize].as_ref() {
-            if slot.kind == Kind::Trait {
+            if slot.agent.is_some() {
                 slot.state.set_flag(flag::UPDATE_DUE, true);
             }
         }
@@ -1064,13 +1055,11 @@ fn inspectable<A: Agent>(slot: &Slot, id: AgentId) -> Result<&std::cell::RefCell
     let Some(agent) = slot.agent.as_ref() else {
         return Err(Error::NotInspectable(id));
     };
-    agent
-        .downcast_ref::<std::cell::RefCell<A>>()
-        .ok_or(Error::AgentTypeMismatch {
-            agent: id,
-            expected: std::any::type_name::<A>(),
-            found: slot.type_name,
-        })
+    agent.as_any().downcast_ref::<std::cell::RefCell<A>>().ok_or(Error::AgentTypeMismatch {
+        agent: id,
+        expected: std::any::type_name::<A>(),
+        found: agent.type_name(),
+    })
 }
 
 fn mark(slots: &mut [Option<Slot>], marked: &mut Vec<u32>, index: u32) {
@@ -1119,3 +1108,4 @@ fn undeliverable(stats: &mut Stats, env: &Envelope) {
         }
     }
 }
+

@@ -1,0 +1,162 @@
+//! The TestBed: one agent alone, given mail by hand, its output read back.
+
+use maslite::prelude::*;
+
+#[derive(Clone, Debug, PartialEq)]
+struct Order {
+    qty: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Invoice {
+    amount: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Reminder;
+
+/// Announces itself in setup, subscribes to "orders", invoices every order
+/// and sets a reminder for itself; stocks up on "restock".
+#[derive(Default)]
+struct Shop {
+    orders: u32,
+    updates: u32,
+    price: u32,
+}
+
+impl Agent for Shop {
+    async fn setup(&mut self, cx: &Cx) {
+        cx.subscribe(Subscription::new().topic("orders")).unwrap();
+        cx.send(Envelope::new("open").topic_is("announcement"));
+        self.price = 3;
+    }
+    async fn update(&mut self, cx: &Cx) {
+        self.updates += 1;
+        while let Some(env) = cx.receive() {
+            if let Ok(order) = env.payload::<Order>() {
+                self.orders += 1;
+                let invoice = Invoice { amount: order.qty * self.price };
+                cx.send(Envelope::new(invoice).to(env.sender()));
+                let at = cx.now() + 5.0;
+                cx.set_alarm(Alarm::at(at, Envelope::new(Reminder).to(cx.id()))).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn setup_runs_and_its_output_is_held() {
+    let mut bed = TestBed::new(Shop::default()).unwrap();
+    assert_eq!(bed.id(), AgentId(1));
+    assert_eq!(bed.agent().price, 3);
+    assert_eq!(bed.subscriptions(), [Subscription::new().topic("orders")]);
+    let sent = bed.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].topic(), "announcement");
+    assert_eq!(sent[0].sender(), AgentId(1));
+    assert!(bed.take_sent().is_empty(), "taken once");
+}
+
+#[test]
+fn given_mail_is_read_in_one_update_and_replies_are_held() {
+    let mut bed = TestBed::with_id(AgentId(10), Shop::default()).unwrap();
+    bed.take_sent();
+    bed.give(Envelope::new(Order { qty: 2 }).from(AgentId(7)));
+    bed.give(Envelope::new(Order { qty: 5 }).from(AgentId(8)));
+    assert_eq!(bed.inbox_len(), 2);
+    bed.update().unwrap();
+    assert_eq!(bed.inbox_len(), 0);
+
+    let sent = bed.take_sent();
+    let summary: Vec<(AgentId, Option<AgentId>, u32)> = sent
+        .iter()
+        .map(|e| (e.sender(), e.receiver(), e.payload::<Invoice>().unwrap().amount))
+        .collect();
+    assert_eq!(summary, [(AgentId(10), Some(AgentId(7)), 6), (AgentId(10), Some(AgentId(8)), 15)]);
+    let shop = bed.agent();
+    assert_eq!((shop.orders, shop.updates), (2, 1));
+}
+
+#[test]
+fn given_mail_without_receiver_is_addressed_to_the_agent() {
+    struct Mirror {
+        receivers: Vec<Option<AgentId>>,
+    }
+    impl Agent for Mirror {
+        async fn update(&mut self, cx: &Cx) {
+            while let Some(env) = cx.receive() {
+                self.receivers.push(env.receiver());
+            }
+        }
+    }
+    let mut bed = TestBed::with_id(AgentId(4), Mirror { receivers: vec![] }).unwrap();
+    bed.give(Envelope::new(Reminder));
+    bed.give(Envelope::new(Reminder).to(AgentId(9)));
+    bed.update().unwrap();
+    assert_eq!(bed.agent().receivers, [Some(AgentId(4)), Some(AgentId(9))]);
+}
+
+#[test]
+fn update_runs_even_with_an_empty_inbox() {
+    let mut bed = TestBed::new(Shop::default()).unwrap();
+    bed.update().unwrap();
+    bed.update().unwrap();
+    assert_eq!(bed.agent().updates, 2);
+    assert_eq!(bed.agent().orders, 0);
+}
+
+#[test]
+fn alarms_set_by_the_agent_are_listed_at_the_beds_clock() {
+    let mut bed = TestBed::new(Shop::default()).unwrap();
+    assert_eq!(bed.now(), 0.0);
+    bed.give(Envelope::new(Order { qty: 1 }).from(AgentId(7)));
+    bed.update().unwrap();
+    bed.advance_to(2.5);
+    assert_eq!(bed.now(), 2.5);
+    bed.give(Envelope::new(Order { qty: 1 }).from(AgentId(7)));
+    bed.update().unwrap();
+    let alarms = bed.alarms();
+    let times: Vec<f64> = alarms.iter().map(|a| a.at).collect();
+    assert_eq!(times, [5.0, 7.5]);
+    assert!(alarms.iter().all(|a| a.receiver == Some(AgentId(1)) && a.topic == "Reminder"));
+}
+
+#[test]
+fn the_agent_can_be_changed_between_updates() {
+    let mut bed = TestBed::new(Shop::default()).unwrap();
+    bed.take_sent();
+    bed.agent_mut().price = 100;
+    bed.give(Envelope::new(Order { qty: 2 }).from(AgentId(7)));
+    bed.update().unwrap();
+    let sent = bed.take_sent();
+    assert_eq!(sent[0].payload::<Invoice>(), Ok(&Invoice { amount: 200 }));
+}
+
+#[test]
+fn held_mail_goes_nowhere() {
+    let mut bed = TestBed::new(Shop::default()).unwrap();
+    bed.give(Envelope::new(Order { qty: 1 }).from(AgentId(404)));
+    bed.update().unwrap();
+    // The reply to a missing agent is held, not a dead letter.
+    assert_eq!(bed.scheduler().stats().dead_letters, 0);
+    assert_eq!(bed.take_sent().len(), 2, "the announcement and the invoice");
+}
+
+#[test]
+fn a_panicking_update_is_reported_by_the_bed() {
+    struct Fragile;
+    impl Agent for Fragile {
+        async fn update(&mut self, _cx: &Cx) {
+            panic!("cracked");
+        }
+    }
+    let mut bed = TestBed::new(Fragile).unwrap();
+    match bed.update() {
+        Err(Error::AgentPanicked { agent, phase, message }) => {
+            assert_eq!(agent, AgentId(1));
+            assert_eq!(phase, maslite::Phase::Update);
+            assert_eq!(message, "cracked");
+        }
+        other => panic!("expected a panic report, got {other:?}"),
+    }
+}
