@@ -33,7 +33,7 @@ use crate::alarms::{Alarm, AlarmInfo, Fired};
 use crate::clock::{Clock, TimeSource};
 use crate::context::{flag, AgentState, Command, Cx, Shared, RESERVED};
 use crate::envelope::Envelope;
-use crate::error::{Error, Phase, Result};
+use crate::error::{Error, Result};
 use crate::id::AgentId;
 use crate::mailing_list::Subscription;
 use crate::wake::{PollSite, ThreadWaker, WakeQueue};
