@@ -53,9 +53,7 @@ impl Agent for Greeter {
 pub fn run() -> Result<Vec<String>, Error> {
     let transcript = Transcript::default();
     let mut s = Scheduler::simulated();
-    let greeter = s.add(Greeter {
-        transcript: transcript.clone(),
-    })?;
+    let greeter = s.add(Greeter { transcript: transcript.clone() })?;
 
     // Style 2: an async closure, given its `Cx` (its handle on the kernel).
     let notes = transcript.clone();

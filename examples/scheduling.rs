@@ -105,10 +105,7 @@ impl Machine {
     pub fn new(name: &str, run_times: &[(&str, Time)], transformations: &[(&str, &str)]) -> Self {
         Machine {
             name: name.to_string(),
-            run_times: run_times
-                .iter()
-                .map(|&(sku, t)| (sku.to_string(), t))
-                .collect(),
+            run_times: run_times.iter().map(|&(sku, t)| (sku.to_string(), t)).collect(),
             transformations: transformations
                 .iter()
                 .map(|&(sku, part)| (sku.to_string(), part.to_string()))
@@ -149,14 +146,8 @@ impl Machine {
 
     /// Orders the part of every job, in job order.
     fn order_materials(&self, cx: &Cx) {
-        let parts = Order::new(
-            self.jobs
-                .iter()
-                .map(|j| (j.resource_sku.clone(), j.quantity)),
-        );
-        let supplier = self
-            .supplier
-            .expect("a machine needs a supplier before it gets orders");
+        let parts = Order::new(self.jobs.iter().map(|j| (j.resource_sku.clone(), j.quantity)));
+        let supplier = self.supplier.expect("a machine needs a supplier before it gets orders");
         cx.send(Envelope::new(parts).to(supplier));
     }
 
@@ -164,8 +155,7 @@ impl Machine {
     // sort of tuples would go on to compare the jobs themselves (and fail);
     // here such jobs keep their order.
     fn shortest_run_time_first(&mut self) {
-        self.jobs
-            .sort_by(|a, b| (a.run_time, &a.order_sku).cmp(&(b.run_time, &b.order_sku)));
+        self.jobs.sort_by(|a, b| (a.run_time, &a.order_sku).cmp(&(b.run_time, &b.order_sku)));
     }
 
     /// Earliest supply first. A job still waiting for its supply sorts
@@ -218,9 +208,8 @@ impl Machine {
     }
 
     fn communicate_to_peers(&self, cx: &Cx) {
-        let waiting: Vec<usize> = (0..self.jobs.len())
-            .filter(|&i| self.jobs[i].idle_time != Some(0))
-            .collect();
+        let waiting: Vec<usize> =
+            (0..self.jobs.len()).filter(|&i| self.jobs[i].idle_time != Some(0)).collect();
         // Idle time before the first job cannot be helped: only positions
         // after 0 are worth a message.
         if waiting.iter().sum::<usize>() > 0 {
@@ -244,12 +233,7 @@ impl Machine {
 
     fn update_finish_time(&mut self) {
         // As in the original, a finish time of 0 counts as "not known".
-        if let Some(t) = self
-            .jobs
-            .last()
-            .and_then(|j| j.finish_time)
-            .filter(|&t| t != 0)
-        {
+        if let Some(t) = self.jobs.last().and_then(|j| j.finish_time).filter(|&t| t != 0) {
             self.finish_time = t;
         }
     }
@@ -301,15 +285,7 @@ impl Agent for StockAgent {
 pub fn build() -> Result<(Scheduler, AgentId), Error> {
     let m1 = Machine::new(
         "M1",
-        &[
-            ("M1A", 2),
-            ("M1B", 5),
-            ("M1C", 10),
-            ("M1D", 8),
-            ("M1E", 4),
-            ("M1F", 12),
-            ("M1G", 9),
-        ],
+        &[("M1A", 2), ("M1B", 5), ("M1C", 10), ("M1D", 8), ("M1E", 4), ("M1F", 12), ("M1G", 9)],
         &[
             ("M1A", "rawA"),
             ("M1B", "rawB"),
@@ -322,15 +298,7 @@ pub fn build() -> Result<(Scheduler, AgentId), Error> {
     );
     let m2 = Machine::new(
         "M2",
-        &[
-            ("A", 14),
-            ("B", 7),
-            ("C", 3),
-            ("D", 10),
-            ("E", 5),
-            ("F", 6),
-            ("G", 6),
-        ],
+        &[("A", 14), ("B", 7), ("C", 3), ("D", 10), ("E", 5), ("F", 6), ("G", 6)],
         &[
             ("A", "M1A"),
             ("B", "M1B"),
@@ -363,11 +331,7 @@ pub fn build() -> Result<(Scheduler, AgentId), Error> {
 
 /// M2's jobs, by product, in the order it will make them.
 pub fn m2_sequence(s: &Scheduler, m2: AgentId) -> Result<Vec<String>, Error> {
-    Ok(s.agent::<Machine>(m2)?
-        .jobs
-        .iter()
-        .map(|j| j.order_sku.clone())
-        .collect())
+    Ok(s.agent::<Machine>(m2)?.jobs.iter().map(|j| j.order_sku.clone()).collect())
 }
 
 pub fn main() -> Result<(), Error> {

@@ -381,17 +381,36 @@ fn real_time_clock_reads_unix_seconds() {
 
 #[test]
 fn keep_alive_alarm_keeps_an_idle_real_time_run_going_until_it_fired() {
+    // Measured from before the scheduler exists: the alarm cannot be due
+    // earlier than 50 ms after that, whatever "now" it counts from.
+    let started = Instant::now();
     let mut s = Scheduler::real_time();
     let a = s.add(Diary::default()).unwrap();
-    let set_at = s.now();
     s.set_alarm(Alarm::after(0.05, Envelope::new(Trial).to(a)).keep_alive()).unwrap();
-    let started = Instant::now();
+    let due = s.alarms(None)[0].at;
     let report = s.run().unwrap();
     assert!(started.elapsed() >= Duration::from_millis(50), "{:?}", started.elapsed());
     let times = diary_times(&s, a);
     assert_eq!(times.len(), 1, "the alarm fired");
-    assert!(times[0] >= set_at + 0.05, "fired at {} for {}", times[0], set_at + 0.05);
+    assert!(times[0] >= due, "read at {} for an alarm due at {due}", times[0]);
     assert_eq!(report.reason, StopReason::Idle);
+}
+
+#[test]
+fn relative_alarm_on_the_real_time_clock_counts_from_the_wall_clock_now() {
+    let mut s = Scheduler::real_time();
+    let a = s.add(Diary::default()).unwrap();
+    // Wall time passes between making the scheduler and setting the alarm
+    // (set-up work, say); no run has ticked the clock since.
+    std::thread::sleep(Duration::from_millis(100));
+    let before = s.now();
+    s.set_alarm(Alarm::after(0.05, Envelope::new(Trial).to(a))).unwrap();
+    let at = s.alarms(None)[0].at;
+    assert!(
+        at >= before + 0.05,
+        "due at {at}, but now was {before}: {:.3} s early",
+        before + 0.05 - at
+    );
 }
 
 #[test]

@@ -308,6 +308,21 @@ fn absolute_alarm_in_the_past_from_inside_an_agent_is_an_error() {
 }
 
 #[test]
+fn absolute_alarm_in_the_past_on_the_real_time_clock_is_an_error() {
+    let mut s = Scheduler::real_time();
+    // Wall time passes after the scheduler is made; no run ticks its clock.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let past = s.now() - 0.05;
+    assert!(
+        matches!(
+            s.set_alarm(Alarm::at(past, Envelope::new(Trial))),
+            Err(Error::AlarmInPast { at, .. }) if at == past
+        ),
+        "an alarm 50 ms in the past was accepted"
+    );
+}
+
+#[test]
 fn negative_or_non_finite_times_are_errors() {
     let mut s = Scheduler::simulated();
     assert_eq!(

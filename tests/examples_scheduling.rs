@@ -13,10 +13,7 @@ fn m2_ends_with_the_sequence_of_the_thesis() {
     let (mut s, m2) = build().unwrap();
     let report = s.run().unwrap();
     assert_eq!(report.reason, StopReason::Idle);
-    assert_eq!(
-        m2_sequence(&s, m2).unwrap(),
-        ["A", "E", "B", "D", "G", "F", "C"]
-    );
+    assert_eq!(m2_sequence(&s, m2).unwrap(), ["A", "E", "B", "D", "G", "F", "C"]);
     // The customer's order, M2 -> M1, M1 -> stock, stock -> M1 (supply),
     // M1 -> M2 (supply), M2 -> M1 (idle time), M1 -> M2 (new supply).
     assert_eq!(report.stats.messages, 7);
@@ -32,13 +29,7 @@ fn m2_ends_with_the_sequence_of_the_thesis() {
 /// A machine on its own, with a supplier that takes any mail and never answers.
 fn lone_machine(order: Order) -> (Scheduler, AgentId) {
     let mut s = Scheduler::simulated();
-    let m = s
-        .add(Machine::new(
-            "M",
-            &[("A", 1), ("B", 1)],
-            &[("A", "pA"), ("B", "pB")],
-        ))
-        .unwrap();
+    let m = s.add(Machine::new("M", &[("A", 1), ("B", 1)], &[("A", "pA"), ("B", "pB")])).unwrap();
     let supplier = s
         .spawn(|cx| async move {
             loop {
@@ -56,11 +47,7 @@ fn an_order_keeps_first_places_and_last_quantities_like_a_dict() {
     let (mut s, m) = lone_machine(Order::new([("B", 1), ("A", 1), ("B", 3)]));
     s.run().unwrap();
     let m = s.agent::<Machine>(m).unwrap();
-    let jobs: Vec<_> = m
-        .jobs
-        .iter()
-        .map(|j| (j.order_sku.as_str(), j.quantity))
-        .collect();
+    let jobs: Vec<_> = m.jobs.iter().map(|j| (j.order_sku.as_str(), j.quantity)).collect();
     // Shortest run time first; equal run times in SKU order.
     assert_eq!(jobs, [("A", 1), ("B", 3)]);
     // No supply schedule came: nothing planned.

@@ -121,15 +121,8 @@ impl Installer {
         Installer(Box::new(move |shared, id, index| {
             let state = Rc::new(new_state(id, index, Phase::Setup));
             let agent = Rc::new(RefCell::new(agent));
-            let cx = Cx {
-                shared: shared.clone(),
-                state: state.clone(),
-            };
-            Installed {
-                state,
-                agent: Some(agent.clone()),
-                future: Box::pin(agent_loop(agent, cx)),
-            }
+            let cx = Cx { shared: shared.clone(), state: state.clone() };
+            Installed { state, agent: Some(agent.clone()), future: Box::pin(agent_loop(agent, cx)) }
         }))
     }
 
@@ -140,15 +133,8 @@ impl Installer {
     {
         Installer(Box::new(move |shared, id, index| {
             let state = Rc::new(new_state(id, index, Phase::Process));
-            let cx = Cx {
-                shared: shared.clone(),
-                state: state.clone(),
-            };
-            Installed {
-                state,
-                agent: None,
-                future: Box::pin(body(cx)),
-            }
+            let cx = Cx { shared: shared.clone(), state: state.clone() };
+            Installed { state, agent: None, future: Box::pin(body(cx)) }
         }))
     }
 

@@ -46,7 +46,9 @@ impl TimeSource {
     pub fn read(&self) -> f64 {
         match self {
             TimeSource::Simulated { now } => *now,
-            TimeSource::RealTime { origin, origin_unix } => origin_unix + origin.elapsed().as_secs_f64(),
+            TimeSource::RealTime { origin, origin_unix } => {
+                origin_unix + origin.elapsed().as_secs_f64()
+            }
         }
     }
 

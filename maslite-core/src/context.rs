@@ -93,9 +93,7 @@ impl Shared {
 
     pub fn set_alarm(&self, alarm: Alarm) -> Result<()> {
         let at = alarm.due_time(self.now.get())?;
-        self.alarms
-            .borrow_mut()
-            .set_mail(at, alarm.envelope, alarm.ignore_if_idle);
+        self.alarms.borrow_mut().set_mail(at, alarm.envelope, alarm.ignore_if_idle);
         Ok(())
     }
 
@@ -198,25 +196,13 @@ impl Cx {
     /// the run going (it is never ignored when idle) and is not an alarm the
     /// agent can list or clear. A negative or NaN delay counts as zero.
     pub fn sleep(&self, seconds: f64) -> Sleep<'_> {
-        let seconds = if seconds.is_nan() || seconds < 0.0 {
-            0.0
-        } else {
-            seconds
-        };
-        Sleep {
-            cx: self,
-            deadline: self.now() + seconds,
-            ticket: None,
-        }
+        let seconds = if seconds.is_nan() || seconds < 0.0 { 0.0 } else { seconds };
+        Sleep { cx: self, deadline: self.now() + seconds, ticket: None }
     }
 
     /// Suspends this agent until the clock reads `time` (now, if it is past).
     pub fn sleep_until(&self, time: f64) -> Sleep<'_> {
-        Sleep {
-            cx: self,
-            deadline: time,
-            ticket: None,
-        }
+        Sleep { cx: self, deadline: time, ticket: None }
     }
 
     /// Sets an alarm: its envelope (stamped with this agent as sender unless
@@ -247,10 +233,7 @@ impl Cx {
 
     /// Unsubscribes this agent from a pattern.
     pub fn unsubscribe(&self, pattern: &Subscription) -> Result<()> {
-        self.shared
-            .mailing
-            .borrow_mut()
-            .unsubscribe(self.id(), pattern)
+        self.shared.mailing.borrow_mut().unsubscribe(self.id(), pattern)
     }
 
     /// Unsubscribes this agent from everything.
@@ -311,10 +294,7 @@ impl Cx {
 
     fn queue_add(&self, id: Option<AgentId>, installer: Installer) -> Result<AgentId> {
         let id = self.shared.reserve_id(id)?;
-        self.shared
-            .commands
-            .borrow_mut()
-            .push_back(Command::Add(id, installer));
+        self.shared.commands.borrow_mut().push_back(Command::Add(id, installer));
         self.shared.has_commands.set(true);
         Ok(id)
     }
@@ -325,10 +305,7 @@ impl Cx {
         if !self.exists(id) {
             return Err(Error::UnknownAgent(id));
         }
-        self.shared
-            .commands
-            .borrow_mut()
-            .push_back(Command::Remove(id));
+        self.shared.commands.borrow_mut().push_back(Command::Remove(id));
         self.shared.has_commands.set(true);
         Ok(())
     }
@@ -367,12 +344,8 @@ impl Future for Sleep<'_> {
             return Poll::Ready(());
         }
         if self.ticket.is_none() {
-            let ticket = self
-                .cx
-                .shared
-                .alarms
-                .borrow_mut()
-                .set_wake(self.deadline, self.cx.state.index);
+            let ticket =
+                self.cx.shared.alarms.borrow_mut().set_wake(self.deadline, self.cx.state.index);
             self.ticket = Some(ticket);
         }
         self.cx.state.set_flag(flag::WAITING, true);

@@ -24,10 +24,7 @@ pub(crate) trait Payload: Any + Send {
 
 impl<T: Any + Send + Clone> Payload for T {
     fn clone_letter(&self, header: &Header) -> Box<Letter<dyn Payload>> {
-        Box::new(Letter {
-            header: header.clone(),
-            payload: self.clone(),
-        })
+        Box::new(Letter { header: header.clone(), payload: self.clone() })
     }
     fn type_name(&self) -> &'static str {
         std::any::type_name::<T>()
@@ -80,12 +77,7 @@ impl Envelope {
     /// Agents' sends are stamped with the agent's id by the kernel.
     pub fn new<T: Any + Send + Clone>(payload: T) -> Envelope {
         Envelope(Box::new(Letter {
-            header: Header {
-                sender: AgentId::OUTSIDE,
-                receiver: None,
-                topic: None,
-                direct: false,
-            },
+            header: Header { sender: AgentId::OUTSIDE, receiver: None, topic: None, direct: false },
             payload,
         }))
     }
@@ -201,10 +193,7 @@ impl Envelope {
             .payload
             .as_any()
             .downcast_ref::<T>()
-            .ok_or(Error::WrongPayload {
-                expected: std::any::type_name::<T>(),
-                found,
-            })
+            .ok_or(Error::WrongPayload { expected: std::any::type_name::<T>(), found })
     }
 
     /// The payload as a mutable `T`.
@@ -214,10 +203,7 @@ impl Envelope {
             .payload
             .as_any_mut()
             .downcast_mut::<T>()
-            .ok_or(Error::WrongPayload {
-                expected: std::any::type_name::<T>(),
-                found,
-            })
+            .ok_or(Error::WrongPayload { expected: std::any::type_name::<T>(), found })
     }
 
     /// Takes the payload out as a `T`, or gives the envelope back unchanged
@@ -238,10 +224,8 @@ impl Envelope {
     /// Takes the payload out as a `T`; a wrong type is an error.
     pub fn into_payload<T: Any>(self) -> Result<T> {
         let found = self.0.payload.type_name();
-        self.downcast::<T>().map_err(|_| Error::WrongPayload {
-            expected: std::any::type_name::<T>(),
-            found,
-        })
+        self.downcast::<T>()
+            .map_err(|_| Error::WrongPayload { expected: std::any::type_name::<T>(), found })
     }
 }
 
@@ -272,15 +256,8 @@ mod tests {
 
     #[test]
     fn direct_without_receiver_is_an_error() {
-        assert_eq!(
-            Envelope::new(Ping(1)).direct().err(),
-            Some(Error::DirectWithoutReceiver)
-        );
-        assert!(Envelope::new(Ping(1))
-            .to(AgentId(2))
-            .direct()
-            .unwrap()
-            .is_direct());
+        assert_eq!(Envelope::new(Ping(1)).direct().err(), Some(Error::DirectWithoutReceiver));
+        assert!(Envelope::new(Ping(1)).to(AgentId(2)).direct().unwrap().is_direct());
     }
 
     #[test]
@@ -293,20 +270,14 @@ mod tests {
     #[test]
     fn wrong_payload_type_is_an_error_value() {
         let mut env = Envelope::new(Ping(1));
-        assert!(matches!(
-            env.payload::<u32>(),
-            Err(Error::WrongPayload { .. })
-        ));
+        assert!(matches!(env.payload::<u32>(), Err(Error::WrongPayload { .. })));
         assert!(env.payload_mut::<String>().is_err());
         let env = env.downcast::<u8>().unwrap_err();
         assert_eq!(env.into_payload::<Ping>().unwrap(), Ping(1));
         let err = Envelope::new(Ping(1)).into_payload::<u8>().unwrap_err();
         assert_eq!(
             err,
-            Error::WrongPayload {
-                expected: "u8",
-                found: std::any::type_name::<Ping>()
-            }
+            Error::WrongPayload { expected: "u8", found: std::any::type_name::<Ping>() }
         );
     }
 
@@ -331,10 +302,7 @@ mod tests {
     fn reply_swaps_sender_and_receiver() {
         let mut env = Envelope::new(Ping(1)).from(AgentId(1)).to(AgentId(2));
         env.reply().unwrap();
-        assert_eq!(
-            (env.sender(), env.receiver()),
-            (AgentId(2), Some(AgentId(1)))
-        );
+        assert_eq!((env.sender(), env.receiver()), (AgentId(2), Some(AgentId(1))));
         assert!(Envelope::new(Ping(1)).reply().is_err());
     }
 }

@@ -61,7 +61,9 @@ impl Subscription {
 
     /// How many of the three fields are named.
     pub fn named(&self) -> usize {
-        self.sender.is_some() as usize + self.receiver.is_some() as usize + self.topic.is_some() as usize
+        self.sender.is_some() as usize
+            + self.receiver.is_some() as usize
+            + self.topic.is_some() as usize
     }
 
     /// Whether a message with these fields matches the pattern.
@@ -189,11 +191,16 @@ impl MailingList {
             return out;
         }
         let mut seen: FxHashSet<AgentId> = out.iter().copied().collect();
-        self.for_each_subscriber(sender, receiver, || topic, |id| {
-            if seen.insert(id) {
-                out.push(id);
-            }
-        });
+        self.for_each_subscriber(
+            sender,
+            receiver,
+            || topic,
+            |id| {
+                if seen.insert(id) {
+                    out.push(id);
+                }
+            },
+        );
         out
     }
 
@@ -238,12 +245,8 @@ impl MailingList {
 
     /// Every topic named by some subscription, sorted.
     pub fn topics(&self) -> Vec<Topic> {
-        let mut topics: Vec<Topic> = self
-            .by_subscriber
-            .values()
-            .flatten()
-            .filter_map(|p| p.topic.clone())
-            .collect();
+        let mut topics: Vec<Topic> =
+            self.by_subscriber.values().flatten().filter_map(|p| p.topic.clone()).collect();
         topics.sort();
         topics.dedup();
         topics
@@ -255,7 +258,9 @@ impl MailingList {
             (None, Some(r), None) => self.receiver.entry(r).or_default(),
             (None, None, Some(t)) => self.topic.entry(t).or_default(),
             (Some(s), Some(r), None) => self.sender_receiver.entry((s, r)).or_default(),
-            (Some(s), None, Some(t)) => self.sender_topic.entry(s).or_default().entry(t).or_default(),
+            (Some(s), None, Some(t)) => {
+                self.sender_topic.entry(s).or_default().entry(t).or_default()
+            }
             (None, Some(r), Some(t)) => {
                 self.receiver_topic.entry(r).or_default().entry(t).or_default()
             }
@@ -268,7 +273,11 @@ impl MailingList {
         if pattern.topic.is_some() {
             self.with_topic -= 1;
         }
-        fn drop_from<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, Subscribers>, key: &K, id: AgentId) {
+        fn drop_from<K: std::hash::Hash + Eq>(
+            map: &mut FxHashMap<K, Subscribers>,
+            key: &K,
+            id: AgentId,
+        ) {
             if let Some(list) = map.get_mut(key) {
                 list.retain(|&x| x != id);
                 if list.is_empty() {

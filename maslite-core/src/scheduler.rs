@@ -235,10 +235,7 @@ impl Scheduler {
             recipients: Vec::new(),
             busy: 0,
             stamp: 0,
-            site: PollSite {
-                index: 0,
-                queue: Arc::new(WakeQueue::default()),
-            },
+            site: PollSite { index: 0, queue: Arc::new(WakeQueue::default()) },
             stats: Stats::default(),
             failure: None,
             hold_mail: false,
@@ -288,6 +285,8 @@ impl Scheduler {
     }
 
     fn add_installer(&mut self, id: Option<AgentId>, installer: Installer) -> Result<AgentId> {
+        // Between runs the real clock has moved on: setup sees the time now.
+        self.tick_real();
         let id = self.shared.reserve_id(id)?;
         self.install(id, installer);
         match self.failure.take() {
@@ -298,11 +297,7 @@ impl Scheduler {
 
     fn install(&mut self, id: AgentId, installer: Installer) {
         let index = u32::try_from(self.slots.len()).expect("more than 4 billion agents");
-        let Installed {
-            state,
-            agent,
-            future,
-        } = installer.install(&self.shared, id, index);
+        let Installed { state, agent, future } = installer.install(&self.shared, id, index);
         self.slots.push(Some(Slot {
             state,
             agent,
@@ -412,12 +407,7 @@ impl Scheduler {
 
     /// The ids of all agents, in insertion order.
     pub fn agent_ids(&self) -> Vec<AgentId> {
-        self.slots
-            .iter()
-            .flatten()
-            .filter(|s| !s.removing)
-            .map(|s| s.state.id)
-            .collect()
+        self.slots.iter().flatten().filter(|s| !s.removing).map(|s| s.state.id).collect()
     }
 
     fn slot(&self, id: AgentId) -> Result<&Slot> {
@@ -425,9 +415,7 @@ impl Scheduler {
             Some(&i) if i != RESERVED => i,
             _ => return Err(Error::UnknownAgent(id)),
         };
-        self.slots[index as usize]
-            .as_ref()
-            .ok_or(Error::UnknownAgent(id))
+        self.slots[index as usize].as_ref().ok_or(Error::UnknownAgent(id))
     }
 
     /// Lends out an agent's struct for inspection between runs.
@@ -457,9 +445,7 @@ impl Scheduler {
     /// the next run.
     pub fn put_in_inbox(&mut self, id: AgentId, envelope: Envelope) -> Result<()> {
         let index = self.index_of(id)?;
-        let slot = self.slots[index as usize]
-            .as_mut()
-            .ok_or(Error::UnknownAgent(id))?;
+        let slot = self.slots[index as usize].as_mut().ok_or(Error::UnknownAgent(id))?;
         slot.state.inbox.borrow_mut().push_back(envelope);
         if !slot.marked {
             slot.marked = true;
@@ -502,10 +488,7 @@ impl Scheduler {
 
     /// Unsubscribes an agent from a pattern.
     pub fn unsubscribe(&mut self, subscriber: AgentId, pattern: &Subscription) -> Result<()> {
-        self.shared
-            .mailing
-            .borrow_mut()
-            .unsubscribe(subscriber, pattern)
+        self.shared.mailing.borrow_mut().unsubscribe(subscriber, pattern)
     }
 
     /// Unsubscribes an agent from everything.
@@ -535,6 +518,7 @@ impl Scheduler {
 
     /// Sets an alarm from outside.
     pub fn set_alarm(&mut self, alarm: Alarm) -> Result<()> {
+        self.tick_real();
         self.shared.set_alarm(alarm)
     }
 
@@ -641,11 +625,7 @@ impl Scheduler {
             if self.busy > 0 {
                 // Something outside the kernel holds time: wait for it (and,
                 // on the real clock, for the next alarm).
-                let until = if self.clock.is_simulated() {
-                    None
-                } else {
-                    self.next_deadline(end)
-                };
+                let until = if self.clock.is_simulated() { None } else { self.next_deadline(end) };
                 self.park(&waker, until);
                 continue;
             }
@@ -764,13 +744,7 @@ impl Scheduler {
     }
 
     fn release_due_alarms(&mut self, now: f64) {
-        let Scheduler {
-            shared,
-            slots,
-            marked,
-            stats,
-            ..
-        } = self;
+        let Scheduler { shared, slots, marked, stats, .. } = self;
         let mut outbox = shared.outbox.borrow_mut();
         shared.alarms.borrow_mut().release_due(now, |fired| {
             stats.alarms_fired += 1;
@@ -1108,4 +1082,3 @@ fn undeliverable(stats: &mut Stats, env: &Envelope) {
         }
     }
 }
-
