@@ -23,16 +23,14 @@
 //! nothing. The futures carry no `Send` bound on purpose: an agent lives on
 //! one thread (one partition) and may hold `Rc`s or `!Send` handles.
 
-use crate::context::{flag, AgentState, Cx, Shared};
+use crate::context::{Cx, Event, NextEvent, Shared};
 use crate::error::Phase;
 use crate::id::AgentId;
 use std::any::Any;
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
 /// An agent in maslite's style.
 ///
@@ -92,13 +90,14 @@ impl<A: Agent> Inspect for RefCell<A> {
     }
 }
 
-/// A new agent's future and state, made once the id is known.
+/// A new agent's future, made once the id and slot are known.
 pub(crate) struct Installed {
-    pub state: Rc<AgentState>,
     /// The `RefCell<A>` of a trait agent (`None` for an async fn agent,
     /// whose state lives in its future).
     pub agent: Option<Rc<dyn Inspect>>,
     pub future: Pin<Box<dyn Future<Output = ()>>>,
+    /// What its first poll runs.
+    pub phase: Phase,
 }
 
 /// Makes an agent's future for a given id and slot.
@@ -106,23 +105,16 @@ pub(crate) struct Installer(Box<MakeAgent>);
 
 type MakeAgent = dyn FnOnce(&Rc<Shared>, AgentId, u32) -> Installed;
 
-fn new_state(id: AgentId, index: u32, phase: Phase) -> AgentState {
-    AgentState {
-        id,
-        index,
-        flags: Cell::new(0),
-        phase: Cell::new(phase),
-        inbox: RefCell::new(VecDeque::new()),
-    }
-}
-
 impl Installer {
     pub fn agent<A: Agent>(agent: A) -> Installer {
         Installer(Box::new(move |shared, id, index| {
-            let state = Rc::new(new_state(id, index, Phase::Setup));
             let agent = Rc::new(RefCell::new(agent));
-            let cx = Cx { shared: shared.clone(), state: state.clone() };
-            Installed { state, agent: Some(agent.clone()), future: Box::pin(agent_loop(agent, cx)) }
+            let cx = Cx { shared: shared.clone(), index, id };
+            Installed {
+                agent: Some(agent.clone()),
+                future: Box::pin(agent_loop(agent, cx)),
+                phase: Phase::Setup,
+            }
         }))
     }
 
@@ -132,38 +124,13 @@ impl Installer {
         Fut: Future<Output = ()> + 'static,
     {
         Installer(Box::new(move |shared, id, index| {
-            let state = Rc::new(new_state(id, index, Phase::Process));
-            let cx = Cx { shared: shared.clone(), state: state.clone() };
-            Installed { state, agent: None, future: Box::pin(body(cx)) }
+            let cx = Cx { shared: shared.clone(), index, id };
+            Installed { agent: None, future: Box::pin(body(cx)), phase: Phase::Process }
         }))
     }
 
     pub fn install(self, shared: &Rc<Shared>, id: AgentId, index: u32) -> Installed {
         (self.0)(shared, id, index)
-    }
-}
-
-enum Event {
-    Update,
-    Teardown,
-}
-
-/// Resolves when the kernel asks a trait agent to update or to tear down.
-struct NextEvent<'a>(&'a AgentState);
-
-impl Future for NextEvent<'_> {
-    type Output = Event;
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Event> {
-        let state = self.0;
-        if state.has(flag::REMOVING) {
-            Poll::Ready(Event::Teardown)
-        } else if state.has(flag::UPDATE_DUE) {
-            state.set_flag(flag::UPDATE_DUE, false);
-            Poll::Ready(Event::Update)
-        } else {
-            state.set_flag(flag::WAITING, true);
-            Poll::Pending
-        }
     }
 }
 
@@ -177,14 +144,14 @@ async fn agent_loop<A: Agent>(cell: Rc<RefCell<A>>, cx: Cx) {
         agent.setup(&cx).await;
     }
     loop {
-        match NextEvent(&cx.state).await {
+        match NextEvent(&cx.shared).await {
             Event::Update => {
-                cx.state.phase.set(Phase::Update);
+                cx.shared.phase.set(Phase::Update);
                 let mut agent = cell.borrow_mut();
                 agent.update(&cx).await;
             }
             Event::Teardown => {
-                cx.state.phase.set(Phase::Teardown);
+                cx.shared.phase.set(Phase::Teardown);
                 let mut agent = cell.borrow_mut();
                 agent.teardown(&cx).await;
                 return;

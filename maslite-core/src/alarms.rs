@@ -176,6 +176,11 @@ impl AlarmQueue {
         }
     }
 
+    /// The time at the top of the heap (maybe a cancelled wake-up).
+    pub fn peek_time(&self) -> Option<f64> {
+        self.heap.peek().map(|e| e.at)
+    }
+
     /// The earliest pending time.
     pub fn next_time(&mut self) -> Option<f64> {
         self.drop_cancelled_top();
@@ -184,12 +189,6 @@ impl AlarmQueue {
 
     pub fn is_empty(&mut self) -> bool {
         self.next_time().is_none()
-    }
-
-    /// Whether something (maybe a cancelled wake-up) is due at `now`; cheap.
-    #[inline]
-    pub fn maybe_due(&self, now: f64) -> bool {
-        self.heap.peek().is_some_and(|e| e.at <= now)
     }
 
     /// Whether some pending alarm keeps an idle real-time run alive.

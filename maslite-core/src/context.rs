@@ -2,19 +2,23 @@
 //!
 //! Every agent gets one `Cx`. Through it the agent sends and receives mail,
 //! sets and clears alarms, subscribes, reads the clock, pauses the run and
-//! adds or removes agents. `Cx` is a pair of reference-counted pointers into
-//! the single-threaded kernel (it is `!Send`, like the agents it serves):
-//! a send is one push onto the kernel's outbox, a receive one pop from the
-//! agent's inbox. What an agent does to other agents (add, remove) is queued
-//! and carried out as soon as the agent yields back to the kernel.
+//! adds or removes agents. `Cx` is a pointer to the single-threaded kernel
+//! plus the agent's slot (it is `!Send`, like the agents it serves): a send
+//! is one push into the receiver's inbox (see [`registry`](crate::registry)),
+//! a receive one pop from the agent's own. What an agent does to other agents
+//! (add, remove) is queued and carried out as soon as the agent yields back to
+//! the kernel.
+//!
+//! A `Cx` belongs to its agent: waiting on another agent's `Cx` is not
+//! supported.
 
 use crate::agent::{Agent, Installer};
 use crate::alarms::{Alarm, AlarmInfo, AlarmQueue};
 use crate::envelope::Envelope;
 use crate::error::{Error, Phase, Result};
 use crate::id::AgentId;
-use crate::id_map::IdMap;
 use crate::mailing_list::{MailingList, Subscription};
+use crate::registry::{Registry, RESERVED};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
@@ -22,32 +26,36 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-/// Index of an id that is reserved by an add still in the queue.
-pub(crate) const RESERVED: u32 = u32::MAX - 1;
-
-pub(crate) mod flag {
+/// Signals between the kernel and the agent it is polling (one agent is
+/// polled at a time, so one set of bits serves all).
+pub(crate) mod signal {
     /// The kernel asks a trait agent to run `update`.
     pub const UPDATE_DUE: u8 = 1;
-    /// The agent's last `Pending` came from a kernel wait (mail, alarm).
+    /// The agent's `Pending` came from a kernel wait (mail, alarm): it is not
+    /// busy outside the kernel.
     pub const WAITING: u8 = 2;
     /// The agent is being removed: run `teardown` next.
     pub const REMOVING: u8 = 4;
-    /// Update every round, mail or not.
-    pub const KEEP_AWAKE: u8 = 8;
 }
 
 /// State of the kernel that agents reach through [`Cx`].
 pub(crate) struct Shared {
     pub now: Cell<f64>,
+    pub reg: RefCell<Registry>,
     pub outbox: RefCell<Vec<Envelope>>,
     pub alarms: RefCell<AlarmQueue>,
+    /// The earliest pending alarm (maybe a cancelled one), or +∞: lets the
+    /// kernel skip the alarm queue in rounds where nothing is due.
+    pub next_alarm: Cell<f64>,
     pub mailing: RefCell<MailingList>,
-    pub ids: RefCell<IdMap>,
     pub commands: RefCell<VecDeque<Command>>,
     pub has_commands: Cell<bool>,
     pub keep_awake: RefCell<BTreeSet<u32>>,
     pub paused: Cell<bool>,
     pub next_auto_id: Cell<u64>,
+    pub signal: Cell<u8>,
+    /// What the agent being polled is doing, for panic reports.
+    pub phase: Cell<Phase>,
 }
 
 pub(crate) enum Command {
@@ -59,21 +67,24 @@ impl Shared {
     pub fn new(now: f64) -> Shared {
         Shared {
             now: Cell::new(now),
+            reg: RefCell::new(Registry::default()),
             outbox: RefCell::new(Vec::new()),
             alarms: RefCell::new(AlarmQueue::default()),
+            next_alarm: Cell::new(f64::INFINITY),
             mailing: RefCell::new(MailingList::new()),
-            ids: RefCell::new(IdMap::default()),
             commands: RefCell::new(VecDeque::new()),
             has_commands: Cell::new(false),
             keep_awake: RefCell::new(BTreeSet::new()),
             paused: Cell::new(false),
             next_auto_id: Cell::new(1),
+            signal: Cell::new(0),
+            phase: Cell::new(Phase::Setup),
         }
     }
 
     /// Claims `id`, or the next free id if `None`.
     pub fn reserve_id(&self, id: Option<AgentId>) -> Result<AgentId> {
-        let mut ids = self.ids.borrow_mut();
+        let ids = &mut self.reg.borrow_mut().ids;
         let id = match id {
             Some(AgentId::OUTSIDE) => return Err(Error::ReservedId(AgentId::OUTSIDE)),
             Some(id) if ids.contains_key(&id) => return Err(Error::DuplicateAgent(id)),
@@ -91,58 +102,96 @@ impl Shared {
         Ok(id)
     }
 
+    /// The slot of a registered agent.
+    pub fn index_of(&self, id: AgentId) -> Option<u32> {
+        self.reg.borrow().ids.get(&id).copied().filter(|&i| i != RESERVED)
+    }
+
+    /// Changes the alarm queue and keeps `next_alarm` in step.
+    pub fn alarms_mut<R>(&self, f: impl FnOnce(&mut AlarmQueue) -> R) -> R {
+        let mut alarms = self.alarms.borrow_mut();
+        let r = f(&mut alarms);
+        self.next_alarm.set(alarms.peek_time().unwrap_or(f64::INFINITY));
+        r
+    }
+
     pub fn set_alarm(&self, alarm: Alarm) -> Result<()> {
         let at = alarm.due_time(self.now.get())?;
-        self.alarms.borrow_mut().set_mail(at, alarm.envelope, alarm.ignore_if_idle);
+        self.alarms_mut(|a| a.set_mail(at, alarm.envelope, alarm.ignore_if_idle));
         Ok(())
+    }
+
+    /// Posts `env` in the outbox (delivered after the round).
+    pub fn post(&self, env: Envelope) {
+        self.reg.borrow_mut().outbox_used = true;
+        self.outbox.borrow_mut().push(env);
     }
 
     pub fn subscribe(&self, subscriber: AgentId, pattern: Subscription) -> Result<()> {
         pattern.validate(subscriber)?;
-        let ids = self.ids.borrow();
-        if !ids.contains_key(&subscriber) {
-            return Err(Error::UnknownAgent(subscriber));
-        }
-        if let Some(topic) = &pattern.topic {
-            if let Ok(n) = topic.as_str().parse::<u64>() {
-                if ids.contains_key(&AgentId(n)) {
-                    return Err(Error::TopicIsAgentId {
-                        topic: topic.to_string(),
-                        agent: AgentId(n),
-                    });
+        {
+            let reg = self.reg.borrow();
+            if reg.ids.get(&subscriber).is_none_or(|&i| i == RESERVED) {
+                return Err(Error::UnknownAgent(subscriber));
+            }
+            if let Some(topic) = &pattern.topic {
+                if let Ok(n) = topic.as_str().parse::<u64>() {
+                    if reg.ids.contains_key(&AgentId(n)) {
+                        return Err(Error::TopicIsAgentId {
+                            topic: topic.to_string(),
+                            agent: AgentId(n),
+                        });
+                    }
                 }
             }
         }
-        self.mailing.borrow_mut().subscribe(subscriber, pattern)
+        self.mailing.borrow_mut().subscribe(subscriber, pattern)?;
+        self.mailing_changed();
+        Ok(())
     }
 
-    pub fn set_keep_awake(&self, state: &AgentState, on: bool) {
-        state.set_flag(flag::KEEP_AWAKE, on);
-        let mut set = self.keep_awake.borrow_mut();
-        if on {
-            set.insert(state.index);
-        } else {
-            set.remove(&state.index);
+    pub fn unsubscribe(&self, subscriber: AgentId, pattern: &Subscription) -> Result<()> {
+        self.mailing.borrow_mut().unsubscribe(subscriber, pattern)?;
+        self.mailing_changed();
+        Ok(())
+    }
+
+    pub fn unsubscribe_all(&self, subscriber: AgentId) {
+        if self.mailing.borrow_mut().unsubscribe_all(subscriber) > 0 {
+            self.mailing_changed();
         }
     }
-}
 
-/// Per-agent state shared by the kernel and the agent's [`Cx`].
-pub(crate) struct AgentState {
-    pub id: AgentId,
-    pub index: u32,
-    pub flags: Cell<u8>,
-    pub phase: Cell<Phase>,
-    pub inbox: RefCell<VecDeque<Envelope>>,
-}
-
-impl AgentState {
-    pub fn has(&self, f: u8) -> bool {
-        self.flags.get() & f != 0
+    /// After the mailing list changed: mail delivered directly this round is
+    /// taken back to meet the new list at delivery (see the registry).
+    fn mailing_changed(&self) {
+        let subscribed = !self.mailing.borrow().is_empty();
+        let mut reg = self.reg.borrow_mut();
+        reg.subscribed = subscribed;
+        self.take_back_direct(&mut reg);
     }
-    pub fn set_flag(&self, f: u8, on: bool) {
-        let flags = self.flags.get();
-        self.flags.set(if on { flags | f } else { flags & !f });
+
+    /// Routes this round's direct mail back through the outbox.
+    pub fn take_back_direct(&self, reg: &mut Registry) {
+        if !reg.direct_log.is_empty() {
+            reg.take_back_direct(&mut self.outbox.borrow_mut());
+        }
+    }
+
+    pub fn set_keep_awake(&self, index: u32, on: bool) {
+        if let Some(rec) = self.reg.borrow_mut().agents.get_mut(index as usize) {
+            rec.keep_awake = on;
+        }
+        let mut set = self.keep_awake.borrow_mut();
+        if on {
+            set.insert(index);
+        } else {
+            set.remove(&index);
+        }
+    }
+
+    fn wait(&self) {
+        self.signal.set(self.signal.get() | signal::WAITING);
     }
 }
 
@@ -150,13 +199,14 @@ impl AgentState {
 #[derive(Clone)]
 pub struct Cx {
     pub(crate) shared: Rc<Shared>,
-    pub(crate) state: Rc<AgentState>,
+    pub(crate) index: u32,
+    pub(crate) id: AgentId,
 }
 
 impl Cx {
     /// This agent's id.
     pub fn id(&self) -> AgentId {
-        self.state.id
+        self.id
     }
 
     /// The clock at this round (simulated seconds, or Unix seconds for the
@@ -165,31 +215,37 @@ impl Cx {
         self.shared.now.get()
     }
 
-    /// Sends `envelope`, stamped with this agent as sender. It is delivered
-    /// after the round, to its receiver and matching subscribers.
+    /// Sends `envelope`, stamped with this agent as sender. Its receiver and
+    /// subscribers find it in their inboxes in the next round.
+    #[inline]
     pub fn send(&self, mut envelope: Envelope) {
-        envelope.set_sender(self.state.id);
-        self.shared.outbox.borrow_mut().push(envelope);
+        envelope.set_sender(self.id);
+        let env = match self.shared.reg.borrow_mut().try_direct(envelope) {
+            Ok(()) => return,
+            Err(env) => env,
+        };
+        self.shared.post(env);
     }
 
     /// Takes the oldest message from the inbox, if any.
+    #[inline]
     pub fn receive(&self) -> Option<Envelope> {
-        self.state.inbox.borrow_mut().pop_front()
+        self.shared.reg.borrow_mut().receive(self.index)
     }
 
     /// Waits until the inbox is non-empty, then takes the oldest message.
     pub fn recv(&self) -> Recv<'_> {
-        Recv { state: &self.state }
+        Recv { cx: self }
     }
 
     /// Whether the inbox holds mail.
     pub fn has_mail(&self) -> bool {
-        !self.state.inbox.borrow().is_empty()
+        self.inbox_len() > 0
     }
 
     /// How many messages wait in the inbox.
     pub fn inbox_len(&self) -> usize {
-        self.state.inbox.borrow().len()
+        self.shared.reg.borrow().agents[self.index as usize].visible as usize
     }
 
     /// Suspends this agent for `seconds` of clock time. The wake-up keeps
@@ -209,7 +265,7 @@ impl Cx {
     /// it names another) is delivered at the alarm's time.
     pub fn set_alarm(&self, mut alarm: Alarm) -> Result<()> {
         if alarm.envelope.sender() == AgentId::OUTSIDE {
-            alarm.envelope.set_sender(self.id());
+            alarm.envelope.set_sender(self.id);
         }
         self.shared.set_alarm(alarm)
     }
@@ -223,27 +279,27 @@ impl Cx {
     /// Clears the alarms for `receiver` (any if `None`) with `topic` (any if
     /// `None`); returns how many were cleared.
     pub fn clear_alarms(&self, receiver: Option<AgentId>, topic: Option<&str>) -> usize {
-        self.shared.alarms.borrow_mut().clear(receiver, topic)
+        self.shared.alarms_mut(|a| a.clear(receiver, topic))
     }
 
     /// Subscribes this agent to a pattern.
     pub fn subscribe(&self, pattern: Subscription) -> Result<()> {
-        self.shared.subscribe(self.id(), pattern)
+        self.shared.subscribe(self.id, pattern)
     }
 
     /// Unsubscribes this agent from a pattern.
     pub fn unsubscribe(&self, pattern: &Subscription) -> Result<()> {
-        self.shared.mailing.borrow_mut().unsubscribe(self.id(), pattern)
+        self.shared.unsubscribe(self.id, pattern)
     }
 
     /// Unsubscribes this agent from everything.
     pub fn unsubscribe_all(&self) {
-        self.shared.mailing.borrow_mut().unsubscribe_all(self.id())
+        self.shared.unsubscribe_all(self.id)
     }
 
     /// This agent's subscription patterns, in the order made.
     pub fn subscriptions(&self) -> Vec<Subscription> {
-        self.shared.mailing.borrow().subscriptions(self.id())
+        self.shared.mailing.borrow().subscriptions(self.id)
     }
 
     /// The subscribers of exactly this pattern.
@@ -253,12 +309,12 @@ impl Cx {
 
     /// Asks to be updated every round even with an empty inbox.
     pub fn set_keep_awake(&self, on: bool) {
-        self.shared.set_keep_awake(&self.state, on)
+        self.shared.set_keep_awake(self.index, on)
     }
 
     /// Whether this agent is kept awake.
     pub fn keep_awake(&self) -> bool {
-        self.state.has(flag::KEEP_AWAKE)
+        self.shared.reg.borrow().agents[self.index as usize].keep_awake
     }
 
     /// Stops the run at the end of this round.
@@ -268,7 +324,7 @@ impl Cx {
 
     /// Whether an agent with this id is registered.
     pub fn exists(&self, id: AgentId) -> bool {
-        self.shared.ids.borrow().contains_key(&id)
+        self.shared.reg.borrow().ids.contains_key(&id)
     }
 
     /// Adds an agent with an allocated id; its `setup` runs as soon as this
@@ -313,16 +369,16 @@ impl Cx {
 
 /// Future of [`Cx::recv`].
 pub struct Recv<'a> {
-    state: &'a AgentState,
+    cx: &'a Cx,
 }
 
 impl Future for Recv<'_> {
     type Output = Envelope;
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Envelope> {
-        match self.state.inbox.borrow_mut().pop_front() {
+        match self.cx.receive() {
             Some(env) => Poll::Ready(env),
             None => {
-                self.state.set_flag(flag::WAITING, true);
+                self.cx.shared.wait();
                 Poll::Pending
             }
         }
@@ -344,11 +400,11 @@ impl Future for Sleep<'_> {
             return Poll::Ready(());
         }
         if self.ticket.is_none() {
-            let ticket =
-                self.cx.shared.alarms.borrow_mut().set_wake(self.deadline, self.cx.state.index);
+            let (deadline, index) = (self.deadline, self.cx.index);
+            let ticket = self.cx.shared.alarms_mut(|a| a.set_wake(deadline, index));
             self.ticket = Some(ticket);
         }
-        self.cx.state.set_flag(flag::WAITING, true);
+        self.cx.shared.wait();
         Poll::Pending
     }
 }
@@ -357,8 +413,35 @@ impl Drop for Sleep<'_> {
     fn drop(&mut self) {
         if let Some(ticket) = self.ticket {
             if self.cx.now() < self.deadline {
-                self.cx.shared.alarms.borrow_mut().cancel_wake(ticket);
+                self.cx.shared.alarms_mut(|a| a.cancel_wake(ticket));
             }
+        }
+    }
+}
+
+/// Resolves when the kernel asks a trait agent to update or to tear down.
+pub(crate) struct NextEvent<'a>(pub &'a Shared);
+
+/// What the kernel asks of a trait agent.
+pub(crate) enum Event {
+    Update,
+    Teardown,
+}
+
+impl Future for NextEvent<'_> {
+    type Output = Event;
+    #[inline]
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Event> {
+        let shared = self.0;
+        let bits = shared.signal.get();
+        if bits & signal::REMOVING != 0 {
+            Poll::Ready(Event::Teardown)
+        } else if bits & signal::UPDATE_DUE != 0 {
+            shared.signal.set(bits & !signal::UPDATE_DUE);
+            Poll::Ready(Event::Update)
+        } else {
+            shared.signal.set(bits | signal::WAITING);
+            Poll::Pending
         }
     }
 }

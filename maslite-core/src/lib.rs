@@ -83,6 +83,7 @@ pub mod error;
 pub mod id;
 mod id_map;
 pub mod mailing_list;
+pub mod registry;
 pub mod scheduler;
 pub mod testbed;
 pub mod topic;

@@ -148,13 +148,13 @@ impl MailingList {
         Ok(())
     }
 
-    /// Removes every subscription of `subscriber`.
-    pub fn unsubscribe_all(&mut self, subscriber: AgentId) {
-        if let Some(mine) = self.by_subscriber.remove(&subscriber) {
-            for pattern in &mine {
-                self.forget(subscriber, pattern);
-            }
+    /// Removes every subscription of `subscriber`; returns how many.
+    pub fn unsubscribe_all(&mut self, subscriber: AgentId) -> usize {
+        let Some(mine) = self.by_subscriber.remove(&subscriber) else { return 0 };
+        for pattern in &mine {
+            self.forget(subscriber, pattern);
         }
+        mine.len()
     }
 
     /// The patterns `subscriber` is subscribed to, in the order subscribed.

@@ -31,11 +31,12 @@
 use crate::agent::{Agent, Inspect, Installed, Installer};
 use crate::alarms::{Alarm, AlarmInfo, Fired};
 use crate::clock::{Clock, TimeSource};
-use crate::context::{flag, AgentState, Command, Cx, Shared, RESERVED};
+use crate::context::{signal, Command, Cx, Shared};
 use crate::envelope::Envelope;
-use crate::error::{Error, Result};
+use crate::error::{Error, Phase, Result};
 use crate::id::AgentId;
 use crate::mailing_list::Subscription;
+use crate::registry::{AgentRecord, RESERVED};
 use crate::wake::{PollSite, ThreadWaker, WakeQueue};
 use std::any::Any;
 use std::cell::{Ref, RefMut};
@@ -156,19 +157,20 @@ pub struct RunReport {
     pub stats: Stats,
 }
 
+/// The kernel's side of an agent (its mail and flags are in the registry).
 struct Slot {
-    state: Rc<AgentState>,
+    /// `None` once the agent has failed (kept for inspection).
+    future: Option<Pin<Box<dyn Future<Output = ()>>>>,
     /// The `RefCell<A>` of a trait agent, for inspection; `None` for an
     /// async fn agent.
     agent: Option<Rc<dyn Inspect>>,
-    /// `None` once the agent has failed (kept for inspection).
-    future: Option<Pin<Box<dyn Future<Output = ()>>>>,
-    marked: bool,
+    phase: Phase,
+    /// Pending on something outside the kernel.
     busy: bool,
+    /// Being removed: teardown is due.
     removing: bool,
-    /// Live, not failed, not being removed.
-    accepts_mail: bool,
-    stamp: u64,
+    /// Mail came while its update was suspended: update again after it.
+    update_owed: bool,
 }
 
 /// A single-partition kernel: agents, mail, subscriptions, alarms and a clock,
@@ -205,7 +207,6 @@ pub struct Scheduler {
     clock: TimeSource,
     slots: Vec<Option<Slot>>,
     live: usize,
-    marked: Vec<u32>,
     round: Vec<u32>,
     woken: Vec<u32>,
     mail: Vec<Envelope>,
@@ -215,8 +216,6 @@ pub struct Scheduler {
     site: PollSite,
     stats: Stats,
     failure: Option<Error>,
-    /// Mail is kept in the outbox instead of being delivered (TestBed).
-    pub(crate) hold_mail: bool,
 }
 
 impl Scheduler {
@@ -228,7 +227,6 @@ impl Scheduler {
             clock,
             slots: Vec::new(),
             live: 0,
-            marked: Vec::new(),
             round: Vec::new(),
             woken: Vec::new(),
             mail: Vec::new(),
@@ -238,7 +236,6 @@ impl Scheduler {
             site: PollSite { index: 0, queue: Arc::new(WakeQueue::default()) },
             stats: Stats::default(),
             failure: None,
-            hold_mail: false,
         }
     }
 
@@ -296,25 +293,31 @@ impl Scheduler {
     }
 
     fn install(&mut self, id: AgentId, installer: Installer) {
-        let index = u32::try_from(self.slots.len()).expect("more than 4 billion agents");
-        let Installed { state, agent, future } = installer.install(&self.shared, id, index);
+        let index = u32::try_from(self.slots.len())
+            .ok()
+            .filter(|&i| i < RESERVED)
+            .expect("more than 4 billion agents in one scheduler");
+        {
+            let mut reg = self.shared.reg.borrow_mut();
+            reg.agents.push(AgentRecord::new(id));
+            reg.ids.insert(id, index);
+        }
+        let Installed { agent, future, phase } = installer.install(&self.shared, id, index);
         self.slots.push(Some(Slot {
-            state,
-            agent,
             future: Some(future),
-            marked: false,
+            agent,
+            phase,
             busy: false,
             removing: false,
-            accepts_mail: true,
-            stamp: 0,
+            update_owed: false,
         }));
-        self.shared.ids.borrow_mut().insert(id, index);
         self.live += 1;
-        self.poll(index);
+        self.poll(index, false);
         // An agent whose start (setup, or an async body before its first
         // wait) panicked never joined.
         if self.slots[index as usize].as_ref().is_some_and(|s| s.future.is_none()) {
-            self.discard(index);
+            self.shared.reg.borrow_mut().ids.remove(&id);
+            self.retire(index);
         }
     }
 
@@ -330,69 +333,62 @@ impl Scheduler {
     }
 
     fn remove_now(&mut self, id: AgentId) {
-        let index = match self.shared.ids.borrow().get(&id) {
-            Some(&i) if i != RESERVED => i,
-            _ => {
-                self.failure.get_or_insert(Error::UnknownAgent(id));
-                return;
-            }
-        };
-        self.shared.ids.borrow_mut().remove(&id);
-        self.shared.mailing.borrow_mut().unsubscribe_all(id);
-        let Some(slot) = self.slots[index as usize].as_mut() else {
+        let Some(index) = self.shared.index_of(id) else {
+            self.failure.get_or_insert(Error::UnknownAgent(id));
             return;
         };
-        self.shared.set_keep_awake(&slot.state, false);
+        {
+            // Under maslite's rule, mail sent this round meets the removal
+            // at delivery: route what went directly through the outbox.
+            let mut reg = self.shared.reg.borrow_mut();
+            self.shared.take_back_direct(&mut reg);
+            reg.ids.remove(&id);
+            reg.agents[index as usize].accepts = false;
+        }
+        self.shared.unsubscribe_all(id);
+        self.shared.set_keep_awake(index, false);
+        let Some(slot) = self.slots[index as usize].as_mut() else { return };
         slot.removing = true;
-        slot.accepts_mail = false;
         if slot.future.is_none() || slot.agent.is_none() {
             self.retire(index);
-            return;
+        } else {
+            self.poll(index, false);
         }
-        slot.state.set_flag(flag::REMOVING, true);
-        self.poll(index);
     }
 
     /// Drops the agent in `index` and accounts for what it leaves.
     fn retire(&mut self, index: u32) {
-        let Some(slot) = self.slots[index as usize].take() else {
-            return;
-        };
-        let id = slot.state.id;
-        {
-            let mut ids = self.shared.ids.borrow_mut();
-            if ids.get(&id) == Some(&index) {
-                ids.remove(&id);
+        let Some(slot) = self.slots[index as usize].take() else { return };
+        let (id, left) = {
+            let mut reg = self.shared.reg.borrow_mut();
+            let rec = &mut reg.agents[index as usize];
+            rec.accepts = false;
+            rec.visible = 0;
+            let left = std::mem::take(&mut rec.inbox);
+            let id = rec.id;
+            if reg.ids.get(&id) == Some(&index) {
+                reg.ids.remove(&id);
             }
-        }
-        self.shared.mailing.borrow_mut().unsubscribe_all(id);
-        self.shared.keep_awake.borrow_mut().remove(&index);
+            (id, left)
+        };
+        self.shared.unsubscribe_all(id);
+        self.shared.set_keep_awake(index, false);
         if slot.busy {
             self.busy -= 1;
         }
-        let left = slot.state.inbox.borrow().len() as u64;
-        if left > 0 {
-            self.stats.dead_letters += left;
-            tracing::warn!(agent = %id, messages = left, "agent removed with unread mail: counted as dead letters");
+        if !left.is_empty() {
+            self.stats.dead_letters += left.len() as u64;
+            tracing::warn!(agent = %id, messages = left.len(), "agent removed with unread mail: counted as dead letters");
         }
         self.live -= 1;
-        let future = slot.future;
-        // A future that panics while dropped must not take the kernel down.
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
-    }
-
-    /// Removes an agent that never came up (setup panicked).
-    fn discard(&mut self, index: u32) {
-        if let Some(slot) = self.slots[index as usize].as_ref() {
-            let id = slot.state.id;
-            self.shared.ids.borrow_mut().remove(&id);
-        }
-        self.retire(index);
+        // A future or a payload that panics while dropped must not take the
+        // kernel down.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop((slot, left))));
     }
 
     /// Whether an agent with this id is registered.
     pub fn contains(&self, id: AgentId) -> bool {
-        matches!(self.shared.ids.borrow().get(&id), Some(&i) if i != RESERVED)
+        self.shared.index_of(id).is_some()
     }
 
     /// The number of agents.
@@ -407,14 +403,21 @@ impl Scheduler {
 
     /// The ids of all agents, in insertion order.
     pub fn agent_ids(&self) -> Vec<AgentId> {
-        self.slots.iter().flatten().filter(|s| !s.removing).map(|s| s.state.id).collect()
+        let reg = self.shared.reg.borrow();
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.as_ref().is_some_and(|s| !s.removing))
+            .map(|(i, _)| reg.agents[i].id)
+            .collect()
+    }
+
+    fn index_of(&self, id: AgentId) -> Result<u32> {
+        self.shared.index_of(id).ok_or(Error::UnknownAgent(id))
     }
 
     fn slot(&self, id: AgentId) -> Result<&Slot> {
-        let index = match self.shared.ids.borrow().get(&id) {
-            Some(&i) if i != RESERVED => i,
-            _ => return Err(Error::UnknownAgent(id)),
-        };
+        let index = self.index_of(id)?;
         self.slots[index as usize].as_ref().ok_or(Error::UnknownAgent(id))
     }
 
@@ -432,12 +435,17 @@ impl Scheduler {
 
     /// How many messages wait in an agent's inbox.
     pub fn inbox_len(&self, id: AgentId) -> Result<usize> {
-        Ok(self.slot(id)?.state.inbox.borrow().len())
+        let index = self.index_of(id)?;
+        Ok(self.shared.reg.borrow().agents[index as usize].inbox.len())
     }
 
     /// Takes the mail out of an agent's inbox.
     pub fn take_inbox(&self, id: AgentId) -> Result<Vec<Envelope>> {
-        Ok(self.slot(id)?.state.inbox.borrow_mut().drain(..).collect())
+        let index = self.index_of(id)?;
+        let mut reg = self.shared.reg.borrow_mut();
+        let rec = &mut reg.agents[index as usize];
+        rec.visible = 0;
+        Ok(rec.inbox.drain(..).collect())
     }
 
     /// Puts a message straight into an agent's inbox (no subscribers, no
@@ -445,26 +453,17 @@ impl Scheduler {
     /// the next run.
     pub fn put_in_inbox(&mut self, id: AgentId, envelope: Envelope) -> Result<()> {
         let index = self.index_of(id)?;
-        let slot = self.slots[index as usize].as_mut().ok_or(Error::UnknownAgent(id))?;
-        slot.state.inbox.borrow_mut().push_back(envelope);
-        if !slot.marked {
-            slot.marked = true;
-            self.marked.push(index);
-        }
+        let mut reg = self.shared.reg.borrow_mut();
+        reg.push(index, envelope).map_err(|_| Error::UnknownAgent(id))?;
+        let rec = &mut reg.agents[index as usize];
+        rec.visible = rec.inbox.len() as u32;
         Ok(())
-    }
-
-    fn index_of(&self, id: AgentId) -> Result<u32> {
-        match self.shared.ids.borrow().get(&id) {
-            Some(&i) if i != RESERVED => Ok(i),
-            _ => Err(Error::UnknownAgent(id)),
-        }
     }
 
     /// Keeps an agent awake (updated every round) or lets it sleep.
     pub fn set_keep_awake(&mut self, id: AgentId, on: bool) -> Result<()> {
-        let slot = self.slot(id)?;
-        self.shared.set_keep_awake(&slot.state, on);
+        let index = self.index_of(id)?;
+        self.shared.set_keep_awake(index, on);
         Ok(())
     }
 
@@ -473,7 +472,7 @@ impl Scheduler {
     /// Posts a message from outside; it is delivered when the next run starts
     /// (or by [`deliver_mail`](Self::deliver_mail)).
     pub fn send(&mut self, envelope: Envelope) {
-        self.shared.outbox.borrow_mut().push(envelope);
+        self.shared.post(envelope);
     }
 
     /// Delivers the posted mail now, without running any agent.
@@ -488,12 +487,12 @@ impl Scheduler {
 
     /// Unsubscribes an agent from a pattern.
     pub fn unsubscribe(&mut self, subscriber: AgentId, pattern: &Subscription) -> Result<()> {
-        self.shared.mailing.borrow_mut().unsubscribe(subscriber, pattern)
+        self.shared.unsubscribe(subscriber, pattern)
     }
 
     /// Unsubscribes an agent from everything.
     pub fn unsubscribe_all(&mut self, subscriber: AgentId) {
-        self.shared.mailing.borrow_mut().unsubscribe_all(subscriber)
+        self.shared.unsubscribe_all(subscriber)
     }
 
     /// An agent's subscriptions, in the order made.
@@ -529,7 +528,7 @@ impl Scheduler {
 
     /// Clears alarms by receiver and/or topic (`None`: any); returns how many.
     pub fn clear_alarms(&mut self, receiver: Option<AgentId>, topic: Option<&str>) -> usize {
-        self.shared.alarms.borrow_mut().clear(receiver, topic)
+        self.shared.alarms_mut(|a| a.clear(receiver, topic))
     }
 
     /// The clock.
@@ -543,7 +542,11 @@ impl Scheduler {
 
     /// Counters since the scheduler was made.
     pub fn stats(&self) -> Stats {
-        self.stats
+        let mut stats = self.stats;
+        let direct = self.shared.reg.borrow().direct_sent;
+        stats.messages += direct;
+        stats.deliveries += direct;
+        stats
     }
 
     // ----- running ------------------------------------------------------
@@ -558,7 +561,7 @@ impl Scheduler {
     /// usable and the failed agent inspectable.
     pub fn run_with(&mut self, opts: RunOptions) -> Result<RunReport> {
         let wall = Instant::now();
-        let before = self.stats;
+        let before = self.stats();
         self.tick_real();
         let start_time = self.shared.now.get();
         let end = match opts.seconds {
@@ -571,15 +574,15 @@ impl Scheduler {
         self.failure = None;
         self.deliver();
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-
         let simulated = self.clock.is_simulated();
+
         let outcome = loop {
             self.round();
             if let Some(e) = self.failure.take() {
                 break Err(e);
             }
             self.stats.rounds += 1;
-            if simulated && !self.shared.outbox.borrow().is_empty() {
+            if simulated && self.mail_waiting() {
                 // Mail flows, so simulated time stands still: release what is
                 // due now, deliver, check the limits. (The general path below
                 // does the same in this case, with more tests.)
@@ -603,7 +606,7 @@ impl Scheduler {
             self.advance_clock(end, opts.pause_if_idle);
             let now = self.shared.now.get();
             self.release_alarms(now);
-            let idle = self.shared.outbox.borrow().is_empty() && self.marked.is_empty();
+            let idle = !self.mail_waiting();
             self.deliver();
 
             if self.shared.paused.get() {
@@ -613,7 +616,7 @@ impl Scheduler {
                 break Ok(StopReason::TimeLimit);
             }
             if let Some(left) = rounds_left.as_mut() {
-                *left = left.saturating_sub(1);
+                *left -= 1;
                 if *left == 0 {
                     break Ok(StopReason::Iterations);
                 }
@@ -625,11 +628,11 @@ impl Scheduler {
             if self.busy > 0 {
                 // Something outside the kernel holds time: wait for it (and,
                 // on the real clock, for the next alarm).
-                let until = if self.clock.is_simulated() { None } else { self.next_deadline(end) };
+                let until = if simulated { None } else { self.next_deadline(end) };
                 self.park(&waker, until);
                 continue;
             }
-            if self.clock.is_simulated() {
+            if simulated {
                 let no_alarms = self.shared.alarms.borrow_mut().is_empty();
                 if no_alarms && (opts.pause_if_idle || !kept_awake) {
                     break Ok(StopReason::Idle);
@@ -652,7 +655,7 @@ impl Scheduler {
             }
         };
         if opts.clear_alarms_at_end {
-            self.shared.alarms.borrow_mut().clear(None, None);
+            self.shared.alarms_mut(|a| a.clear(None, None));
         }
         let reason = outcome?;
         Ok(RunReport {
@@ -664,8 +667,14 @@ impl Scheduler {
         })
     }
 
+    /// Mail is in the outbox or in inboxes not yet seen.
+    #[inline]
+    fn mail_waiting(&self) -> bool {
+        !self.shared.reg.borrow().marked.is_empty() || !self.shared.outbox.borrow().is_empty()
+    }
+
     fn stats_since(&self, b: Stats) -> Stats {
-        let a = self.stats;
+        let a = self.stats();
         Stats {
             rounds: a.rounds - b.rounds,
             polls: a.polls - b.polls,
@@ -688,10 +697,7 @@ impl Scheduler {
             self.tick_real();
             return;
         }
-        let quiet = self.shared.outbox.borrow().is_empty()
-            && self.marked.is_empty()
-            && self.busy == 0
-            && !self.site.queue.has_any();
+        let quiet = !self.mail_waiting() && self.busy == 0 && !self.site.queue.has_any();
         if !quiet {
             return;
         }
@@ -738,101 +744,101 @@ impl Scheduler {
 
     #[inline]
     fn release_alarms(&mut self, now: f64) {
-        if self.shared.alarms.borrow().maybe_due(now) {
+        if self.shared.next_alarm.get() <= now {
             self.release_due_alarms(now);
         }
     }
 
     fn release_due_alarms(&mut self, now: f64) {
-        let Scheduler { shared, slots, marked, stats, .. } = self;
+        let shared = &*self.shared;
+        let stats = &mut self.stats;
         let mut outbox = shared.outbox.borrow_mut();
-        shared.alarms.borrow_mut().release_due(now, |fired| {
-            stats.alarms_fired += 1;
-            match fired {
-                Fired::Mail(env) => outbox.push(env),
-                Fired::Wake(index) => mark(slots, marked, index),
-            }
+        let mut reg = shared.reg.borrow_mut();
+        shared.alarms_mut(|alarms| {
+            alarms.release_due(now, |fired| {
+                stats.alarms_fired += 1;
+                match fired {
+                    Fired::Mail(env) => outbox.push(env),
+                    Fired::Wake(index) => reg.mark(index),
+                }
+            })
         });
     }
 
-    /// One round: external wake-ups, then the marked and kept-awake agents in
-    /// insertion order.
+    /// One round: the marked agents' new mail becomes visible; agents woken
+    /// from outside are polled, then the marked and kept-awake agents are
+    /// updated in insertion order.
     fn round(&mut self) {
+        {
+            let keep = self.shared.keep_awake.borrow();
+            let mut reg = self.shared.reg.borrow_mut();
+            if !keep.is_empty() {
+                for &index in keep.iter() {
+                    reg.mark(index);
+                }
+            }
+            reg.start_round(&mut self.round);
+        }
         self.site.queue.drain_into(&mut self.woken);
         if !self.woken.is_empty() {
             let mut woken = std::mem::take(&mut self.woken);
             woken.sort_unstable();
             woken.dedup();
             for &index in &woken {
-                self.poll(index);
-                if self.failure.is_some() {
-                    break;
+                if self.failure.is_none() {
+                    self.poll(index, false);
                 }
             }
             woken.clear();
             self.woken = woken;
-            if self.failure.is_some() {
-                return;
-            }
         }
-        {
-            let keep = self.shared.keep_awake.borrow();
-            if !keep.is_empty() {
-                for &index in keep.iter() {
-                    mark(&mut self.slots, &mut self.marked, index);
-                }
-            }
-        }
-        std::mem::swap(&mut self.marked, &mut self.round);
         if self.round.len() > 1 {
             self.round.sort_unstable();
         }
         let mut i = 0;
-        while i < self.round.len() {
+        while i < self.round.len() && self.failure.is_none() {
             let index = self.round[i];
             i += 1;
-            let Some(slot) = self.slots[index as usize].as_mut() else {
-                continue;
-            };
-            slot.marked = false;
-            let state = &slot.state;
-            if slot.agent.is_some()
-                && (state.has(flag::KEEP_AWAKE) || !state.inbox.borrow().is_empty())
-            {
-                state.set_flag(flag::UPDATE_DUE, true);
-            }
-            self.poll(index);
-            if self.failure.is_some() {
-                // Leave the rest marked for the next run.
-                for &rest in &self.round[i..] {
-                    if let Some(s) = self.slots[rest as usize].as_mut() {
-                        s.marked = false;
-                    }
-                    mark(&mut self.slots, &mut self.marked, rest);
-                }
-                break;
+            self.poll(index, true);
+        }
+        if self.failure.is_some() {
+            // Leave the rest marked for the next run.
+            let mut reg = self.shared.reg.borrow_mut();
+            for &rest in &self.round[i..] {
+                reg.mark(rest);
             }
         }
         self.round.clear();
     }
 
-    /// Polls one agent's future, then carries out what it asked for.
-    fn poll(&mut self, index: u32) {
-        let Some(slot) = self.slots[index as usize].as_mut() else {
-            return;
-        };
-        let Some(future) = slot.future.as_mut() else {
-            return;
-        };
+    /// Polls one agent's future, then carries out what it asked for. With
+    /// `update`, a trait agent runs `update` if it has mail or is kept awake.
+    fn poll(&mut self, index: u32, update: bool) {
+        let Some(slot) = self.slots[index as usize].as_mut() else { return };
+        let Some(future) = slot.future.as_mut() else { return };
         self.stats.polls += 1;
-        slot.state.set_flag(flag::WAITING, false);
+        let shared = &*self.shared;
+        let mut bits = 0;
+        if slot.agent.is_some() {
+            if slot.removing {
+                bits |= signal::REMOVING;
+            }
+            if slot.update_owed || (update && shared.reg.borrow().wants_update(index)) {
+                bits |= signal::UPDATE_DUE;
+            }
+        }
+        shared.signal.set(bits);
+        shared.phase.set(slot.phase);
         self.site.index = index;
         let waker = self.site.waker();
         let mut cx = Context::from_waker(&waker);
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+        let bits = shared.signal.get();
+        slot.phase = shared.phase.get();
         match polled {
             Ok(Poll::Pending) => {
-                let busy = !slot.state.has(flag::WAITING);
+                slot.update_owed = bits & signal::UPDATE_DUE != 0;
+                let busy = bits & signal::WAITING == 0;
                 if busy != slot.busy {
                     slot.busy = busy;
                     if busy {
@@ -851,9 +857,7 @@ impl Scheduler {
     }
 
     fn fail(&mut self, index: u32, panic: Box<dyn Any + Send>) {
-        let Some(slot) = self.slots[index as usize].as_mut() else {
-            return;
-        };
+        let Some(slot) = self.slots[index as usize].as_mut() else { return };
         let message = if let Some(s) = panic.downcast_ref::<&str>() {
             s.to_string()
         } else if let Some(s) = panic.downcast_ref::<String>() {
@@ -861,19 +865,23 @@ impl Scheduler {
         } else {
             "(non-text panic payload)".to_string()
         };
-        let agent = slot.state.id;
-        let phase = slot.state.phase.get();
+        let phase = slot.phase;
         let future = slot.future.take();
-        slot.accepts_mail = false;
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
         if slot.busy {
             slot.busy = false;
             self.busy -= 1;
         }
-        self.shared.set_keep_awake(&slot.state, false);
-        self.shared.mailing.borrow_mut().unsubscribe_all(agent);
-        tracing::error!(%agent, %phase, %message, "agent panicked");
         let removing = slot.removing;
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
+        let agent = {
+            let mut reg = self.shared.reg.borrow_mut();
+            let rec = &mut reg.agents[index as usize];
+            rec.accepts = false;
+            rec.id
+        };
+        self.shared.set_keep_awake(index, false);
+        self.shared.unsubscribe_all(agent);
+        tracing::error!(%agent, %phase, %message, "agent panicked");
         self.failure.get_or_insert(Error::AgentPanicked { agent, phase, message });
         if removing {
             // It was on its way out (teardown panicked): it is gone.
@@ -901,56 +909,20 @@ impl Scheduler {
 
     /// Delivers the outbox: each message to its receiver and subscribers.
     fn deliver(&mut self) {
-        if self.hold_mail {
-            return;
-        }
         {
             let mut outbox = self.shared.outbox.borrow_mut();
-            if outbox.is_empty() {
+            if outbox.is_empty() || self.shared.reg.borrow().hold_mail {
                 return;
             }
             std::mem::swap(&mut self.mail, &mut *outbox);
         }
-        if self.shared.mailing.borrow().is_empty() {
-            self.deliver_point_to_point();
-        } else {
-            self.deliver_with_subscribers();
-        }
-    }
-
-    /// Delivery while nobody subscribes: each message to its receiver.
-    fn deliver_point_to_point(&mut self) {
-        let Scheduler { shared, slots, marked, stats, mail, .. } = self;
-        let ids = shared.ids.borrow();
-        stats.messages += mail.len() as u64;
-        for env in mail.drain(..) {
-            let index = match env.receiver() {
-                Some(r) => ids.get(&r).copied(),
-                None => None,
-            };
-            let env = match index {
-                Some(index) => match push(slots, marked, index, env) {
-                    Ok(()) => {
-                        stats.deliveries += 1;
-                        continue;
-                    }
-                    Err(env) => env,
-                },
-                None => env,
-            };
-            undeliverable(stats, &env);
-        }
-    }
-
-    /// Delivery to receivers and matching subscribers.
-    fn deliver_with_subscribers(&mut self) {
-        let Scheduler { shared, slots, marked, stats, recipients, stamp, mail, .. } = self;
-        let ids = shared.ids.borrow();
+        let Scheduler { shared, stats, recipients, stamp, mail, .. } = self;
+        let mut reg = shared.reg.borrow_mut();
         let mailing = shared.mailing.borrow();
         stats.messages += mail.len() as u64;
         for env in mail.drain(..) {
             let mut heard = false;
-            if !env.is_direct() {
+            if !env.is_direct() && !mailing.is_empty() {
                 *stamp += 1;
                 recipients.clear();
                 mailing.for_each_subscriber(
@@ -963,27 +935,25 @@ impl Scheduler {
                     if Some(sub) == env.receiver() {
                         continue;
                     }
-                    let Some(&index) = ids.get(&sub) else { continue };
-                    let Some(slot) = slots.get_mut(index as usize).and_then(Option::as_mut) else {
-                        continue;
-                    };
-                    if slot.stamp == *stamp {
+                    let Some(&index) = reg.ids.get(&sub) else { continue };
+                    let Some(rec) = reg.agents.get_mut(index as usize) else { continue };
+                    if rec.stamp == *stamp {
                         continue;
                     }
-                    slot.stamp = *stamp;
-                    if push(slots, marked, index, env.clone()).is_ok() {
+                    rec.stamp = *stamp;
+                    if reg.push(index, env.clone()).is_ok() {
                         stats.deliveries += 1;
                         heard = true;
                     }
                 }
             }
             let index = match env.receiver() {
-                Some(r) => ids.get(&r).copied(),
+                Some(r) => reg.ids.get(&r).copied(),
                 None if heard => continue,
                 None => None,
             };
             let env = match index {
-                Some(index) => match push(slots, marked, index, env) {
+                Some(index) => match reg.push(index, env) {
                     Ok(()) => {
                         stats.deliveries += 1;
                         continue;
@@ -998,15 +968,18 @@ impl Scheduler {
 
     // ----- for the TestBed ----------------------------------------------
 
+    /// Keeps mail in the outbox (the test bed reads it there).
+    pub(crate) fn hold_mail(&mut self) {
+        self.shared.reg.borrow_mut().hold_mail = true;
+    }
+
     /// Runs one update of an agent, whatever its inbox holds.
     pub(crate) fn update_once(&mut self, id: AgentId) -> Result<()> {
         let index = self.index_of(id)?;
-        if let Some(slot) = self.slots[index as usize].as_ref() {
-            if slot.agent.is_some() {
-                slot.state.set_flag(flag::UPDATE_DUE, true);
-            }
+        if let Some(slot) = self.slots[index as usize].as_mut() {
+            slot.update_owed = slot.agent.is_some();
         }
-        self.poll(index);
+        self.poll(index, true);
         match self.failure.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -1034,37 +1007,6 @@ fn inspectable<A: Agent>(slot: &Slot, id: AgentId) -> Result<&std::cell::RefCell
         expected: std::any::type_name::<A>(),
         found: agent.type_name(),
     })
-}
-
-fn mark(slots: &mut [Option<Slot>], marked: &mut Vec<u32>, index: u32) {
-    if let Some(slot) = slots.get_mut(index as usize).and_then(Option::as_mut) {
-        if !slot.marked {
-            slot.marked = true;
-            marked.push(index);
-        }
-    }
-}
-
-/// Puts `env` in the inbox at `index`, or gives it back if nobody there can
-/// take it (a reserved id, a failed or departing agent).
-#[inline]
-fn push(
-    slots: &mut [Option<Slot>],
-    marked: &mut Vec<u32>,
-    index: u32,
-    env: Envelope,
-) -> std::result::Result<(), Envelope> {
-    match slots.get_mut(index as usize).and_then(Option::as_mut) {
-        Some(slot) if slot.accepts_mail => {
-            slot.state.inbox.borrow_mut().push_back(env);
-            if !slot.marked {
-                slot.marked = true;
-                marked.push(index);
-            }
-            Ok(())
-        }
-        _ => Err(env),
-    }
 }
 
 /// Counts a message nobody could take: a dead letter if it had a receiver,

@@ -57,7 +57,7 @@ impl<A: Agent> TestBed<A> {
     /// Puts `agent` on a bed with the given id and runs its `setup`.
     pub fn with_id(id: AgentId, agent: A) -> Result<TestBed<A>> {
         let mut scheduler = Scheduler::simulated();
-        scheduler.hold_mail = true;
+        scheduler.hold_mail();
         scheduler.add_with_id(id, agent)?;
         Ok(TestBed { scheduler, id, agent: PhantomData })
     }

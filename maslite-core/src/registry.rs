@@ -1,0 +1,187 @@
+//! The registry: every agent's id, inbox and flags, in one flat table.
+//!
+//! Agents and the kernel reach an agent's inbox by its slot index, so the
+//! table is a `Vec` (no allocation per agent beyond its inbox's buffer) behind
+//! one `RefCell`: a receive or a send borrows it once.
+//!
+//! # Direct delivery
+//!
+//! Maslite delivers the mail of a round after the round. The registry keeps
+//! that rule without a central outbox for the common case: when nobody
+//! subscribes to anything and the receiver exists, a send puts the envelope
+//! straight into the receiver's inbox, *behind its visible part*. An inbox's
+//! first `visible` envelopes are the ones delivered before the current round;
+//! the kernel moves the mark at the start of each round, for every agent that
+//! got mail. So the receiver sees the message in the next round, exactly as
+//! if it had gone through the outbox — one move instead of three.
+//!
+//! Mail that cannot take this path (a broadcast, an unknown receiver, any
+//! message while subscriptions exist, mail sent from outside) goes through
+//! the outbox, and from then on in that round all mail does, so that no
+//! message overtakes one sent before it. If the subscriptions or the set of
+//! agents change during a round in which mail was delivered directly, that
+//! mail is taken back, in the order it was sent, and put at the head of the
+//! outbox ([`Registry::take_back_direct`]), so it meets the changed mailing
+//! list at delivery as maslite's rule wants.
+
+use crate::envelope::Envelope;
+use crate::id::AgentId;
+use crate::id_map::IdMap;
+use std::collections::VecDeque;
+
+/// Index of an id that is reserved by an add still in the queue.
+pub(crate) const RESERVED: u32 = u32::MAX - 1;
+
+/// One agent's kernel-side state.
+pub(crate) struct AgentRecord {
+    pub id: AgentId,
+    pub inbox: VecDeque<Envelope>,
+    /// The first `visible` envelopes were delivered before this round.
+    pub visible: u32,
+    /// Marked for the next round.
+    pub marked: bool,
+    /// Live and able to take mail (not failed, not leaving).
+    pub accepts: bool,
+    pub keep_awake: bool,
+    /// Last message that reached it as a subscriber (to deliver a copy once).
+    pub stamp: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub ids: IdMap,
+    pub agents: Vec<AgentRecord>,
+    /// Agents to update in the next round (mail, alarm, kept awake).
+    pub marked: Vec<u32>,
+    /// Receivers of this round's direct deliveries, in send order.
+    pub direct_log: Vec<u32>,
+    /// Some mail of this round went through the outbox.
+    pub outbox_used: bool,
+    /// Someone subscribes to something.
+    pub subscribed: bool,
+    /// Mail stays in the outbox (the test bed reads it there).
+    pub hold_mail: bool,
+    /// Messages delivered directly (they skip the outbox's counters).
+    pub direct_sent: u64,
+}
+
+impl AgentRecord {
+    pub fn new(id: AgentId) -> AgentRecord {
+        AgentRecord {
+            id,
+            inbox: VecDeque::new(),
+            visible: 0,
+            marked: false,
+            accepts: true,
+            keep_awake: false,
+            stamp: 0,
+        }
+    }
+}
+
+impl Registry {
+    /// Puts `env` straight into its receiver's inbox if the rules allow
+    /// (see the module docs); otherwise gives it back for the outbox.
+    #[inline]
+    pub fn try_direct(&mut self, env: Envelope) -> Result<(), Envelope> {
+        if self.outbox_used || self.subscribed || self.hold_mail {
+            return Err(env);
+        }
+        let Some(&index) = env.receiver().and_then(|r| self.ids.get(&r)) else {
+            return Err(env);
+        };
+        match self.agents.get_mut(index as usize) {
+            Some(rec) if rec.accepts => {
+                rec.inbox.push_back(env);
+                if !rec.marked {
+                    rec.marked = true;
+                    self.marked.push(index);
+                }
+                self.direct_log.push(index);
+                self.direct_sent += 1;
+                Ok(())
+            }
+            _ => Err(env),
+        }
+    }
+
+    /// Puts `env` into the inbox at `index` (delivery from the outbox), or
+    /// gives it back if nobody there takes mail.
+    #[inline]
+    pub fn push(&mut self, index: u32, env: Envelope) -> Result<(), Envelope> {
+        match self.agents.get_mut(index as usize) {
+            Some(rec) if rec.accepts => {
+                rec.inbox.push_back(env);
+                if !rec.marked {
+                    rec.marked = true;
+                    self.marked.push(index);
+                }
+                Ok(())
+            }
+            _ => Err(env),
+        }
+    }
+
+    /// Marks an agent for the next round (also one that is leaving: it may
+    /// have a wake-up to finish its last update).
+    pub fn mark(&mut self, index: u32) {
+        if let Some(rec) = self.agents.get_mut(index as usize) {
+            if !rec.marked {
+                rec.marked = true;
+                self.marked.push(index);
+            }
+        }
+    }
+
+    /// Whether a trait agent has a reason to update this round.
+    #[inline]
+    pub fn wants_update(&self, index: u32) -> bool {
+        let rec = &self.agents[index as usize];
+        rec.visible > 0 || rec.keep_awake
+    }
+
+    /// Pops the oldest visible envelope of an agent.
+    #[inline]
+    pub fn receive(&mut self, index: u32) -> Option<Envelope> {
+        let rec = &mut self.agents[index as usize];
+        if rec.visible == 0 {
+            return None;
+        }
+        rec.visible -= 1;
+        rec.inbox.pop_front()
+    }
+
+    /// Starts a round: the marked agents become the round's list (returned
+    /// through `round`), and what they received becomes visible.
+    pub fn start_round(&mut self, round: &mut Vec<u32>) {
+        std::mem::swap(&mut self.marked, round);
+        for &index in round.iter() {
+            let rec = &mut self.agents[index as usize];
+            rec.marked = false;
+            rec.visible = rec.inbox.len() as u32;
+        }
+        self.direct_log.clear();
+        self.outbox_used = false;
+    }
+
+    /// Takes back this round's direct deliveries, in send order, and puts
+    /// them at the head of `outbox`; from now on this round's mail goes
+    /// through the outbox. See the module docs.
+    pub fn take_back_direct(&mut self, outbox: &mut Vec<Envelope>) {
+        self.outbox_used = true;
+        if self.direct_log.is_empty() {
+            return;
+        }
+        let mut taken = Vec::with_capacity(self.direct_log.len());
+        for &index in &self.direct_log {
+            let rec = &mut self.agents[index as usize];
+            // Direct mail sits behind the visible part, in send order.
+            if let Some(env) = rec.inbox.remove(rec.visible as usize) {
+                taken.push(env);
+            }
+        }
+        self.direct_sent -= taken.len() as u64;
+        self.direct_log.clear();
+        outbox.splice(0..0, taken);
+    }
+}
