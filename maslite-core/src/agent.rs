@@ -23,7 +23,7 @@
 //! nothing. The futures carry no `Send` bound on purpose: an agent lives on
 //! one thread (one partition) and may hold `Rc`s or `!Send` handles.
 
-use crate::context::{Cx, Event, NextEvent, Shared};
+use crate::context::{signal, Cx, Event, NextEvent, Shared};
 use crate::error::Phase;
 use crate::id::AgentId;
 use std::any::Any;
@@ -143,15 +143,15 @@ async fn agent_loop<A: Agent>(cell: Rc<RefCell<A>>, cx: Cx) {
         let mut agent = cell.borrow_mut();
         agent.setup(&cx).await;
     }
+    let signal = &cx.shared.signal;
+    signal.set(signal.get() | signal::SETUP_DONE);
     loop {
         match NextEvent(&cx.shared).await {
             Event::Update => {
-                cx.shared.phase.set(Phase::Update);
                 let mut agent = cell.borrow_mut();
                 agent.update(&cx).await;
             }
             Event::Teardown => {
-                cx.shared.phase.set(Phase::Teardown);
                 let mut agent = cell.borrow_mut();
                 agent.teardown(&cx).await;
                 return;

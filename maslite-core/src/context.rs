@@ -15,7 +15,7 @@
 use crate::agent::{Agent, Installer};
 use crate::alarms::{Alarm, AlarmInfo, AlarmQueue};
 use crate::envelope::Envelope;
-use crate::error::{Error, Phase, Result};
+use crate::error::{Error, Result};
 use crate::id::AgentId;
 use crate::mailing_list::{MailingList, Subscription};
 use crate::registry::{Registry, RESERVED};
@@ -36,6 +36,8 @@ pub(crate) mod signal {
     pub const WAITING: u8 = 2;
     /// The agent is being removed: run `teardown` next.
     pub const REMOVING: u8 = 4;
+    /// A trait agent's setup has finished.
+    pub const SETUP_DONE: u8 = 8;
 }
 
 /// State of the kernel that agents reach through [`Cx`].
@@ -54,8 +56,6 @@ pub(crate) struct Shared {
     pub paused: Cell<bool>,
     pub next_auto_id: Cell<u64>,
     pub signal: Cell<u8>,
-    /// What the agent being polled is doing, for panic reports.
-    pub phase: Cell<Phase>,
 }
 
 pub(crate) enum Command {
@@ -78,7 +78,6 @@ impl Shared {
             paused: Cell::new(false),
             next_auto_id: Cell::new(1),
             signal: Cell::new(0),
-            phase: Cell::new(Phase::Setup),
         }
     }
 

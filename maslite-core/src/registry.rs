@@ -32,6 +32,11 @@ use std::collections::VecDeque;
 /// Index of an id that is reserved by an add still in the queue.
 pub(crate) const RESERVED: u32 = u32::MAX - 1;
 
+/// Slot indices stay below this; the bit above marks a round entry whose
+/// agent is due an update.
+pub(crate) const MAX_AGENTS: u32 = 1 << 31;
+pub(crate) const UPDATE_DUE: u32 = 1 << 31;
+
 /// One agent's kernel-side state.
 pub(crate) struct AgentRecord {
     pub id: AgentId,
@@ -133,13 +138,6 @@ impl Registry {
         }
     }
 
-    /// Whether a trait agent has a reason to update this round.
-    #[inline]
-    pub fn wants_update(&self, index: u32) -> bool {
-        let rec = &self.agents[index as usize];
-        rec.visible > 0 || rec.keep_awake
-    }
-
     /// Pops the oldest visible envelope of an agent.
     #[inline]
     pub fn receive(&mut self, index: u32) -> Option<Envelope> {
@@ -152,13 +150,21 @@ impl Registry {
     }
 
     /// Starts a round: the marked agents become the round's list (returned
-    /// through `round`), and what they received becomes visible.
+    /// through `round`, in insertion order), and what they received becomes
+    /// visible. Each entry carries [`UPDATE_DUE`] if the agent has mail or is
+    /// kept awake.
     pub fn start_round(&mut self, round: &mut Vec<u32>) {
         std::mem::swap(&mut self.marked, round);
-        for &index in round.iter() {
-            let rec = &mut self.agents[index as usize];
+        if round.len() > 1 {
+            round.sort_unstable();
+        }
+        for entry in round.iter_mut() {
+            let rec = &mut self.agents[*entry as usize];
             rec.marked = false;
             rec.visible = rec.inbox.len() as u32;
+            if rec.visible > 0 || rec.keep_awake {
+                *entry |= UPDATE_DUE;
+            }
         }
         self.direct_log.clear();
         self.outbox_used = false;

@@ -36,7 +36,7 @@ use crate::envelope::Envelope;
 use crate::error::{Error, Phase, Result};
 use crate::id::AgentId;
 use crate::mailing_list::Subscription;
-use crate::registry::{AgentRecord, RESERVED};
+use crate::registry::{AgentRecord, MAX_AGENTS, UPDATE_DUE};
 use crate::wake::{PollSite, ThreadWaker, WakeQueue};
 use std::any::Any;
 use std::cell::{Ref, RefMut};
@@ -164,6 +164,9 @@ struct Slot {
     /// The `RefCell<A>` of a trait agent, for inspection; `None` for an
     /// async fn agent.
     agent: Option<Rc<dyn Inspect>>,
+    /// What it is doing (for panic reports): `Setup` until a trait agent's
+    /// setup is done, then `Update` (`Teardown` once removing); `Process`
+    /// for async fn agents.
     phase: Phase,
     /// Pending on something outside the kernel.
     busy: bool,
@@ -295,8 +298,8 @@ impl Scheduler {
     fn install(&mut self, id: AgentId, installer: Installer) {
         let index = u32::try_from(self.slots.len())
             .ok()
-            .filter(|&i| i < RESERVED)
-            .expect("more than 4 billion agents in one scheduler");
+            .filter(|&i| i < MAX_AGENTS)
+            .expect("more than 2^31 agents in one scheduler");
         {
             let mut reg = self.shared.reg.borrow_mut();
             reg.agents.push(AgentRecord::new(id));
@@ -349,6 +352,9 @@ impl Scheduler {
         self.shared.set_keep_awake(index, false);
         let Some(slot) = self.slots[index as usize].as_mut() else { return };
         slot.removing = true;
+        if slot.phase == Phase::Update {
+            slot.phase = Phase::Teardown;
+        }
         if slot.future.is_none() || slot.agent.is_none() {
             self.retire(index);
         } else {
@@ -792,49 +798,45 @@ impl Scheduler {
             woken.clear();
             self.woken = woken;
         }
-        if self.round.len() > 1 {
-            self.round.sort_unstable();
-        }
         let mut i = 0;
         while i < self.round.len() && self.failure.is_none() {
-            let index = self.round[i];
+            let entry = self.round[i];
             i += 1;
-            self.poll(index, true);
+            self.poll(entry & !UPDATE_DUE, entry & UPDATE_DUE != 0);
         }
         if self.failure.is_some() {
             // Leave the rest marked for the next run.
             let mut reg = self.shared.reg.borrow_mut();
             for &rest in &self.round[i..] {
-                reg.mark(rest);
+                reg.mark(rest & !UPDATE_DUE);
             }
         }
         self.round.clear();
     }
 
     /// Polls one agent's future, then carries out what it asked for. With
-    /// `update`, a trait agent runs `update` if it has mail or is kept awake.
+    /// `update`, a trait agent runs `update`.
     fn poll(&mut self, index: u32, update: bool) {
         let Some(slot) = self.slots[index as usize].as_mut() else { return };
         let Some(future) = slot.future.as_mut() else { return };
         self.stats.polls += 1;
         let shared = &*self.shared;
         let mut bits = 0;
-        if slot.agent.is_some() {
-            if slot.removing {
-                bits |= signal::REMOVING;
-            }
-            if slot.update_owed || (update && shared.reg.borrow().wants_update(index)) {
-                bits |= signal::UPDATE_DUE;
-            }
+        if update || slot.update_owed {
+            bits |= signal::UPDATE_DUE;
+        }
+        if slot.removing {
+            bits |= signal::REMOVING;
         }
         shared.signal.set(bits);
-        shared.phase.set(slot.phase);
         self.site.index = index;
         let waker = self.site.waker();
         let mut cx = Context::from_waker(&waker);
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
         let bits = shared.signal.get();
-        slot.phase = shared.phase.get();
+        if bits & signal::SETUP_DONE != 0 && slot.phase == Phase::Setup {
+            slot.phase = Phase::Update;
+        }
         match polled {
             Ok(Poll::Pending) => {
                 slot.update_owed = bits & signal::UPDATE_DUE != 0;
@@ -908,10 +910,17 @@ impl Scheduler {
     }
 
     /// Delivers the outbox: each message to its receiver and subscribers.
+    #[inline]
     fn deliver(&mut self) {
+        if !self.shared.outbox.borrow().is_empty() {
+            self.deliver_outbox();
+        }
+    }
+
+    fn deliver_outbox(&mut self) {
         {
             let mut outbox = self.shared.outbox.borrow_mut();
-            if outbox.is_empty() || self.shared.reg.borrow().hold_mail {
+            if self.shared.reg.borrow().hold_mail {
                 return;
             }
             std::mem::swap(&mut self.mail, &mut *outbox);
@@ -976,9 +985,6 @@ impl Scheduler {
     /// Runs one update of an agent, whatever its inbox holds.
     pub(crate) fn update_once(&mut self, id: AgentId) -> Result<()> {
         let index = self.index_of(id)?;
-        if let Some(slot) = self.slots[index as usize].as_mut() {
-            slot.update_owed = slot.agent.is_some();
-        }
         self.poll(index, true);
         match self.failure.take() {
             Some(e) => Err(e),
