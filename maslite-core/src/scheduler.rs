@@ -674,7 +674,7 @@ impl Scheduler {
     }
 
     /// Mail is in the outbox or in inboxes not yet seen.
-    #[inline]
+    #[inline(always)]
     fn mail_waiting(&self) -> bool {
         !self.shared.reg.borrow().marked.is_empty() || !self.shared.outbox.borrow().is_empty()
     }
@@ -748,7 +748,7 @@ impl Scheduler {
         queue.set_notify(None);
     }
 
-    #[inline]
+    #[inline(always)]
     fn release_alarms(&mut self, now: f64) {
         if self.shared.next_alarm.get() <= now {
             self.release_due_alarms(now);
@@ -910,7 +910,7 @@ impl Scheduler {
     }
 
     /// Delivers the outbox: each message to its receiver and subscribers.
-    #[inline]
+    #[inline(always)]
     fn deliver(&mut self) {
         if !self.shared.outbox.borrow().is_empty() {
             self.deliver_outbox();
