@@ -21,7 +21,7 @@
 //! message overtakes one sent before it. If the subscriptions or the set of
 //! agents change during a round in which mail was delivered directly, that
 //! mail is taken back, in the order it was sent, and put at the head of the
-//! outbox ([`Registry::take_back_direct`]), so it meets the changed mailing
+//! outbox (`Registry::take_back_direct`), so it meets the changed mailing
 //! list at delivery as maslite's rule wants.
 
 use crate::envelope::Envelope;

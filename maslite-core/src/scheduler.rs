@@ -23,10 +23,20 @@
 //!
 //! # Cost
 //!
-//! A message costs: a push onto the outbox, one id look-up (a hash of a
-//! `u64`), a push onto the receiver's inbox, a poll of its future. Nothing is
-//! allocated per message: the outbox, the round lists and the inboxes keep
-//! their buffers; the payload's box travels with the envelope.
+//! A point-to-point message costs one id look-up (an index into a table for
+//! ids below 2²¹, a hash above), one push into the receiver's inbox (see
+//! [`registry`](crate::registry): it skips the outbox) and, in the next round,
+//! one poll of the receiver's future. Nothing is allocated per message: the
+//! inboxes and round lists keep their buffers and the envelope is one box,
+//! made by the sender, that travels to the receiver. A subscriber's copy is a
+//! clone, so one allocation each.
+//!
+//! Measured on the 2-core machines of this project (release build,
+//! `cargo run --release --example pingpong`): about 17 M messages/s for the
+//! ping-pong of two trait agents, ~420 instructions a message, where a
+//! hand-written loop with the same rounds and envelopes does ~165; the rest
+//! is the price of async agents polled through `dyn Future`, `RefCell`
+//! guarded state and the checks that make a run stop and fail cleanly.
 
 use crate::agent::{Agent, Inspect, Installed, Installer};
 use crate::alarms::{Alarm, AlarmInfo, Fired};
