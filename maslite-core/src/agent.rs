@@ -137,24 +137,17 @@ impl Installer {
 // The RefCell is borrowed across awaits on purpose: between polls the
 // scheduler only lends the agent out through `try_borrow`, which reports
 // `AgentBusy` while an update is suspended.
-#[allow(clippy::await_holding_refcell_ref)]
-async fn agent_loop<A: Agent>(cell: Rc<RefCell<A>>, cx: Cx) {
-    {
-        let mut agent = cell.borrow_mut();
-        agent.setup(&cx).await;
-    }
-    let signal = &cx.shared.signal;
-    signal.set(signal.get() | signal::SETUP_DONE);
-    loop {
-        match NextEvent(&cx.shared).await {
-            Event::Update => {
-                let mut agent = cell.borrow_mut();
-                agent.update(&cx).await;
-            }
-            Event::Teardown => {
-                let mut agent = cell.borrow_mut();
-                agent.teardown(&cx).await;
-                return;
+#[allow(clippy::await_holding_refcell_ref, clippy::manual_async_fn)]
+fn agent_loop<A: Agent>(cell: Rc<RefCell<A>>, cx: Cx) -> impl Future<Output = ()> {
+    // An async block, not an async fn: its captures are not copied again
+    // into the future's locals, which keeps every agent 32 bytes smaller.
+    async move {
+        cell.borrow_mut().setup(&cx).await;
+        cx.shared.signal.set(cx.shared.signal.get() | signal::SETUP_DONE);
+        loop {
+            match NextEvent(&cx.shared).await {
+                Event::Update => cell.borrow_mut().update(&cx).await,
+                Event::Teardown => return cell.borrow_mut().teardown(&cx).await,
             }
         }
     }
