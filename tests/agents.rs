@@ -255,7 +255,7 @@ fn agents_add_and_remove_other_agents_while_running() {
 }
 
 #[test]
-fn agent_removed_while_suspended_in_update_tears_down_after_that_update() {
+fn removal_cancels_a_suspended_update_and_runs_teardown_at_once() {
     /// Sleeps inside its update.
     struct Slow {
         log: Log,
@@ -280,9 +280,12 @@ fn agent_removed_while_suspended_in_update_tears_down_after_that_update() {
 
     s.remove(slow).unwrap();
     assert!(!s.contains(slow));
-    s.run().unwrap();
-    assert_eq!(*log.borrow(), ["update done at 2", "teardown at 2"]);
+    // The update sleeping until t=2 is cancelled; teardown ran at removal.
+    assert_eq!(*log.borrow(), ["teardown at 1"]);
     assert!(s.is_empty());
+    let report = s.run().unwrap();
+    assert_eq!(report.end_time, 1.0, "the cancelled sleep holds no alarm");
+    assert_eq!(*log.borrow(), ["teardown at 1"]);
 }
 
 #[test]

@@ -148,7 +148,7 @@ fn deliver_mail_fills_inboxes_without_running_agents() {
     let mut s = Scheduler::simulated();
     let a = s.add(Recorder { trace: trace.clone() }).unwrap();
     s.send(Envelope::new(Trial).to(a));
-    s.deliver_mail();
+    s.deliver_mail().unwrap();
     assert_eq!(s.inbox_len(a), Ok(1));
     assert!(trace.borrow().is_empty());
     let mail = s.take_inbox(a).unwrap();

@@ -68,7 +68,7 @@ fn spies_get_what_their_patterns_match() {
     ];
     for (i, (env, expected)) in cases.into_iter().enumerate() {
         s.send(env);
-        s.deliver_mail();
+        s.deliver_mail().unwrap();
         assert_eq!(inbox_lens(&s, &ids), expected, "message {}", i + 1);
         clear_inboxes(&s, &ids);
     }
@@ -98,18 +98,18 @@ fn every_one_or_two_field_pattern_is_accepted_and_matches() {
 
     // Matches all six patterns.
     s.send(Envelope::new(Trial).from(a).to(b).topic_is("Hello"));
-    s.deliver_mail();
+    s.deliver_mail().unwrap();
     assert_eq!(inbox_lens(&s, &spies), [1; 6]);
     clear_inboxes(&s, &spies);
 
     // Matches none: other sender, receiver and topic.
     s.send(Envelope::new(Trial).from(b).to(a).topic_is("Bye"));
-    s.deliver_mail();
+    s.deliver_mail().unwrap();
     assert_eq!(inbox_lens(&s, &spies), [0; 6]);
 
     // Same sender and receiver, other topic: only the topic-free patterns.
     s.send(Envelope::new(Trial).from(a).to(b).topic_is("Bye"));
-    s.deliver_mail();
+    s.deliver_mail().unwrap();
     assert_eq!(inbox_lens(&s, &spies), [1, 1, 0, 1, 0, 0]);
 }
 
@@ -123,7 +123,7 @@ fn agent_matching_two_patterns_gets_one_copy() {
     s.subscribe(spy, Subscription::new().topic("Hello")).unwrap();
     s.subscribe(spy, Subscription::new().sender(a).receiver(b)).unwrap();
     s.send(Envelope::new(Trial).from(a).to(b).topic_is("Hello"));
-    s.deliver_mail();
+    s.deliver_mail().unwrap();
     assert_eq!(s.inbox_len(spy), Ok(1));
     assert_eq!(s.inbox_len(b), Ok(1));
 }
@@ -136,7 +136,7 @@ fn receiver_that_also_subscribes_gets_the_message_once() {
     s.subscribe(b, Subscription::new().receiver(b)).unwrap();
     s.subscribe(b, Subscription::new().topic("Hello")).unwrap();
     s.send(Envelope::new(Trial).from(a).to(b).topic_is("Hello"));
-    s.deliver_mail();
+    s.deliver_mail().unwrap();
     assert_eq!(s.inbox_len(b), Ok(1));
 }
 
@@ -150,7 +150,7 @@ fn subscribing_twice_to_one_pattern_is_the_same_as_once() {
     assert_eq!(s.subscriptions(spy), std::slice::from_ref(&pattern));
     assert_eq!(s.subscribers(&pattern), [spy]);
     s.send(Envelope::new(Trial).topic_is("Hello"));
-    s.deliver_mail();
+    s.deliver_mail().unwrap();
     assert_eq!(s.inbox_len(spy), Ok(1));
     // One unsubscribe undoes it.
     s.unsubscribe(spy, &pattern).unwrap();
@@ -169,7 +169,7 @@ fn direct_message_ignores_subscriptions() {
     let env = Envelope::new(Trial).from(a).to(b).direct().unwrap();
     assert_eq!(s.recipients(&env), [b]);
     s.send(env);
-    s.deliver_mail();
+    s.deliver_mail().unwrap();
     assert_eq!(s.inbox_len(b), Ok(1));
     assert_eq!(s.inbox_len(spy), Ok(0));
 }
@@ -183,7 +183,7 @@ fn broadcast_goes_to_matching_subscribers_only() {
     s.subscribe(listener, Subscription::new().topic("news")).unwrap();
     s.subscribe(deaf, Subscription::new().topic("sports")).unwrap();
     s.send(Envelope::new(Trial).from(a).topic_is("news"));
-    s.deliver_mail();
+    s.deliver_mail().unwrap();
     assert_eq!(inbox_lens(&s, &[a, listener, deaf]), [0, 1, 0]);
 }
 
@@ -204,7 +204,7 @@ fn default_topic_is_the_payload_type_name() {
     s.subscribe(spy, Subscription::new().topic("Trial")).unwrap();
     s.send(Envelope::new(Trial));
     s.send(Envelope::new(5u32));
-    s.deliver_mail();
+    s.deliver_mail().unwrap();
     let got = s.take_inbox(spy).unwrap();
     assert_eq!(got.len(), 1);
     assert!(got[0].is::<Trial>());
@@ -269,7 +269,7 @@ fn unsubscribed_agent_gets_no_more_copies() {
     assert_eq!(s.subscriptions(spy), std::slice::from_ref(&by_receiver));
     assert!(s.subscribers(&by_topic).is_empty());
     s.send(Envelope::new(Trial).topic_is("Hello"));
-    s.deliver_mail();
+    s.deliver_mail().unwrap();
     assert_eq!(s.inbox_len(spy), Ok(0));
 
     // Unsubscribing from what one is not subscribed to is fine.

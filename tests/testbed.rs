@@ -48,7 +48,7 @@ impl Agent for Shop {
 fn setup_runs_and_its_output_is_held() {
     let mut bed = TestBed::new(Shop::default()).unwrap();
     assert_eq!(bed.id(), AgentId(1));
-    assert_eq!(bed.agent().price, 3);
+    assert_eq!(bed.agent().unwrap().price, 3);
     assert_eq!(bed.subscriptions(), [Subscription::new().topic("orders")]);
     let sent = bed.take_sent();
     assert_eq!(sent.len(), 1);
@@ -61,8 +61,8 @@ fn setup_runs_and_its_output_is_held() {
 fn given_mail_is_read_in_one_update_and_replies_are_held() {
     let mut bed = TestBed::with_id(AgentId(10), Shop::default()).unwrap();
     bed.take_sent();
-    bed.give(Envelope::new(Order { qty: 2 }).from(AgentId(7)));
-    bed.give(Envelope::new(Order { qty: 5 }).from(AgentId(8)));
+    bed.give(Envelope::new(Order { qty: 2 }).from(AgentId(7))).unwrap();
+    bed.give(Envelope::new(Order { qty: 5 }).from(AgentId(8))).unwrap();
     assert_eq!(bed.inbox_len(), 2);
     bed.update().unwrap();
     assert_eq!(bed.inbox_len(), 0);
@@ -73,7 +73,7 @@ fn given_mail_is_read_in_one_update_and_replies_are_held() {
         .map(|e| (e.sender(), e.receiver(), e.payload::<Invoice>().unwrap().amount))
         .collect();
     assert_eq!(summary, [(AgentId(10), Some(AgentId(7)), 6), (AgentId(10), Some(AgentId(8)), 15)]);
-    let shop = bed.agent();
+    let shop = bed.agent().unwrap();
     assert_eq!((shop.orders, shop.updates), (2, 1));
 }
 
@@ -90,10 +90,10 @@ fn given_mail_without_receiver_is_addressed_to_the_agent() {
         }
     }
     let mut bed = TestBed::with_id(AgentId(4), Mirror { receivers: vec![] }).unwrap();
-    bed.give(Envelope::new(Reminder));
-    bed.give(Envelope::new(Reminder).to(AgentId(9)));
+    bed.give(Envelope::new(Reminder)).unwrap();
+    bed.give(Envelope::new(Reminder).to(AgentId(9))).unwrap();
     bed.update().unwrap();
-    assert_eq!(bed.agent().receivers, [Some(AgentId(4)), Some(AgentId(9))]);
+    assert_eq!(bed.agent().unwrap().receivers, [Some(AgentId(4)), Some(AgentId(9))]);
 }
 
 #[test]
@@ -101,19 +101,19 @@ fn update_runs_even_with_an_empty_inbox() {
     let mut bed = TestBed::new(Shop::default()).unwrap();
     bed.update().unwrap();
     bed.update().unwrap();
-    assert_eq!(bed.agent().updates, 2);
-    assert_eq!(bed.agent().orders, 0);
+    assert_eq!(bed.agent().unwrap().updates, 2);
+    assert_eq!(bed.agent().unwrap().orders, 0);
 }
 
 #[test]
 fn alarms_set_by_the_agent_are_listed_at_the_beds_clock() {
     let mut bed = TestBed::new(Shop::default()).unwrap();
     assert_eq!(bed.now(), 0.0);
-    bed.give(Envelope::new(Order { qty: 1 }).from(AgentId(7)));
+    bed.give(Envelope::new(Order { qty: 1 }).from(AgentId(7))).unwrap();
     bed.update().unwrap();
     bed.advance_to(2.5);
     assert_eq!(bed.now(), 2.5);
-    bed.give(Envelope::new(Order { qty: 1 }).from(AgentId(7)));
+    bed.give(Envelope::new(Order { qty: 1 }).from(AgentId(7))).unwrap();
     bed.update().unwrap();
     let alarms = bed.alarms();
     let times: Vec<f64> = alarms.iter().map(|a| a.at).collect();
@@ -125,8 +125,8 @@ fn alarms_set_by_the_agent_are_listed_at_the_beds_clock() {
 fn the_agent_can_be_changed_between_updates() {
     let mut bed = TestBed::new(Shop::default()).unwrap();
     bed.take_sent();
-    bed.agent_mut().price = 100;
-    bed.give(Envelope::new(Order { qty: 2 }).from(AgentId(7)));
+    bed.agent_mut().unwrap().price = 100;
+    bed.give(Envelope::new(Order { qty: 2 }).from(AgentId(7))).unwrap();
     bed.update().unwrap();
     let sent = bed.take_sent();
     assert_eq!(sent[0].payload::<Invoice>(), Ok(&Invoice { amount: 200 }));
@@ -135,7 +135,7 @@ fn the_agent_can_be_changed_between_updates() {
 #[test]
 fn held_mail_goes_nowhere() {
     let mut bed = TestBed::new(Shop::default()).unwrap();
-    bed.give(Envelope::new(Order { qty: 1 }).from(AgentId(404)));
+    bed.give(Envelope::new(Order { qty: 1 }).from(AgentId(404))).unwrap();
     bed.update().unwrap();
     // The reply to a missing agent is held, not a dead letter.
     assert_eq!(bed.scheduler().stats().dead_letters, 0);

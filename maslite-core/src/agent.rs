@@ -68,7 +68,9 @@ pub trait Agent: 'static {
     /// kept awake). Take the mail with [`Cx::receive`].
     async fn update(&mut self, cx: &Cx);
 
-    /// Runs when the agent is removed, after its current update finishes.
+    /// Runs when the agent is removed. An update (or setup) that is
+    /// suspended at that moment is cancelled — its future dropped, as
+    /// dropping a task cancels it — and teardown runs at once.
     async fn teardown(&mut self, cx: &Cx) {
         let _ = cx;
     }
@@ -79,6 +81,9 @@ pub trait Agent: 'static {
 pub(crate) trait Inspect: Any {
     fn type_name(&self) -> &'static str;
     fn as_any(&self) -> &dyn Any;
+    /// A future that runs only `teardown`, for an agent whose setup or
+    /// update was cancelled by its removal.
+    fn teardown(self: Rc<Self>, cx: Cx) -> Pin<Box<dyn Future<Output = ()>>>;
 }
 
 impl<A: Agent> Inspect for RefCell<A> {
@@ -87,6 +92,10 @@ impl<A: Agent> Inspect for RefCell<A> {
     }
     fn as_any(&self) -> &dyn Any {
         self
+    }
+    #[allow(clippy::await_holding_refcell_ref)] // see agent_loop
+    fn teardown(self: Rc<Self>, cx: Cx) -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(async move { self.borrow_mut().teardown(&cx).await })
     }
 }
 
@@ -145,7 +154,7 @@ fn agent_loop<A: Agent>(cell: Rc<RefCell<A>>, cx: Cx) -> impl Future<Output = ()
         cell.borrow_mut().setup(&cx).await;
         cx.shared.signal.set(cx.shared.signal.get() | signal::SETUP_DONE);
         loop {
-            match NextEvent(&cx.shared).await {
+            match NextEvent(&cx).await {
                 Event::Update => cell.borrow_mut().update(&cx).await,
                 Event::Teardown => return cell.borrow_mut().teardown(&cx).await,
             }

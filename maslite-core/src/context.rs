@@ -28,16 +28,25 @@ use std::task::{Context, Poll};
 
 /// Signals between the kernel and the agent it is polling (one agent is
 /// polled at a time, so one set of bits serves all).
+///
+/// Whether a pending agent waits on the kernel (mail, a wake-up: it is idle)
+/// or on something else (busy: simulated time must wait for it) is counted,
+/// not flagged: each kernel wait that is pending at the end of the poll adds
+/// one to `Shared::waits`, and a wait that completes or is dropped within the
+/// same poll takes its one back. A poll that ends pending with no kernel wait
+/// counted is busy.
 pub(crate) mod signal {
-    /// The kernel asks a trait agent to run `update`.
+    /// The kernel asks a trait agent to run `update` if it has mail or is
+    /// kept awake.
     pub const UPDATE_DUE: u8 = 1;
-    /// The agent's `Pending` came from a kernel wait (mail, alarm): it is not
-    /// busy outside the kernel.
-    pub const WAITING: u8 = 2;
+    /// ... even with an empty inbox (the test bed's explicit update).
+    pub const FORCE_UPDATE: u8 = 2;
     /// The agent is being removed: run `teardown` next.
     pub const REMOVING: u8 = 4;
     /// A trait agent's setup has finished.
     pub const SETUP_DONE: u8 = 8;
+    /// A trait agent rests between updates.
+    pub const AT_REST: u8 = 16;
 }
 
 /// State of the kernel that agents reach through [`Cx`].
@@ -56,6 +65,10 @@ pub(crate) struct Shared {
     pub paused: Cell<bool>,
     pub next_auto_id: Cell<u64>,
     pub signal: Cell<u8>,
+    /// Kernel waits pending in the current poll (see [`signal`]).
+    pub waits: Cell<u32>,
+    /// Number of the current poll, so a wait knows whether it counted in it.
+    pub epoch: Cell<u64>,
 }
 
 pub(crate) enum Command {
@@ -78,6 +91,8 @@ impl Shared {
             paused: Cell::new(false),
             next_auto_id: Cell::new(1),
             signal: Cell::new(0),
+            waits: Cell::new(0),
+            epoch: Cell::new(1),
         }
     }
 
@@ -189,8 +204,19 @@ impl Shared {
         }
     }
 
-    fn wait(&self) {
-        self.signal.set(self.signal.get() | signal::WAITING);
+    /// A kernel wait goes pending in this poll; returns the poll's number.
+    #[inline]
+    pub fn wait(&self) -> u64 {
+        self.waits.set(self.waits.get() + 1);
+        self.epoch.get()
+    }
+
+    /// A kernel wait that went pending at `epoch` completes or is dropped.
+    #[inline]
+    pub fn unwait(&self, epoch: u64) {
+        if epoch == self.epoch.get() {
+            self.waits.set(self.waits.get() - 1);
+        }
     }
 }
 
@@ -234,7 +260,7 @@ impl Cx {
 
     /// Waits until the inbox is non-empty, then takes the oldest message.
     pub fn recv(&self) -> Recv<'_> {
-        Recv { cx: self }
+        Recv { cx: self, waited: 0 }
     }
 
     /// Whether the inbox holds mail.
@@ -252,12 +278,15 @@ impl Cx {
     /// agent can list or clear. A negative or NaN delay counts as zero.
     pub fn sleep(&self, seconds: f64) -> Sleep<'_> {
         let seconds = if seconds.is_nan() || seconds < 0.0 { 0.0 } else { seconds };
-        Sleep { cx: self, deadline: self.now() + seconds, ticket: None }
+        Sleep { cx: self, deadline: self.now() + seconds, ticket: None, waited: 0 }
     }
 
-    /// Suspends this agent until the clock reads `time` (now, if it is past).
+    /// Suspends this agent until the clock reads `time` (now, if it is past
+    /// or NaN). An infinite time never comes: the agent waits for nothing
+    /// and does not hold the run up.
     pub fn sleep_until(&self, time: f64) -> Sleep<'_> {
-        Sleep { cx: self, deadline: time, ticket: None }
+        let deadline = if time.is_nan() { self.now() } else { time };
+        Sleep { cx: self, deadline, ticket: None, waited: 0 }
     }
 
     /// Sets an alarm: its envelope (stamped with this agent as sender unless
@@ -369,18 +398,27 @@ impl Cx {
 /// Future of [`Cx::recv`].
 pub struct Recv<'a> {
     cx: &'a Cx,
+    /// The poll in which it last went pending (0: never).
+    waited: u64,
 }
 
 impl Future for Recv<'_> {
     type Output = Envelope;
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Envelope> {
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Envelope> {
+        self.cx.shared.unwait(std::mem::take(&mut self.waited));
         match self.cx.receive() {
             Some(env) => Poll::Ready(env),
             None => {
-                self.cx.shared.wait();
+                self.waited = self.cx.shared.wait();
                 Poll::Pending
             }
         }
+    }
+}
+
+impl Drop for Recv<'_> {
+    fn drop(&mut self) {
+        self.cx.shared.unwait(self.waited);
     }
 }
 
@@ -389,27 +427,31 @@ pub struct Sleep<'a> {
     cx: &'a Cx,
     deadline: f64,
     ticket: Option<u64>,
+    /// The poll in which it last went pending (0: never).
+    waited: u64,
 }
 
 impl Future for Sleep<'_> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        self.cx.shared.unwait(std::mem::take(&mut self.waited));
         if self.cx.now() >= self.deadline {
             self.ticket = None;
             return Poll::Ready(());
         }
-        if self.ticket.is_none() {
+        if self.ticket.is_none() && self.deadline.is_finite() {
             let (deadline, index) = (self.deadline, self.cx.index);
             let ticket = self.cx.shared.alarms_mut(|a| a.set_wake(deadline, index));
             self.ticket = Some(ticket);
         }
-        self.cx.shared.wait();
+        self.waited = self.cx.shared.wait();
         Poll::Pending
     }
 }
 
 impl Drop for Sleep<'_> {
     fn drop(&mut self) {
+        self.cx.shared.unwait(self.waited);
         if let Some(ticket) = self.ticket {
             if self.cx.now() < self.deadline {
                 self.cx.shared.alarms_mut(|a| a.cancel_wake(ticket));
@@ -419,7 +461,9 @@ impl Drop for Sleep<'_> {
 }
 
 /// Resolves when the kernel asks a trait agent to update or to tear down.
-pub(crate) struct NextEvent<'a>(pub &'a Shared);
+/// It is only ever pending at the end of a poll (never dropped within one),
+/// so it counts its wait without taking it back.
+pub(crate) struct NextEvent<'a>(pub &'a Cx);
 
 /// What the kernel asks of a trait agent.
 pub(crate) enum Event {
@@ -431,16 +475,23 @@ impl Future for NextEvent<'_> {
     type Output = Event;
     #[inline]
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Event> {
-        let shared = self.0;
+        let cx = self.0;
+        let shared = &*cx.shared;
         let bits = shared.signal.get();
         if bits & signal::REMOVING != 0 {
-            Poll::Ready(Event::Teardown)
-        } else if bits & signal::UPDATE_DUE != 0 {
-            shared.signal.set(bits & !signal::UPDATE_DUE);
-            Poll::Ready(Event::Update)
-        } else {
-            shared.signal.set(bits | signal::WAITING);
-            Poll::Pending
+            return Poll::Ready(Event::Teardown);
         }
+        let asked = signal::UPDATE_DUE | signal::FORCE_UPDATE;
+        if bits & asked != 0 {
+            shared.signal.set(bits & !asked);
+            // An update that waited for its mail inside may have taken what
+            // the kernel asked about: update only for mail still there.
+            if bits & signal::FORCE_UPDATE != 0 || cx.has_mail() || cx.keep_awake() {
+                return Poll::Ready(Event::Update);
+            }
+        }
+        shared.signal.set(shared.signal.get() | signal::AT_REST);
+        shared.wait();
+        Poll::Pending
     }
 }

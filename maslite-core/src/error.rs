@@ -93,6 +93,15 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// Cloning a payload for a subscriber panicked; that copy is counted as a
+    /// dead letter and the run stopped.
+    #[error("cloning a {payload} for a subscriber panicked: {message}")]
+    PayloadPanicked {
+        /// The payload's type.
+        payload: &'static str,
+        /// The panic message.
+        message: String,
+    },
     /// The agent is not of the type asked for.
     #[error("agent {agent} is a {found}, not a {expected}")]
     AgentTypeMismatch {

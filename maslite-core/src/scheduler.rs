@@ -182,8 +182,11 @@ struct Slot {
     busy: bool,
     /// Being removed: teardown is due.
     removing: bool,
-    /// Mail came while its update was suspended: update again after it.
-    update_owed: bool,
+    /// What the kernel asked (`signal::UPDATE_DUE`, `FORCE_UPDATE`) while an
+    /// update was suspended: asked again at its next poll.
+    owed: u8,
+    /// A trait agent resting between updates (not inside setup or update).
+    at_rest: bool,
 }
 
 /// A single-partition kernel: agents, mail, subscriptions, alarms and a clock,
@@ -322,10 +325,11 @@ impl Scheduler {
             phase,
             busy: false,
             removing: false,
-            update_owed: false,
+            owed: 0,
+            at_rest: false,
         }));
         self.live += 1;
-        self.poll(index, false);
+        self.poll(index, 0);
         // An agent whose start (setup, or an async body before its first
         // wait) panicked never joined.
         if self.slots[index as usize].as_ref().is_some_and(|s| s.future.is_none()) {
@@ -335,8 +339,8 @@ impl Scheduler {
     }
 
     /// Removes an agent: it gets no more mail, its subscriptions go, and its
-    /// `teardown` runs (after its current update, if one is suspended). An
-    /// async-fn agent's future is dropped.
+    /// `teardown` runs now; an update or setup suspended at this moment is
+    /// cancelled (dropped) first. An async-fn agent's future is dropped.
     pub fn remove(&mut self, id: AgentId) -> Result<()> {
         self.remove_now(id);
         match self.failure.take() {
@@ -362,14 +366,24 @@ impl Scheduler {
         self.shared.set_keep_awake(index, false);
         let Some(slot) = self.slots[index as usize].as_mut() else { return };
         slot.removing = true;
-        if slot.phase == Phase::Update {
-            slot.phase = Phase::Teardown;
-        }
-        if slot.future.is_none() || slot.agent.is_none() {
+        slot.phase = Phase::Teardown;
+        let Some(agent) = slot.agent.clone().filter(|_| slot.future.is_some()) else {
+            // An async fn agent (its future is dropped) or a failed one.
             self.retire(index);
-        } else {
-            self.poll(index, false);
+            return;
+        };
+        if !slot.at_rest {
+            // Removal cancels a suspended setup or update; then teardown runs.
+            let cancelled = slot.future.take();
+            if slot.busy {
+                slot.busy = false;
+                self.busy -= 1;
+            }
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(cancelled)));
+            let cx = Cx { shared: self.shared.clone(), index, id };
+            slot.future = Some(agent.teardown(cx));
         }
+        self.poll(index, 0);
     }
 
     /// Drops the agent in `index` and accounts for what it leaves.
@@ -377,6 +391,8 @@ impl Scheduler {
         let Some(slot) = self.slots[index as usize].take() else { return };
         let (id, left) = {
             let mut reg = self.shared.reg.borrow_mut();
+            // Mail sent to it this round meets its departure at delivery.
+            self.shared.take_back_direct(&mut reg);
             let rec = &mut reg.agents[index as usize];
             rec.accepts = false;
             rec.visible = 0;
@@ -459,6 +475,7 @@ impl Scheduler {
     pub fn take_inbox(&self, id: AgentId) -> Result<Vec<Envelope>> {
         let index = self.index_of(id)?;
         let mut reg = self.shared.reg.borrow_mut();
+        reg.direct_log.clear();
         let rec = &mut reg.agents[index as usize];
         rec.visible = 0;
         Ok(rec.inbox.drain(..).collect())
@@ -492,8 +509,13 @@ impl Scheduler {
     }
 
     /// Delivers the posted mail now, without running any agent.
-    pub fn deliver_mail(&mut self) {
+    pub fn deliver_mail(&mut self) -> Result<()> {
         self.deliver();
+        self.shared.reg.borrow_mut().direct_log.clear();
+        match self.failure.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Subscribes an agent to a pattern.
@@ -589,6 +611,9 @@ impl Scheduler {
         self.shared.paused.set(false);
         self.failure = None;
         self.deliver();
+        if let Some(e) = self.failure.take() {
+            return Err(e);
+        }
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
         let simulated = self.clock.is_simulated();
 
@@ -605,6 +630,9 @@ impl Scheduler {
                 let now = self.shared.now.get();
                 self.release_alarms(now);
                 self.deliver();
+                if let Some(e) = self.failure.take() {
+                    break Err(e);
+                }
                 if self.shared.paused.get() {
                     break Ok(StopReason::Paused);
                 }
@@ -624,6 +652,9 @@ impl Scheduler {
             self.release_alarms(now);
             let idle = !self.mail_waiting();
             self.deliver();
+            if let Some(e) = self.failure.take() {
+                break Err(e);
+            }
 
             if self.shared.paused.get() {
                 break Ok(StopReason::Paused);
@@ -673,6 +704,8 @@ impl Scheduler {
         if opts.clear_alarms_at_end {
             self.shared.alarms_mut(|a| a.clear(None, None));
         }
+        // The last round's mail is delivered: nothing to take back any more.
+        self.shared.reg.borrow_mut().direct_log.clear();
         let reason = outcome?;
         Ok(RunReport {
             reason,
@@ -802,7 +835,10 @@ impl Scheduler {
             woken.dedup();
             for &index in &woken {
                 if self.failure.is_none() {
-                    self.poll(index, false);
+                    self.poll(index, 0);
+                } else {
+                    // Not polled because of a failure: keep the wake-up.
+                    self.site.queue.push(index);
                 }
             }
             woken.clear();
@@ -812,7 +848,8 @@ impl Scheduler {
         while i < self.round.len() && self.failure.is_none() {
             let entry = self.round[i];
             i += 1;
-            self.poll(entry & !UPDATE_DUE, entry & UPDATE_DUE != 0);
+            let ask = if entry & UPDATE_DUE != 0 { signal::UPDATE_DUE } else { 0 };
+            self.poll(entry & !UPDATE_DUE, ask);
         }
         if self.failure.is_some() {
             // Leave the rest marked for the next run.
@@ -824,21 +861,21 @@ impl Scheduler {
         self.round.clear();
     }
 
-    /// Polls one agent's future, then carries out what it asked for. With
-    /// `update`, a trait agent runs `update`.
-    fn poll(&mut self, index: u32, update: bool) {
+    /// Polls one agent's future, then carries out what it asked for. `ask`
+    /// holds the `signal` bits the kernel asks of a trait agent
+    /// (`UPDATE_DUE`, `FORCE_UPDATE`).
+    fn poll(&mut self, index: u32, ask: u8) {
         let Some(slot) = self.slots[index as usize].as_mut() else { return };
         let Some(future) = slot.future.as_mut() else { return };
         self.stats.polls += 1;
         let shared = &*self.shared;
-        let mut bits = 0;
-        if update || slot.update_owed {
-            bits |= signal::UPDATE_DUE;
-        }
+        let mut bits = ask | slot.owed;
         if slot.removing {
             bits |= signal::REMOVING;
         }
         shared.signal.set(bits);
+        shared.waits.set(0);
+        shared.epoch.set(shared.epoch.get() + 1);
         self.site.index = index;
         let waker = self.site.waker();
         let mut cx = Context::from_waker(&waker);
@@ -849,8 +886,9 @@ impl Scheduler {
         }
         match polled {
             Ok(Poll::Pending) => {
-                slot.update_owed = bits & signal::UPDATE_DUE != 0;
-                let busy = bits & signal::WAITING == 0;
+                slot.owed = bits & (signal::UPDATE_DUE | signal::FORCE_UPDATE);
+                slot.at_rest = bits & signal::AT_REST != 0;
+                let busy = shared.waits.get() == 0;
                 if busy != slot.busy {
                     slot.busy = busy;
                     if busy {
@@ -870,13 +908,7 @@ impl Scheduler {
 
     fn fail(&mut self, index: u32, panic: Box<dyn Any + Send>) {
         let Some(slot) = self.slots[index as usize].as_mut() else { return };
-        let message = if let Some(s) = panic.downcast_ref::<&str>() {
-            s.to_string()
-        } else if let Some(s) = panic.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "(non-text panic payload)".to_string()
-        };
+        let message = panic_message(panic.as_ref());
         let phase = slot.phase;
         let future = slot.future.take();
         if slot.busy {
@@ -887,6 +919,8 @@ impl Scheduler {
         let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
         let agent = {
             let mut reg = self.shared.reg.borrow_mut();
+            // Mail sent to it this round is a dead letter at delivery.
+            self.shared.take_back_direct(&mut reg);
             let rec = &mut reg.agents[index as usize];
             rec.accepts = false;
             rec.id
@@ -935,7 +969,7 @@ impl Scheduler {
             }
             std::mem::swap(&mut self.mail, &mut *outbox);
         }
-        let Scheduler { shared, stats, recipients, stamp, mail, .. } = self;
+        let Scheduler { shared, stats, recipients, stamp, mail, failure, .. } = self;
         let mut reg = shared.reg.borrow_mut();
         let mailing = shared.mailing.borrow();
         stats.messages += mail.len() as u64;
@@ -960,7 +994,18 @@ impl Scheduler {
                         continue;
                     }
                     rec.stamp = *stamp;
-                    if reg.push(index, env.clone()).is_ok() {
+                    let copy = match catch_unwind(AssertUnwindSafe(|| env.clone())) {
+                        Ok(copy) => copy,
+                        Err(panic) => {
+                            stats.dead_letters += 1;
+                            let payload = env.payload_type();
+                            let message = panic_message(panic.as_ref());
+                            tracing::error!(payload, %message, "cloning a payload panicked");
+                            failure.get_or_insert(Error::PayloadPanicked { payload, message });
+                            continue;
+                        }
+                    };
+                    if reg.push(index, copy).is_ok() {
                         stats.deliveries += 1;
                         heard = true;
                     }
@@ -995,7 +1040,7 @@ impl Scheduler {
     /// Runs one update of an agent, whatever its inbox holds.
     pub(crate) fn update_once(&mut self, id: AgentId) -> Result<()> {
         let index = self.index_of(id)?;
-        self.poll(index, true);
+        self.poll(index, signal::FORCE_UPDATE);
         match self.failure.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -1023,6 +1068,17 @@ fn inspectable<A: Agent>(slot: &Slot, id: AgentId) -> Result<&std::cell::RefCell
         expected: std::any::type_name::<A>(),
         found: agent.type_name(),
     })
+}
+
+/// The text of a panic.
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-text panic payload)".to_string()
+    }
 }
 
 /// Counts a message nobody could take: a dead letter if it had a receiver,

@@ -36,7 +36,7 @@ use std::marker::PhantomData;
 /// }
 ///
 /// let mut bed = TestBed::new(Shop).unwrap();
-/// bed.give(Envelope::new(Order(21)).from(maslite_core::AgentId(7)));
+/// bed.give(Envelope::new(Order(21)).from(maslite_core::AgentId(7))).unwrap();
 /// bed.update().unwrap();
 /// let sent = bed.take_sent();
 /// assert_eq!(sent[0].payload::<Order>().unwrap().0, 42);
@@ -68,12 +68,12 @@ impl<A: Agent> TestBed<A> {
     }
 
     /// Puts a message in the agent's inbox (addressed to it if it names no
-    /// receiver).
-    pub fn give(&mut self, mut envelope: Envelope) {
+    /// receiver). Fails if the agent has left (removed itself, or failed).
+    pub fn give(&mut self, mut envelope: Envelope) -> Result<()> {
         if envelope.receiver().is_none() {
             let _ = envelope.set_receiver(Some(self.id));
         }
-        self.scheduler.put_in_inbox(self.id, envelope).expect("the agent is on the bed");
+        self.scheduler.put_in_inbox(self.id, envelope)
     }
 
     /// Runs one `update`, whatever the inbox holds.
@@ -111,14 +111,15 @@ impl<A: Agent> TestBed<A> {
         self.scheduler.now()
     }
 
-    /// The agent's struct.
-    pub fn agent(&self) -> Ref<'_, A> {
-        self.scheduler.agent::<A>(self.id).expect("the agent is on the bed and idle")
+    /// The agent's struct ([`Error::AgentBusy`](crate::Error::AgentBusy)
+    /// while an update is suspended).
+    pub fn agent(&self) -> Result<Ref<'_, A>> {
+        self.scheduler.agent::<A>(self.id)
     }
 
     /// The agent's struct, to change.
-    pub fn agent_mut(&self) -> RefMut<'_, A> {
-        self.scheduler.agent_mut::<A>(self.id).expect("the agent is on the bed and idle")
+    pub fn agent_mut(&self) -> Result<RefMut<'_, A>> {
+        self.scheduler.agent_mut::<A>(self.id)
     }
 
     /// The scheduler underneath, for anything else.
