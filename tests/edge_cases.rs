@@ -228,8 +228,10 @@ impl Agent for Waiter {
     }
 }
 
-fn waiter(s: &mut Scheduler) -> (AgentId, Rc<RefCell<Vec<usize>>>, Rc<Cell<bool>>) {
-    let log: Rc<RefCell<Vec<usize>>> = Rc::default();
+type UpdateLog = Rc<RefCell<Vec<usize>>>;
+
+fn waiter(s: &mut Scheduler) -> (AgentId, UpdateLog, Rc<Cell<bool>>) {
+    let log: UpdateLog = Rc::default();
     let torn = Rc::new(Cell::new(false));
     let id = s.add(Waiter { inbox_at_update: log.clone(), torn_down: torn.clone() }).unwrap();
     (id, log, torn)
