@@ -47,6 +47,9 @@ pub(crate) mod signal {
     pub const SETUP_DONE: u8 = 8;
     /// A trait agent rests between updates.
     pub const AT_REST: u8 = 16;
+    /// The agent was not at rest when polled: an update it was in may have
+    /// taken the mail the kernel asks about, so check before updating.
+    pub const VERIFY: u8 = 32;
 }
 
 /// State of the kernel that agents reach through [`Cx`].
@@ -485,8 +488,11 @@ impl Future for NextEvent<'_> {
         if bits & asked != 0 {
             shared.signal.set(bits & !asked);
             // An update that waited for its mail inside may have taken what
-            // the kernel asked about: update only for mail still there.
-            if bits & signal::FORCE_UPDATE != 0 || cx.has_mail() || cx.keep_awake() {
+            // the kernel asked about: then update only for mail still there.
+            if bits & (signal::FORCE_UPDATE | signal::VERIFY) != signal::VERIFY
+                || cx.has_mail()
+                || cx.keep_awake()
+            {
                 return Poll::Ready(Event::Update);
             }
         }

@@ -873,6 +873,9 @@ impl Scheduler {
         if slot.removing {
             bits |= signal::REMOVING;
         }
+        if !slot.at_rest {
+            bits |= signal::VERIFY;
+        }
         shared.signal.set(bits);
         shared.waits.set(0);
         shared.epoch.set(shared.epoch.get() + 1);
