@@ -66,6 +66,16 @@
 //! assert_eq!(s.agent::<Player>(b).unwrap().updates, 5);
 //! ```
 //!
+//! ## Time, and agents that wait on the outside world
+//!
+//! On the simulated clock time moves only when nothing is left to do: no
+//! mail, no agent to update, and no agent *busy* — pending on a future that
+//! is not the kernel's (a channel fed by another thread, I/O in the tokio
+//! runtime). A busy agent holds simulated time until its future is woken and
+//! finishes; `run` parks the thread meanwhile. `cx.recv()` and
+//! `cx.sleep(dt)` are the kernel's own waits: an agent pending on them is
+//! idle, not busy.
+//!
 //! ## Errors
 //!
 //! Bad input gives an [`Error`], never a panic. A message to an unknown
