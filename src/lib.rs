@@ -21,6 +21,8 @@
 //! assert_eq!(s.run().unwrap().end_time, 2.0);
 //! ```
 
+#![deny(missing_docs)]
+
 pub use maslite_core as core;
 pub use maslite_core::*;
 

@@ -84,6 +84,8 @@
 //! the run with [`Error::AgentPanicked`], naming it; the scheduler remains
 //! usable.
 
+#![deny(missing_docs)]
+
 pub mod agent;
 pub mod alarms;
 pub mod clock;
