@@ -16,8 +16,9 @@ struct Token {
     tag: u64,
 }
 
-/// (time, round-local order, receiver, sender, tag, hops)
-type Trace = Rc<RefCell<Vec<(u64, AgentId, AgentId, u64, u32)>>>;
+/// What each agent got, in order: (time in ms, receiver, sender, tag, hops).
+type Events = Vec<(u64, AgentId, AgentId, u64, u32)>;
+type Trace = Rc<RefCell<Events>>;
 
 /// A tiny deterministic generator (the program's script, not the kernel's).
 fn next(seed: &mut u64) -> u64 {
@@ -52,7 +53,7 @@ impl Agent for Actor {
             let fanout = 1 + next(&mut self.seed) % 2;
             for _ in 0..fanout {
                 let r = next(&mut self.seed);
-                let to = if r % 11 == 0 {
+                let to = if r.is_multiple_of(11) {
                     AgentId(9_999) // unknown: a dead letter
                 } else {
                     self.peers[(r as usize) % self.peers.len()]
@@ -93,11 +94,7 @@ impl Agent for Actor {
     }
 }
 
-fn run(
-    seeds: &[u64],
-    kicks: &[(usize, u32)],
-    force_outbox: bool,
-) -> (Vec<(u64, AgentId, AgentId, u64, u32)>, Stats) {
+fn run(seeds: &[u64], kicks: &[(usize, u32)], force_outbox: bool) -> (Events, Stats) {
     let trace: Trace = Rc::default();
     let mut s = Scheduler::simulated();
     let ids: Vec<AgentId> = (1..=seeds.len() as u64).map(AgentId).collect();
