@@ -95,19 +95,10 @@ impl Registry {
         let Some(&index) = env.receiver().and_then(|r| self.ids.get(&r)) else {
             return Err(env);
         };
-        match self.agents.get_mut(index as usize) {
-            Some(rec) if rec.accepts => {
-                rec.inbox.push_back(env);
-                if !rec.marked {
-                    rec.marked = true;
-                    self.marked.push(index);
-                }
-                self.direct_log.push(index);
-                self.direct_sent += 1;
-                Ok(())
-            }
-            _ => Err(env),
-        }
+        self.push(index, env)?;
+        self.direct_log.push(index);
+        self.direct_sent += 1;
+        Ok(())
     }
 
     /// Puts `env` into the inbox at `index` (delivery from the outbox), or

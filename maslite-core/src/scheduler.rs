@@ -624,26 +624,12 @@ impl Scheduler {
             }
             self.stats.rounds += 1;
             if simulated && self.mail_waiting() {
-                // Mail flows, so simulated time stands still: release what is
-                // due now, deliver, check the limits. (The general path below
-                // does the same in this case, with more tests.)
+                // Mail flows, so simulated time stands still: the general
+                // path below with the tests that cannot fire left out.
                 let now = self.shared.now.get();
                 self.release_alarms(now);
-                self.deliver();
-                if let Some(e) = self.failure.take() {
-                    break Err(e);
-                }
-                if self.shared.paused.get() {
-                    break Ok(StopReason::Paused);
-                }
-                if end.is_some_and(|end| now >= end) {
-                    break Ok(StopReason::TimeLimit);
-                }
-                if let Some(left) = rounds_left.as_mut() {
-                    *left -= 1;
-                    if *left == 0 {
-                        break Ok(StopReason::Iterations);
-                    }
+                if let Some(stop) = self.finish_round(now, end, &mut rounds_left) {
+                    break stop;
                 }
                 continue;
             }
@@ -651,22 +637,8 @@ impl Scheduler {
             let now = self.shared.now.get();
             self.release_alarms(now);
             let idle = !self.mail_waiting();
-            self.deliver();
-            if let Some(e) = self.failure.take() {
-                break Err(e);
-            }
-
-            if self.shared.paused.get() {
-                break Ok(StopReason::Paused);
-            }
-            if end.is_some_and(|end| now >= end) {
-                break Ok(StopReason::TimeLimit);
-            }
-            if let Some(left) = rounds_left.as_mut() {
-                *left -= 1;
-                if *left == 0 {
-                    break Ok(StopReason::Iterations);
-                }
+            if let Some(stop) = self.finish_round(now, end, &mut rounds_left) {
+                break stop;
             }
             if !idle || self.site.queue.has_any() {
                 continue;
@@ -714,6 +686,35 @@ impl Scheduler {
             wall: wall.elapsed(),
             stats: self.stats_since(before),
         })
+    }
+
+    /// The end of a round, once the due alarms are released: deliver the
+    /// outbox, then tell whether the run stops (a failure, a pause, the end
+    /// time, the last iteration).
+    #[inline(always)]
+    fn finish_round(
+        &mut self,
+        now: f64,
+        end: Option<f64>,
+        rounds_left: &mut Option<u64>,
+    ) -> Option<Result<StopReason>> {
+        self.deliver();
+        if let Some(e) = self.failure.take() {
+            return Some(Err(e));
+        }
+        if self.shared.paused.get() {
+            return Some(Ok(StopReason::Paused));
+        }
+        if end.is_some_and(|end| now >= end) {
+            return Some(Ok(StopReason::TimeLimit));
+        }
+        if let Some(left) = rounds_left.as_mut() {
+            *left -= 1;
+            if *left == 0 {
+                return Some(Ok(StopReason::Iterations));
+            }
+        }
+        None
     }
 
     /// Mail is in the outbox or in inboxes not yet seen.
