@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     pub commands: RefCell<VecDeque<Command>>,
     pub has_commands: Cell<bool>,
     pub keep_awake: RefCell<BTreeSet<u32>>,
+    /// `keep_awake.len()`, read every round without a borrow.
+    pub awake: Cell<usize>,
     pub paused: Cell<bool>,
     pub next_auto_id: Cell<u64>,
     pub signal: Cell<u8>,
@@ -91,6 +93,7 @@ impl Shared {
             commands: RefCell::new(VecDeque::new()),
             has_commands: Cell::new(false),
             keep_awake: RefCell::new(BTreeSet::new()),
+            awake: Cell::new(0),
             paused: Cell::new(false),
             next_auto_id: Cell::new(1),
             signal: Cell::new(0),
@@ -205,6 +208,7 @@ impl Shared {
         } else {
             set.remove(&index);
         }
+        self.awake.set(set.len());
     }
 
     /// A kernel wait goes pending in this poll; returns the poll's number.

@@ -60,7 +60,8 @@ pub(crate) struct Registry {
     pub marked: Vec<u32>,
     /// Receivers of this round's direct deliveries, in send order.
     pub direct_log: Vec<u32>,
-    /// Some mail of this round went through the outbox.
+    /// Some mail was posted in the outbox since the round started (so, until
+    /// the round's delivery, the outbox is not empty).
     pub outbox_used: bool,
     /// Someone subscribes to something.
     pub subscribed: bool,

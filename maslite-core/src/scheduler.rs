@@ -643,7 +643,7 @@ impl Scheduler {
             if !idle || self.site.queue.has_any() {
                 continue;
             }
-            let kept_awake = !self.shared.keep_awake.borrow().is_empty();
+            let kept_awake = self.shared.awake.get() > 0;
             if self.busy > 0 {
                 // Something outside the kernel holds time: wait for it (and,
                 // on the real clock, for the next alarm).
@@ -717,10 +717,12 @@ impl Scheduler {
         None
     }
 
-    /// Mail is in the outbox or in inboxes not yet seen.
+    /// Mail is in inboxes not yet seen or in the outbox (before this
+    /// round's delivery, the outbox holds mail iff some was posted in it).
     #[inline(always)]
     fn mail_waiting(&self) -> bool {
-        !self.shared.reg.borrow().marked.is_empty() || !self.shared.outbox.borrow().is_empty()
+        let reg = self.shared.reg.borrow();
+        !reg.marked.is_empty() || reg.outbox_used
     }
 
     fn stats_since(&self, b: Stats) -> Stats {
@@ -808,7 +810,10 @@ impl Scheduler {
             alarms.release_due(now, |fired| {
                 stats.alarms_fired += 1;
                 match fired {
-                    Fired::Mail(env) => outbox.push(env),
+                    Fired::Mail(env) => {
+                        reg.outbox_used = true;
+                        outbox.push(env);
+                    }
                     Fired::Wake(index) => reg.mark(index),
                 }
             })
@@ -820,10 +825,9 @@ impl Scheduler {
     /// updated in insertion order.
     fn round(&mut self) {
         {
-            let keep = self.shared.keep_awake.borrow();
             let mut reg = self.shared.reg.borrow_mut();
-            if !keep.is_empty() {
-                for &index in keep.iter() {
+            if self.shared.awake.get() > 0 {
+                for &index in self.shared.keep_awake.borrow().iter() {
                     reg.mark(index);
                 }
             }
