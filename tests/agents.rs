@@ -405,3 +405,35 @@ fn ping_pong_players_update_exactly_limit_times_and_the_server_wins() {
     assert_eq!(report.stats.messages, 2 * u64::from(limit));
     assert_eq!(report.end_time, 0.0, "no alarms: simulated time stands still");
 }
+
+#[test]
+fn take_agent_removes_it_and_returns_its_final_state() {
+    struct Tally {
+        seen: u32,
+        torn_down: bool,
+    }
+    impl Agent for Tally {
+        async fn update(&mut self, cx: &Cx) {
+            while cx.receive().is_some() {
+                self.seen += 1;
+            }
+        }
+        async fn teardown(&mut self, _cx: &Cx) {
+            self.torn_down = true;
+        }
+    }
+    let mut s = Scheduler::simulated();
+    let t = s.add(Tally { seen: 0, torn_down: false }).unwrap();
+    s.send(Envelope::new(Note(1)).to(t));
+    s.send(Envelope::new(Note(2)).to(t));
+    s.run().unwrap();
+
+    // Asking for the wrong type removes nothing.
+    assert!(matches!(s.take_agent::<Manager>(t), Err(Error::AgentTypeMismatch { .. })));
+    assert!(s.contains(t));
+
+    let tally: Tally = s.take_agent(t).unwrap();
+    assert_eq!((tally.seen, tally.torn_down), (2, true));
+    assert!(!s.contains(t));
+    assert_eq!(s.take_agent::<Tally>(t).err(), Some(Error::UnknownAgent(t)));
+}

@@ -453,6 +453,37 @@ impl Scheduler {
         self.slots[index as usize].as_ref().ok_or(Error::UnknownAgent(id))
     }
 
+    /// Removes an agent (as [`remove`](Self::remove): its teardown runs) and
+    /// hands back its struct, to read its final state.
+    ///
+    /// ```
+    /// use maslite_core::{Agent, Cx, Scheduler};
+    ///
+    /// struct Counter { torn_down: bool }
+    /// impl Agent for Counter {
+    ///     async fn update(&mut self, _cx: &Cx) {}
+    ///     async fn teardown(&mut self, _cx: &Cx) { self.torn_down = true; }
+    /// }
+    ///
+    /// let mut s = Scheduler::simulated();
+    /// let id = s.add(Counter { torn_down: false }).unwrap();
+    /// let counter: Counter = s.take_agent(id).unwrap();
+    /// assert!(counter.torn_down);
+    /// assert!(!s.contains(id));
+    /// ```
+    pub fn take_agent<A: Agent>(&mut self, id: AgentId) -> Result<A> {
+        // The type is checked before anything is removed.
+        inspectable::<A>(self.slot(id)?, id)?;
+        let index = self.index_of(id)?;
+        let owner = self.slots[index as usize].as_ref().and_then(|s| s.agent.clone());
+        self.remove(id)?;
+        let owner: Rc<dyn Any> = owner.ok_or(Error::NotInspectable(id))?;
+        let cell =
+            owner.downcast::<std::cell::RefCell<A>>().map_err(|_| Error::NotInspectable(id))?;
+        // Still shared if its teardown waits on something outside the kernel.
+        Rc::try_unwrap(cell).map(std::cell::RefCell::into_inner).map_err(|_| Error::AgentBusy(id))
+    }
+
     /// Lends out an agent's struct for inspection between runs.
     pub fn agent<A: Agent>(&self, id: AgentId) -> Result<Ref<'_, A>> {
         let cell = inspectable::<A>(self.slot(id)?, id)?;
