@@ -87,6 +87,8 @@ pub fn run() -> Result<Vec<String>, Error> {
 }
 
 pub fn main() -> Result<(), Error> {
+    // Show the kernel's warnings (a dead letter, say) on stderr.
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).try_init();
     for line in run()? {
         println!("{line}");
     }

@@ -335,6 +335,8 @@ pub fn m2_sequence(s: &Scheduler, m2: AgentId) -> Result<Vec<String>, Error> {
 }
 
 pub fn main() -> Result<(), Error> {
+    // Show the kernel's warnings (a dead letter, say) on stderr.
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).try_init();
     let (mut s, m2) = build()?;
     let report = s.run()?;
     println!(

@@ -1,7 +1,7 @@
 //! # maslite: a very fast multi-agent messaging kernel
 //!
 //! The facade of the maslite crates. Today it re-exports the single-partition
-//! kernel, [`maslite_core`]; the multi-partition runtime joins it later.
+//! kernel, [`maslite_core`] (also as `maslite::kernel`); the multi-partition runtime joins it later.
 //! Start with the examples, in this order:
 //!
 //! 1. `hello` — the smallest program, in both agent styles;
@@ -23,7 +23,8 @@
 
 #![deny(missing_docs)]
 
-pub use maslite_core as core;
+/// The single-partition kernel, also re-exported at the top level.
+pub use maslite_core as kernel;
 pub use maslite_core::*;
 
 /// Everything an agent program usually needs.

@@ -151,34 +151,6 @@ fn direct_message_is_never_copied() {
 }
 
 #[test]
-fn agent_sends_are_stamped_with_the_agents_id() {
-    struct Forwarder {
-        to: AgentId,
-    }
-    impl Agent for Forwarder {
-        async fn update(&mut self, cx: &Cx) {
-            while let Some(env) = cx.receive() {
-                // Claims to be someone else; the kernel stamps the real sender.
-                cx.send(
-                    Envelope::new(env.into_payload::<Note>().unwrap())
-                        .from(AgentId(777))
-                        .to(self.to),
-                );
-            }
-        }
-    }
-    let mut s = Scheduler::simulated();
-    let keeper = s.add(Keeper::default()).unwrap();
-    let fwd = s.add(Forwarder { to: keeper }).unwrap();
-    s.send(Envelope::new(Note(5)).to(fwd));
-    s.run().unwrap();
-    let k = s.agent::<Keeper>(keeper).unwrap();
-    assert_eq!(k.got.len(), 1);
-    assert_eq!(k.got[0].sender(), fwd);
-    assert_eq!(k.got[0].payload::<Note>(), Ok(&Note(5)));
-}
-
-#[test]
 fn unknown_receiver_is_a_dead_letter() {
     let mut s = Scheduler::simulated();
     let keeper = s.add(Keeper::default()).unwrap();
@@ -339,4 +311,28 @@ fn delivery_order_is_deterministic() {
     assert!(first.len() > 50, "the program must do something: {} events", first.len());
     assert_eq!(first, second);
     assert_eq!(first_stats, second_stats);
+}
+
+#[test]
+fn send_signs_a_new_envelope_and_keeps_a_named_sender() {
+    let mut s = Scheduler::simulated();
+    let keeper = s.add(Keeper::default()).unwrap();
+    let broker = s
+        .spawn(move |cx| async move {
+            cx.recv().await;
+            cx.send(Envelope::new(Note(1)).to(keeper));
+            cx.send(Envelope::new(Note(2)).from(AgentId(42)).to(keeper));
+        })
+        .unwrap();
+    s.send(Envelope::new(Note(0)).to(broker));
+    s.run().unwrap();
+    let senders: Vec<AgentId> =
+        s.agent::<Keeper>(keeper).unwrap().got.iter().map(|e| e.sender()).collect();
+    assert_eq!(senders, [broker, AgentId(42)]);
+}
+
+#[test]
+fn replying_to_a_broadcast_is_an_error_that_says_so() {
+    let mut env = Envelope::new(Note(1)).from(AgentId(1));
+    assert_eq!(env.reply(), Err(Error::NoReceiver));
 }

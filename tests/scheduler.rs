@@ -210,3 +210,25 @@ fn same_program_gives_the_same_trace_twice() {
     assert!(first.len() >= 30, "{first:?}");
     assert_eq!(first, program());
 }
+
+#[test]
+fn zero_iterations_run_no_round() {
+    let mut s = Scheduler::simulated();
+    let report = s.run_with(RunOptions::new().iterations(0)).unwrap();
+    assert_eq!(report.reason, StopReason::Iterations);
+    assert_eq!(report.stats.rounds, 0);
+}
+
+#[test]
+fn the_report_counts_the_alarms_cleared_at_the_end() {
+    let mut s = Scheduler::simulated();
+    s.set_alarm(Alarm::at(10.0, Envelope::new(1u8))).unwrap();
+    s.set_alarm(Alarm::at(20.0, Envelope::new(2u8))).unwrap();
+    let report = s.run_with(RunOptions::new().seconds(5.0)).unwrap();
+    assert_eq!((report.end_time, report.alarms_cleared), (5.0, 2));
+    assert!(s.alarms(None).is_empty());
+    s.set_alarm(Alarm::at(30.0, Envelope::new(3u8))).unwrap();
+    let kept = s.run_with(RunOptions::new().seconds(5.0).clear_alarms_at_end(false)).unwrap();
+    assert_eq!(kept.alarms_cleared, 0);
+    assert_eq!(s.alarms(None).len(), 1);
+}

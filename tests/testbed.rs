@@ -111,7 +111,7 @@ fn alarms_set_by_the_agent_are_listed_at_the_beds_clock() {
     assert_eq!(bed.now(), 0.0);
     bed.give(Envelope::new(Order { qty: 1 }).from(AgentId(7))).unwrap();
     bed.update().unwrap();
-    bed.advance_to(2.5);
+    bed.advance_to(2.5).unwrap();
     assert_eq!(bed.now(), 2.5);
     bed.give(Envelope::new(Order { qty: 1 }).from(AgentId(7))).unwrap();
     bed.update().unwrap();
@@ -159,4 +159,46 @@ fn a_panicking_update_is_reported_by_the_bed() {
         }
         other => panic!("expected a panic report, got {other:?}"),
     }
+}
+
+#[test]
+fn advancing_the_bed_fires_alarms_into_the_inbox_and_resumes_sleepers() {
+    #[derive(Clone)]
+    struct Tick;
+    /// On mail: sets an alarm for itself at +2, then sleeps 1 inside update.
+    struct Timer {
+        ticks: u32,
+        woke_at: Vec<f64>,
+    }
+    impl Agent for Timer {
+        async fn update(&mut self, cx: &Cx) {
+            while let Some(env) = cx.receive() {
+                if env.is::<Tick>() {
+                    self.ticks += 1;
+                } else {
+                    cx.set_alarm(Alarm::after(2.0, Envelope::new(Tick).to(cx.id()))).unwrap();
+                    cx.sleep(1.0).await;
+                    self.woke_at.push(cx.now());
+                }
+            }
+        }
+    }
+    let mut bed = TestBed::new(Timer { ticks: 0, woke_at: vec![] }).unwrap();
+    bed.give(Envelope::new(0u8)).unwrap();
+    bed.update().unwrap();
+    assert!(bed.in_update(), "asleep inside its update");
+    assert_eq!(bed.alarms().len(), 1);
+
+    bed.advance_to(1.0).unwrap();
+    bed.update().unwrap(); // resumes the sleep
+    assert!(!bed.in_update());
+    assert_eq!(bed.agent().unwrap().woke_at, [1.0]);
+
+    bed.advance_to(2.0).unwrap();
+    assert_eq!(bed.inbox_len(), 1, "the alarm's tick is in the inbox");
+    bed.update().unwrap();
+    assert_eq!(bed.agent().unwrap().ticks, 1);
+    assert!(bed.alarms().is_empty());
+
+    assert!(bed.advance_to(1.5).is_err(), "time does not go back");
 }

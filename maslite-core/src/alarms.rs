@@ -16,6 +16,12 @@ use std::collections::BinaryHeap;
 
 /// A request to deliver `envelope` at a future time.
 ///
+/// By default an alarm is *ignored when idle* (maslite's default): on the
+/// real-time clock a `run` with `pause_if_idle` that has nothing else to do
+/// returns without waiting for it. Use [`keep_alive`](Alarm::keep_alive) for
+/// alarms the run must wait for. On the simulated clock the flag makes no
+/// difference: an idle simulation jumps to its next alarm.
+///
 /// ```
 /// use maslite_core::{Alarm, Envelope};
 /// #[derive(Clone)]
@@ -48,7 +54,8 @@ impl Alarm {
     }
 
     /// The alarm keeps an idle real-time run with `pause_if_idle` going
-    /// until it has fired (maslite's `ignore_alarm_if_idle=False`).
+    /// until it has fired (maslite's `ignore_alarm_if_idle=False`). On the
+    /// simulated clock every alarm fires anyway: time jumps to it.
     pub fn keep_alive(mut self) -> Alarm {
         self.ignore_if_idle = false;
         self

@@ -247,11 +247,17 @@ impl Cx {
         self.shared.now.get()
     }
 
-    /// Sends `envelope`, stamped with this agent as sender. Its receiver and
-    /// subscribers find it in their inboxes in the next round.
+    /// Sends `envelope`. Its receiver and subscribers find it in their
+    /// inboxes in the next round. An envelope made here with
+    /// [`Envelope::new`] is stamped with this agent as its sender; one that
+    /// already names a sender keeps it (as maslite lets an agent forward a
+    /// message unchanged) — use [`Envelope::reply`] or
+    /// [`Envelope::set_sender`] to sign it yourself.
     #[inline]
     pub fn send(&self, mut envelope: Envelope) {
-        envelope.set_sender(self.id);
+        if envelope.sender() == AgentId::OUTSIDE {
+            envelope.set_sender(self.id);
+        }
         let env = match self.shared.reg.borrow_mut().try_direct(envelope) {
             Ok(()) => return,
             Err(env) => env,
@@ -403,6 +409,7 @@ impl Cx {
 }
 
 /// Future of [`Cx::recv`].
+#[must_use = "futures do nothing unless awaited: write `cx.recv().await`"]
 pub struct Recv<'a> {
     cx: &'a Cx,
     /// The poll in which it last went pending (0: never).
@@ -430,6 +437,7 @@ impl Drop for Recv<'_> {
 }
 
 /// Future of [`Cx::sleep`].
+#[must_use = "futures do nothing unless awaited: write `cx.sleep(dt).await`"]
 pub struct Sleep<'a> {
     cx: &'a Cx,
     deadline: f64,

@@ -75,6 +75,11 @@ pub struct Envelope(Box<Letter<dyn Payload>>);
 impl Envelope {
     /// A broadcast from [`AgentId::OUTSIDE`] with the payload's default topic.
     /// Agents' sends are stamped with the agent's id by the kernel.
+    ///
+    /// The default topic is the *short* type name, as maslite uses the
+    /// class name: `orders::Order` and `billing::Order` are both `"Order"`,
+    /// `Vec<u8>` is `"Vec"` and a `&str` payload is `"&str"`. Set a topic with
+    /// [`topic_is`](Self::topic_is) where that matters.
     pub fn new<T: Any + Send + Clone>(payload: T) -> Envelope {
         Envelope(Box::new(Letter {
             header: Header { sender: AgentId::OUTSIDE, receiver: None, topic: None, direct: false },
@@ -135,7 +140,7 @@ impl Envelope {
     pub fn reply(&mut self) -> Result<()> {
         let h = &mut self.0.header;
         let Some(receiver) = h.receiver else {
-            return Err(Error::DirectWithoutReceiver);
+            return Err(Error::NoReceiver);
         };
         h.receiver = Some(h.sender);
         h.sender = receiver;

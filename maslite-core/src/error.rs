@@ -38,6 +38,10 @@ pub enum Error {
     /// The id is reserved for the kernel ([`AgentId::OUTSIDE`]).
     #[error("agent id {0} is reserved and cannot be given to an agent")]
     ReservedId(AgentId),
+    /// A scheduler holds at most 2³¹ agents over its life (slots are not
+    /// reused, which keeps insertion order and wake-ups simple).
+    #[error("this scheduler has had 2^31 agents; start a new one")]
+    TooManyAgents,
     /// No agent with this id is registered.
     #[error("no agent with id {0}")]
     UnknownAgent(AgentId),
@@ -64,6 +68,9 @@ pub enum Error {
     /// A direct message goes to its receiver only, so it must have one.
     #[error("a direct message needs a receiver")]
     DirectWithoutReceiver,
+    /// A broadcast has no receiver to swap with its sender.
+    #[error("a broadcast has no receiver, so there is nobody to reply as")]
+    NoReceiver,
     /// An absolute alarm time that has already passed.
     #[error("alarm time {at} is in the past (the clock reads {now})")]
     AlarmInPast {
@@ -112,8 +119,9 @@ pub enum Error {
         /// The type it is.
         found: &'static str,
     },
-    /// The agent's state is borrowed by an update that has not finished.
-    #[error("agent {0} is in the middle of an update")]
+    /// The agent's struct is in use: by an update that has not finished, or
+    /// lent out already by `agent` / `agent_mut`.
+    #[error("agent {0} is in use: inside an update, or already lent out")]
     AgentBusy(AgentId),
     /// Agents written as async fns keep their state inside the future.
     #[error("agent {0} is an async fn; its state is not inspectable")]

@@ -97,21 +97,32 @@ impl RunOptions {
         self
     }
 
-    /// Stop after this many rounds.
+    /// Stop after this many rounds (`0`: return at once).
     pub fn iterations(mut self, rounds: u64) -> RunOptions {
         self.iterations = Some(rounds);
         self
     }
 
-    /// Stop when idle: no mail and no agent to update, and (simulated clock)
-    /// no alarm left or (real-time clock) no alarm that keeps the run alive.
+    /// Stop when idle (default `true`): no mail waiting, no agent busy, and
+    ///
+    /// - simulated clock: no alarm left at all (the clock jumps to the next
+    ///   alarm whatever its `ignore_if_idle` flag, as in maslite);
+    /// - real-time clock: no alarm set with [`Alarm::keep_alive`] left (the
+    ///   others, and kept-awake agents, do not hold an idle run up; a
+    ///   sleeping agent's wake-up does).
+    ///
+    /// Kept-awake agents are updated every round while the run goes on, but
+    /// do not by themselves keep it going. With `false`, a simulated run with
+    /// nothing left to do jumps to its end time (or stops if it has none).
     pub fn pause_if_idle(mut self, on: bool) -> RunOptions {
         self.pause_if_idle = on;
         self
     }
 
-    /// Clear the pending mail alarms when the run ends (sleeping agents'
-    /// wake-ups are kept).
+    /// Clear the pending mail alarms when the run ends (default `true`, as
+    /// in maslite; sleeping agents' wake-ups are kept). To run a model in
+    /// slices (`seconds(2.0)` at a time) and keep its alarms, set `false`.
+    /// How many were cleared is in [`RunReport::alarms_cleared`].
     pub fn clear_alarms_at_end(mut self, on: bool) -> RunOptions {
         self.clear_alarms_at_end = on;
         self
@@ -165,6 +176,8 @@ pub struct RunReport {
     pub wall: Duration,
     /// What happened during this run alone.
     pub stats: Stats,
+    /// Alarms cleared at the end (see [`RunOptions::clear_alarms_at_end`]).
+    pub alarms_cleared: usize,
 }
 
 /// The kernel's side of an agent (its mail and flags are in the registry).
@@ -309,10 +322,11 @@ impl Scheduler {
     }
 
     fn install(&mut self, id: AgentId, installer: Installer) {
-        let index = u32::try_from(self.slots.len())
-            .ok()
-            .filter(|&i| i < MAX_AGENTS)
-            .expect("more than 2^31 agents in one scheduler");
+        let Some(index) = u32::try_from(self.slots.len()).ok().filter(|&i| i < MAX_AGENTS) else {
+            self.shared.reg.borrow_mut().ids.remove(&id);
+            self.failure.get_or_insert(Error::TooManyAgents);
+            return;
+        };
         {
             let mut reg = self.shared.reg.borrow_mut();
             reg.agents.push(AgentRecord::new(id));
@@ -638,7 +652,17 @@ impl Scheduler {
             Some(s) => Some(start_time + s),
             None => None,
         };
-        let mut rounds_left = opts.iterations.map(|n| n.max(1));
+        let mut rounds_left = opts.iterations;
+        if rounds_left == Some(0) {
+            return Ok(RunReport {
+                reason: StopReason::Iterations,
+                start_time,
+                end_time: start_time,
+                wall: wall.elapsed(),
+                stats: Stats::default(),
+                alarms_cleared: 0,
+            });
+        }
         self.shared.paused.set(false);
         self.failure = None;
         self.deliver();
@@ -704,8 +728,15 @@ impl Scheduler {
                 None => break Ok(StopReason::Idle),
             }
         };
+        let mut alarms_cleared = 0;
         if opts.clear_alarms_at_end {
-            self.shared.alarms_mut(|a| a.clear(None, None));
+            alarms_cleared = self.shared.alarms_mut(|a| a.clear(None, None));
+            if alarms_cleared > 0 {
+                tracing::info!(
+                    alarms = alarms_cleared,
+                    "pending alarms cleared at the end of the run (clear_alarms_at_end)"
+                );
+            }
         }
         // The last round's mail is delivered: nothing to take back any more.
         self.shared.reg.borrow_mut().direct_log.clear();
@@ -716,6 +747,7 @@ impl Scheduler {
             end_time: self.shared.now.get(),
             wall: wall.elapsed(),
             stats: self.stats_since(before),
+            alarms_cleared,
         })
     }
 
@@ -1086,15 +1118,43 @@ impl Scheduler {
         }
     }
 
+    /// Whether a trait agent is inside a suspended setup or update.
+    pub(crate) fn in_update(&self, id: AgentId) -> bool {
+        self.slot(id).is_ok_and(|s| s.agent.is_some() && s.future.is_some() && !s.at_rest)
+    }
+
     /// Takes the mail posted but not delivered.
     pub(crate) fn take_outbox(&mut self) -> Vec<Envelope> {
         std::mem::take(&mut *self.shared.outbox.borrow_mut())
     }
 
-    /// Sets the simulated clock (forwards only).
-    pub(crate) fn advance_to(&mut self, t: f64) {
+    /// Moves the simulated clock forward to `t` and releases the alarms due:
+    /// their mail goes straight into the receivers' inboxes (or stays in the
+    /// held outbox if the receiver is not here); a sleeping agent resumes at
+    /// its next poll.
+    pub(crate) fn advance_to(&mut self, t: f64) -> Result<()> {
+        let now = self.shared.now.get();
+        if !t.is_finite() || t < now {
+            return Err(if t < now {
+                Error::AlarmInPast { at: t, now }
+            } else {
+                Error::InvalidTime(t)
+            });
+        }
         self.clock.jump_to(t);
         self.shared.now.set(self.clock.read());
+        let mut due = Vec::new();
+        self.shared.alarms_mut(|a| a.release_due(t, |fired| due.push(fired)));
+        for fired in due {
+            self.stats.alarms_fired += 1;
+            if let Fired::Mail(env) = fired {
+                match env.receiver().filter(|&r| self.contains(r)) {
+                    Some(r) => self.put_in_inbox(r, env)?,
+                    None => self.shared.post(env),
+                }
+            }
+        }
+        Ok(())
     }
 }
 

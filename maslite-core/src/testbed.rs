@@ -76,9 +76,16 @@ impl<A: Agent> TestBed<A> {
         self.scheduler.put_in_inbox(self.id, envelope)
     }
 
-    /// Runs one `update`, whatever the inbox holds.
+    /// Runs one `update`, whatever the inbox holds. If an update is
+    /// suspended (asleep, or waiting for mail inside), this resumes it
+    /// instead; [`in_update`](Self::in_update) tells which.
     pub fn update(&mut self) -> Result<()> {
         self.scheduler.update_once(self.id)
+    }
+
+    /// Whether an update is suspended inside (the agent is not at rest).
+    pub fn in_update(&self) -> bool {
+        self.scheduler.in_update(self.id)
     }
 
     /// Takes what the agent sent (in setup and updates) since last asked.
@@ -101,9 +108,13 @@ impl<A: Agent> TestBed<A> {
         self.scheduler.inbox_len(self.id).unwrap_or(0)
     }
 
-    /// Moves the simulated clock forward to `time`.
-    pub fn advance_to(&mut self, time: f64) {
-        self.scheduler.advance_to(time);
+    /// Moves the simulated clock forward to `time` and fires the alarms due
+    /// by then: their mail lands in the agent's inbox (mail for others is
+    /// kept with what it sent). An update suspended in `cx.sleep` resumes at
+    /// the next [`update`](Self::update) once its time has come. Going back
+    /// in time is an error.
+    pub fn advance_to(&mut self, time: f64) -> Result<()> {
+        self.scheduler.advance_to(time)
     }
 
     /// The clock.

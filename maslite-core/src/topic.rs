@@ -29,7 +29,9 @@ impl Topic {
         Topic(Repr::Static(name))
     }
 
-    /// The default topic of payloads of type `T`: its short type name.
+    /// The default topic of payloads of type `T`: its short type name (the
+    /// last path segment, without generic arguments, so two types of the same
+    /// name in different modules share it).
     pub fn of<T: ?Sized>() -> Topic {
         Topic(Repr::Static(short_type_name(std::any::type_name::<T>())))
     }
