@@ -437,3 +437,35 @@ fn take_agent_removes_it_and_returns_its_final_state() {
     assert!(!s.contains(t));
     assert_eq!(s.take_agent::<Tally>(t).err(), Some(Error::UnknownAgent(t)));
 }
+
+#[test]
+fn an_agent_added_after_others_left_is_still_updated_last() {
+    /// Records the order in which agents are updated.
+    struct Clerk {
+        name: &'static str,
+        log: Rc<RefCell<Vec<&'static str>>>,
+    }
+    impl Agent for Clerk {
+        async fn update(&mut self, cx: &Cx) {
+            while cx.receive().is_some() {}
+            self.log.borrow_mut().push(self.name);
+        }
+    }
+    let log: Rc<RefCell<Vec<&'static str>>> = Rc::default();
+    let mut s = Scheduler::simulated();
+    let clerk = |name| Clerk { name, log: log.clone() };
+    let a = s.add(clerk("a")).unwrap();
+    let b = s.add(clerk("b")).unwrap();
+    let c = s.add(clerk("c")).unwrap();
+    s.remove(a).unwrap();
+    s.remove(b).unwrap();
+    // d and e take the slots a and b left; they still come after c.
+    let d = s.add(clerk("d")).unwrap();
+    let e = s.add(clerk("e")).unwrap();
+    for id in [e, d, c] {
+        s.send(Envelope::new(Note(0)).to(id));
+    }
+    s.run().unwrap();
+    assert_eq!(*log.borrow(), ["c", "d", "e"]);
+    assert_eq!(s.agent_ids(), [c, d, e]);
+}

@@ -111,7 +111,8 @@ pub struct AlarmInfo {
 
 pub(crate) enum Fired {
     Mail(Envelope),
-    /// Wake the agent in this slot (slots are never reused).
+    /// Wake the agent in this slot (if the slot changed hands meanwhile, its
+    /// new agent gets a harmless spurious poll).
     Wake(u32),
 }
 

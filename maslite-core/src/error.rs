@@ -38,9 +38,8 @@ pub enum Error {
     /// The id is reserved for the kernel ([`AgentId::OUTSIDE`]).
     #[error("agent id {0} is reserved and cannot be given to an agent")]
     ReservedId(AgentId),
-    /// A scheduler holds at most 2³¹ agents over its life (slots are not
-    /// reused, which keeps insertion order and wake-ups simple).
-    #[error("this scheduler has had 2^31 agents; start a new one")]
+    /// A scheduler holds at most 2³¹ agents at once.
+    #[error("this scheduler already holds 2^31 agents")]
     TooManyAgents,
     /// No agent with this id is registered.
     #[error("no agent with id {0}")]

@@ -32,14 +32,16 @@ use std::collections::VecDeque;
 /// Index of an id that is reserved by an add still in the queue.
 pub(crate) const RESERVED: u32 = u32::MAX - 1;
 
-/// Slot indices stay below this; the bit above marks a round entry whose
-/// agent is due an update.
+/// Live agents' slot indices stay below this; the bit above marks a round
+/// entry whose agent is due an update.
 pub(crate) const MAX_AGENTS: u32 = 1 << 31;
 pub(crate) const UPDATE_DUE: u32 = 1 << 31;
 
 /// One agent's kernel-side state.
 pub(crate) struct AgentRecord {
     pub id: AgentId,
+    /// When it was added: rounds update agents in this order.
+    pub order: u64,
     pub inbox: VecDeque<Envelope>,
     /// The first `visible` envelopes were delivered before this round.
     pub visible: u32,
@@ -55,6 +57,8 @@ pub(crate) struct AgentRecord {
 #[derive(Default)]
 pub(crate) struct Registry {
     pub ids: IdMap,
+    /// The `order` of the next agent added.
+    pub next_order: u64,
     pub agents: Vec<AgentRecord>,
     /// Agents to update in the next round (mail, alarm, kept awake).
     pub marked: Vec<u32>,
@@ -72,9 +76,10 @@ pub(crate) struct Registry {
 }
 
 impl AgentRecord {
-    pub fn new(id: AgentId) -> AgentRecord {
+    pub fn new(id: AgentId, order: u64) -> AgentRecord {
         AgentRecord {
             id,
+            order,
             inbox: VecDeque::new(),
             visible: 0,
             marked: false,
@@ -148,7 +153,8 @@ impl Registry {
     pub fn start_round(&mut self, round: &mut Vec<u32>) {
         std::mem::swap(&mut self.marked, round);
         if round.len() > 1 {
-            round.sort_unstable();
+            let agents = &self.agents;
+            round.sort_unstable_by_key(|&index| agents[index as usize].order);
         }
         for entry in round.iter_mut() {
             let rec = &mut self.agents[*entry as usize];

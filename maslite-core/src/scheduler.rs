@@ -235,6 +235,11 @@ pub struct Scheduler {
     shared: Rc<Shared>,
     clock: TimeSource,
     slots: Vec<Option<Slot>>,
+    /// Slots of agents that left, to reuse.
+    free: Vec<u32>,
+    /// Slots freed during this round: reused from the next one on, so that
+    /// an agent added mid-round never meets its predecessor's round entry.
+    freed: Vec<u32>,
     live: usize,
     round: Vec<u32>,
     woken: Vec<u32>,
@@ -255,6 +260,8 @@ impl Scheduler {
             shared: Rc::new(Shared::new(clock.read())),
             clock,
             slots: Vec::new(),
+            free: Vec::new(),
+            freed: Vec::new(),
             live: 0,
             round: Vec::new(),
             woken: Vec::new(),
@@ -313,6 +320,7 @@ impl Scheduler {
     fn add_installer(&mut self, id: Option<AgentId>, installer: Installer) -> Result<AgentId> {
         // Between runs the real clock has moved on: setup sees the time now.
         self.tick_real();
+        self.free.append(&mut self.freed);
         let id = self.shared.reserve_id(id)?;
         self.install(id, installer);
         match self.failure.take() {
@@ -322,18 +330,33 @@ impl Scheduler {
     }
 
     fn install(&mut self, id: AgentId, installer: Installer) {
-        let Some(index) = u32::try_from(self.slots.len()).ok().filter(|&i| i < MAX_AGENTS) else {
-            self.shared.reg.borrow_mut().ids.remove(&id);
-            self.failure.get_or_insert(Error::TooManyAgents);
-            return;
+        // A slot freed by an agent that left is reused (a stale wake-up or
+        // mark for it only costs its new owner a spurious poll); insertion
+        // order is kept by the record's `order`, not by the slot.
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => match u32::try_from(self.slots.len()).ok().filter(|&i| i < MAX_AGENTS) {
+                Some(index) => {
+                    self.slots.push(None);
+                    self.shared.reg.borrow_mut().agents.push(AgentRecord::new(id, 0));
+                    index
+                }
+                None => {
+                    self.shared.reg.borrow_mut().ids.remove(&id);
+                    self.failure.get_or_insert(Error::TooManyAgents);
+                    return;
+                }
+            },
         };
         {
             let mut reg = self.shared.reg.borrow_mut();
-            reg.agents.push(AgentRecord::new(id));
+            let order = reg.next_order;
+            reg.next_order += 1;
+            reg.agents[index as usize] = AgentRecord::new(id, order);
             reg.ids.insert(id, index);
         }
         let Installed { agent, future, phase } = installer.install(&self.shared, id, index);
-        self.slots.push(Some(Slot {
+        self.slots[index as usize] = Some(Slot {
             future: Some(future),
             agent,
             phase,
@@ -341,7 +364,7 @@ impl Scheduler {
             removing: false,
             owed: 0,
             at_rest: false,
-        }));
+        });
         self.live += 1;
         self.poll(index, 0);
         // An agent whose start (setup, or an async body before its first
@@ -427,6 +450,7 @@ impl Scheduler {
             tracing::warn!(agent = %id, messages = left.len(), "agent removed with unread mail: counted as dead letters");
         }
         self.live -= 1;
+        self.freed.push(index);
         // A future or a payload that panics while dropped must not take the
         // kernel down.
         let _ = catch_unwind(AssertUnwindSafe(move || drop((slot, left))));
@@ -450,12 +474,15 @@ impl Scheduler {
     /// The ids of all agents, in insertion order.
     pub fn agent_ids(&self) -> Vec<AgentId> {
         let reg = self.shared.reg.borrow();
-        self.slots
+        let mut agents: Vec<(u64, AgentId)> = self
+            .slots
             .iter()
             .enumerate()
             .filter(|(_, s)| s.as_ref().is_some_and(|s| !s.removing))
-            .map(|(i, _)| reg.agents[i].id)
-            .collect()
+            .map(|(i, _)| (reg.agents[i].order, reg.agents[i].id))
+            .collect();
+        agents.sort_unstable();
+        agents.into_iter().map(|(_, id)| id).collect()
     }
 
     fn index_of(&self, id: AgentId) -> Result<u32> {
@@ -927,6 +954,9 @@ impl Scheduler {
             }
         }
         self.round.clear();
+        if !self.freed.is_empty() {
+            self.free.append(&mut self.freed);
+        }
     }
 
     /// Polls one agent's future, then carries out what it asked for. `ask`
