@@ -590,12 +590,16 @@ impl Scheduler {
         }
     }
 
-    /// Subscribes an agent to a pattern.
+    /// Subscribes an agent to a pattern. Errors: an unknown subscriber, a
+    /// pattern naming none or all three fields, a topic that spells the id
+    /// of an agent registered now (checked at subscription time only).
     pub fn subscribe(&mut self, subscriber: AgentId, pattern: Subscription) -> Result<()> {
         self.shared.subscribe(subscriber, pattern)
     }
 
-    /// Unsubscribes an agent from a pattern.
+    /// Unsubscribes an agent from a pattern. Not being subscribed (or not
+    /// existing) is fine, as in maslite; a pattern naming none or all three
+    /// fields is an error.
     pub fn unsubscribe(&mut self, subscriber: AgentId, pattern: &Subscription) -> Result<()> {
         self.shared.unsubscribe(subscriber, pattern)
     }
