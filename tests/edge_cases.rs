@@ -371,3 +371,162 @@ fn the_test_bed_reports_an_agent_that_left_instead_of_panicking() {
     assert!(bed.give(Envelope::new(Note(2))).is_err());
     assert!(bed.agent().is_err());
 }
+
+#[test]
+fn recv_and_sleep_inside_futures_unordered_complete() {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let outcome = finishes(|| {
+        let mut s = Scheduler::simulated();
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let g = got.clone();
+        let a = s
+            .spawn(move |cx| async move {
+                // Two waits raced in a combinator that polls only the woken.
+                let mut both = FuturesUnordered::new();
+                both.push(Box::pin(async {
+                    let env = cx.recv().await;
+                    format!("mail {}", env.payload::<Note>().unwrap().0)
+                }) as Pin<Box<dyn Future<Output = String>>>);
+                both.push(Box::pin(async {
+                    cx.sleep(2.0).await;
+                    format!("woke at {}", cx.now())
+                }));
+                while let Some(what) = both.next().await {
+                    g.borrow_mut().push(what);
+                }
+            })
+            .unwrap();
+        s.set_alarm(Alarm::at(1.0, Envelope::new(Note(5)).to(a))).unwrap();
+        let report = s.run().unwrap();
+        (got.take(), report.end_time, s.contains(a))
+    });
+    let (got, end, still_there) = outcome.expect("the run hung");
+    assert_eq!(got, ["mail 5", "woke at 2"]);
+    assert_eq!(end, 2.0);
+    assert!(!still_there, "its body returned");
+}
+
+/// Counts the inbox at each update, then empties it.
+struct Counter(UpdateLog);
+
+impl Agent for Counter {
+    async fn update(&mut self, cx: &Cx) {
+        self.0.borrow_mut().push(cx.inbox_len());
+        while cx.receive().is_some() {}
+    }
+}
+
+#[test]
+fn an_agent_in_a_reused_slot_is_updated_once_for_its_mail() {
+    let mut s = Scheduler::simulated();
+    let a = s.add(Counter(UpdateLog::default())).unwrap();
+    s.send(Envelope::new(Note(1)).to(a));
+    s.deliver_mail().unwrap(); // a is marked for the next round...
+    s.remove(a).unwrap(); // ...and leaves; b takes its slot
+    let log = UpdateLog::default();
+    let b = s.add(Counter(log.clone())).unwrap();
+    s.send(Envelope::new(Note(2)).to(b));
+    s.run().unwrap();
+    assert_eq!(*log.borrow(), [1]);
+}
+
+#[test]
+fn a_departed_agents_handle_cannot_reach_the_next_owner_of_its_slot() {
+    let mut s = Scheduler::simulated();
+    let saved: Rc<RefCell<Option<Cx>>> = Rc::default();
+    let keep = saved.clone();
+    let a = s
+        .spawn(move |cx| async move {
+            *keep.borrow_mut() = Some(cx.clone());
+            cx.recv().await;
+        })
+        .unwrap();
+    s.remove(a).unwrap();
+    let got = UpdateLog::default();
+    let b = s.add(Counter(got.clone())).unwrap();
+    s.send(Envelope::new(Note(7)).to(b));
+    s.deliver_mail().unwrap();
+    let old = saved.borrow_mut().take().unwrap();
+    assert!(old.receive().is_none(), "the old handle sees nothing");
+    assert_eq!(old.inbox_len(), 0);
+    old.set_keep_awake(true);
+    assert!(!old.keep_awake());
+    s.run().unwrap();
+    assert_eq!(*got.borrow(), [1], "b got its mail, once");
+}
+
+#[test]
+fn a_poll_for_an_outside_wake_up_leaves_no_update_on_an_empty_inbox() {
+    /// Takes its mail, yields to the outside, takes what came meanwhile.
+    struct Yielder(UpdateLog);
+    impl Agent for Yielder {
+        async fn update(&mut self, cx: &Cx) {
+            self.0.borrow_mut().push(cx.inbox_len());
+            while cx.receive().is_some() {}
+            YieldNow(false).await;
+            while cx.receive().is_some() {}
+        }
+    }
+    /// Kept awake: sends one note a round, three in all.
+    struct Feeder {
+        to: AgentId,
+        sent: u32,
+    }
+    impl Agent for Feeder {
+        async fn update(&mut self, cx: &Cx) {
+            if self.sent < 3 {
+                self.sent += 1;
+                cx.send(Envelope::new(Note(self.sent)).to(self.to));
+            } else {
+                cx.set_keep_awake(false);
+            }
+        }
+    }
+    let log = UpdateLog::default();
+    let mut s = Scheduler::simulated();
+    let y = s.add(Yielder(log.clone())).unwrap();
+    let f = s.add(Feeder { to: y, sent: 0 }).unwrap();
+    s.set_keep_awake(f, true).unwrap();
+    s.run().unwrap();
+    assert!(!log.borrow().contains(&0), "updates saw {:?}", log.borrow());
+}
+
+#[test]
+fn mail_sent_between_runs_keeps_its_order() {
+    #[derive(Clone)]
+    struct Word(&'static str);
+    struct Reader(Rc<RefCell<Vec<&'static str>>>);
+    impl Agent for Reader {
+        async fn update(&mut self, cx: &Cx) {
+            while let Some(e) = cx.receive() {
+                self.0.borrow_mut().push(e.payload::<Word>().unwrap().0);
+            }
+        }
+    }
+    struct Kicker(AgentId);
+    impl Agent for Kicker {
+        async fn update(&mut self, cx: &Cx) {
+            while cx.receive().is_some() {}
+            cx.send(Envelope::new(Word("first")).to(self.0));
+            cx.pause();
+        }
+    }
+    struct Greeter(AgentId);
+    impl Agent for Greeter {
+        async fn setup(&mut self, cx: &Cx) {
+            cx.send(Envelope::new(Word("second")).to(self.0));
+        }
+        async fn update(&mut self, _cx: &Cx) {}
+    }
+    let words: Rc<RefCell<Vec<&'static str>>> = Rc::default();
+    let mut s = Scheduler::simulated();
+    let r = s.add(Reader(words.clone())).unwrap();
+    let k = s.add(Kicker(r)).unwrap();
+    let other = s.add(Greeter(AgentId(12345))).unwrap();
+    s.put_in_inbox(k, Envelope::new(Word("go"))).unwrap();
+    s.run().unwrap(); // paused with "first" on its way to r
+    s.add(Greeter(r)).unwrap(); // its setup sends "second"
+    s.remove(other).unwrap();
+    s.run().unwrap();
+    assert_eq!(*words.borrow(), ["first", "second"]);
+}

@@ -19,12 +19,14 @@ use crate::error::{Error, Result};
 use crate::id::AgentId;
 use crate::mailing_list::{MailingList, Subscription};
 use crate::registry::{Registry, RESERVED};
+use crate::wake::is_kernel_waker;
+use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 /// Signals between the kernel and the agent it is polling (one agent is
 /// polled at a time, so one set of bits serves all).
@@ -70,6 +72,12 @@ pub(crate) struct Shared {
     pub paused: Cell<bool>,
     pub next_auto_id: Cell<u64>,
     pub signal: Cell<u8>,
+    /// Wakers, other than the kernel's, given to agents' pending `recv` and
+    /// `sleep` futures (by combinators such as `FuturesUnordered`): woken
+    /// before the agent's next poll so the combinator polls them again.
+    pub foreign: RefCell<FxHashMap<u32, Vec<Waker>>>,
+    /// `foreign.len()`, read on every poll without a borrow.
+    pub foreign_len: Cell<usize>,
     /// Kernel waits pending in the current poll (see [`signal`]).
     pub waits: Cell<u32>,
     /// Number of the current poll, so a wait knows whether it counted in it.
@@ -85,7 +93,9 @@ impl Shared {
     pub fn new(now: f64) -> Shared {
         Shared {
             now: Cell::new(now),
-            reg: RefCell::new(Registry::default()),
+            // Sends before the first run go through the outbox (see
+            // `Scheduler::between_runs`).
+            reg: RefCell::new(Registry { outbox_used: true, ..Registry::default() }),
             outbox: RefCell::new(Vec::new()),
             alarms: RefCell::new(AlarmQueue::default()),
             next_alarm: Cell::new(f64::INFINITY),
@@ -97,6 +107,8 @@ impl Shared {
             paused: Cell::new(false),
             next_auto_id: Cell::new(1),
             signal: Cell::new(0),
+            foreign: RefCell::new(FxHashMap::default()),
+            foreign_len: Cell::new(0),
             waits: Cell::new(0),
             epoch: Cell::new(1),
         }
@@ -211,6 +223,50 @@ impl Shared {
         self.awake.set(set.len());
     }
 
+    /// Keeps the waker a pending kernel wait of agent `index` was polled
+    /// with, if it is not the kernel's own (see `foreign`).
+    #[inline]
+    pub fn note_waker(&self, index: u32, waker: &Waker) {
+        if !is_kernel_waker(waker) {
+            let mut foreign = self.foreign.borrow_mut();
+            let held = foreign.entry(index).or_default();
+            if !held.iter().any(|w| w.will_wake(waker)) {
+                held.push(waker.clone());
+            }
+            self.foreign_len.set(foreign.len());
+        }
+    }
+
+    /// Drops what `note_waker` kept for agent `index` (it left).
+    pub fn forget_foreign(&self, index: u32) {
+        if self.foreign_len.get() > 0 {
+            let mut foreign = self.foreign.borrow_mut();
+            foreign.remove(&index);
+            self.foreign_len.set(foreign.len());
+        }
+    }
+
+    /// Whether a combinator holds a pending kernel wait of agent `index`.
+    pub fn has_foreign(&self, index: u32) -> bool {
+        self.foreign_len.get() > 0 && self.foreign.borrow().contains_key(&index)
+    }
+
+    /// Wakes what `note_waker` kept for agent `index`, before polling it.
+    #[inline]
+    pub fn wake_foreign(&self, index: u32) {
+        if self.foreign_len.get() > 0 {
+            let wakers = {
+                let mut foreign = self.foreign.borrow_mut();
+                let w = foreign.remove(&index);
+                self.foreign_len.set(foreign.len());
+                w
+            };
+            for w in wakers.into_iter().flatten() {
+                w.wake();
+            }
+        }
+    }
+
     /// A kernel wait goes pending in this poll; returns the poll's number.
     #[inline]
     pub fn wait(&self) -> u64 {
@@ -268,7 +324,7 @@ impl Cx {
     /// Takes the oldest message from the inbox, if any.
     #[inline]
     pub fn receive(&self) -> Option<Envelope> {
-        self.shared.reg.borrow_mut().receive(self.index)
+        self.shared.reg.borrow_mut().receive(self.index, self.id)
     }
 
     /// Waits until the inbox is non-empty, then takes the oldest message.
@@ -283,7 +339,7 @@ impl Cx {
 
     /// How many messages wait in the inbox.
     pub fn inbox_len(&self) -> usize {
-        self.shared.reg.borrow().agents[self.index as usize].visible as usize
+        self.shared.reg.borrow_mut().own(self.index, self.id).map_or(0, |r| r.visible as usize)
     }
 
     /// Suspends this agent for `seconds` of clock time. The wake-up keeps
@@ -348,14 +404,18 @@ impl Cx {
         self.shared.mailing.borrow().subscribers(pattern)
     }
 
-    /// Asks to be updated every round even with an empty inbox.
+    /// Asks to be updated every round even with an empty inbox. (Does
+    /// nothing once the agent has left.)
     pub fn set_keep_awake(&self, on: bool) {
-        self.shared.set_keep_awake(self.index, on)
+        let mine = self.shared.reg.borrow_mut().own(self.index, self.id).is_some();
+        if mine {
+            self.shared.set_keep_awake(self.index, on)
+        }
     }
 
     /// Whether this agent is kept awake.
     pub fn keep_awake(&self) -> bool {
-        self.shared.reg.borrow().agents[self.index as usize].keep_awake
+        self.shared.reg.borrow_mut().own(self.index, self.id).is_some_and(|r| r.keep_awake)
     }
 
     /// Stops the run at the end of this round.
@@ -418,12 +478,13 @@ pub struct Recv<'a> {
 
 impl Future for Recv<'_> {
     type Output = Envelope;
-    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Envelope> {
+    fn poll(mut self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Envelope> {
         self.cx.shared.unwait(std::mem::take(&mut self.waited));
         match self.cx.receive() {
             Some(env) => Poll::Ready(env),
             None => {
                 self.waited = self.cx.shared.wait();
+                self.cx.shared.note_waker(self.cx.index, task.waker());
                 Poll::Pending
             }
         }
@@ -448,7 +509,7 @@ pub struct Sleep<'a> {
 
 impl Future for Sleep<'_> {
     type Output = ();
-    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<()> {
         self.cx.shared.unwait(std::mem::take(&mut self.waited));
         if self.cx.now() >= self.deadline {
             self.ticket = None;
@@ -460,6 +521,7 @@ impl Future for Sleep<'_> {
             self.ticket = Some(ticket);
         }
         self.waited = self.cx.shared.wait();
+        self.cx.shared.note_waker(self.cx.index, task.waker());
         Poll::Pending
     }
 }

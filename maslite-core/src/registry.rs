@@ -135,10 +135,17 @@ impl Registry {
         }
     }
 
-    /// Pops the oldest visible envelope of an agent.
+    /// The record in `index` if it still belongs to `id` (a `Cx` kept by a
+    /// departed agent must not reach the slot's next owner).
     #[inline]
-    pub fn receive(&mut self, index: u32) -> Option<Envelope> {
-        let rec = &mut self.agents[index as usize];
+    pub fn own(&mut self, index: u32, id: AgentId) -> Option<&mut AgentRecord> {
+        self.agents.get_mut(index as usize).filter(|rec| rec.id == id && rec.accepts)
+    }
+
+    /// Pops the oldest visible envelope of agent `id` in slot `index`.
+    #[inline]
+    pub fn receive(&mut self, index: u32, id: AgentId) -> Option<Envelope> {
+        let rec = self.own(index, id)?;
         if rec.visible == 0 {
             return None;
         }

@@ -352,7 +352,11 @@ impl Scheduler {
             let mut reg = self.shared.reg.borrow_mut();
             let order = reg.next_order;
             reg.next_order += 1;
+            // A mark the slot still carries serves its new owner: the index
+            // is in the marked list once, and must stay so.
+            let marked = reg.agents[index as usize].marked;
             reg.agents[index as usize] = AgentRecord::new(id, order);
+            reg.agents[index as usize].marked = marked;
             reg.ids.insert(id, index);
         }
         let Installed { agent, future, phase } = installer.install(&self.shared, id, index);
@@ -442,6 +446,7 @@ impl Scheduler {
         };
         self.shared.unsubscribe_all(id);
         self.shared.set_keep_awake(index, false);
+        self.shared.forget_foreign(index);
         if slot.busy {
             self.busy -= 1;
         }
@@ -583,7 +588,7 @@ impl Scheduler {
     /// Delivers the posted mail now, without running any agent.
     pub fn deliver_mail(&mut self) -> Result<()> {
         self.deliver();
-        self.shared.reg.borrow_mut().direct_log.clear();
+        self.between_runs();
         match self.failure.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -769,8 +774,7 @@ impl Scheduler {
                 );
             }
         }
-        // The last round's mail is delivered: nothing to take back any more.
-        self.shared.reg.borrow_mut().direct_log.clear();
+        self.between_runs();
         let reason = outcome?;
         Ok(RunReport {
             reason,
@@ -809,6 +813,15 @@ impl Scheduler {
             }
         }
         None
+    }
+
+    /// Between runs there are no rounds: the last round's direct mail counts
+    /// as delivered (nothing to take back), and mail sent now (by a setup)
+    /// goes through the outbox, to be delivered when the next run starts.
+    fn between_runs(&mut self) {
+        let mut reg = self.shared.reg.borrow_mut();
+        reg.direct_log.clear();
+        reg.outbox_used = true;
     }
 
     /// Mail is in inboxes not yet seen or in the outbox (before this
@@ -928,6 +941,9 @@ impl Scheduler {
             reg.start_round(&mut self.round);
         }
         self.site.queue.drain_into(&mut self.woken);
+        // An agent polled for a wake-up may have taken the mail its round
+        // entry was made for: then its update is checked against its inbox.
+        let verify = if self.woken.is_empty() { 0 } else { signal::VERIFY };
         if !self.woken.is_empty() {
             let mut woken = std::mem::take(&mut self.woken);
             woken.sort_unstable();
@@ -947,8 +963,8 @@ impl Scheduler {
         while i < self.round.len() && self.failure.is_none() {
             let entry = self.round[i];
             i += 1;
-            let ask = if entry & UPDATE_DUE != 0 { signal::UPDATE_DUE } else { 0 };
-            self.poll(entry & !UPDATE_DUE, ask);
+            let ask = if entry & UPDATE_DUE != 0 { signal::UPDATE_DUE | verify } else { 0 };
+            self.poll(entry & !UPDATE_DUE, ask | ROUND);
         }
         if self.failure.is_some() {
             // Leave the rest marked for the next run.
@@ -965,7 +981,10 @@ impl Scheduler {
 
     /// Polls one agent's future, then carries out what it asked for. `ask`
     /// holds the `signal` bits the kernel asks of a trait agent
-    /// (`UPDATE_DUE`, `FORCE_UPDATE`).
+    /// (`UPDATE_DUE`, `FORCE_UPDATE`, `VERIFY`) and [`ROUND`] for a poll with
+    /// a reason (mail, an alarm, kept awake), which also wakes the wakers of
+    /// its waits held by combinators. A poll for an outside wake-up does not:
+    /// a combinator woken that way would wake the agent again, and again.
     fn poll(&mut self, index: u32, ask: u8) {
         let Some(slot) = self.slots[index as usize].as_mut() else { return };
         let Some(future) = slot.future.as_mut() else { return };
@@ -978,7 +997,10 @@ impl Scheduler {
         if !slot.at_rest {
             bits |= signal::VERIFY;
         }
-        shared.signal.set(bits);
+        if ask & ROUND != 0 {
+            shared.wake_foreign(index);
+        }
+        shared.signal.set(bits & !ROUND);
         shared.waits.set(0);
         shared.epoch.set(shared.epoch.get() + 1);
         self.site.index = index;
@@ -993,7 +1015,9 @@ impl Scheduler {
             Ok(Poll::Pending) => {
                 slot.owed = bits & (signal::UPDATE_DUE | signal::FORCE_UPDATE);
                 slot.at_rest = bits & signal::AT_REST != 0;
-                let busy = shared.waits.get() == 0;
+                // Waits held inside a combinator count even when it did not
+                // poll them this time.
+                let busy = shared.waits.get() == 0 && !shared.has_foreign(index);
                 if busy != slot.busy {
                     slot.busy = busy;
                     if busy {
@@ -1145,7 +1169,9 @@ impl Scheduler {
     /// Runs one update of an agent, whatever its inbox holds.
     pub(crate) fn update_once(&mut self, id: AgentId) -> Result<()> {
         let index = self.index_of(id)?;
-        self.poll(index, signal::FORCE_UPDATE);
+        // A suspended update is resumed, not followed by another.
+        let at_rest = self.slots[index as usize].as_ref().is_some_and(|s| s.at_rest);
+        self.poll(index, ROUND | if at_rest { signal::FORCE_UPDATE } else { 0 });
         match self.failure.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -1182,9 +1208,22 @@ impl Scheduler {
         for fired in due {
             self.stats.alarms_fired += 1;
             if let Fired::Mail(env) = fired {
-                match env.receiver().filter(|&r| self.contains(r)) {
-                    Some(r) => self.put_in_inbox(r, env)?,
-                    None => self.shared.post(env),
+                let index = env.receiver().and_then(|r| self.shared.index_of(r));
+                let refused = match index {
+                    Some(index) => {
+                        let mut reg = self.shared.reg.borrow_mut();
+                        let pushed = reg.push(index, env);
+                        if pushed.is_ok() {
+                            let rec = &mut reg.agents[index as usize];
+                            rec.visible = rec.inbox.len() as u32;
+                        }
+                        pushed.err()
+                    }
+                    None => Some(env),
+                };
+                // Nobody here to take it: kept with what was sent.
+                if let Some(env) = refused {
+                    self.shared.post(env);
                 }
             }
         }
@@ -1202,6 +1241,9 @@ fn inspectable<A: Agent>(slot: &Slot, id: AgentId) -> Result<&std::cell::RefCell
         found: agent.type_name(),
     })
 }
+
+/// In `poll`'s `ask`: a poll with a reason (see `poll`). Not a signal bit.
+const ROUND: u8 = 128;
 
 /// The text of a panic.
 fn panic_message(panic: &(dyn Any + Send)) -> String {

@@ -87,6 +87,13 @@ impl PollSite {
     }
 }
 
+/// Whether `waker` is the kernel's own (lent for a poll): a future inside a
+/// combinator that hands out wakers of its own (`FuturesUnordered`) gets a
+/// different one, which the kernel must wake to have that future polled.
+pub(crate) fn is_kernel_waker(waker: &Waker) -> bool {
+    std::ptr::eq(waker.vtable(), &SITE_VTABLE)
+}
+
 static SITE_VTABLE: RawWakerVTable =
     RawWakerVTable::new(site_clone, site_wake, site_wake_by_ref, site_drop);
 
