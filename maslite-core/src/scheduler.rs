@@ -502,6 +502,11 @@ impl Scheduler {
     /// Removes an agent (as [`remove`](Self::remove): its teardown runs) and
     /// hands back its struct, to read its final state.
     ///
+    /// If the teardown does not finish at once (it sleeps, waits for mail or
+    /// for something outside), the agent is removed but its struct stays
+    /// with the unfinished teardown: [`Error::AgentBusy`], and the agent is
+    /// counted by [`len`](Self::len) until the teardown ends.
+    ///
     /// ```
     /// use maslite_core::{Agent, Cx, Scheduler};
     ///
