@@ -32,11 +32,12 @@
 //! clone, so one allocation each.
 //!
 //! Measured on the 2-core machines of this project (release build,
-//! `cargo run --release --example pingpong`): about 17 M messages/s for the
-//! ping-pong of two trait agents, ~420 instructions a message, where a
-//! hand-written loop with the same rounds and envelopes does ~165; the rest
-//! is the price of async agents polled through `dyn Future`, `RefCell`
-//! guarded state and the checks that make a run stop and fail cleanly.
+//! `cargo run --release --example pingpong`): about 16 M messages/s for the
+//! ping-pong of two trait agents, ~440 instructions a message. A
+//! hand-written loop with the same rounds and envelopes does ~165, and ~260
+//! once each agent is an async future polled through `dyn Future` (the
+//! `baseline` benches); the rest pays for the checks that make a run stop,
+//! fail and account for its mail cleanly.
 
 use crate::agent::{Agent, Inspect, Installed, Installer};
 use crate::alarms::{Alarm, AlarmInfo, Fired};
