@@ -324,10 +324,7 @@ impl Scheduler {
         self.free.append(&mut self.freed);
         let id = self.shared.reserve_id(id)?;
         self.install(id, installer);
-        match self.failure.take() {
-            Some(e) => Err(e),
-            None => Ok(id),
-        }
+        self.take_failure().map(|()| id)
     }
 
     fn install(&mut self, id: AgentId, installer: Installer) {
@@ -380,15 +377,17 @@ impl Scheduler {
         }
     }
 
+    /// The failure recorded by the last operation, as its result.
+    fn take_failure(&mut self) -> Result<()> {
+        self.failure.take().map_or(Ok(()), Err)
+    }
+
     /// Removes an agent: it gets no more mail, its subscriptions go, and its
     /// `teardown` runs now; an update or setup suspended at this moment is
     /// cancelled (dropped) first. An async-fn agent's future is dropped.
     pub fn remove(&mut self, id: AgentId) -> Result<()> {
         self.remove_now(id);
-        match self.failure.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.take_failure()
     }
 
     fn remove_now(&mut self, id: AgentId) {
@@ -595,10 +594,7 @@ impl Scheduler {
     pub fn deliver_mail(&mut self) -> Result<()> {
         self.deliver();
         self.between_runs();
-        match self.failure.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.take_failure()
     }
 
     /// Subscribes an agent to a pattern. Errors: an unknown subscriber, a
@@ -1178,10 +1174,7 @@ impl Scheduler {
         // A suspended update is resumed, not followed by another.
         let at_rest = self.slots[index as usize].as_ref().is_some_and(|s| s.at_rest);
         self.poll(index, ROUND | if at_rest { signal::FORCE_UPDATE } else { 0 });
-        match self.failure.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.take_failure()
     }
 
     /// Whether a trait agent is inside a suspended setup or update.
