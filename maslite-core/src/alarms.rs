@@ -6,7 +6,7 @@
 //! order they were set. Listing and clearing by receiver or topic scan the
 //! heap (`O(n)`): they are rare next to setting and firing.
 
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Origin};
 use crate::error::{Error, Result};
 use crate::id::AgentId;
 use crate::topic::Topic;
@@ -118,6 +118,9 @@ pub(crate) enum Fired {
 
 struct Entry {
     at: f64,
+    /// Ties at one time: the origin of the alarm's message in canonical
+    /// mode, else zero (then the order of setting decides).
+    tie: Origin,
     seq: u64,
     required: bool,
     what: Fired,
@@ -137,7 +140,7 @@ impl PartialOrd for Entry {
 impl Ord for Entry {
     // Reversed: the heap's top is the earliest (time, seq).
     fn cmp(&self, other: &Self) -> Ordering {
-        other.at.total_cmp(&self.at).then(other.seq.cmp(&self.seq))
+        other.at.total_cmp(&self.at).then(other.tie.cmp(&self.tie)).then(other.seq.cmp(&self.seq))
     }
 }
 
@@ -150,27 +153,31 @@ pub(crate) struct AlarmQueue {
     required: usize,
     /// Wake-ups whose sleeper went away before they fired.
     cancelled: FxHashSet<u64>,
+    /// Alarms at the same time fire in the order of their messages'
+    /// [`Origin`] (partitioned mode), not in the order they were set.
+    pub canonical: bool,
 }
 
 impl AlarmQueue {
     pub fn set_mail(&mut self, at: f64, envelope: Envelope, ignore_if_idle: bool) {
-        self.push(at, !ignore_if_idle, Fired::Mail(envelope));
+        let tie = if self.canonical { envelope.origin() } else { Origin::default() };
+        self.push(at, tie, !ignore_if_idle, Fired::Mail(envelope));
     }
 
     /// A wake-up for a sleeping agent; returns its ticket for cancelling.
     pub fn set_wake(&mut self, at: f64, slot: u32) -> u64 {
-        self.push(at, true, Fired::Wake(slot))
+        self.push(at, Origin::default(), true, Fired::Wake(slot))
     }
 
     pub fn cancel_wake(&mut self, ticket: u64) {
         self.cancelled.insert(ticket);
     }
 
-    fn push(&mut self, at: f64, required: bool, what: Fired) -> u64 {
+    fn push(&mut self, at: f64, tie: Origin, required: bool, what: Fired) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.required += required as usize;
-        self.heap.push(Entry { at, seq, required, what });
+        self.heap.push(Entry { at, tie, seq, required, what });
         seq
     }
 

@@ -14,6 +14,7 @@
 
 use crate::agent::{Agent, Installer};
 use crate::alarms::{Alarm, AlarmInfo, AlarmQueue};
+use crate::change::{derived_key, Change, DERIVED};
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::id::AgentId;
@@ -82,10 +83,17 @@ pub(crate) struct Shared {
     pub waits: Cell<u32>,
     /// Number of the current poll, so a wait knows whether it counted in it.
     pub epoch: Cell<u64>,
+    /// Partitioned mode: what changed, for the other partitions.
+    pub journal: RefCell<Vec<Change>>,
+    /// Lookahead mode: alarms for agents not on this partition are handed
+    /// to the runtime (`exported`) instead of being queued here.
+    pub export_alarms: Cell<bool>,
+    pub exported: RefCell<Vec<(f64, Envelope)>>,
 }
 
 pub(crate) enum Command {
-    Add(AgentId, Installer),
+    /// An agent to add, with its ordering key if the kernel derives it.
+    Add(AgentId, Installer, Option<u64>),
     Remove(AgentId),
 }
 
@@ -111,6 +119,9 @@ impl Shared {
             foreign_len: Cell::new(0),
             waits: Cell::new(0),
             epoch: Cell::new(1),
+            journal: RefCell::new(Vec::new()),
+            export_alarms: Cell::new(false),
+            exported: RefCell::new(Vec::new()),
         }
     }
 
@@ -149,6 +160,14 @@ impl Shared {
 
     pub fn set_alarm(&self, alarm: Alarm) -> Result<()> {
         let at = alarm.due_time(self.now.get())?;
+        if self.export_alarms.get() {
+            if let Some(r) = alarm.envelope.receiver() {
+                if !self.reg.borrow().ids.contains_key(&r) {
+                    self.exported.borrow_mut().push((at, alarm.envelope));
+                    return Ok(());
+                }
+            }
+        }
         self.alarms_mut(|a| a.set_mail(at, alarm.envelope, alarm.ignore_if_idle));
         Ok(())
     }
@@ -177,20 +196,33 @@ impl Shared {
                 }
             }
         }
+        let noted = pattern.clone();
         self.mailing.borrow_mut().subscribe(subscriber, pattern)?;
+        self.note_change(|| Change::Subscribed(subscriber, noted));
         self.mailing_changed();
         Ok(())
     }
 
     pub fn unsubscribe(&self, subscriber: AgentId, pattern: &Subscription) -> Result<()> {
         self.mailing.borrow_mut().unsubscribe(subscriber, pattern)?;
+        self.note_change(|| Change::Unsubscribed(subscriber, pattern.clone()));
         self.mailing_changed();
         Ok(())
     }
 
+    /// Unsubscribes an agent from everything (it is leaving: in partitioned
+    /// mode its `Removed` change says so to the others).
     pub fn unsubscribe_all(&self, subscriber: AgentId) {
         if self.mailing.borrow_mut().unsubscribe_all(subscriber) > 0 {
             self.mailing_changed();
+        }
+    }
+
+    /// Records a change for the other partitions (partitioned mode only).
+    #[inline]
+    pub fn note_change(&self, change: impl FnOnce() -> Change) {
+        if self.reg.borrow().partitioned {
+            self.journal.borrow_mut().push(change());
         }
     }
 
@@ -314,11 +346,17 @@ impl Cx {
         if envelope.sender() == AgentId::OUTSIDE {
             envelope.set_sender(self.id);
         }
-        let env = match self.shared.reg.borrow_mut().try_direct(envelope) {
+        let mut reg = self.shared.reg.borrow_mut();
+        let mut env = match reg.try_direct(envelope) {
             Ok(()) => return,
             Err(env) => env,
         };
-        self.shared.post(env);
+        if reg.partitioned {
+            reg.stamp(Some(self.index), &mut env);
+        }
+        reg.outbox_used = true;
+        drop(reg);
+        self.shared.outbox.borrow_mut().push(env);
     }
 
     /// Takes the oldest message from the inbox, if any.
@@ -363,6 +401,12 @@ impl Cx {
     pub fn set_alarm(&self, mut alarm: Alarm) -> Result<()> {
         if alarm.envelope.sender() == AgentId::OUTSIDE {
             alarm.envelope.set_sender(self.id);
+        }
+        {
+            let mut reg = self.shared.reg.borrow_mut();
+            if reg.partitioned && reg.own(self.index, self.id).is_some() {
+                reg.stamp(Some(self.index), &mut alarm.envelope);
+            }
         }
         self.shared.set_alarm(alarm)
     }
@@ -450,8 +494,26 @@ impl Cx {
     }
 
     fn queue_add(&self, id: Option<AgentId>, installer: Installer) -> Result<AgentId> {
+        // Partitioned: the new agent's key (and id, if not chosen) derive
+        // from this agent's key and count of additions, so they are the same
+        // on any number of partitions.
+        let key = {
+            let mut reg = self.shared.reg.borrow_mut();
+            match reg.partitioned {
+                true => reg.own(self.index, self.id).map(|rec| {
+                    rec.added += 1;
+                    derived_key(rec.order, rec.added)
+                }),
+                false => None,
+            }
+        };
+        let id = match (id, key) {
+            (Some(id), Some(_)) if id.0 & DERIVED != 0 => return Err(Error::ReservedId(id)),
+            (None, Some(key)) => Some(AgentId(key)),
+            (id, _) => id,
+        };
         let id = self.shared.reserve_id(id)?;
-        self.shared.commands.borrow_mut().push_back(Command::Add(id, installer));
+        self.shared.commands.borrow_mut().push_back(Command::Add(id, installer, key));
         self.shared.has_commands.set(true);
         Ok(id)
     }

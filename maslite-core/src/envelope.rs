@@ -44,6 +44,23 @@ pub(crate) struct Header {
     receiver: Option<AgentId>,
     topic: Option<Topic>,
     direct: bool,
+    origin: Origin,
+}
+
+/// Where a message comes from in a canonical order: the ordering key of the
+/// agent that sent it (or set the alarm carrying it) and that agent's count
+/// of sends.
+///
+/// A scheduler in [partitioned](crate::Scheduler::set_partitioned) mode
+/// stamps it on every send; a multi-partition runtime merges the mail of
+/// many partitions by it, so that every inbox gets its mail in one order
+/// whatever the number of partitions. A single scheduler does not use it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    /// The sender's ordering key.
+    pub key: u64,
+    /// The sender's count of sends and alarms, this one included.
+    pub seq: u64,
 }
 
 /// Header and payload in one allocation.
@@ -82,7 +99,13 @@ impl Envelope {
     /// [`topic_is`](Self::topic_is) where that matters.
     pub fn new<T: Any + Send + Clone>(payload: T) -> Envelope {
         Envelope(Box::new(Letter {
-            header: Header { sender: AgentId::OUTSIDE, receiver: None, topic: None, direct: false },
+            header: Header {
+                sender: AgentId::OUTSIDE,
+                receiver: None,
+                topic: None,
+                direct: false,
+                origin: Origin { key: 0, seq: 0 },
+            },
             payload,
         }))
     }
@@ -113,6 +136,16 @@ impl Envelope {
         }
         self.0.header.direct = true;
         Ok(self)
+    }
+
+    /// The canonical origin stamp (see [`Origin`]).
+    pub fn origin(&self) -> Origin {
+        self.0.header.origin
+    }
+
+    /// Sets the origin stamp: for runtimes that order mail from outside.
+    pub fn set_origin(&mut self, origin: Origin) {
+        self.0.header.origin = origin;
     }
 
     /// Sets the sender in place.

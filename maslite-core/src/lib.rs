@@ -88,6 +88,7 @@
 
 pub mod agent;
 pub mod alarms;
+pub mod change;
 pub mod clock;
 pub mod context;
 pub mod envelope;
@@ -103,9 +104,10 @@ mod wake;
 
 pub use agent::Agent;
 pub use alarms::{Alarm, AlarmInfo};
+pub use change::Change;
 pub use clock::Clock;
 pub use context::{Cx, Recv, Sleep};
-pub use envelope::Envelope;
+pub use envelope::{Envelope, Origin};
 pub use error::{Error, Phase, Result};
 pub use id::AgentId;
 pub use mailing_list::{MailingList, Subscription};

@@ -24,7 +24,7 @@
 //! outbox (`Registry::take_back_direct`), so it meets the changed mailing
 //! list at delivery as maslite's rule wants.
 
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Origin};
 use crate::id::AgentId;
 use crate::id_map::IdMap;
 use std::collections::VecDeque;
@@ -52,6 +52,10 @@ pub(crate) struct AgentRecord {
     pub keep_awake: bool,
     /// Last message that reached it as a subscriber (to deliver a copy once).
     pub stamp: u64,
+    /// Sends and alarms so far (the `seq` of its [`Origin`] stamps).
+    pub sent: u64,
+    /// Agents it added so far (derives their keys in partitioned mode).
+    pub added: u64,
 }
 
 #[derive(Default)]
@@ -73,6 +77,11 @@ pub(crate) struct Registry {
     pub hold_mail: bool,
     /// Messages delivered directly (they skip the outbox's counters).
     pub direct_sent: u64,
+    /// Partitioned mode: sends are stamped with their [`Origin`] and all
+    /// mail stays in the outbox for the runtime.
+    pub partitioned: bool,
+    /// Sends and alarms from outside so far.
+    pub outside_sent: u64,
 }
 
 impl AgentRecord {
@@ -86,11 +95,29 @@ impl AgentRecord {
             accepts: true,
             keep_awake: false,
             stamp: 0,
+            sent: 0,
+            added: 0,
         }
     }
 }
 
 impl Registry {
+    /// Stamps `env` with the canonical origin of a send by the agent in
+    /// slot `index` (from outside if `None`).
+    pub fn stamp(&mut self, index: Option<u32>, env: &mut Envelope) {
+        let origin = match index.and_then(|i| self.agents.get_mut(i as usize)) {
+            Some(rec) => {
+                rec.sent += 1;
+                Origin { key: rec.order, seq: rec.sent }
+            }
+            None => {
+                self.outside_sent += 1;
+                Origin { key: 0, seq: self.outside_sent }
+            }
+        };
+        env.set_origin(origin);
+    }
+
     /// Puts `env` straight into its receiver's inbox if the rules allow
     /// (see the module docs); otherwise gives it back for the outbox.
     #[inline]

@@ -39,8 +39,11 @@
 //! `baseline` benches); the rest pays for the checks that make a run stop,
 //! fail and account for its mail cleanly.
 
+mod stepping;
+
 use crate::agent::{Agent, Inspect, Installed, Installer};
 use crate::alarms::{Alarm, AlarmInfo, Fired};
+use crate::change::Change;
 use crate::clock::{Clock, TimeSource};
 use crate::context::{signal, Command, Cx, Shared};
 use crate::envelope::Envelope;
@@ -251,6 +254,8 @@ pub struct Scheduler {
     site: PollSite,
     stats: Stats,
     failure: Option<Error>,
+    /// The ordering key for the next agent added from outside.
+    next_key: Option<u64>,
 }
 
 impl Scheduler {
@@ -273,6 +278,7 @@ impl Scheduler {
             site: PollSite { index: 0, queue: Arc::new(WakeQueue::default()) },
             stats: Stats::default(),
             failure: None,
+            next_key: None,
         }
     }
 
@@ -323,11 +329,31 @@ impl Scheduler {
         self.tick_real();
         self.free.append(&mut self.freed);
         let id = self.shared.reserve_id(id)?;
-        self.install(id, installer);
+        let key = self.next_key.take();
+        self.install(id, installer, key);
         self.take_failure().map(|()| id)
     }
 
-    fn install(&mut self, id: AgentId, installer: Installer) {
+    /// Adds `agent` with id `id` and ordering key `key` (see
+    /// [`Origin`](crate::Origin)): for a runtime that numbers the agents of
+    /// all its partitions in one sequence.
+    pub fn add_keyed<A: Agent>(&mut self, id: AgentId, key: u64, agent: A) -> Result<AgentId> {
+        self.next_key = Some(key);
+        self.add_installer(Some(id), Installer::agent(agent))
+    }
+
+    /// Starts an async-fn agent with id `id` and ordering key `key` (see
+    /// [`add_keyed`](Self::add_keyed)).
+    pub fn spawn_keyed<F, Fut>(&mut self, id: AgentId, key: u64, body: F) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.next_key = Some(key);
+        self.add_installer(Some(id), Installer::process(body))
+    }
+
+    fn install(&mut self, id: AgentId, installer: Installer, key: Option<u64>) {
         // A slot freed by an agent that left is reused (a stale wake-up or
         // mark for it only costs its new owner a spurious poll); insertion
         // order is kept by the record's `order`, not by the slot.
@@ -348,8 +374,10 @@ impl Scheduler {
         };
         {
             let mut reg = self.shared.reg.borrow_mut();
-            let order = reg.next_order;
-            reg.next_order += 1;
+            let order = key.unwrap_or_else(|| {
+                reg.next_order += 1;
+                reg.next_order - 1
+            });
             // A mark the slot still carries serves its new owner: the index
             // is in the marked list once, and must stay so.
             let marked = reg.agents[index as usize].marked;
@@ -357,6 +385,7 @@ impl Scheduler {
             reg.agents[index as usize].marked = marked;
             reg.ids.insert(id, index);
         }
+        self.shared.note_change(|| Change::Added(id));
         let Installed { agent, future, phase } = installer.install(&self.shared, id, index);
         self.slots[index as usize] = Some(Slot {
             future: Some(future),
@@ -445,6 +474,7 @@ impl Scheduler {
             (id, left)
         };
         self.shared.unsubscribe_all(id);
+        self.shared.note_change(|| Change::Removed(id));
         self.shared.set_keep_awake(index, false);
         self.shared.forget_foreign(index);
         if slot.busy {
@@ -586,7 +616,10 @@ impl Scheduler {
 
     /// Posts a message from outside; it is delivered when the next run starts
     /// (or by [`deliver_mail`](Self::deliver_mail)).
-    pub fn send(&mut self, envelope: Envelope) {
+    pub fn send(&mut self, mut envelope: Envelope) {
+        if envelope.origin().seq == 0 && self.shared.reg.borrow().partitioned {
+            self.shared.reg.borrow_mut().stamp(None, &mut envelope);
+        }
         self.shared.post(envelope);
     }
 
@@ -1073,7 +1106,7 @@ impl Scheduler {
                 return;
             };
             match cmd {
-                Command::Add(id, installer) => self.install(id, installer),
+                Command::Add(id, installer, key) => self.install(id, installer, key),
                 Command::Remove(id) => {
                     // Already gone (removed twice in one update) is fine.
                     if self.contains(id) {
