@@ -53,6 +53,11 @@ impl Alarm {
         Alarm { when: When::At(at), envelope, ignore_if_idle: true }
     }
 
+    /// The message the alarm delivers.
+    pub fn envelope_mut(&mut self) -> &mut Envelope {
+        &mut self.envelope
+    }
+
     /// The alarm keeps an idle real-time run with `pause_if_idle` going
     /// until it has fired (maslite's `ignore_alarm_if_idle=False`). On the
     /// simulated clock every alarm fires anyway: time jumps to it.

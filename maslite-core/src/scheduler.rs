@@ -131,6 +131,26 @@ impl RunOptions {
         self.clear_alarms_at_end = on;
         self
     }
+
+    /// The time limit set by [`seconds`](Self::seconds).
+    pub fn seconds_limit(&self) -> Option<f64> {
+        self.seconds
+    }
+
+    /// The round limit set by [`iterations`](Self::iterations).
+    pub fn rounds_limit(&self) -> Option<u64> {
+        self.iterations
+    }
+
+    /// Whether an idle run stops (see [`pause_if_idle`](Self::pause_if_idle)).
+    pub fn pauses_if_idle(&self) -> bool {
+        self.pause_if_idle
+    }
+
+    /// Whether mail alarms are cleared at the end.
+    pub fn clears_alarms_at_end(&self) -> bool {
+        self.clear_alarms_at_end
+    }
 }
 
 /// Why a run stopped.

@@ -60,12 +60,23 @@ impl Scheduler {
         self.take_failure()
     }
 
-    /// Whether a round now would poll some agent: one has mail or a
-    /// wake-up, is kept awake, or was woken from outside the kernel.
+    /// Whether a round now has something to do: an agent has mail or a
+    /// wake-up, or was woken from outside the kernel. (Kept-awake agents are
+    /// updated in every round but do not call for one; see
+    /// [`kept_awake`](Self::kept_awake).)
     pub fn has_round_work(&self) -> bool {
-        !self.shared.reg.borrow().marked.is_empty()
-            || self.shared.awake.get() > 0
-            || self.site.queue.has_any()
+        !self.shared.reg.borrow().marked.is_empty() || self.site.queue.has_any()
+    }
+
+    /// How many agents are kept awake.
+    pub fn kept_awake(&self) -> usize {
+        self.shared.awake.get()
+    }
+
+    /// Whether a pending alarm (or a sleeping agent's wake-up) keeps an idle
+    /// real-time run alive (see [`Alarm::keep_alive`]).
+    pub fn has_required_alarms(&self) -> bool {
+        self.shared.alarms.borrow().has_required()
     }
 
     /// How many agents are pending on something other than the kernel

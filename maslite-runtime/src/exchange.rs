@@ -1,0 +1,149 @@
+//! The router's wires: one channel per ordered pair of partitions, carrying
+//! whole batches.
+//!
+//! Partitions talk to each other directly, never through a central thread:
+//! at the end of a step each one sends every other one a [`Control`] (what
+//! changed, whether it has work, its next alarm, stop or failure), and, if
+//! it had mail, one [`Packet::Mail`] batch per partition. Every partition
+//! then computes the same decision from the same controls. A channel per
+//! pair keeps each sender's packets in order and tells the receiver at once
+//! when that sender's thread is gone (the channel closes), so a dead
+//! partition never hangs the others.
+//!
+//! Waiting spins briefly before parking: waking a parked thread costs tens
+//! of microseconds here, more than most steps.
+
+use crate::report::StopReason;
+use maslite_core::{AgentId, Change, Envelope};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver, UnboundedSender};
+
+/// What a partition tells every other one at the end of a step or window.
+pub(crate) struct Control {
+    /// Agents added or removed there, and its agents' subscription changes.
+    pub changes: Arc<Vec<Change>>,
+    /// It has work for another round at this time (mail sent, agents marked,
+    /// kept awake or busy).
+    pub active: bool,
+    /// It sends a mail batch in this step.
+    pub has_mail: bool,
+    /// Its earliest alarm (and of the alarms it exports), or +∞.
+    pub next_alarm: f64,
+    /// An agent paused, or the token was cancelled, or a limit was reached.
+    pub stop: Option<StopReason>,
+    /// It failed (its error goes to the caller with its own report).
+    pub failed: bool,
+    /// Alarms its agents set for agents on the receiving partition
+    /// (lookahead windows).
+    pub alarms: Vec<(f64, Envelope)>,
+}
+
+/// One message on a wire.
+pub(crate) enum Packet {
+    Control(Control),
+    /// Mail for agents of the receiving partition: (recipient, envelope).
+    Mail(Vec<(AgentId, Envelope)>),
+}
+
+/// A partition's ends of the wires to and from every other partition.
+pub(crate) struct Links {
+    me: usize,
+    to: Vec<Option<UnboundedSender<Packet>>>,
+    from: Vec<Option<UnboundedReceiver<Packet>>>,
+    spin: Duration,
+}
+
+/// The far end of a wire closed: that partition's thread is gone.
+#[derive(Debug)]
+pub(crate) struct Gone(pub usize);
+
+impl Links {
+    /// The wires of `n` partitions: `links[p]` are partition `p`'s ends.
+    pub fn mesh(n: usize, spin: Duration) -> Vec<Links> {
+        let mut links: Vec<Links> = (0..n)
+            .map(|me| Links {
+                me,
+                to: (0..n).map(|_| None).collect(),
+                from: (0..n).map(|_| None).collect(),
+                spin,
+            })
+            .collect();
+        for p in 0..n {
+            for q in 0..n {
+                if p != q {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    links[p].to[q] = Some(tx);
+                    links[q].from[p] = Some(rx);
+                }
+            }
+        }
+        links
+    }
+
+    /// The other partitions' numbers.
+    pub fn peers(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.to.len()).filter(move |&q| q != self.me)
+    }
+
+    /// Sends `packet` to partition `q`.
+    pub fn send(&self, q: usize, packet: Packet) -> Result<(), Gone> {
+        match &self.to[q] {
+            Some(tx) => tx.send(packet).map_err(|_| Gone(q)),
+            None => Err(Gone(q)),
+        }
+    }
+
+    /// The next packet from partition `q`: spins up to the spin time, then
+    /// parks until it comes.
+    pub async fn recv(&mut self, q: usize) -> Result<Packet, Gone> {
+        let spin = self.spin;
+        let Some(rx) = self.from[q].as_mut() else { return Err(Gone(q)) };
+        if !spin.is_zero() {
+            let start = Instant::now();
+            loop {
+                for _ in 0..64 {
+                    match rx.try_recv() {
+                        Ok(p) => return Ok(p),
+                        Err(TryRecvError::Disconnected) => return Err(Gone(q)),
+                        Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                    }
+                }
+                if start.elapsed() >= spin {
+                    break;
+                }
+            }
+        }
+        rx.recv().await.ok_or(Gone(q))
+    }
+
+    /// Takes the packet from `q` that is already there, if any.
+    pub fn try_recv(&mut self, q: usize) -> Result<Option<Packet>, Gone> {
+        let Some(rx) = self.from[q].as_mut() else { return Err(Gone(q)) };
+        match rx.try_recv() {
+            Ok(p) => Ok(Some(p)),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(Gone(q)),
+        }
+    }
+
+    /// Waits for a packet from any partition: returns the sender.
+    pub async fn recv_any(&mut self) -> Result<(usize, Packet), Gone> {
+        let me = self.me;
+        let mut futs = futures::stream::FuturesUnordered::new();
+        for (q, rx) in self.from.iter_mut().enumerate() {
+            if q == me {
+                continue;
+            }
+            if let Some(rx) = rx.as_mut() {
+                futs.push(async move { (q, rx.recv().await) });
+            }
+        }
+        use futures::StreamExt;
+        match futs.next().await {
+            Some((q, Some(p))) => Ok((q, p)),
+            Some((q, None)) => Err(Gone(q)),
+            None => std::future::pending().await,
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! maslite's runtime: many kernels, one system.
+//!
+//! A [`Runtime`] owns `N` partitions. Each partition is an OS thread
+//! (pinned to its own core when there are enough), running a
+//! `current_thread` tokio runtime with a `LocalSet` and one maslite-core
+//! kernel. You decide which partition each agent lives on; agents send mail
+//! to any agent on any partition, subscribe across partitions, and set
+//! alarms for each other, exactly as on one kernel.
+//!
+//! On the simulated clock the partitions keep **one clock** and give **the
+//! same results whatever the number of partitions**: mail crossing
+//! partitions is merged in a canonical order (the sender's ordering key,
+//! then its count of sends — never arrival order or partition number), and
+//! time moves only when every partition is idle and nothing is in flight.
+//! See [`lockstep`] for how, and for *lookahead windows*, which let
+//! partitions run ahead on their own when the model promises a minimum
+//! delay between partitions.
+//!
+//! ```
+//! use maslite_runtime::{Runtime, StopReason};
+//! use maslite_core::{Agent, AgentId, Cx, Envelope};
+//!
+//! #[derive(Clone)]
+//! struct Token { hops: u32 }
+//!
+//! /// Passes the token on to `next`, until it has made 10 hops.
+//! struct Relay { next: AgentId }
+//!
+//! impl Agent for Relay {
+//!     async fn update(&mut self, cx: &Cx) {
+//!         while let Some(env) = cx.receive() {
+//!             let hops = env.payload::<Token>().unwrap().hops + 1;
+//!             if hops == 10 {
+//!                 cx.pause(); // stops every partition
+//!             } else {
+//!                 cx.send(Envelope::new(Token { hops }).to(self.next));
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! let mut rt = Runtime::new(2).unwrap();
+//! let a = rt.add_with_id(0, AgentId(1), Relay { next: AgentId(2) }).unwrap();
+//! rt.add_with_id(1, AgentId(2), Relay { next: a }).unwrap();
+//! rt.send(Envelope::new(Token { hops: 0 }).to(a)).unwrap();
+//! let report = rt.run().unwrap();
+//! assert_eq!(report.reason, StopReason::Paused);
+//! assert_eq!(report.cross_partition(), 9);
+//! assert_eq!(report.traffic[0][1] + report.traffic[1][0], 9);
+//! // Leaving scope stops and joins both partition threads.
+//! ```
+//!
+//! ## Stopping
+//!
+//! - the run is idle (nothing to do anywhere, no alarm), or hits the limits
+//!   of its [`RunOptions`](maslite_core::RunOptions);
+//! - an agent calls `cx.pause()`: the whole run stops at the end of that
+//!   step ([`StopReason::Paused`]);
+//! - the [`CancellationToken`](tokio_util::sync::CancellationToken) of the
+//!   runtime is cancelled ([`StopReason::Cancelled`]);
+//! - an agent panics or a partition's thread dies: the run returns an error
+//!   naming the partition (and the agent), after stopping and joining every
+//!   partition — it never hangs.
+//!
+//! Nothing is lost: every message is delivered, counted as a dead letter
+//! (with a `tracing` warning), or counted as pending in the
+//! [`RunReport`], and the counts add up.
+
+#![deny(missing_docs)]
+
+mod error;
+mod exchange;
+mod free;
+pub mod lockstep;
+mod partition;
+mod report;
+mod route;
+mod runtime;
+
+pub use error::{Error, Result};
+pub use report::{PairTraffic, PartitionReport, RunReport, StopReason};
+pub use runtime::{Builder, Config, Runtime};

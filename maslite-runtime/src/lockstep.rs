@@ -1,0 +1,379 @@
+//! One simulated clock across partitions: lockstep steps, and lookahead
+//! windows.
+//!
+//! **Lockstep** (lookahead 0, the default). All partitions take the same
+//! steps. A step is a round (agents with mail are updated), a time advance
+//! (alarms due fire) or, first of all, the delivery of mail from outside.
+//! At the end of each step every partition sends every other one its
+//! [`Control`]: changes to agents and subscriptions, whether it has more to
+//! do now, its next alarm, a stop or a failure. Then the step's mail is
+//! resolved against the updated directory and mailing list, exchanged in
+//! one batch per partition pair, and delivered in origin order. Every
+//! partition decides the next step from the same controls, so they agree
+//! without a coordinator: another round if anyone is active (mail is in
+//! flight only within a step, so "sent − received = 0" holds at every step
+//! boundary, as ROSS's GVT requires), else a jump to the earliest alarm of
+//! all, else the end.
+//!
+//! **Lookahead windows** (lookahead `L` > 0). The program promises that
+//! nothing crosses partitions sooner than `L` after it was sent: agents on
+//! different partitions talk only through alarms at least `L` ahead. Then
+//! each partition processes every event in `[T, T + L)` on its own — its
+//! rounds and time advances are local — and the partitions exchange
+//! controls (with the alarms for each other) only at the window's end; the
+//! next window starts at the earliest alarm of all (Nicol's YAWNS). A
+//! message or an alarm that breaks the promise stops the run with
+//! [`Error::LookaheadBroken`], naming both agents.
+//!
+//! Both give the same trace as one partition: inboxes are filled in origin
+//! order, alarms at one time fire in origin order, and agents added at run
+//! time get keys derived from their creator's.
+
+use crate::error::Error;
+use crate::exchange::{Control, Gone, Packet};
+use crate::free::FreeRun;
+use crate::partition::{Outcome, Partition};
+use crate::report::StopReason;
+use crate::route::{Counters, Routed};
+use maslite_core::{AgentId, Envelope, RunOptions};
+use std::future::poll_fn;
+use std::sync::Arc;
+
+/// What all partitions do next.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Step {
+    /// Deliver the mail from outside (the first step of a run).
+    Deliver,
+    /// Update the agents with mail.
+    Round,
+    /// Move the clock to the earliest alarm of all and fire what is due.
+    Advance(f64),
+}
+
+/// The controls of all partitions, combined.
+struct Agreed {
+    active: bool,
+    next_alarm: f64,
+    stop: Option<StopReason>,
+    failed: bool,
+    mail_from: Vec<bool>,
+}
+
+fn stop_rank(r: StopReason) -> u8 {
+    match r {
+        StopReason::Cancelled => 3,
+        StopReason::Paused => 2,
+        StopReason::Iterations => 1,
+        _ => 0,
+    }
+}
+
+fn merge_stop(a: Option<StopReason>, b: Option<StopReason>) -> Option<StopReason> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if stop_rank(y) > stop_rank(x) { y } else { x }),
+        (x, y) => x.or(y),
+    }
+}
+
+impl Partition {
+    /// Runs this partition's part of a run and reports it.
+    pub(crate) async fn run(&mut self, opts: RunOptions, free: Option<Arc<FreeRun>>) -> Outcome {
+        let stats0 = self.kernel.stats();
+        self.counters = Counters { row: vec![0; self.count], ..Counters::default() };
+        self.joined.clear();
+        self.paused = false;
+        let before = self.counters.clone();
+        let (result, steps) = match free {
+            Some(run) => self.run_free(&opts, run).await,
+            None => self.run_simulated(&opts).await,
+        };
+        if opts.clears_alarms_at_end() {
+            self.kernel.clear_alarms(None, None);
+        }
+        Outcome {
+            end_time: self.kernel.now(),
+            steps,
+            report: self.report(&before, stats0),
+            counters: std::mem::take(&mut self.counters),
+            joined: std::mem::take(&mut self.joined),
+            result,
+        }
+    }
+
+    fn in_partition(&self, e: maslite_core::Error) -> Error {
+        Error::Partition { partition: self.me, source: e }
+    }
+
+    /// Whether an agent asked to stop the run (remembered until the run
+    /// ends).
+    fn pause_requested(&mut self) -> bool {
+        if self.kernel.take_pause() {
+            self.paused = true;
+        }
+        self.paused
+    }
+
+    /// Waits while the only thing left here is an agent pending on the
+    /// outside world (tokio I/O, a channel): simulated time waits for it.
+    async fn wait_for_busy(&mut self) {
+        while self.kernel.busy_agents() > 0
+            && !self.kernel.has_round_work()
+            && self.router.outbox.is_empty()
+            && !self.cancel.is_cancelled()
+        {
+            let kernel = &self.kernel;
+            tokio::select! {
+                _ = poll_fn(|cx| kernel.poll_woken(cx)) => {}
+                _ = self.cancel.cancelled() => {}
+            }
+        }
+    }
+
+    async fn run_simulated(&mut self, opts: &RunOptions) -> (Result<StopReason, Error>, u64) {
+        let lookahead = self.config.lookahead;
+        let start = self.kernel.now();
+        let end = opts.seconds_limit().map(|s| start + s);
+        let mut error: Option<Error> = self.deferred.take();
+        let mut step = Step::Deliver;
+        let mut steps = 0u64;
+        let mut rounds = 0u64;
+        let mut window_end = start + lookahead;
+        let mut exported: Vec<(f64, Envelope)> = Vec::new();
+        loop {
+            steps += 1;
+            if error.is_none() {
+                match step {
+                    Step::Deliver => {}
+                    Step::Round => {
+                        rounds += 1;
+                        if let Err(e) = self.kernel.step_round() {
+                            error = Some(self.in_partition(e));
+                        }
+                    }
+                    Step::Advance(t) => {
+                        if let Err(e) = self.kernel.set_time(t) {
+                            error = Some(self.in_partition(e));
+                        }
+                        window_end = t + lookahead;
+                    }
+                }
+            }
+            if error.is_none() {
+                self.kernel.fire_due_alarms();
+                if lookahead > 0.0 && step != Step::Deliver {
+                    if let Err(e) = self.settle_window(window_end, end, &mut exported).await {
+                        error = Some(e);
+                    }
+                }
+            }
+            self.kernel.take_outbox_into(&mut self.router.outbox);
+            if error.is_none() {
+                self.wait_for_busy().await;
+                self.kernel.take_outbox_into(&mut self.router.outbox);
+            }
+            if error.is_none() {
+                if let Err(e) = self.take_exported(window_end, &mut exported) {
+                    error = Some(e);
+                }
+            }
+
+            // Phase 1: controls.
+            self.kernel.take_changes_into(&mut self.changes);
+            let changes = Arc::new(std::mem::take(&mut self.changes));
+            let mut stop = None;
+            if self.cancel.is_cancelled() {
+                stop = Some(StopReason::Cancelled);
+            } else if self.pause_requested() {
+                stop = Some(StopReason::Paused);
+            } else if opts.rounds_limit().is_some_and(|n| rounds >= n) {
+                stop = Some(StopReason::Iterations);
+            }
+            let has_mail = !self.router.outbox.is_empty();
+            let active = has_mail || self.kernel.has_round_work() || self.kernel.busy_agents() > 0;
+            let mut next_alarm = self.kernel.next_alarm_time().unwrap_or(f64::INFINITY);
+            for (t, _) in &exported {
+                next_alarm = next_alarm.min(*t);
+            }
+            let failed = error.is_some();
+            let mut outgoing: Vec<Vec<(f64, Envelope)>> =
+                (0..self.count).map(|_| Vec::new()).collect();
+            for (t, env) in exported.drain(..) {
+                let q = env.receiver().and_then(|r| self.dir.get(r)).unwrap_or(self.me);
+                outgoing[q].push((t, env));
+            }
+            for (t, env) in outgoing[self.me].drain(..) {
+                self.kernel.import_alarm(t, env);
+            }
+            let peers: Vec<usize> = self.links.peers().collect();
+            for &q in &peers {
+                let control = Control {
+                    changes: changes.clone(),
+                    active,
+                    has_mail,
+                    next_alarm,
+                    stop,
+                    failed,
+                    alarms: std::mem::take(&mut outgoing[q]),
+                };
+                // A peer that is gone shows up when we wait for it.
+                let _ = self.links.send(q, Packet::Control(control));
+            }
+            if let Err(e) = self.apply_changes(self.me, &changes) {
+                error.get_or_insert(e);
+            }
+            let mut agreed =
+                Agreed { active, next_alarm, stop, failed, mail_from: vec![false; self.count] };
+            for &q in &peers {
+                let control = match self.links.recv(q).await {
+                    Ok(Packet::Control(c)) => c,
+                    Ok(Packet::Mail(_)) => unreachable!("mail before control breaks the protocol"),
+                    Err(Gone(q)) => return (Err(self.peer_died(q)), steps),
+                };
+                if let Err(e) = self.apply_changes(q, &control.changes) {
+                    error.get_or_insert(e);
+                }
+                for (t, env) in control.alarms {
+                    self.kernel.import_alarm(t, env);
+                }
+                agreed.active |= control.active;
+                agreed.next_alarm = agreed.next_alarm.min(control.next_alarm);
+                agreed.stop = merge_stop(agreed.stop, control.stop);
+                agreed.failed |= control.failed;
+                agreed.mail_from[q] = control.has_mail;
+            }
+
+            // Phase 2: the step's mail.
+            let may_cross = lookahead == 0.0 || step == Step::Deliver;
+            if has_mail {
+                if let Routed::Crossing(sender, receiver, to) = self.router.route(
+                    self.me,
+                    &mut self.kernel,
+                    &self.dir,
+                    &mut self.counters,
+                    may_cross,
+                ) {
+                    error.get_or_insert(self.broken(sender, receiver, to, 0.0));
+                }
+                for &q in &peers {
+                    let batch = std::mem::take(&mut self.router.batches[q]);
+                    let _ = self.links.send(q, Packet::Mail(batch));
+                }
+            }
+            let mut incoming = Vec::new();
+            for &q in &peers {
+                if !agreed.mail_from[q] {
+                    continue;
+                }
+                match self.links.recv(q).await {
+                    Ok(Packet::Mail(mut batch)) => incoming.append(&mut batch),
+                    Ok(Packet::Control(_)) => unreachable!("two controls in one step"),
+                    Err(Gone(q)) => return (Err(self.peer_died(q)), steps),
+                }
+            }
+            self.router.deliver(&mut self.kernel, &mut incoming, &mut self.counters);
+
+            // Decide, as every other partition does from the same controls.
+            if agreed.failed {
+                return (Err(error.unwrap_or(Error::Stopped)), steps);
+            }
+            if let Some(reason) = agreed.stop {
+                return (Ok(reason), steps);
+            }
+            if agreed.active {
+                step = Step::Round;
+                continue;
+            }
+            let t = agreed.next_alarm;
+            let past_end = end.is_some_and(|e| t > e);
+            if past_end || (!t.is_finite() && end.is_some() && !opts.pauses_if_idle()) {
+                let e = end.expect("checked");
+                if let Err(err) = self.kernel.set_time(e.max(self.kernel.now())) {
+                    return (Err(self.in_partition(err)), steps);
+                }
+                return (Ok(StopReason::TimeLimit), steps);
+            }
+            if !t.is_finite() {
+                return (Ok(StopReason::Idle), steps);
+            }
+            step = Step::Advance(t);
+        }
+    }
+
+    fn peer_died(&self, q: usize) -> Error {
+        Error::PartitionDied { partition: q, message: "seen gone by a peer".into() }
+    }
+
+    fn broken(&self, sender: AgentId, receiver: AgentId, to: usize, delay: f64) -> Error {
+        Error::LookaheadBroken {
+            sender,
+            receiver,
+            from: self.me,
+            to,
+            delay,
+            lookahead: self.config.lookahead,
+        }
+    }
+
+    /// Moves the alarms set here for agents elsewhere into `exported`;
+    /// one due before the window's end breaks the lookahead promise.
+    fn take_exported(
+        &mut self,
+        window_end: f64,
+        exported: &mut Vec<(f64, Envelope)>,
+    ) -> Result<(), Error> {
+        let from = exported.len();
+        self.kernel.take_exported_alarms_into(exported);
+        let now = self.kernel.now();
+        for (t, env) in &exported[from..] {
+            if *t < window_end {
+                let receiver = env.receiver().unwrap_or(AgentId::OUTSIDE);
+                let to = self.dir.get(receiver).unwrap_or(self.me);
+                return Err(self.broken(env.sender(), receiver, to, t - now));
+            }
+        }
+        Ok(())
+    }
+
+    /// Lookahead windows: processes every local event before `window_end`
+    /// (rounds, local mail, local time advances).
+    async fn settle_window(
+        &mut self,
+        window_end: f64,
+        end: Option<f64>,
+        exported: &mut Vec<(f64, Envelope)>,
+    ) -> Result<(), Error> {
+        loop {
+            self.kernel.take_outbox_into(&mut self.router.outbox);
+            self.take_exported(window_end, exported)?;
+            if !self.router.outbox.is_empty() {
+                if let Routed::Crossing(sender, receiver, to) = self.router.route(
+                    self.me,
+                    &mut self.kernel,
+                    &self.dir,
+                    &mut self.counters,
+                    false,
+                ) {
+                    return Err(self.broken(sender, receiver, to, 0.0));
+                }
+                let mut none = Vec::new();
+                self.router.deliver(&mut self.kernel, &mut none, &mut self.counters);
+            }
+            if self.pause_requested() || self.cancel.is_cancelled() {
+                return Ok(());
+            }
+            self.wait_for_busy().await;
+            if self.kernel.has_round_work() {
+                self.kernel.step_round().map_err(|e| self.in_partition(e))?;
+                self.kernel.fire_due_alarms();
+                continue;
+            }
+            match self.kernel.next_alarm_time() {
+                Some(t) if t < window_end && end.is_none_or(|e| t <= e) => {
+                    self.kernel.set_time(t).map_err(|e| self.in_partition(e))?;
+                    self.kernel.fire_due_alarms();
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+}

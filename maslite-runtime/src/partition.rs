@@ -1,0 +1,191 @@
+//! A partition: one OS thread (pinned to a core when there are enough), one
+//! `current_thread` tokio runtime with a `LocalSet`, one maslite-core
+//! kernel.
+//!
+//! Agents live and die on their partition's thread, so they may be `!Send`
+//! and may await tokio I/O and timers of that runtime. The runtime's handle
+//! reaches a partition only through [`Cmd`]s — closures run on the thread
+//! (to add, inspect, send) and runs — so nothing of a partition is ever
+//! shared.
+
+use crate::error::{Error, Result};
+use crate::exchange::Links;
+use crate::free::FreeRun;
+use crate::report::{PartitionReport, StopReason};
+use crate::route::{Counters, Directory, Router};
+use crate::Config;
+use maslite_core::{AgentId, Change, RunOptions, Scheduler};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// A request to a partition's thread.
+pub(crate) enum Cmd {
+    /// Runs on the thread, between runs.
+    Call(Box<dyn FnOnce(&mut Partition) + Send>),
+    /// Runs the partition's part of a run.
+    Run(RunOptions, Option<Arc<FreeRun>>, oneshot::Sender<Outcome>),
+}
+
+/// A partition's part of a run, sent back to the runtime's handle.
+pub(crate) struct Outcome {
+    pub result: Result<StopReason>,
+    pub end_time: f64,
+    pub steps: u64,
+    pub report: PartitionReport,
+    pub counters: Counters,
+    /// Agents that joined (true) or left (false) this partition.
+    pub joined: Vec<(AgentId, bool)>,
+}
+
+/// The state of one partition, owned by its thread.
+pub(crate) struct Partition {
+    pub me: usize,
+    pub count: usize,
+    pub kernel: Scheduler,
+    pub dir: Directory,
+    pub links: Links,
+    pub cancel: CancellationToken,
+    pub config: Arc<Config>,
+    pub router: Router,
+    pub counters: Counters,
+    pub changes: Vec<Change>,
+    /// An error from between runs (a setup that panicked), reported by the
+    /// next run.
+    pub deferred: Option<Error>,
+    pub joined: Vec<(AgentId, bool)>,
+    /// An agent asked to stop this run.
+    pub paused: bool,
+}
+
+impl Partition {
+    /// Records an error from between runs.
+    pub fn defer(&mut self, e: maslite_core::Error) {
+        self.deferred.get_or_insert(Error::Partition { partition: self.me, source: e });
+    }
+
+    /// This partition's report on the run that just ended.
+    pub fn report(&self, before: &Counters, stats0: maslite_core::Stats) -> PartitionReport {
+        let s = self.kernel.stats();
+        let c = &self.counters;
+        PartitionReport {
+            partition: self.me,
+            agents: self.kernel.len(),
+            rounds: s.rounds - stats0.rounds,
+            updates: s.polls - stats0.polls,
+            sent: c.sent - before.sent,
+            delivered: c.delivered - before.delivered,
+            dead_letters: c.dead - before.dead,
+            pending: self.router.outbox.len() as u64,
+            unread: self.kernel.mail_in_inboxes(),
+            cross_partition: c.cross - before.cross,
+        }
+    }
+
+    /// Applies changes of partition `from` to the directory (and, if they
+    /// came from another partition, to the kernel's mailing list).
+    pub fn apply_changes(&mut self, from: usize, changes: &[Change]) -> Result<()> {
+        for change in changes {
+            match change {
+                Change::Added(id) => {
+                    self.dir.insert(*id, from);
+                    if from == self.me {
+                        self.joined.push((*id, true));
+                    }
+                }
+                Change::Removed(id) => {
+                    if self.dir.get(*id) == Some(from) {
+                        self.dir.remove(*id);
+                    }
+                    if from == self.me {
+                        self.joined.push((*id, false));
+                    }
+                }
+                _ => {}
+            }
+            if from != self.me {
+                self.kernel
+                    .apply_change(change)
+                    .map_err(|e| Error::Partition { partition: self.me, source: e })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a partition's thread starts from (all `Send`).
+pub(crate) struct Seed {
+    pub me: usize,
+    pub count: usize,
+    pub links: Links,
+    pub cancel: CancellationToken,
+    pub config: Arc<Config>,
+    pub cmds: mpsc::UnboundedReceiver<Cmd>,
+    pub core: Option<core_affinity::CoreId>,
+}
+
+/// The body of a partition's thread: serves commands until the handle
+/// closes the command channel.
+pub(crate) fn thread_main(seed: Seed) {
+    let Seed { me, count, links, cancel, config, mut cmds, core } = seed;
+    if let Some(core) = core {
+        // Quietly unpinned if the OS refuses.
+        let _ = core_affinity::set_for_current(core);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread tokio runtime");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let mut kernel =
+            if config.real_time { Scheduler::real_time() } else { Scheduler::simulated() };
+        kernel.set_partitioned(config.lookahead > 0.0 && !config.real_time);
+        let mut p = Partition {
+            me,
+            count,
+            kernel,
+            dir: Directory::default(),
+            links,
+            cancel,
+            router: Router::new(count),
+            counters: Counters { row: vec![0; count], ..Counters::default() },
+            config,
+            changes: Vec::new(),
+            deferred: None,
+            joined: Vec::new(),
+            paused: false,
+        };
+        while let Some(cmd) = cmds.recv().await {
+            match cmd {
+                Cmd::Call(f) => {
+                    // A panic in a closure from the handle (an agent's
+                    // constructor) is that call's failure, not the thread's.
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(&mut p))) {
+                        let message = panic_message(panic.as_ref());
+                        p.defer(maslite_core::Error::AgentPanicked {
+                            agent: AgentId::OUTSIDE,
+                            phase: maslite_core::Phase::Setup,
+                            message,
+                        });
+                    }
+                }
+                Cmd::Run(opts, free, reply) => {
+                    let outcome = p.run(opts, free).await;
+                    let _ = reply.send(outcome);
+                }
+            }
+        }
+    });
+}
+
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}

@@ -1,0 +1,184 @@
+//! What a run did, per partition and between partitions, so a user sees
+//! where the time and the traffic went — and how to place agents better.
+
+use maslite_core::AgentId;
+use std::fmt;
+use std::time::Duration;
+
+/// Why a run stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// Nothing left to do on any partition, nothing in flight, no alarm.
+    Idle,
+    /// The clock reached the end given by `RunOptions::seconds`.
+    TimeLimit,
+    /// The rounds given by `RunOptions::iterations` were run.
+    Iterations,
+    /// An agent called `cx.pause()`: it stops every partition.
+    Paused,
+    /// The runtime's `CancellationToken` was cancelled.
+    Cancelled,
+}
+
+/// One partition's share of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartitionReport {
+    /// The partition's number.
+    pub partition: usize,
+    /// Agents on it when the run stopped.
+    pub agents: usize,
+    /// Rounds it ran.
+    pub rounds: u64,
+    /// Agent polls (updates, wake-ups, setups, teardowns).
+    pub updates: u64,
+    /// Messages its agents sent (and its alarms fired), counted once per
+    /// recipient.
+    pub sent: u64,
+    /// Messages put into its agents' inboxes.
+    pub delivered: u64,
+    /// Messages that no agent took (unknown receiver, a broadcast nobody
+    /// hears, mail left to a removed agent).
+    pub dead_letters: u64,
+    /// Messages sent here and not delivered when the run stopped.
+    pub pending: u64,
+    /// Messages in its agents' inboxes, not yet read, at the stop.
+    pub unread: u64,
+    /// Of `sent`, those for agents on other partitions.
+    pub cross_partition: u64,
+}
+
+/// Traffic between one pair of agents on different partitions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PairTraffic {
+    /// The sender (as the envelope names it).
+    pub sender: AgentId,
+    /// The recipient.
+    pub receiver: AgentId,
+    /// The sender's partition.
+    pub from: usize,
+    /// The recipient's partition.
+    pub to: usize,
+    /// Messages from `sender` to `receiver` during the run.
+    pub messages: u64,
+}
+
+/// What one run did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunReport {
+    /// Why it stopped.
+    pub reason: StopReason,
+    /// The clock when it started.
+    pub start_time: f64,
+    /// The clock when it stopped.
+    pub end_time: f64,
+    /// Wall time from the start of the run to the last partition's stop.
+    pub wall: Duration,
+    /// Global steps (lockstep rounds, time advances and windows).
+    pub steps: u64,
+    /// One entry per partition.
+    pub partitions: Vec<PartitionReport>,
+    /// `traffic[p][q]`: messages sent by agents on `p` to agents on `q`.
+    pub traffic: Vec<Vec<u64>>,
+    /// The agent pairs that crossed partitions most, most first (at most
+    /// ten): candidates to place together.
+    pub top_pairs: Vec<PairTraffic>,
+}
+
+impl RunReport {
+    /// Simulated seconds run.
+    pub fn sim_seconds(&self) -> f64 {
+        self.end_time - self.start_time
+    }
+
+    /// Simulated seconds per wall second.
+    pub fn ratio(&self) -> f64 {
+        self.sim_seconds() / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// Messages sent on all partitions.
+    pub fn sent(&self) -> u64 {
+        self.partitions.iter().map(|p| p.sent).sum()
+    }
+
+    /// Messages delivered on all partitions.
+    pub fn delivered(&self) -> u64 {
+        self.partitions.iter().map(|p| p.delivered).sum()
+    }
+
+    /// Dead letters on all partitions.
+    pub fn dead_letters(&self) -> u64 {
+        self.partitions.iter().map(|p| p.dead_letters).sum()
+    }
+
+    /// Messages not delivered at the stop, on all partitions.
+    pub fn pending(&self) -> u64 {
+        self.partitions.iter().map(|p| p.pending).sum()
+    }
+
+    /// Messages that crossed partitions.
+    pub fn cross_partition(&self) -> u64 {
+        self.partitions.iter().map(|p| p.cross_partition).sum()
+    }
+
+    /// Agent updates on all partitions.
+    pub fn updates(&self) -> u64 {
+        self.partitions.iter().map(|p| p.updates).sum()
+    }
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "run: {:?}, sim {:.6} s, wall {:.6} s, ratio {:.1}x, {} steps",
+            self.reason,
+            self.sim_seconds(),
+            self.wall.as_secs_f64(),
+            self.ratio(),
+            self.steps
+        )?;
+        writeln!(
+            f,
+            "{:>9} {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10}",
+            "partition",
+            "agents",
+            "updates",
+            "sent",
+            "delivered",
+            "dead",
+            "pending",
+            "unread",
+            "crossing"
+        )?;
+        for p in &self.partitions {
+            writeln!(
+                f,
+                "{:>9} {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10}",
+                p.partition,
+                p.agents,
+                p.updates,
+                p.sent,
+                p.delivered,
+                p.dead_letters,
+                p.pending,
+                p.unread,
+                p.cross_partition
+            )?;
+        }
+        if self.traffic.len() > 1 {
+            writeln!(f, "traffic (row: from, column: to):")?;
+            for (p, row) in self.traffic.iter().enumerate() {
+                let cells: Vec<String> = row.iter().map(|n| format!("{n:>10}")).collect();
+                writeln!(f, "{p:>9} {}", cells.join(" "))?;
+            }
+        }
+        for pair in &self.top_pairs {
+            writeln!(
+                f,
+                "crossing: {} (p{}) -> {} (p{}): {} messages",
+                pair.sender, pair.from, pair.receiver, pair.to, pair.messages
+            )?;
+        }
+        Ok(())
+    }
+}

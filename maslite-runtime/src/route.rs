@@ -1,0 +1,195 @@
+//! The router's logic inside a partition: resolving each outgoing message
+//! to its recipients and their partitions, and delivering incoming batches
+//! in the canonical order.
+//!
+//! Every partition holds the whole directory (which partition each agent is
+//! on) and the whole mailing list, kept equal by the changes exchanged at
+//! every step. So the sending partition resolves a message once — receiver
+//! and subscribers, wherever they are — and ships one (recipient, envelope)
+//! pair per recipient, in one batch per destination partition per step.
+//!
+//! The receiving partition merges its own mail with the batches from every
+//! other partition and delivers it sorted by [`Origin`](maslite_core::Origin)
+//! (the sender's ordering key, then the sender's count of sends): each
+//! inbox gets its mail in one order, whatever the number of partitions and
+//! whatever order the batches arrived in.
+
+use crate::report::PairTraffic;
+use maslite_core::{AgentId, Envelope, Scheduler};
+use rustc_hash::FxHashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Which partition each agent is on.
+#[derive(Default)]
+pub(crate) struct Directory {
+    map: FxHashMap<AgentId, u32>,
+}
+
+impl Directory {
+    pub fn get(&self, id: AgentId) -> Option<usize> {
+        self.map.get(&id).map(|&p| p as usize)
+    }
+    pub fn insert(&mut self, id: AgentId, partition: usize) {
+        self.map.insert(id, partition as u32);
+    }
+    pub fn remove(&mut self, id: AgentId) {
+        self.map.remove(&id);
+    }
+}
+
+/// A partition's counters (see [`PartitionReport`](crate::PartitionReport)).
+#[derive(Default, Clone)]
+pub(crate) struct Counters {
+    pub sent: u64,
+    pub delivered: u64,
+    pub dead: u64,
+    pub cross: u64,
+    /// Messages to each partition.
+    pub row: Vec<u64>,
+    /// Cross-partition traffic per (sender, receiver).
+    pub pairs: FxHashMap<(AgentId, AgentId), (u32, u64)>,
+}
+
+/// Where a resolved message goes.
+pub(crate) enum Routed {
+    /// Resolved: local pairs in `local`, the others in `batches`.
+    Done,
+    /// A recipient is on another partition and crossing is not allowed
+    /// now (lookahead windows): (sender, receiver, partition).
+    Crossing(AgentId, AgentId, usize),
+}
+
+/// Scratch space of the router, kept between steps.
+#[derive(Default)]
+pub(crate) struct Router {
+    pub outbox: Vec<Envelope>,
+    pub local: Vec<(AgentId, Envelope)>,
+    pub batches: Vec<Vec<(AgentId, Envelope)>>,
+    recipients: Vec<AgentId>,
+}
+
+impl Router {
+    pub fn new(partitions: usize) -> Router {
+        Router { batches: (0..partitions).map(|_| Vec::new()).collect(), ..Router::default() }
+    }
+
+    /// Resolves the outbox: pairs for this partition go to `local`, pairs for
+    /// others to `batches` (unless `may_cross` is false: then the first such
+    /// pair stops the routing with [`Routed::Crossing`]).
+    pub fn route(
+        &mut self,
+        me: usize,
+        kernel: &mut Scheduler,
+        dir: &Directory,
+        counters: &mut Counters,
+        may_cross: bool,
+    ) -> Routed {
+        let mut outbox = std::mem::take(&mut self.outbox);
+        let mut verdict = Routed::Done;
+        for env in outbox.drain(..) {
+            self.recipients.clear();
+            kernel.recipients_into(&env, &mut self.recipients);
+            if self.recipients.is_empty() {
+                counters.sent += 1;
+                counters.dead += 1;
+                kernel.dead_letter(&env);
+                continue;
+            }
+            if !may_cross {
+                let far = self
+                    .recipients
+                    .iter()
+                    .find_map(|&r| dir.get(r).filter(|&q| q != me).map(|q| (r, q)));
+                if let Some((r, q)) = far {
+                    verdict = Routed::Crossing(env.sender(), r, q);
+                    break;
+                }
+            }
+            let n = self.recipients.len();
+            let mut env = Some(env);
+            for i in 0..n {
+                let r = self.recipients[i];
+                let copy = if i + 1 == n {
+                    env.take().expect("the last recipient takes the original")
+                } else {
+                    let original = env.as_ref().expect("kept for the last");
+                    match catch_unwind(AssertUnwindSafe(|| original.clone())) {
+                        Ok(copy) => copy,
+                        Err(_) => {
+                            counters.sent += 1;
+                            counters.dead += 1;
+                            kernel.dead_letter(original);
+                            continue;
+                        }
+                    }
+                };
+                counters.sent += 1;
+                match dir.get(r) {
+                    None => {
+                        counters.dead += 1;
+                        kernel.dead_letter(&copy);
+                    }
+                    Some(q) if q == me => {
+                        counters.row[me] += 1;
+                        self.local.push((r, copy));
+                    }
+                    Some(q) => {
+                        counters.row[q] += 1;
+                        counters.cross += 1;
+                        let e = counters.pairs.entry((copy.sender(), r)).or_insert((q as u32, 0));
+                        e.1 += 1;
+                        self.batches[q].push((r, copy));
+                    }
+                }
+            }
+        }
+        // What a broken promise left unrouted stays for the pending count.
+        self.outbox = outbox;
+        verdict
+    }
+
+    /// Delivers this partition's pairs and the incoming batches, merged in
+    /// origin order.
+    pub fn deliver(
+        &mut self,
+        kernel: &mut Scheduler,
+        incoming: &mut Vec<(AgentId, Envelope)>,
+        counters: &mut Counters,
+    ) {
+        let mail = &mut self.local;
+        mail.append(incoming);
+        if mail.len() > 1 {
+            mail.sort_by_key(|(_, env)| env.origin());
+        }
+        for (r, env) in mail.drain(..) {
+            match kernel.deliver_to(r, env) {
+                Ok(()) => counters.delivered += 1,
+                Err(env) => {
+                    counters.dead += 1;
+                    kernel.dead_letter(&env);
+                }
+            }
+        }
+    }
+}
+
+/// The `n` busiest cross-partition pairs of all partitions' counters.
+pub(crate) fn top_pairs(parts: &[(usize, &Counters)], n: usize) -> Vec<PairTraffic> {
+    let mut all: Vec<PairTraffic> = parts
+        .iter()
+        .flat_map(|(p, c)| {
+            c.pairs.iter().map(move |(&(sender, receiver), &(to, messages))| PairTraffic {
+                sender,
+                receiver,
+                from: *p,
+                to: to as usize,
+                messages,
+            })
+        })
+        .collect();
+    all.sort_by(|a, b| {
+        b.messages.cmp(&a.messages).then(a.sender.cmp(&b.sender)).then(a.receiver.cmp(&b.receiver))
+    });
+    all.truncate(n);
+    all
+}

@@ -1,0 +1,578 @@
+//! The handle that owns the partitions: the seed's `MPmain`, scoped.
+//!
+//! Partition threads start when the runtime is built and are stopped and
+//! joined when it is dropped (or [`stop`](Runtime::stop)ped, or a run
+//! fails): leaving the scope that owns a `Runtime` — normally, by `?` or by
+//! a panic — never leaves a thread behind.
+
+use crate::error::{Error, Result};
+use crate::exchange::Links;
+use crate::free::FreeRun;
+use crate::partition::{panic_message, thread_main, Cmd, Outcome, Partition, Seed};
+use crate::report::{RunReport, StopReason};
+use crate::route::top_pairs;
+use maslite_core::change::DERIVED;
+use maslite_core::{
+    Agent, AgentId, Alarm, Cx, Envelope, Origin, RunOptions, Scheduler, Subscription,
+};
+use rustc_hash::FxHashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// How a [`Runtime`] is set up; made by [`Runtime::builder`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) partitions: usize,
+    pub(crate) lookahead: f64,
+    pub(crate) real_time: bool,
+    pub(crate) spin: Option<Duration>,
+    pub(crate) pin: bool,
+}
+
+/// Builds a [`Runtime`].
+///
+/// ```
+/// use maslite_runtime::Runtime;
+/// let rt = Runtime::builder().partitions(2).lookahead(0.5).build().unwrap();
+/// assert_eq!(rt.partitions(), 2);
+/// ```
+#[derive(Debug)]
+pub struct Builder {
+    config: Config,
+    cancel: Option<CancellationToken>,
+}
+
+impl Builder {
+    /// The number of partitions (default 1).
+    pub fn partitions(mut self, n: usize) -> Builder {
+        self.config.partitions = n;
+        self
+    }
+
+    /// Declares a lookahead `L` ≥ 0 (default 0) for the simulated clock: a
+    /// promise that nothing crosses partitions sooner than `L` seconds
+    /// after it is sent (agents on different partitions talk only through
+    /// alarms at least `L` ahead). Partitions then run windows of `L`
+    /// seconds on their own; a send that breaks the promise is an
+    /// [`Error::LookaheadBroken`].
+    pub fn lookahead(mut self, seconds: f64) -> Builder {
+        self.config.lookahead = seconds;
+        self
+    }
+
+    /// Runs on the real-time clock in free mode: no rounds in step, mail
+    /// crosses partitions as soon as it can, alarms fire on wall time.
+    pub fn real_time(mut self) -> Builder {
+        self.config.real_time = true;
+        self
+    }
+
+    /// How long a partition spins waiting for another before parking its
+    /// thread (default: 50 µs when every partition has a core of its own,
+    /// else 0).
+    pub fn spin(mut self, spin: Duration) -> Builder {
+        self.config.spin = Some(spin);
+        self
+    }
+
+    /// Pins partition `p` to core `p` when there are at least as many cores
+    /// as partitions (default `true`); quietly unpinned otherwise.
+    pub fn pin_cores(mut self, on: bool) -> Builder {
+        self.config.pin = on;
+        self
+    }
+
+    /// Uses `token` (or a child of an application's token) to stop every
+    /// partition: cancelling it stops a run at the end of its step, with
+    /// [`StopReason::Cancelled`].
+    pub fn cancel_token(mut self, token: CancellationToken) -> Builder {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Starts the partitions' threads.
+    pub fn build(self) -> Result<Runtime> {
+        let mut config = self.config;
+        if config.partitions == 0 || config.partitions > u16::MAX as usize {
+            return Err(Error::Config(format!(
+                "partitions must be 1..={}, not {}",
+                u16::MAX,
+                config.partitions
+            )));
+        }
+        if !config.lookahead.is_finite() || config.lookahead < 0.0 {
+            return Err(Error::Config(format!(
+                "lookahead must be finite and >= 0, not {}",
+                config.lookahead
+            )));
+        }
+        if config.real_time && config.lookahead > 0.0 {
+            return Err(Error::Config("lookahead applies to the simulated clock only".into()));
+        }
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let own_cores = cores.len() >= config.partitions;
+        let spin = config.spin.unwrap_or(if own_cores {
+            Duration::from_micros(50)
+        } else {
+            Duration::ZERO
+        });
+        config.spin = Some(spin);
+        let config = Arc::new(config);
+        // A child: stopping the runtime must not cancel the application's token.
+        let cancel = self.cancel.map(|t| t.child_token()).unwrap_or_default();
+        let mut parts = Vec::with_capacity(config.partitions);
+        for (me, links) in Links::mesh(config.partitions, spin).into_iter().enumerate() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let seed = Seed {
+                me,
+                count: config.partitions,
+                links,
+                cancel: cancel.clone(),
+                config: config.clone(),
+                cmds: rx,
+                core: (config.pin && own_cores).then(|| cores[me]),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("maslite-p{me}"))
+                .spawn(move || thread_main(seed))
+                .map_err(|e| Error::Config(format!("cannot start a partition thread: {e}")))?;
+            parts.push(Handle { cmds: Some(tx), thread: Some(thread) });
+        }
+        Ok(Runtime {
+            config,
+            parts,
+            cancel,
+            dir: FxHashMap::default(),
+            placed: Vec::new(),
+            next_key: 1,
+            next_id: 1,
+            outside: 0,
+            now: 0.0,
+            stopped: false,
+        })
+    }
+}
+
+struct Handle {
+    cmds: Option<mpsc::UnboundedSender<Cmd>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Partitions of maslite kernels on their own threads, run as one system.
+///
+/// See the [crate docs](crate) for a walk-through.
+pub struct Runtime {
+    config: Arc<Config>,
+    parts: Vec<Handle>,
+    cancel: CancellationToken,
+    /// Where the agents added from here are (and those reported by runs).
+    dir: FxHashMap<AgentId, usize>,
+    /// Placements not yet told to the partitions.
+    placed: Vec<(AgentId, usize)>,
+    next_key: u64,
+    next_id: u64,
+    outside: u64,
+    now: f64,
+    stopped: bool,
+}
+
+impl Runtime {
+    /// A runtime with the defaults: see [`Builder`].
+    pub fn builder() -> Builder {
+        Builder {
+            config: Config {
+                partitions: 1,
+                lookahead: 0.0,
+                real_time: false,
+                spin: None,
+                pin: true,
+            },
+            cancel: None,
+        }
+    }
+
+    /// `n` partitions on the simulated clock, lockstep.
+    pub fn new(n: usize) -> Result<Runtime> {
+        Runtime::builder().partitions(n).build()
+    }
+
+    /// The number of partitions.
+    pub fn partitions(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// The token that stops every partition (see [`Builder::cancel_token`]).
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// The clock at the end of the last run (0 before the first).
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    /// The partition an agent is on, as far as the handle knows (agents
+    /// added here, and those added or removed by agents during runs).
+    pub fn partition_of(&self, id: AgentId) -> Option<usize> {
+        self.dir.get(&id).copied()
+    }
+
+    fn check(&self, partition: usize) -> Result<()> {
+        if self.stopped {
+            return Err(Error::Stopped);
+        }
+        if partition >= self.parts.len() {
+            return Err(Error::NoPartition { partition, partitions: self.parts.len() });
+        }
+        Ok(())
+    }
+
+    fn claim(&mut self, partition: usize, id: Option<AgentId>) -> Result<(AgentId, u64)> {
+        self.check(partition)?;
+        let id = match id {
+            Some(AgentId::OUTSIDE) => {
+                return Err(maslite_core::Error::ReservedId(AgentId::OUTSIDE).into())
+            }
+            // The top bit belongs to ids derived at run time.
+            Some(id) if id.0 & DERIVED != 0 => {
+                return Err(maslite_core::Error::ReservedId(id).into())
+            }
+            Some(id) if self.dir.contains_key(&id) => {
+                return Err(maslite_core::Error::DuplicateAgent(id).into())
+            }
+            Some(id) => id,
+            None => {
+                while self.dir.contains_key(&AgentId(self.next_id)) {
+                    self.next_id += 1;
+                }
+                self.next_id += 1;
+                AgentId(self.next_id - 1)
+            }
+        };
+        let key = self.next_key;
+        self.next_key += 1;
+        self.dir.insert(id, partition);
+        self.placed.push((id, partition));
+        Ok((id, key))
+    }
+
+    fn post(
+        &self,
+        partition: usize,
+        f: impl FnOnce(&mut Partition) + Send + 'static,
+    ) -> Result<()> {
+        let cmds = self.parts[partition].cmds.as_ref().ok_or(Error::Stopped)?;
+        cmds.send(Cmd::Call(Box::new(f)))
+            .map_err(|_| Error::PartitionDied { partition, message: "not running".into() })
+    }
+
+    /// Adds `agent` to `partition` with an allocated id. Its `setup` runs
+    /// on the partition's thread; a setup that panics fails the next run.
+    pub fn add<A: Agent + Send>(&mut self, partition: usize, agent: A) -> Result<AgentId> {
+        self.add_made(partition, None, move || agent)
+    }
+
+    /// Adds `agent` to `partition` with the id `id` (unique across all
+    /// partitions: a duplicate is an error here, before anything runs).
+    pub fn add_with_id<A: Agent + Send>(
+        &mut self,
+        partition: usize,
+        id: AgentId,
+        agent: A,
+    ) -> Result<AgentId> {
+        self.add_made(partition, Some(id), move || agent)
+    }
+
+    /// Adds the agent `make` builds on the partition's own thread — for
+    /// agents that are not `Send` (they hold `Rc`s, tokio I/O of that
+    /// partition...).
+    pub fn add_made<A, F>(
+        &mut self,
+        partition: usize,
+        id: Option<AgentId>,
+        make: F,
+    ) -> Result<AgentId>
+    where
+        A: Agent,
+        F: FnOnce() -> A + Send + 'static,
+    {
+        let (id, key) = self.claim(partition, id)?;
+        self.post(partition, move |p| {
+            if let Err(e) = p.kernel.add_keyed(id, key, make()) {
+                p.defer(e);
+            }
+        })?;
+        Ok(id)
+    }
+
+    /// Starts an agent written as an async fn on `partition` (the closure
+    /// must be `Send`; the future it makes need not be).
+    pub fn spawn<F, Fut>(&mut self, partition: usize, body: F) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.spawn_with_id_opt(partition, None, body)
+    }
+
+    /// Starts an async-fn agent with a chosen id.
+    pub fn spawn_with_id<F, Fut>(
+        &mut self,
+        partition: usize,
+        id: AgentId,
+        body: F,
+    ) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.spawn_with_id_opt(partition, Some(id), body)
+    }
+
+    fn spawn_with_id_opt<F, Fut>(
+        &mut self,
+        partition: usize,
+        id: Option<AgentId>,
+        body: F,
+    ) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let (id, key) = self.claim(partition, id)?;
+        self.post(partition, move |p| {
+            if let Err(e) = p.kernel.spawn_keyed(id, key, body) {
+                p.defer(e);
+            }
+        })?;
+        Ok(id)
+    }
+
+    /// Tells the partitions where the agents added since the last time are.
+    fn flush_placements(&mut self) -> Result<()> {
+        if self.placed.is_empty() {
+            return Ok(());
+        }
+        let placed = Arc::new(std::mem::take(&mut self.placed));
+        for q in 0..self.parts.len() {
+            let placed = placed.clone();
+            self.post(q, move |p| {
+                for &(id, at) in placed.iter() {
+                    p.dir.insert(id, at);
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    fn partition_for(&self, receiver: Option<AgentId>) -> usize {
+        receiver.and_then(|r| self.dir.get(&r).copied()).unwrap_or(0)
+    }
+
+    fn stamp(&mut self, env: &mut Envelope) {
+        self.outside += 1;
+        env.set_origin(Origin { key: 0, seq: self.outside });
+    }
+
+    /// Posts a message from outside; it is delivered when the next run
+    /// starts (to its receiver and subscribers, wherever they are).
+    pub fn send(&mut self, mut envelope: Envelope) -> Result<()> {
+        self.check(0)?;
+        self.stamp(&mut envelope);
+        let q = self.partition_for(envelope.receiver());
+        self.post(q, move |p| p.kernel.send(envelope))
+    }
+
+    /// Sets an alarm from outside (on its receiver's partition).
+    pub fn set_alarm(&mut self, mut alarm: Alarm) -> Result<()> {
+        self.check(0)?;
+        self.stamp(alarm.envelope_mut());
+        let q = self.partition_for(alarm.envelope_mut().receiver());
+        self.with_partition(q, move |s| s.set_alarm_stamped(alarm))?
+            .map_err(|e| Error::Partition { partition: q, source: e })
+    }
+
+    /// Subscribes an agent (on whichever partition) to a pattern; every
+    /// partition knows from the next step on.
+    pub fn subscribe(&mut self, subscriber: AgentId, pattern: Subscription) -> Result<()> {
+        let q = self
+            .dir
+            .get(&subscriber)
+            .copied()
+            .ok_or(maslite_core::Error::UnknownAgent(subscriber))?;
+        self.with_partition(q, move |s| s.subscribe(subscriber, pattern))?
+            .map_err(|e| Error::Partition { partition: q, source: e })
+    }
+
+    /// Runs `f` with partition `partition`'s kernel, on its thread, between
+    /// runs, and returns what it returns.
+    pub fn with_partition<R, F>(&mut self, partition: usize, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Scheduler) -> R + Send + 'static,
+    {
+        self.check(partition)?;
+        self.flush_placements()?;
+        let (tx, rx) = oneshot::channel();
+        self.post(partition, move |p| {
+            let _ = tx.send(f(&mut p.kernel));
+        })?;
+        futures::executor::block_on(rx).map_err(|_| Error::PartitionDied {
+            partition,
+            message: "a call on it did not return".into(),
+        })
+    }
+
+    /// Reads an agent (wherever it is) with `f`, between runs.
+    pub fn with_agent<A, R, F>(&mut self, id: AgentId, f: F) -> Result<R>
+    where
+        A: Agent,
+        R: Send + 'static,
+        F: FnOnce(&A) -> R + Send + 'static,
+    {
+        let q = self.dir.get(&id).copied().ok_or(maslite_core::Error::UnknownAgent(id))?;
+        self.with_partition(q, move |s| s.agent::<A>(id).map(|a| f(&a)))?
+            .map_err(|e| Error::Partition { partition: q, source: e })
+    }
+
+    /// Runs until idle (see [`run_with`](Self::run_with)).
+    pub fn run(&mut self) -> Result<RunReport> {
+        self.run_with(RunOptions::default())
+    }
+
+    /// Runs all partitions until a stop condition of `opts` holds, an agent
+    /// pauses (which stops every partition), or the token is cancelled.
+    /// Blocks the calling thread; in async code use
+    /// [`run_async`](Self::run_async).
+    ///
+    /// A run that fails (an agent panicked, a partition's thread died, the
+    /// lookahead was broken) stops and joins every partition and returns
+    /// the error naming the partition and the agent; the runtime is spent.
+    pub fn run_with(&mut self, opts: RunOptions) -> Result<RunReport> {
+        futures::executor::block_on(self.run_async(opts))
+    }
+
+    /// [`run_with`](Self::run_with) for async code: awaits the partitions
+    /// without blocking the caller's executor thread.
+    pub async fn run_async(&mut self, opts: RunOptions) -> Result<RunReport> {
+        if let Some(s) = opts.seconds_limit() {
+            if !s.is_finite() || s < 0.0 {
+                return Err(maslite_core::Error::InvalidTime(s).into());
+            }
+        }
+        if self.config.real_time && self.config.lookahead > 0.0 {
+            return Err(Error::Config("lookahead applies to the simulated clock only".into()));
+        }
+        self.check(0)?;
+        self.flush_placements()?;
+        let wall = Instant::now();
+        let start_time = self.now;
+        let mut replies = Vec::with_capacity(self.parts.len());
+        let free = self.config.real_time.then(|| Arc::new(FreeRun::new(self.parts.len())));
+        for q in 0..self.parts.len() {
+            let (tx, rx) = oneshot::channel();
+            let cmd = Cmd::Run(opts, free.clone(), tx);
+            let sent = self.parts[q].cmds.as_ref().map(|c| c.send(cmd).is_ok());
+            if sent != Some(true) {
+                let e = self.died(q);
+                self.shut_down();
+                return Err(e);
+            }
+            replies.push(rx);
+        }
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(replies.len());
+        let mut failure: Option<Error> = None;
+        for (q, rx) in replies.into_iter().enumerate() {
+            match rx.await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(_) => {
+                    let e = self.died(q);
+                    if failure.as_ref().is_none_or(|f| e.rank() > f.rank()) {
+                        failure = Some(e);
+                    }
+                }
+            }
+        }
+        for o in &outcomes {
+            if let Err(e) = &o.result {
+                if failure.as_ref().is_none_or(|f| e.rank() > f.rank()) {
+                    failure = Some(e.clone());
+                }
+            }
+        }
+        if let Some(e) = failure {
+            self.shut_down();
+            return Err(e);
+        }
+        let end_time = outcomes.iter().map(|o| o.end_time).fold(f64::NEG_INFINITY, f64::max);
+        self.now = end_time;
+        for o in &outcomes {
+            let q = o.report.partition;
+            for &(id, joined) in &o.joined {
+                if joined {
+                    self.dir.insert(id, q);
+                } else if self.dir.get(&id) == Some(&q) {
+                    self.dir.remove(&id);
+                }
+            }
+        }
+        let reason = outcomes[0].result.clone().unwrap_or(StopReason::Idle);
+        let counters: Vec<(usize, &crate::route::Counters)> =
+            outcomes.iter().map(|o| (o.report.partition, &o.counters)).collect();
+        Ok(RunReport {
+            reason,
+            start_time,
+            end_time,
+            wall: wall.elapsed(),
+            steps: outcomes[0].steps,
+            traffic: outcomes.iter().map(|o| o.counters.row.clone()).collect(),
+            top_pairs: top_pairs(&counters, 10),
+            partitions: outcomes.into_iter().map(|o| o.report).collect(),
+        })
+    }
+
+    /// The error for partition `q`'s thread having died (joined, to read
+    /// its panic).
+    fn died(&mut self, q: usize) -> Error {
+        self.parts[q].cmds = None;
+        let message = match self.parts[q].thread.take().map(|t| t.join()) {
+            Some(Err(panic)) => panic_message(panic.as_ref()),
+            _ => "it stopped".to_string(),
+        };
+        Error::PartitionDied { partition: q, message }
+    }
+
+    /// Stops every partition and joins its thread.
+    fn shut_down(&mut self) -> Option<Error> {
+        self.stopped = true;
+        self.cancel.cancel();
+        for part in &mut self.parts {
+            part.cmds = None;
+        }
+        let mut first = None;
+        for (q, part) in self.parts.iter_mut().enumerate() {
+            if let Some(Err(panic)) = part.thread.take().map(|t| t.join()) {
+                first.get_or_insert(Error::PartitionDied {
+                    partition: q,
+                    message: panic_message(panic.as_ref()),
+                });
+            }
+        }
+        first
+    }
+
+    /// Stops and joins every partition, reporting a thread that had died.
+    pub fn stop(mut self) -> Result<()> {
+        self.shut_down().map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
