@@ -1,12 +1,17 @@
 //! # maslite: a very fast multi-agent messaging kernel
 //!
-//! The facade of the maslite crates. Today it re-exports the single-partition
-//! kernel, [`maslite_core`] (also as `maslite::kernel`); the multi-partition runtime joins it later.
-//! Start with the examples, in this order:
+//! The facade of the maslite crates: the single-partition kernel,
+//! [`maslite_core`] (re-exported at the top level and as `maslite::kernel`),
+//! and the multi-partition runtime, [`maslite_runtime`] (as
+//! `maslite::runtime`). Start with the examples, in this order:
 //!
 //! 1. `hello` — the smallest program, in both agent styles;
 //! 2. `pingpong` — two agents, one ball, as fast as it goes;
-//! 3. `scheduling` — maslite's scheduling demo: two machines and a stock agent.
+//! 3. `scheduling` — maslite's scheduling demo: two machines and a stock agent;
+//! 4. `chain` — four agents on two partitions sign one message;
+//! 5. `conveyor` — a box rides four conveyors on two partitions, in
+//!    simulated time;
+//! 6. `phold` — the PHOLD benchmark model, on any number of partitions.
 //!
 //! ```
 //! use maslite::prelude::*;
@@ -26,6 +31,8 @@
 /// The single-partition kernel, also re-exported at the top level.
 pub use maslite_core as kernel;
 pub use maslite_core::*;
+/// The multi-partition runtime: partitions on cores, one clock.
+pub use maslite_runtime as runtime;
 
 /// Everything an agent program usually needs.
 pub mod prelude {
@@ -33,6 +40,7 @@ pub mod prelude {
         Agent, AgentId, Alarm, Clock, Cx, Envelope, Error, RunOptions, Scheduler, StopReason,
         Subscription, TestBed, Topic,
     };
+    pub use maslite_runtime::Runtime;
 }
 
 /// The README's examples, compiled and run as doc tests.

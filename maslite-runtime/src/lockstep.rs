@@ -199,6 +199,15 @@ impl Partition {
                 (0..self.count).map(|_| Vec::new()).collect();
             for (t, env) in exported.drain(..) {
                 let q = env.receiver().and_then(|r| self.dir.get(r)).unwrap_or(self.me);
+                if q != self.me {
+                    // Handed to another partition: counted as crossing here
+                    // (its delivery counts there, when it fires).
+                    let c = &mut self.counters;
+                    c.row[q] += 1;
+                    c.cross += 1;
+                    let receiver = env.receiver().unwrap_or(AgentId::OUTSIDE);
+                    c.pairs.entry((env.sender(), receiver)).or_insert((q as u32, 0)).1 += 1;
+                }
                 outgoing[q].push((t, env));
             }
             for (t, env) in outgoing[self.me].drain(..) {

@@ -20,10 +20,13 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+/// Work for a partition's thread, from the runtime's handle.
+pub(crate) type Call = Box<dyn FnOnce(&mut Partition) + Send>;
+
 /// A request to a partition's thread.
 pub(crate) enum Cmd {
-    /// Runs on the thread, between runs.
-    Call(Box<dyn FnOnce(&mut Partition) + Send>),
+    /// Run on the thread, in order, between runs.
+    Calls(Vec<Call>),
     /// Runs the partition's part of a run.
     Run(RunOptions, Option<Arc<FreeRun>>, oneshot::Sender<Outcome>),
 }
@@ -159,16 +162,19 @@ pub(crate) fn thread_main(seed: Seed) {
         };
         while let Some(cmd) = cmds.recv().await {
             match cmd {
-                Cmd::Call(f) => {
-                    // A panic in a closure from the handle (an agent's
-                    // constructor) is that call's failure, not the thread's.
-                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(&mut p))) {
-                        let message = panic_message(panic.as_ref());
-                        p.defer(maslite_core::Error::AgentPanicked {
-                            agent: AgentId::OUTSIDE,
-                            phase: maslite_core::Phase::Setup,
-                            message,
-                        });
+                Cmd::Calls(calls) => {
+                    for f in calls {
+                        // A panic in a closure from the handle (an agent's
+                        // constructor) is that call's failure, not the
+                        // thread's.
+                        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(&mut p))) {
+                            let message = panic_message(panic.as_ref());
+                            p.defer(maslite_core::Error::AgentPanicked {
+                                agent: AgentId::OUTSIDE,
+                                phase: maslite_core::Phase::Setup,
+                                message,
+                            });
+                        }
                     }
                 }
                 Cmd::Run(opts, free, reply) => {

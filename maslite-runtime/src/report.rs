@@ -43,7 +43,9 @@ pub struct PartitionReport {
     pub pending: u64,
     /// Messages in its agents' inboxes, not yet read, at the stop.
     pub unread: u64,
-    /// Of `sent`, those for agents on other partitions.
+    /// Messages for agents on other partitions: mail routed there, and
+    /// alarms handed over to fire there (lookahead windows; their delivery
+    /// counts on the receiving partition).
     pub cross_partition: u64,
 }
 
@@ -77,7 +79,8 @@ pub struct RunReport {
     pub steps: u64,
     /// One entry per partition.
     pub partitions: Vec<PartitionReport>,
-    /// `traffic[p][q]`: messages sent by agents on `p` to agents on `q`.
+    /// `traffic[p][q]`: messages routed from partition `p` to partition
+    /// `q` (`p == q`: delivered locally), plus alarms `p` handed to `q`.
     pub traffic: Vec<Vec<u64>>,
     /// The agent pairs that crossed partitions most, most first (at most
     /// ten): candidates to place together.

@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use crate::exchange::Links;
 use crate::free::FreeRun;
-use crate::partition::{panic_message, thread_main, Cmd, Outcome, Partition, Seed};
+use crate::partition::{panic_message, thread_main, Call, Cmd, Outcome, Partition, Seed};
 use crate::report::{RunReport, StopReason};
 use crate::route::top_pairs;
 use maslite_core::change::DERIVED;
@@ -140,7 +140,7 @@ impl Builder {
                 .name(format!("maslite-p{me}"))
                 .spawn(move || thread_main(seed))
                 .map_err(|e| Error::Config(format!("cannot start a partition thread: {e}")))?;
-            parts.push(Handle { cmds: Some(tx), thread: Some(thread) });
+            parts.push(Handle { cmds: Some(tx), queued: Vec::new(), thread: Some(thread) });
         }
         Ok(Runtime {
             config,
@@ -159,6 +159,7 @@ impl Builder {
 
 struct Handle {
     cmds: Option<mpsc::UnboundedSender<Cmd>>,
+    queued: Vec<Call>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -260,14 +261,34 @@ impl Runtime {
         Ok((id, key))
     }
 
+    /// Queues `f` for partition `partition`'s thread; queued calls go in
+    /// one batch at the next [`flush`](Self::flush) (waking a parked thread
+    /// costs tens of microseconds: once per batch, not per call).
     fn post(
-        &self,
+        &mut self,
         partition: usize,
         f: impl FnOnce(&mut Partition) + Send + 'static,
     ) -> Result<()> {
-        let cmds = self.parts[partition].cmds.as_ref().ok_or(Error::Stopped)?;
-        cmds.send(Cmd::Call(Box::new(f)))
-            .map_err(|_| Error::PartitionDied { partition, message: "not running".into() })
+        if self.parts[partition].cmds.is_none() {
+            return Err(Error::Stopped);
+        }
+        self.parts[partition].queued.push(Box::new(f));
+        Ok(())
+    }
+
+    /// Sends the queued calls (placements first).
+    fn flush(&mut self) -> Result<()> {
+        self.flush_placements()?;
+        for (q, part) in self.parts.iter_mut().enumerate() {
+            if part.queued.is_empty() {
+                continue;
+            }
+            let calls = std::mem::take(&mut part.queued);
+            let cmds = part.cmds.as_ref().ok_or(Error::Stopped)?;
+            cmds.send(Cmd::Calls(calls))
+                .map_err(|_| Error::PartitionDied { partition: q, message: "not running".into() })?;
+        }
+        Ok(())
     }
 
     /// Adds `agent` to `partition` with an allocated id. Its `setup` runs
@@ -416,11 +437,11 @@ impl Runtime {
         F: FnOnce(&mut Scheduler) -> R + Send + 'static,
     {
         self.check(partition)?;
-        self.flush_placements()?;
         let (tx, rx) = oneshot::channel();
         self.post(partition, move |p| {
             let _ = tx.send(f(&mut p.kernel));
         })?;
+        self.flush()?;
         futures::executor::block_on(rx).map_err(|_| Error::PartitionDied {
             partition,
             message: "a call on it did not return".into(),
@@ -468,8 +489,8 @@ impl Runtime {
             return Err(Error::Config("lookahead applies to the simulated clock only".into()));
         }
         self.check(0)?;
-        self.flush_placements()?;
         let wall = Instant::now();
+        self.flush()?;
         let start_time = self.now;
         let mut replies = Vec::with_capacity(self.parts.len());
         let free = self.config.real_time.then(|| Arc::new(FreeRun::new(self.parts.len())));

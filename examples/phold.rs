@@ -1,0 +1,238 @@
+//! # phold — the PHOLD benchmark model, on any number of partitions
+//!
+//! PHOLD is the standard benchmark of parallel discrete-event simulators,
+//! as ROSS defines it: `N` logical processes (here, agents) each start with
+//! `E` events. Processing an event schedules exactly one new event, at
+//! `now + lookahead + Exp(mean − lookahead)`, for the agent itself or, with
+//! probability `remote`, for an agent chosen uniformly. Each agent draws
+//! from its own random stream, seeded from (seed, agent id), so the model
+//! is the same however the agents are placed.
+//!
+//! Events are alarms. With the runtime's lookahead set to the model's (the
+//! default here), partitions process windows of that length on their own
+//! and meet only at each window's end.
+//!
+//! Every processed event is hashed from (time, receiver, sender, sender's
+//! sequence number) and the hashes are summed: the total does not depend
+//! on the order the partitions processed them in, and it is the same on 1,
+//! 2 or N partitions — or the runtime is wrong.
+//!
+//! Run it: `cargo run --release --example phold -- --partitions 2`. Flags
+//! (defaults): `--agents 4096 --events 4 --remote 0.25 --lookahead 0.1
+//! --mean 1 --end 100 --partitions 1 --seed 1`, and `--window <L>` for the
+//! runtime's lookahead (default: `--lookahead`; `0` runs lockstep). The last
+//! line reads `phold: partitions <P> events <N> hash <hex> events/s <N>`.
+
+use maslite::prelude::*;
+use maslite::runtime::RunReport;
+use std::time::Instant;
+
+/// The model's parameters (the command's flags).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    pub agents: u64,
+    pub events: u32,
+    pub remote: f64,
+    pub lookahead: f64,
+    pub mean: f64,
+    pub end: f64,
+    pub partitions: usize,
+    pub seed: u64,
+    /// The runtime's lookahead (by default the model's).
+    pub window: Option<f64>,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            agents: 4096,
+            events: 4,
+            remote: 0.25,
+            lookahead: 0.1,
+            mean: 1.0,
+            end: 100.0,
+            partitions: 1,
+            seed: 1,
+            window: None,
+        }
+    }
+}
+
+impl Params {
+    /// Parses `--flag value` pairs; unknown flags and bad values are errors.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Params, String> {
+        let mut p = Params::default();
+        let mut args = args.into_iter();
+        while let Some(flag) = args.next() {
+            let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
+            match flag.as_str() {
+                "--agents" => p.agents = value.parse().map_err(|e| bad(&e))?,
+                "--events" => p.events = value.parse().map_err(|e| bad(&e))?,
+                "--remote" => p.remote = value.parse().map_err(|e| bad(&e))?,
+                "--lookahead" => p.lookahead = value.parse().map_err(|e| bad(&e))?,
+                "--mean" => p.mean = value.parse().map_err(|e| bad(&e))?,
+                "--end" => p.end = value.parse().map_err(|e| bad(&e))?,
+                "--partitions" => p.partitions = value.parse().map_err(|e| bad(&e))?,
+                "--seed" => p.seed = value.parse().map_err(|e| bad(&e))?,
+                "--window" => p.window = Some(value.parse().map_err(|e| bad(&e))?),
+                _ => return Err(format!("unknown flag {flag}")),
+            }
+        }
+        if p.agents == 0 || p.partitions == 0 {
+            return Err("--agents and --partitions must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&p.remote) {
+            return Err("--remote is a probability (0..=1)".into());
+        }
+        if !(p.lookahead >= 0.0 && p.mean > p.lookahead && p.end.is_finite() && p.end >= 0.0) {
+            return Err("need 0 <= --lookahead < --mean and a finite --end >= 0".into());
+        }
+        Ok(p)
+    }
+}
+
+/// splitmix64: a small, fast, well-mixed generator, the same everywhere.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64, stream: u64) -> Rng {
+        let mut r = Rng(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        r.next();
+        r
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in (0, 1].
+    pub fn unit(&mut self) -> f64 {
+        ((self.next() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// An event: who scheduled it, as its `seq`-th event.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub seq: u64,
+}
+
+/// One logical process.
+pub struct Lp {
+    pub params: Params,
+    pub rng: Rng,
+    pub sent: u64,
+    pub processed: u64,
+    /// Sum of the processed events' hashes.
+    pub hash: u64,
+}
+
+impl Lp {
+    pub fn new(params: &Params, id: AgentId) -> Lp {
+        Lp { params: params.clone(), rng: Rng::new(params.seed, id.0), sent: 0, processed: 0, hash: 0 }
+    }
+
+    fn schedule(&mut self, cx: &Cx) {
+        let p = &self.params;
+        let delay = p.lookahead - (p.mean - p.lookahead) * self.rng.unit().ln();
+        let to = if self.rng.unit() <= p.remote {
+            AgentId(self.rng.next() % p.agents)
+        } else {
+            cx.id()
+        };
+        self.sent += 1;
+        let event = Envelope::new(Event { seq: self.sent }).to(to);
+        cx.set_alarm(Alarm::after(delay, event)).expect("delays are finite and >= 0");
+    }
+}
+
+/// The hash of one processed event.
+pub fn event_hash(time: f64, receiver: AgentId, sender: AgentId, seq: u64) -> u64 {
+    let mut r = Rng(time.to_bits() ^ receiver.0.rotate_left(17) ^ sender.0.rotate_left(37));
+    r.0 ^= seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    r.next()
+}
+
+impl Agent for Lp {
+    async fn setup(&mut self, cx: &Cx) {
+        for _ in 0..self.params.events {
+            self.schedule(cx);
+        }
+    }
+
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(env) = cx.receive() {
+            let seq = env.payload::<Event>().map_or(0, |e| e.seq);
+            self.hash = self.hash.wrapping_add(event_hash(cx.now(), cx.id(), env.sender(), seq));
+            self.processed += 1;
+            self.schedule(cx);
+        }
+    }
+}
+
+/// What a run of the model gave.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub report: RunReport,
+    pub events: u64,
+    pub hash: u64,
+    pub events_per_second: f64,
+}
+
+/// Builds the model (agents in contiguous blocks, one per partition) and
+/// runs it to `end`.
+pub fn run(params: &Params) -> Result<Outcome, maslite::runtime::Error> {
+    let window = params.window.unwrap_or(params.lookahead);
+    let mut rt = Runtime::builder().partitions(params.partitions).lookahead(window).build()?;
+    for i in 0..params.agents {
+        let partition = (i as u128 * params.partitions as u128 / params.agents as u128) as usize;
+        rt.add_with_id(partition, AgentId(i), Lp::new(params, AgentId(i)))?;
+    }
+    let wall = Instant::now();
+    let report = rt.run_with(RunOptions::new().seconds(params.end))?;
+    let wall = wall.elapsed().as_secs_f64();
+    let (mut events, mut hash) = (0u64, 0u64);
+    for q in 0..params.partitions {
+        let (e, h) = rt.with_partition(q, |s| {
+            let (mut e, mut h) = (0u64, 0u64);
+            for id in s.agent_ids() {
+                if let Ok(lp) = s.agent::<Lp>(id) {
+                    e += lp.processed;
+                    h = h.wrapping_add(lp.hash);
+                }
+            }
+            (e, h)
+        })?;
+        events += e;
+        hash = hash.wrapping_add(h);
+    }
+    Ok(Outcome { report, events, hash, events_per_second: events as f64 / wall })
+}
+
+pub fn main() {
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).try_init();
+    let params = match Params::parse(std::env::args().skip(1)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("phold: {e}");
+            std::process::exit(2);
+        }
+    };
+    match run(&params) {
+        Ok(o) => {
+            eprint!("{}", o.report);
+            println!(
+                "phold: partitions {} events {} hash {:016x} events/s {:.0}",
+                params.partitions, o.events, o.hash, o.events_per_second
+            );
+        }
+        Err(e) => {
+            eprintln!("phold: {e}");
+            std::process::exit(1);
+        }
+    }
+}
