@@ -133,17 +133,20 @@ pub struct Lp {
 
 impl Lp {
     pub fn new(params: &Params, id: AgentId) -> Lp {
-        Lp { params: params.clone(), rng: Rng::new(params.seed, id.0), sent: 0, processed: 0, hash: 0 }
+        Lp {
+            params: params.clone(),
+            rng: Rng::new(params.seed, id.0),
+            sent: 0,
+            processed: 0,
+            hash: 0,
+        }
     }
 
     fn schedule(&mut self, cx: &Cx) {
         let p = &self.params;
         let delay = p.lookahead - (p.mean - p.lookahead) * self.rng.unit().ln();
-        let to = if self.rng.unit() <= p.remote {
-            AgentId(self.rng.next() % p.agents)
-        } else {
-            cx.id()
-        };
+        let to =
+            if self.rng.unit() <= p.remote { AgentId(self.rng.next() % p.agents) } else { cx.id() };
         self.sent += 1;
         let event = Envelope::new(Event { seq: self.sent }).to(to);
         cx.set_alarm(Alarm::after(delay, event)).expect("delays are finite and >= 0");

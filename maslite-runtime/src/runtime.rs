@@ -285,8 +285,10 @@ impl Runtime {
             }
             let calls = std::mem::take(&mut part.queued);
             let cmds = part.cmds.as_ref().ok_or(Error::Stopped)?;
-            cmds.send(Cmd::Calls(calls))
-                .map_err(|_| Error::PartitionDied { partition: q, message: "not running".into() })?;
+            cmds.send(Cmd::Calls(calls)).map_err(|_| Error::PartitionDied {
+                partition: q,
+                message: "not running".into(),
+            })?;
         }
         Ok(())
     }

@@ -247,3 +247,154 @@ impl Scheduler {
         self.shared.reg.borrow().agents.iter().map(|r| r.inbox.len() as u64).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Agent, AgentId, Alarm, Change, Cx, Envelope, Scheduler, Subscription};
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Note(u32);
+
+    fn partitioned() -> Scheduler {
+        let mut s = Scheduler::simulated();
+        s.set_partitioned(false);
+        s
+    }
+
+    /// Sends `Note(n)` to `to` for each n it is told, on each update.
+    struct Talker {
+        to: AgentId,
+        notes: Vec<u32>,
+    }
+
+    impl Agent for Talker {
+        async fn update(&mut self, cx: &Cx) {
+            while cx.receive().is_some() {
+                for &n in &self.notes {
+                    cx.send(Envelope::new(Note(n)).to(self.to));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sends_are_stamped_with_the_key_and_a_count_and_stay_in_the_outbox() {
+        let mut s = partitioned();
+        let t = s.add_keyed(AgentId(1), 42, Talker { to: AgentId(9), notes: vec![1, 2] }).unwrap();
+        s.send(Envelope::new(Note(0)).to(t));
+        let mut out = Vec::new();
+        s.take_outbox_into(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].origin().key, out[0].origin().seq), (0, 1), "outside: key 0");
+        s.deliver_to(t, out.pop().unwrap()).unwrap();
+        s.step_round().unwrap();
+        s.take_outbox_into(&mut out);
+        let origins: Vec<_> = out.iter().map(|e| (e.origin().key, e.origin().seq)).collect();
+        assert_eq!(origins, [(42, 1), (42, 2)]);
+        // Nothing was delivered by the kernel itself.
+        assert!(!s.has_round_work());
+    }
+
+    #[test]
+    fn alarms_at_one_time_fire_in_origin_order_not_setting_order() {
+        let mut s = partitioned();
+        let r = s.add_keyed(AgentId(5), 1, Talker { to: AgentId(5), notes: vec![] }).unwrap();
+        let stamped = |key, seq, n| {
+            let mut e = Envelope::new(Note(n)).to(r);
+            e.set_origin(crate::Origin { key, seq });
+            e
+        };
+        s.import_alarm(2.0, stamped(9, 1, 1));
+        s.import_alarm(2.0, stamped(3, 7, 2));
+        s.import_alarm(1.0, stamped(99, 1, 3));
+        s.import_alarm(2.0, stamped(3, 2, 4));
+        s.set_time(2.0).unwrap();
+        assert_eq!(s.fire_due_alarms(), 4);
+        let mut out = Vec::new();
+        s.take_outbox_into(&mut out);
+        let notes: Vec<u32> = out.iter().map(|e| e.payload::<Note>().unwrap().0).collect();
+        assert_eq!(notes, [3, 4, 2, 1]);
+    }
+
+    /// Adds one child (a `Talker`) per update.
+    struct Parent {
+        children: Vec<AgentId>,
+    }
+
+    impl Agent for Parent {
+        async fn update(&mut self, cx: &Cx) {
+            while cx.receive().is_some() {
+                let id = cx.add(Talker { to: cx.id(), notes: vec![] }).unwrap();
+                self.children.push(id);
+            }
+        }
+    }
+
+    #[test]
+    fn agents_added_at_run_time_get_ids_derived_from_their_creator() {
+        let ids = |filler: u64| {
+            let mut s = partitioned();
+            // Other agents (and ids taken) must not change the derived ids.
+            for i in 0..filler {
+                s.add_keyed(AgentId(1000 + i), 1000 + i, Parent { children: vec![] }).unwrap();
+            }
+            let p = s.add_keyed(AgentId(1), 7, Parent { children: vec![] }).unwrap();
+            for _ in 0..2 {
+                s.deliver_to(p, Envelope::new(Note(0)).to(p)).unwrap();
+                s.step_round().unwrap();
+            }
+            let children = s.agent::<Parent>(p).unwrap().children.clone();
+            assert!(children.iter().all(|c| c.0 & crate::change::DERIVED != 0 && s.contains(*c)));
+            children
+        };
+        let a = ids(0);
+        assert_eq!(a.len(), 2);
+        assert_ne!(a[0], a[1]);
+        assert_eq!(a, ids(5));
+    }
+
+    #[test]
+    fn changes_are_journaled_and_applied_elsewhere() {
+        let mut here = partitioned();
+        let mut there = partitioned();
+        let a = here.add_keyed(AgentId(1), 1, Parent { children: vec![] }).unwrap();
+        here.subscribe(a, Subscription::new().topic("news")).unwrap();
+        here.remove(a).unwrap();
+        let mut changes = Vec::new();
+        here.take_changes_into(&mut changes);
+        assert_eq!(
+            changes,
+            [
+                Change::Added(a),
+                Change::Subscribed(a, Subscription::new().topic("news")),
+                Change::Removed(a),
+            ]
+        );
+        // Applied on another partition, the subscription routes mail to
+        // the agent there (until its removal).
+        there.apply_change(&changes[1]).unwrap();
+        let mut to = Vec::new();
+        there.recipients_into(&Envelope::new(Note(1)).topic_is("news"), &mut to);
+        assert_eq!(to, [a]);
+        there.apply_change(&changes[2]).unwrap();
+        to.clear();
+        there.recipients_into(&Envelope::new(Note(1)).topic_is("news"), &mut to);
+        assert!(to.is_empty());
+        assert!(!there.has_subscriptions());
+    }
+
+    #[test]
+    fn alarms_for_agents_elsewhere_are_exported_when_asked() {
+        let mut s = Scheduler::simulated();
+        s.set_partitioned(true);
+        let local = s.add_keyed(AgentId(1), 1, Parent { children: vec![] }).unwrap();
+        s.set_alarm_stamped(Alarm::after(1.0, Envelope::new(Note(1)).to(AgentId(77)))).unwrap();
+        s.set_alarm_stamped(Alarm::after(1.0, Envelope::new(Note(2)).to(local))).unwrap();
+        let mut out = Vec::new();
+        s.take_exported_alarms_into(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, 1.0);
+        assert_eq!(out[0].1.receiver(), Some(AgentId(77)));
+        assert_eq!(s.next_alarm_time(), Some(1.0));
+    }
+}
