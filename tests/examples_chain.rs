@@ -36,3 +36,8 @@ fn the_same_contract_on_one_two_and_three_partitions() {
     }
     assert!(contracts.windows(2).all(|w| w[0] == w[1]), "{contracts:?}");
 }
+
+#[test]
+fn the_example_runs_to_its_end() {
+    chain::main().unwrap();
+}

@@ -42,3 +42,8 @@ fn the_timed_run_reports_the_simulated_span() {
     assert!(wall > 0.0);
     let _ = AgentId(1);
 }
+
+#[test]
+fn the_example_runs_to_its_end() {
+    conveyor::main().unwrap();
+}
