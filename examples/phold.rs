@@ -99,10 +99,10 @@ pub struct Rng(u64);
 impl Rng {
     pub fn new(seed: u64, stream: u64) -> Rng {
         let mut r = Rng(seed ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        r.next();
+        r.next_u64();
         r
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -111,7 +111,7 @@ impl Rng {
     }
     /// Uniform in (0, 1].
     pub fn unit(&mut self) -> f64 {
-        ((self.next() >> 11) + 1) as f64 / (1u64 << 53) as f64
+        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -146,7 +146,7 @@ impl Lp {
         let p = &self.params;
         let delay = p.lookahead - (p.mean - p.lookahead) * self.rng.unit().ln();
         let to =
-            if self.rng.unit() <= p.remote { AgentId(self.rng.next() % p.agents) } else { cx.id() };
+            if self.rng.unit() <= p.remote { AgentId(self.rng.next_u64() % p.agents) } else { cx.id() };
         self.sent += 1;
         let event = Envelope::new(Event { seq: self.sent }).to(to);
         cx.set_alarm(Alarm::after(delay, event)).expect("delays are finite and >= 0");
@@ -157,7 +157,7 @@ impl Lp {
 pub fn event_hash(time: f64, receiver: AgentId, sender: AgentId, seq: u64) -> u64 {
     let mut r = Rng(time.to_bits() ^ receiver.0.rotate_left(17) ^ sender.0.rotate_left(37));
     r.0 ^= seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    r.next()
+    r.next_u64()
 }
 
 impl Agent for Lp {
