@@ -151,7 +151,9 @@ impl Partition {
                         }
                     }
                     Step::Advance(t) => {
-                        if let Err(e) = self.kernel.set_time(t) {
+                        // A partition may be ahead: a run that stopped
+                        // inside a lookahead window left it there.
+                        if let Err(e) = self.kernel.set_time(t.max(self.kernel.now())) {
                             error = Some(self.in_partition(e));
                         }
                         window_end = t + lookahead;
