@@ -145,8 +145,11 @@ impl Lp {
     fn schedule(&mut self, cx: &Cx) {
         let p = &self.params;
         let delay = p.lookahead - (p.mean - p.lookahead) * self.rng.unit().ln();
-        let to =
-            if self.rng.unit() <= p.remote { AgentId(self.rng.next_u64() % p.agents) } else { cx.id() };
+        let to = if self.rng.unit() <= p.remote {
+            AgentId(self.rng.next_u64() % p.agents)
+        } else {
+            cx.id()
+        };
         self.sent += 1;
         let event = Envelope::new(Event { seq: self.sent }).to(to);
         cx.set_alarm(Alarm::after(delay, event)).expect("delays are finite and >= 0");

@@ -142,7 +142,7 @@ impl Partition {
             }
 
             // Reasons to stop.
-            if error.is_some() || self.cancel.is_cancelled() {
+            if error.is_some() || self.stop.is_cancelled() {
                 run.finish(StopReason::Cancelled);
             } else if self.kernel.take_pause() {
                 run.finish(StopReason::Paused);
@@ -197,7 +197,7 @@ impl Partition {
                 _ = async { match sleep { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
                 _ = poll_fn(|cx| kernel.poll_woken(cx)) => {}
                 _ = run.done.cancelled() => {}
-                _ = self.cancel.cancelled() => {}
+                _ = self.stop.cancelled() => {}
             }
             if !busy && !run.done.is_cancelled() {
                 run.activity.fetch_add(1, Ordering::AcqRel);
@@ -225,7 +225,7 @@ impl Partition {
             run.reason.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(StopReason::Idle);
         match error {
             Some(e) => (Err(e), rounds),
-            None if self.cancel.is_cancelled() => (Ok(StopReason::Cancelled), rounds),
+            None if self.stop.is_cancelled() => (Ok(StopReason::Cancelled), rounds),
             None => (Ok(reason), rounds),
         }
     }

@@ -119,12 +119,12 @@ impl Partition {
         while self.kernel.busy_agents() > 0
             && !self.kernel.has_round_work()
             && self.router.outbox.is_empty()
-            && !self.cancel.is_cancelled()
+            && !self.stop.is_cancelled()
         {
             let kernel = &self.kernel;
             tokio::select! {
                 _ = poll_fn(|cx| kernel.poll_woken(cx)) => {}
-                _ = self.cancel.cancelled() => {}
+                _ = self.stop.cancelled() => {}
             }
         }
     }
@@ -169,7 +169,10 @@ impl Partition {
                 }
             }
             self.kernel.take_outbox_into(&mut self.router.outbox);
-            if error.is_none() {
+            if error.is_some() {
+                // Peers waiting on the outside world stop waiting.
+                self.stop.cancel();
+            } else {
                 self.wait_for_busy().await;
                 self.kernel.take_outbox_into(&mut self.router.outbox);
             }
@@ -183,7 +186,7 @@ impl Partition {
             self.kernel.take_changes_into(&mut self.changes);
             let changes = Arc::new(std::mem::take(&mut self.changes));
             let mut stop = None;
-            if self.cancel.is_cancelled() {
+            if self.stop.is_cancelled() {
                 stop = Some(StopReason::Cancelled);
             } else if self.pause_requested() {
                 stop = Some(StopReason::Paused);
@@ -229,9 +232,7 @@ impl Partition {
                 // A peer that is gone shows up when we wait for it.
                 let _ = self.links.send(q, Packet::Control(control));
             }
-            if let Err(e) = self.apply_changes(self.me, &changes) {
-                error.get_or_insert(e);
-            }
+            let mut all_changes = vec![(self.me, changes.clone())];
             let mut agreed =
                 Agreed { active, next_alarm, stop, failed, mail_from: vec![false; self.count] };
             for &q in &peers {
@@ -240,9 +241,7 @@ impl Partition {
                     Ok(Packet::Mail(_)) => unreachable!("mail before control breaks the protocol"),
                     Err(Gone(q)) => return (Err(self.peer_died(q)), steps),
                 };
-                if let Err(e) = self.apply_changes(q, &control.changes) {
-                    error.get_or_insert(e);
-                }
+                all_changes.push((q, control.changes));
                 for (t, env) in control.alarms {
                     self.kernel.import_alarm(t, env);
                 }
@@ -251,6 +250,13 @@ impl Partition {
                 agreed.stop = merge_stop(agreed.stop, control.stop);
                 agreed.failed |= control.failed;
                 agreed.mail_from[q] = control.has_mail;
+            }
+
+            all_changes.sort_by_key(|(q, _)| *q);
+            if let Err(e) = self.apply_step_changes(&all_changes) {
+                // Every partition finds it: the run fails on all of them.
+                agreed.failed = true;
+                error.get_or_insert(e);
             }
 
             // Phase 2: the step's mail.
@@ -369,7 +375,7 @@ impl Partition {
                 let mut none = Vec::new();
                 self.router.deliver(&mut self.kernel, &mut none, &mut self.counters);
             }
-            if self.pause_requested() || self.cancel.is_cancelled() {
+            if self.pause_requested() || self.stop.is_cancelled() {
                 return Ok(());
             }
             self.wait_for_busy().await;

@@ -28,7 +28,9 @@ pub(crate) enum Cmd {
     /// Run on the thread, in order, between runs.
     Calls(Vec<Call>),
     /// Runs the partition's part of a run.
-    Run(RunOptions, Option<Arc<FreeRun>>, oneshot::Sender<Outcome>),
+    /// Runs the partition's part of a run, until it ends or the run's token
+    /// (a child of the runtime's) is cancelled.
+    Run(RunOptions, CancellationToken, Option<Arc<FreeRun>>, oneshot::Sender<Outcome>),
 }
 
 /// A partition's part of a run, sent back to the runtime's handle.
@@ -49,7 +51,10 @@ pub(crate) struct Partition {
     pub kernel: Scheduler,
     pub dir: Directory,
     pub links: Links,
-    pub cancel: CancellationToken,
+    /// The current run's token: cancelled with the runtime's, when the run
+    /// is abandoned by its caller, or when a partition fails (so peers
+    /// waiting on the outside world stop waiting).
+    pub stop: CancellationToken,
     pub config: Arc<Config>,
     pub router: Router,
     pub counters: Counters,
@@ -86,12 +91,42 @@ impl Partition {
         }
     }
 
+    /// Applies the changes of every partition in one step: departures
+    /// first, then the rest in partition order — the same order on every
+    /// partition.
+    pub fn apply_step_changes(&mut self, all: &[(usize, Arc<Vec<Change>>)]) -> Result<()> {
+        let mut result = Ok(());
+        for (from, changes) in all {
+            for change in changes.iter().filter(|c| matches!(c, Change::Removed(_))) {
+                if let Err(e) = self.apply_changes(*from, std::slice::from_ref(change)) {
+                    result = result.and(Err(e));
+                }
+            }
+        }
+        for (from, changes) in all {
+            let rest: Vec<Change> =
+                changes.iter().filter(|c| !matches!(c, Change::Removed(_))).cloned().collect();
+            if let Err(e) = self.apply_changes(*from, &rest) {
+                result = result.and(Err(e));
+            }
+        }
+        result
+    }
+
     /// Applies changes of partition `from` to the directory (and, if they
     /// came from another partition, to the kernel's mailing list).
     pub fn apply_changes(&mut self, from: usize, changes: &[Change]) -> Result<()> {
         for change in changes {
             match change {
                 Change::Added(id) => {
+                    if self.dir.get(*id).is_some_and(|q| q != from) {
+                        // Two partitions hold an agent with one id: every
+                        // partition sees it in the same step and fails.
+                        return Err(Error::Partition {
+                            partition: from,
+                            source: maslite_core::Error::DuplicateAgent(*id),
+                        });
+                    }
                     self.dir.insert(*id, from);
                     if from == self.me {
                         self.joined.push((*id, true));
@@ -151,7 +186,7 @@ pub(crate) fn thread_main(seed: Seed) {
             kernel,
             dir: Directory::default(),
             links,
-            cancel,
+            stop: cancel.child_token(),
             router: Router::new(count),
             counters: Counters { row: vec![0; count], ..Counters::default() },
             config,
@@ -177,7 +212,8 @@ pub(crate) fn thread_main(seed: Seed) {
                         }
                     }
                 }
-                Cmd::Run(opts, free, reply) => {
+                Cmd::Run(opts, stop, free, reply) => {
+                    p.stop = stop;
                     let outcome = p.run(opts, free).await;
                     let _ = reply.send(outcome);
                 }

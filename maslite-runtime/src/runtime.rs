@@ -325,7 +325,16 @@ impl Runtime {
     {
         let (id, key) = self.claim(partition, id)?;
         self.post(partition, move |p| {
-            if let Err(e) = p.kernel.add_keyed(id, key, make()) {
+            let agent = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)) {
+                Ok(agent) => agent,
+                Err(panic) => {
+                    let message = panic_message(panic.as_ref());
+                    let phase = maslite_core::Phase::Setup;
+                    p.defer(maslite_core::Error::AgentPanicked { agent: id, phase, message });
+                    return;
+                }
+            };
+            if let Err(e) = p.kernel.add_keyed(id, key, agent) {
                 p.defer(e);
             }
         })?;
@@ -496,9 +505,13 @@ impl Runtime {
         let start_time = self.now;
         let mut replies = Vec::with_capacity(self.parts.len());
         let free = self.config.real_time.then(|| Arc::new(FreeRun::new(self.parts.len())));
+        // If this future is dropped before the partitions answer, the run
+        // is abandoned: its token stops them at the end of their step.
+        let stop = self.cancel.child_token();
+        let abandon = stop.clone().drop_guard();
         for q in 0..self.parts.len() {
             let (tx, rx) = oneshot::channel();
-            let cmd = Cmd::Run(opts, free.clone(), tx);
+            let cmd = Cmd::Run(opts, stop.clone(), free.clone(), tx);
             let sent = self.parts[q].cmds.as_ref().map(|c| c.send(cmd).is_ok());
             if sent != Some(true) {
                 let e = self.died(q);
@@ -520,6 +533,7 @@ impl Runtime {
                 }
             }
         }
+        abandon.disarm();
         for o in &outcomes {
             if let Err(e) = &o.result {
                 if failure.as_ref().is_none_or(|f| e.rank() > f.rank()) {
