@@ -39,7 +39,7 @@
 //! `baseline` benches); the rest pays for the checks that make a run stop,
 //! fail and account for its mail cleanly.
 
-mod stepping;
+pub mod stepping;
 
 use crate::agent::{Agent, Inspect, Installed, Installer};
 use crate::alarms::{Alarm, AlarmInfo, Fired};

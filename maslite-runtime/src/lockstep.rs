@@ -5,7 +5,7 @@
 //! steps. A step is a round (agents with mail are updated), a time advance
 //! (alarms due fire) or, first of all, the delivery of mail from outside.
 //! At the end of each step every partition sends every other one its
-//! [`Control`]: changes to agents and subscriptions, whether it has more to
+//! *control*: changes to agents and subscriptions, whether it has more to
 //! do now, its next alarm, a stop or a failure. Then the step's mail is
 //! resolved against the updated directory and mailing list, exchanged in
 //! one batch per partition pair, and delivered in origin order. Every

@@ -31,7 +31,7 @@ use crate::id::AgentId;
 use std::task::{Context, Poll};
 
 impl Scheduler {
-    /// Switches to partitioned mode (see the [module docs](self)). With
+    /// Switches to partitioned mode (see [`stepping`](crate::scheduler::stepping)). With
     /// `export_remote_alarms`, an alarm whose receiver is not on this
     /// partition is not queued here but handed to the runtime
     /// ([`take_exported_alarms_into`](Self::take_exported_alarms_into)),
