@@ -76,6 +76,7 @@ mod partition;
 mod report;
 mod route;
 mod runtime;
+mod wait;
 
 pub use error::{Error, Result};
 pub use report::{PairTraffic, PartitionReport, RunReport, StopReason};

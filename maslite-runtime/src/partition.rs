@@ -17,6 +17,7 @@ use crate::Config;
 use maslite_core::{AgentId, Change, RunOptions, Scheduler};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -195,7 +196,8 @@ pub(crate) fn thread_main(seed: Seed) {
             joined: Vec::new(),
             paused: false,
         };
-        while let Some(cmd) = cmds.recv().await {
+        let spin = p.config.spin.unwrap_or_default();
+        while let Some(cmd) = next_command(&mut cmds, spin).await {
             match cmd {
                 Cmd::Calls(calls) => {
                     for f in calls {
@@ -220,6 +222,20 @@ pub(crate) fn thread_main(seed: Seed) {
             }
         }
     });
+}
+
+/// The next command: polled for up to `spin` (the handle's next call
+/// often follows at once), then awaited.
+async fn next_command(cmds: &mut mpsc::UnboundedReceiver<Cmd>, spin: Duration) -> Option<Cmd> {
+    let start = Instant::now();
+    while start.elapsed() < spin {
+        match cmds.try_recv() {
+            Ok(cmd) => return Some(cmd),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
+    cmds.recv().await
 }
 
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -201,6 +201,10 @@ impl Runtime {
         Runtime::builder().partitions(n).build()
     }
 
+    fn spin(&self) -> Duration {
+        self.config.spin.unwrap_or_default()
+    }
+
     /// The number of partitions.
     pub fn partitions(&self) -> usize {
         self.parts.len()
@@ -453,7 +457,7 @@ impl Runtime {
             let _ = tx.send(f(&mut p.kernel));
         })?;
         self.flush()?;
-        futures::executor::block_on(rx).map_err(|_| Error::PartitionDied {
+        crate::wait::block_on(rx, self.spin()).map_err(|_| Error::PartitionDied {
             partition,
             message: "a call on it did not return".into(),
         })
@@ -485,7 +489,8 @@ impl Runtime {
     /// lookahead was broken) stops and joins every partition and returns
     /// the error naming the partition and the agent; the runtime is spent.
     pub fn run_with(&mut self, opts: RunOptions) -> Result<RunReport> {
-        futures::executor::block_on(self.run_async(opts))
+        let spin = self.spin();
+        crate::wait::block_on(self.run_async(opts), spin)
     }
 
     /// [`run_with`](Self::run_with) for async code: awaits the partitions
