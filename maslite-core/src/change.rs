@@ -23,6 +23,19 @@ pub enum Change {
     Subscribed(AgentId, Subscription),
     /// An agent unsubscribed from a pattern.
     Unsubscribed(AgentId, Subscription),
+    /// An agent unsubscribed from everything.
+    UnsubscribedAll(AgentId),
+    /// An agent cleared the alarms for `receiver` (any if `None`) with
+    /// `topic` (any if `None`): the alarms set on other partitions go too.
+    AlarmsCleared {
+        /// The receiver the cleared alarms were for.
+        receiver: Option<AgentId>,
+        /// Their topic.
+        topic: Option<String>,
+    },
+    /// An agent asked to remove an agent that is not on its partition: the
+    /// partition that has it removes it.
+    RemoveRequested(AgentId),
 }
 
 /// The ordering key of an agent added at run time by the agent whose key is

@@ -127,7 +127,8 @@ impl Shared {
 
     /// Claims `id`, or the next free id if `None`.
     pub fn reserve_id(&self, id: Option<AgentId>) -> Result<AgentId> {
-        let ids = &mut self.reg.borrow_mut().ids;
+        let mut reg = self.reg.borrow_mut();
+        let ids = &mut reg.ids;
         let id = match id {
             Some(AgentId::OUTSIDE) => return Err(Error::ReservedId(AgentId::OUTSIDE)),
             Some(id) if ids.contains_key(&id) => return Err(Error::DuplicateAgent(id)),
@@ -142,6 +143,10 @@ impl Shared {
             }
         };
         ids.insert(id, RESERVED);
+        drop(reg);
+        // Journaled when claimed, so that a removal asked for before the
+        // add is carried out comes after it in the journal.
+        self.note_change(|| Change::Added(id));
         Ok(id)
     }
 
@@ -214,6 +219,7 @@ impl Shared {
     /// mode its `Removed` change says so to the others).
     pub fn unsubscribe_all(&self, subscriber: AgentId) {
         if self.mailing.borrow_mut().unsubscribe_all(subscriber) > 0 {
+            self.note_change(|| Change::UnsubscribedAll(subscriber));
             self.mailing_changed();
         }
     }
@@ -419,7 +425,12 @@ impl Cx {
 
     /// Clears the alarms for `receiver` (any if `None`) with `topic` (any if
     /// `None`); returns how many were cleared.
+    ///
+    /// In a multi-partition runtime the alarms set on other partitions are
+    /// cleared at the end of this step (the count is of this partition's).
     pub fn clear_alarms(&self, receiver: Option<AgentId>, topic: Option<&str>) -> usize {
+        self.shared
+            .note_change(|| Change::AlarmsCleared { receiver, topic: topic.map(str::to_string) });
         self.shared.alarms_mut(|a| a.clear(receiver, topic))
     }
 
@@ -520,7 +531,17 @@ impl Cx {
 
     /// Removes an agent (this one too) as soon as this agent yields; its
     /// `teardown` runs then.
+    ///
+    /// In a multi-partition runtime another agent is removed at the end of
+    /// this step, by its partition, wherever it is (so the outcome does not
+    /// depend on the placement), and an unknown id is ignored rather than an
+    /// error (only its partition would know). An agent removing itself
+    /// leaves as soon as it yields, as on one kernel.
     pub fn remove(&self, id: AgentId) -> Result<()> {
+        if id != self.id && id != AgentId::OUTSIDE && self.shared.reg.borrow().partitioned {
+            self.shared.note_change(|| Change::RemoveRequested(id));
+            return Ok(());
+        }
         if !self.exists(id) {
             return Err(Error::UnknownAgent(id));
         }

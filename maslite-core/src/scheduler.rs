@@ -387,6 +387,7 @@ impl Scheduler {
                 }
                 None => {
                     self.shared.reg.borrow_mut().ids.remove(&id);
+                    self.shared.note_change(|| Change::Removed(id));
                     self.failure.get_or_insert(Error::TooManyAgents);
                     return;
                 }
@@ -405,7 +406,6 @@ impl Scheduler {
             reg.agents[index as usize].marked = marked;
             reg.ids.insert(id, index);
         }
-        self.shared.note_change(|| Change::Added(id));
         let Installed { agent, future, phase } = installer.install(&self.shared, id, index);
         self.slots[index as usize] = Some(Slot {
             future: Some(future),

@@ -107,6 +107,9 @@ impl Partition {
                 }
             }
             self.router.deliver(&mut self.kernel, &mut incoming, &mut self.counters);
+            if let Err(e) = self.remove_requested() {
+                error.get_or_insert(e);
+            }
 
             // A round, if anyone has work.
             self.kernel.tick();

@@ -25,9 +25,29 @@
 //! message or an alarm that breaks the promise stops the run with
 //! [`Error::LookaheadBroken`], naming both agents.
 //!
-//! Both give the same trace as one partition: inboxes are filled in origin
-//! order, alarms at one time fire in origin order, and agents added at run
-//! time get keys derived from their creator's.
+//! Both give the same trace whatever the number of partitions and the
+//! placement: inboxes are filled in origin order, alarms at one time fire
+//! in origin order, and agents added at run time get keys (and ids) derived
+//! from their creator's.
+//!
+//! # What the runtime does differently from one bare kernel
+//!
+//! To keep that promise, a few things happen at the end of the step, on any
+//! number of partitions (one included):
+//!
+//! - `cx.remove(other)` removes the other agent at the end of the step,
+//!   wherever it is (after everything it did in the step); an unknown id is
+//!   ignored. An agent removing itself leaves at once, as on one kernel.
+//! - `cx.clear_alarms(..)` clears the matching alarms of the other
+//!   partitions at the end of the step (its count is of its own
+//!   partition's; an alarm due in that very step may have fired there).
+//! - `cx.subscribers(..)` and `cx.list_alarms(..)` show this partition's
+//!   view: subscriptions made on other partitions in this step, and alarms
+//!   set on other partitions, are not in it.
+//!
+//! With lookahead windows, these cross-partition effects (and a
+//! `cx.pause()`) take hold at the end of the window: a program that keeps
+//! the lookahead promise does not depend on them within a window.
 
 use crate::error::Error;
 use crate::exchange::{Control, Gone, Packet};
@@ -90,6 +110,13 @@ impl Partition {
         if opts.clears_alarms_at_end() {
             self.kernel.clear_alarms(None, None);
         }
+        // Changes made after the last exchange (agents removed on request
+        // in the last step) count here now and reach the other partitions
+        // at the next run's first step.
+        self.kernel.take_changes_into(&mut self.changes);
+        let carry = std::mem::take(&mut self.changes);
+        let _ = self.apply_changes(self.me, &carry);
+        self.changes = carry;
         Outcome {
             end_time: self.kernel.now(),
             steps,
@@ -253,15 +280,25 @@ impl Partition {
             }
 
             all_changes.sort_by_key(|(q, _)| *q);
+            self.removal_at.iter_mut().for_each(|r| *r = false);
             if let Err(e) = self.apply_step_changes(&all_changes) {
                 // Every partition finds it: the run fails on all of them.
                 agreed.failed = true;
                 error.get_or_insert(e);
             }
+            // Agents removed at another partition's request leave now; what
+            // their teardowns send goes with this step's mail.
+            match self.remove_requested() {
+                Ok(true) => self.kernel.take_outbox_into(&mut self.router.outbox),
+                Ok(false) => {}
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
 
             // Phase 2: the step's mail.
             let may_cross = lookahead == 0.0 || step == Step::Deliver;
-            if has_mail {
+            if has_mail || self.removal_at[self.me] {
                 if let Routed::Crossing(sender, receiver, to) = self.router.route(
                     self.me,
                     &mut self.kernel,
@@ -278,7 +315,7 @@ impl Partition {
             }
             let mut incoming = Vec::new();
             for &q in &peers {
-                if !agreed.mail_from[q] {
+                if !agreed.mail_from[q] && !self.removal_at[q] {
                     continue;
                 }
                 match self.links.recv(q).await {
@@ -342,10 +379,24 @@ impl Partition {
         self.kernel.take_exported_alarms_into(exported);
         let now = self.kernel.now();
         for (t, env) in &exported[from..] {
-            if *t < window_end {
-                let receiver = env.receiver().unwrap_or(AgentId::OUTSIDE);
-                let to = self.dir.get(receiver).unwrap_or(self.me);
-                return Err(self.broken(env.sender(), receiver, to, t - now));
+            let receiver = env.receiver().unwrap_or(AgentId::OUTSIDE);
+            match self.dir.get(receiver) {
+                Some(to) if to != self.me && *t < window_end => {
+                    return Err(self.broken(env.sender(), receiver, to, t - now));
+                }
+                _ => {}
+            }
+        }
+        // Alarms for agents nobody knows stay here: they fire here, and are
+        // dead letters then if still nobody has the receiver.
+        let mut i = from;
+        while i < exported.len() {
+            let receiver = exported[i].1.receiver().unwrap_or(AgentId::OUTSIDE);
+            if self.dir.get(receiver).is_none() {
+                let (t, env) = exported.swap_remove(i);
+                self.kernel.import_alarm(t, env);
+            } else {
+                i += 1;
             }
         }
         Ok(())

@@ -66,6 +66,13 @@ pub(crate) struct Partition {
     pub joined: Vec<(AgentId, bool)>,
     /// An agent asked to stop this run.
     pub paused: bool,
+    /// Ids leaving in the step being applied.
+    pub leaving: rustc_hash::FxHashSet<AgentId>,
+    /// Agents here that other partitions asked to remove.
+    pub to_remove: Vec<AgentId>,
+    /// Partitions that remove an agent on request in this step (they send
+    /// mail: the agent's teardown may).
+    pub removal_at: Vec<bool>,
 }
 
 impl Partition {
@@ -92,26 +99,57 @@ impl Partition {
         }
     }
 
-    /// Applies the changes of every partition in one step: departures
-    /// first, then the rest in partition order — the same order on every
-    /// partition.
+    /// Applies the changes of every partition in one step, each
+    /// partition's in the order they were made, partitions in order — the
+    /// same on every partition — and then the removals asked for. An id
+    /// that leaves in this step may join another partition in the same
+    /// step.
     pub fn apply_step_changes(&mut self, all: &[(usize, Arc<Vec<Change>>)]) -> Result<()> {
-        let mut result = Ok(());
-        for (from, changes) in all {
-            for change in changes.iter().filter(|c| matches!(c, Change::Removed(_))) {
-                if let Err(e) = self.apply_changes(*from, std::slice::from_ref(change)) {
-                    result = result.and(Err(e));
+        self.leaving.clear();
+        for (_, changes) in all {
+            for change in changes.iter() {
+                if let Change::Removed(id) | Change::RemoveRequested(id) = change {
+                    self.leaving.insert(*id);
                 }
             }
         }
+        let mut result = Ok(());
+        let asked = |c: &&Change| matches!(c, Change::RemoveRequested(_));
         for (from, changes) in all {
-            let rest: Vec<Change> =
-                changes.iter().filter(|c| !matches!(c, Change::Removed(_))).cloned().collect();
-            if let Err(e) = self.apply_changes(*from, &rest) {
+            let made: Vec<Change> = changes.iter().filter(|c| !asked(c)).cloned().collect();
+            if let Err(e) = self.apply_changes(*from, &made) {
                 result = result.and(Err(e));
             }
         }
+        // Removals asked of other agents come last: on one kernel they are
+        // carried out after the step's round, so after whatever the agent
+        // itself did in it (a subscription, say).
+        for (from, changes) in all {
+            let asks: Vec<Change> = changes.iter().filter(asked).cloned().collect();
+            if let Err(e) = self.apply_changes(*from, &asks) {
+                result = result.and(Err(e));
+            }
+        }
+        self.leaving.clear();
         result
+    }
+
+    /// Removes the agents other partitions asked this one to remove (see
+    /// [`Change::RemoveRequested`]); returns whether there were any (their
+    /// teardowns may have sent mail).
+    pub fn remove_requested(&mut self) -> Result<bool> {
+        if self.to_remove.is_empty() {
+            return Ok(false);
+        }
+        for id in std::mem::take(&mut self.to_remove) {
+            // Gone already (it left, or two asked) is fine.
+            if self.kernel.contains(id) {
+                self.kernel
+                    .remove(id)
+                    .map_err(|e| Error::Partition { partition: self.me, source: e })?;
+            }
+        }
+        Ok(true)
     }
 
     /// Applies changes of partition `from` to the directory (and, if they
@@ -120,7 +158,7 @@ impl Partition {
         for change in changes {
             match change {
                 Change::Added(id) => {
-                    if self.dir.get(*id).is_some_and(|q| q != from) {
+                    if self.dir.get(*id).is_some_and(|q| q != from) && !self.leaving.contains(id) {
                         // Two partitions hold an agent with one id: every
                         // partition sees it in the same step and fails.
                         return Err(Error::Partition {
@@ -140,6 +178,27 @@ impl Partition {
                     if from == self.me {
                         self.joined.push((*id, false));
                     }
+                }
+                Change::RemoveRequested(id) => {
+                    // Everyone forgets it now, so no mail of this step is
+                    // routed to it; its partition removes it.
+                    match self.dir.get(*id) {
+                        Some(q) if q == self.me => self.to_remove.push(*id),
+                        Some(q) => {
+                            self.removal_at[q] = true;
+                            self.dir.remove(*id);
+                            let gone = Change::Removed(*id);
+                            self.kernel
+                                .apply_change(&gone)
+                                .map_err(|e| Error::Partition { partition: self.me, source: e })?;
+                        }
+                        None => {}
+                    }
+                    if self.dir.get(*id) == Some(self.me) {
+                        self.removal_at[self.me] = true;
+                        self.dir.remove(*id);
+                    }
+                    continue;
                 }
                 _ => {}
             }
@@ -195,6 +254,9 @@ pub(crate) fn thread_main(seed: Seed) {
             deferred: None,
             joined: Vec::new(),
             paused: false,
+            leaving: Default::default(),
+            to_remove: Vec::new(),
+            removal_at: vec![false; count],
         };
         let spin = p.config.spin.unwrap_or_default();
         while let Some(cmd) = next_command(&mut cmds, spin).await {

@@ -124,7 +124,10 @@ impl Router {
                     }
                 };
                 counters.sent += 1;
-                match dir.get(r) {
+                // An agent added here since the last exchange (inside a
+                // lookahead window) is not in the directory yet.
+                let at = dir.get(r).or_else(|| kernel.contains(r).then_some(me));
+                match at {
                     None => {
                         counters.dead += 1;
                         kernel.dead_letter(&copy);

@@ -167,15 +167,23 @@ impl Scheduler {
         self.set_alarm(alarm)
     }
 
-    /// Applies another partition's change to this partition's mailing list.
-    /// (`Added` and `Removed` change the runtime's directory; here a removed
-    /// agent's subscriptions go.)
+    /// Applies another partition's change to this partition's mailing list
+    /// and alarms. (`Added` and `Removed` change the runtime's directory;
+    /// here a removed agent's subscriptions go. `RemoveRequested` is for the
+    /// runtime: the partition that has the agent calls
+    /// [`remove`](Scheduler::remove).)
     pub fn apply_change(&mut self, change: &Change) -> Result<()> {
         let changed = {
             let mut mailing = self.shared.mailing.borrow_mut();
             match change {
-                Change::Added(_) => false,
-                Change::Removed(id) => mailing.unsubscribe_all(*id) > 0,
+                Change::Added(_) | Change::RemoveRequested(_) => false,
+                Change::Removed(id) | Change::UnsubscribedAll(id) => {
+                    mailing.unsubscribe_all(*id) > 0
+                }
+                Change::AlarmsCleared { receiver, topic } => {
+                    self.shared.alarms_mut(|a| a.clear(*receiver, topic.as_deref()));
+                    false
+                }
                 Change::Subscribed(id, pattern) => {
                     mailing.subscribe(*id, pattern.clone())?;
                     true
@@ -367,6 +375,7 @@ mod tests {
             [
                 Change::Added(a),
                 Change::Subscribed(a, Subscription::new().topic("news")),
+                Change::UnsubscribedAll(a),
                 Change::Removed(a),
             ]
         );
@@ -376,7 +385,7 @@ mod tests {
         let mut to = Vec::new();
         there.recipients_into(&Envelope::new(Note(1)).topic_is("news"), &mut to);
         assert_eq!(to, [a]);
-        there.apply_change(&changes[2]).unwrap();
+        there.apply_change(&changes[3]).unwrap();
         to.clear();
         there.recipients_into(&Envelope::new(Note(1)).topic_is("news"), &mut to);
         assert!(to.is_empty());
