@@ -81,3 +81,5 @@ mod wait;
 pub use error::{Error, Result};
 pub use report::{PairTraffic, PartitionReport, RunReport, StopReason};
 pub use runtime::{Builder, Config, Runtime};
+/// The token that stops a runtime (re-exported from `tokio-util`).
+pub use tokio_util::sync::CancellationToken;

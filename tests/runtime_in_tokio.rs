@@ -1,0 +1,116 @@
+//! The runtime inside a tokio application: `run_async` awaits the
+//! partitions without blocking the application's executor, the runtime
+//! moves between tasks, and the application's cancellation token stops it.
+
+use maslite::prelude::*;
+use maslite::runtime::{CancellationToken, StopReason};
+
+#[derive(Clone)]
+struct Tick(u32);
+
+/// Two agents on two partitions bounce a tick `n` times, one simulated
+/// second apart; the last one pauses the run.
+fn bouncing(n: u32) -> Runtime {
+    let mut rt = Runtime::new(2).unwrap();
+    let b = AgentId(2);
+    let a = rt
+        .spawn_with_id(0, AgentId(1), move |cx| async move {
+            loop {
+                let t = cx.recv().await.into_payload::<Tick>().unwrap();
+                if t.0 >= n {
+                    cx.pause();
+                    return;
+                }
+                cx.sleep(1.0).await;
+                cx.send(Envelope::new(Tick(t.0 + 1)).to(b));
+            }
+        })
+        .unwrap();
+    rt.spawn_with_id(1, b, move |cx| async move {
+        loop {
+            let t = cx.recv().await.into_payload::<Tick>().unwrap();
+            cx.send(Envelope::new(Tick(t.0 + 1)).to(a));
+        }
+    })
+    .unwrap();
+    rt.send(Envelope::new(Tick(0)).to(a)).unwrap();
+    rt
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_async_inside_a_multi_thread_runtime() {
+    let mut rt = bouncing(10);
+    let report = rt.run_async(RunOptions::default()).await.unwrap();
+    assert_eq!(report.reason, StopReason::Paused);
+    assert_eq!(report.end_time, 5.0);
+    // Ticks 1..=10, each from one partition to the other.
+    assert_eq!(report.cross_partition(), 10);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn run_async_on_a_current_thread_runtime_with_other_tasks_going() {
+    // Another task keeps running on the same thread while the run goes on.
+    let ticker = tokio::spawn(async {
+        let mut n = 0u32;
+        for _ in 0..5 {
+            tokio::task::yield_now().await;
+            n += 1;
+        }
+        n
+    });
+    let mut rt = bouncing(4);
+    let report = rt.run_async(RunOptions::default()).await.unwrap();
+    assert_eq!(report.reason, StopReason::Paused);
+    assert_eq!(ticker.await.unwrap(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_moves_into_a_spawned_task() {
+    let rt = bouncing(6);
+    let report = tokio::spawn(async move {
+        let mut rt = rt;
+        rt.run_async(RunOptions::default()).await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(report.end_time, 3.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_applications_token_stops_an_endless_run() {
+    // The application's token (the runtime takes a child of it).
+    let app = CancellationToken::new();
+    let mut rt = Runtime::builder().partitions(2).cancel_token(app.clone()).build().unwrap();
+    let b = AgentId(2);
+    // An endless exchange: only the token ends it.
+    let a = rt
+        .spawn_with_id(0, AgentId(1), move |cx| async move {
+            loop {
+                let env = cx.recv().await;
+                cx.sleep(1.0).await;
+                cx.send(Envelope::new(env.into_payload::<Tick>().unwrap()).to(b));
+            }
+        })
+        .unwrap();
+    rt.spawn_with_id(1, b, move |cx| async move {
+        loop {
+            let env = cx.recv().await;
+            cx.send(Envelope::new(env.into_payload::<Tick>().unwrap()).to(a));
+        }
+    })
+    .unwrap();
+    rt.send(Envelope::new(Tick(0)).to(a)).unwrap();
+    let stopper = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            app.cancel();
+        })
+    };
+    let report = rt.run_async(RunOptions::default()).await.unwrap();
+    stopper.await.unwrap();
+    assert_eq!(report.reason, StopReason::Cancelled);
+    assert!(report.end_time > 0.0);
+    assert_eq!(report.sent(), report.delivered() + report.dead_letters() + report.pending());
+}
