@@ -23,13 +23,18 @@ use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver, UnboundedS
 pub(crate) struct Control {
     /// Agents added or removed there, and its agents' subscription changes.
     pub changes: Arc<Vec<Change>>,
-    /// It has work for another round at this time (mail sent, agents marked,
-    /// kept awake or busy).
+    /// It has work for another round at this time (mail sent, agents
+    /// marked).
     pub active: bool,
+    /// Agents there wait on the outside world (tokio I/O, a channel):
+    /// simulated time waits for them.
+    pub busy: bool,
     /// It sends a mail batch in this step.
     pub has_mail: bool,
     /// Its earliest alarm (and of the alarms it exports), or +∞.
     pub next_alarm: f64,
+    /// Its clock.
+    pub now: f64,
     /// An agent paused, or the token was cancelled, or a limit was reached.
     pub stop: Option<StopReason>,
     /// It failed (its error goes to the caller with its own report).

@@ -121,7 +121,7 @@ impl Partition {
                 }
                 self.kernel.fire_due_alarms();
             }
-            self.share_changes();
+            self.share_changes(&run);
             self.kernel.take_outbox_into(&mut self.router.outbox);
             if !self.router.outbox.is_empty() {
                 let _ = self.router.route(
@@ -235,7 +235,7 @@ impl Partition {
 
     /// Sends this partition's changes to agents and subscriptions to every
     /// other partition at once.
-    fn share_changes(&mut self) {
+    fn share_changes(&mut self, run: &FreeRun) {
         self.kernel.take_changes_into(&mut self.changes);
         if self.changes.is_empty() {
             return;
@@ -246,7 +246,12 @@ impl Partition {
             let mut control = final_control();
             control.stop = None;
             control.changes = changes.clone();
-            let _ = self.links.send(q, Packet::Control(control));
+            // In flight until applied there (a removal asked for may be in
+            // it): the run is not idle meanwhile.
+            run.activity.fetch_add(1, Ordering::AcqRel);
+            if self.links.send(q, Packet::Control(control)).is_err() {
+                run.release(1);
+            }
         }
     }
 
@@ -268,7 +273,15 @@ impl Partition {
                 if let Err(e) = self.apply_changes(q, &c.changes) {
                     error.get_or_insert(e);
                 }
-                c.stop.is_some()
+                if let Err(e) = self.remove_requested() {
+                    error.get_or_insert(e);
+                }
+                // The last word carries no unit; changes do.
+                let last = c.stop.is_some();
+                if !last {
+                    run.release(1);
+                }
+                last
             }
         }
     }
@@ -283,8 +296,10 @@ fn final_control() -> Control {
     Control {
         changes: Arc::new(Vec::new()),
         active: false,
+        busy: false,
         has_mail: false,
         next_alarm: f64::INFINITY,
+        now: 0.0,
         stop: Some(StopReason::Cancelled),
         failed: false,
         alarms: Vec::new(),

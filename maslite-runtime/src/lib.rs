@@ -80,6 +80,6 @@ mod wait;
 
 pub use error::{Error, Result};
 pub use report::{PairTraffic, PartitionReport, RunReport, StopReason};
-pub use runtime::{Builder, Config, Runtime};
+pub use runtime::{Builder, Runtime};
 /// The token that stops a runtime (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;

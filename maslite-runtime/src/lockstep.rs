@@ -55,6 +55,7 @@ use crate::free::FreeRun;
 use crate::partition::{Outcome, Partition};
 use crate::report::StopReason;
 use crate::route::{Counters, Routed};
+use maslite_core::Change;
 use maslite_core::{AgentId, Envelope, RunOptions};
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -73,7 +74,9 @@ enum Step {
 /// The controls of all partitions, combined.
 struct Agreed {
     active: bool,
+    busy: bool,
     next_alarm: f64,
+    now: f64,
     stop: Option<StopReason>,
     failed: bool,
     mail_from: Vec<bool>,
@@ -101,6 +104,8 @@ impl Partition {
         let stats0 = self.kernel.stats();
         self.counters = Counters { row: vec![0; self.count], ..Counters::default() };
         self.joined.clear();
+        // A pause asked for between runs (in a setup) does not stop this one.
+        let _ = self.kernel.take_pause();
         self.paused = false;
         let before = self.counters.clone();
         let (result, steps) = match free {
@@ -115,7 +120,9 @@ impl Partition {
         // at the next run's first step.
         self.kernel.take_changes_into(&mut self.changes);
         let carry = std::mem::take(&mut self.changes);
-        let _ = self.apply_changes(self.me, &carry);
+        let mine: Vec<Change> =
+            carry.iter().filter(|c| !matches!(c, Change::RemoveRequested(_))).cloned().collect();
+        let _ = self.apply_changes(self.me, &mine);
         self.changes = carry;
         Outcome {
             end_time: self.kernel.now(),
@@ -158,6 +165,8 @@ impl Partition {
 
     async fn run_simulated(&mut self, opts: &RunOptions) -> (Result<StopReason, Error>, u64) {
         let lookahead = self.config.lookahead;
+        // Every partition ends a run on the same clock (see `finish`), so
+        // they all start from the same time.
         let start = self.kernel.now();
         let end = opts.seconds_limit().map(|s| start + s);
         let mut error: Option<Error> = self.deferred.take();
@@ -166,20 +175,27 @@ impl Partition {
         let mut rounds = 0u64;
         let mut window_end = start + lookahead;
         let mut exported: Vec<(f64, Envelope)> = Vec::new();
+        // A stop agreed while a step still had consequences to exchange.
+        let mut stopping: Option<StopReason> = None;
+        // Nobody has work but agents waiting on the outside world.
+        let mut wait_busy = false;
         loop {
             steps += 1;
             if error.is_none() {
                 match step {
                     Step::Deliver => {}
                     Step::Round => {
+                        if wait_busy {
+                            // Only agents pending on the outside world are
+                            // left anywhere: simulated time waits for them.
+                            self.wait_for_busy().await;
+                        }
                         rounds += 1;
                         if let Err(e) = self.kernel.step_round() {
                             error = Some(self.in_partition(e));
                         }
                     }
                     Step::Advance(t) => {
-                        // A partition may be ahead: a run that stopped
-                        // inside a lookahead window left it there.
                         if let Err(e) = self.kernel.set_time(t.max(self.kernel.now())) {
                             error = Some(self.in_partition(e));
                         }
@@ -196,32 +212,30 @@ impl Partition {
                 }
             }
             self.kernel.take_outbox_into(&mut self.router.outbox);
-            if error.is_some() {
-                // Peers waiting on the outside world stop waiting.
-                self.stop.cancel();
-            } else {
-                self.wait_for_busy().await;
-                self.kernel.take_outbox_into(&mut self.router.outbox);
-            }
             if error.is_none() {
                 if let Err(e) = self.take_exported(window_end, &mut exported) {
                     error = Some(e);
                 }
             }
+            if error.is_some() {
+                // Peers waiting on the outside world stop waiting.
+                self.stop.cancel();
+            }
 
             // Phase 1: controls.
             self.kernel.take_changes_into(&mut self.changes);
             let changes = Arc::new(std::mem::take(&mut self.changes));
-            let mut stop = None;
+            let mut stop = stopping;
             if self.stop.is_cancelled() {
-                stop = Some(StopReason::Cancelled);
+                stop = merge_stop(stop, Some(StopReason::Cancelled));
             } else if self.pause_requested() {
-                stop = Some(StopReason::Paused);
+                stop = merge_stop(stop, Some(StopReason::Paused));
             } else if opts.rounds_limit().is_some_and(|n| rounds >= n) {
-                stop = Some(StopReason::Iterations);
+                stop = merge_stop(stop, Some(StopReason::Iterations));
             }
             let has_mail = !self.router.outbox.is_empty();
-            let active = has_mail || self.kernel.has_round_work() || self.kernel.busy_agents() > 0;
+            let active = has_mail || self.kernel.has_round_work();
+            let busy = self.kernel.busy_agents() > 0;
             let mut next_alarm = self.kernel.next_alarm_time().unwrap_or(f64::INFINITY);
             for (t, _) in &exported {
                 next_alarm = next_alarm.min(*t);
@@ -245,13 +259,16 @@ impl Partition {
             for (t, env) in outgoing[self.me].drain(..) {
                 self.kernel.import_alarm(t, env);
             }
+            let now = self.kernel.now();
             let peers: Vec<usize> = self.links.peers().collect();
             for &q in &peers {
                 let control = Control {
                     changes: changes.clone(),
                     active,
+                    busy,
                     has_mail,
                     next_alarm,
+                    now,
                     stop,
                     failed,
                     alarms: std::mem::take(&mut outgoing[q]),
@@ -260,8 +277,15 @@ impl Partition {
                 let _ = self.links.send(q, Packet::Control(control));
             }
             let mut all_changes = vec![(self.me, changes.clone())];
-            let mut agreed =
-                Agreed { active, next_alarm, stop, failed, mail_from: vec![false; self.count] };
+            let mut agreed = Agreed {
+                active,
+                busy,
+                next_alarm,
+                now,
+                stop,
+                failed,
+                mail_from: vec![false; self.count],
+            };
             for &q in &peers {
                 let control = match self.links.recv(q).await {
                     Ok(Packet::Control(c)) => c,
@@ -273,7 +297,9 @@ impl Partition {
                     self.kernel.import_alarm(t, env);
                 }
                 agreed.active |= control.active;
+                agreed.busy |= control.busy;
                 agreed.next_alarm = agreed.next_alarm.min(control.next_alarm);
+                agreed.now = agreed.now.max(control.now);
                 agreed.stop = merge_stop(agreed.stop, control.stop);
                 agreed.failed |= control.failed;
                 agreed.mail_from[q] = control.has_mail;
@@ -287,7 +313,10 @@ impl Partition {
                 error.get_or_insert(e);
             }
             // Agents removed at another partition's request leave now; what
-            // their teardowns send goes with this step's mail.
+            // their teardowns send goes with this step's mail, and what
+            // else they did (changes, a panic) with the next step's
+            // controls: every partition knows there were such removals.
+            let removals = self.removal_at.iter().any(|&r| r);
             match self.remove_requested() {
                 Ok(true) => self.kernel.take_outbox_into(&mut self.router.outbox),
                 Ok(false) => {}
@@ -295,19 +324,22 @@ impl Partition {
                     error.get_or_insert(e);
                 }
             }
+            // Alarms cleared on other partitions may have held the earliest
+            // time: the next alarm is agreed again before the clock moves.
+            let cleared = all_changes
+                .iter()
+                .any(|(_, c)| c.iter().any(|c| matches!(c, Change::AlarmsCleared { .. })));
 
-            // Phase 2: the step's mail.
-            let may_cross = lookahead == 0.0 || step == Step::Deliver;
+            // Phase 2: the step's mail. (Inside lookahead windows mail never
+            // crosses: `settle_window` refused it before the controls.)
             if has_mail || self.removal_at[self.me] {
-                if let Routed::Crossing(sender, receiver, to) = self.router.route(
+                let _ = self.router.route(
                     self.me,
                     &mut self.kernel,
                     &self.dir,
                     &mut self.counters,
-                    may_cross,
-                ) {
-                    error.get_or_insert(self.broken(sender, receiver, to, 0.0));
-                }
+                    true,
+                );
                 for &q in &peers {
                     let batch = std::mem::take(&mut self.router.batches[q]);
                     let _ = self.links.send(q, Packet::Mail(batch));
@@ -330,10 +362,20 @@ impl Partition {
             if agreed.failed {
                 return (Err(error.unwrap_or(Error::Stopped)), steps);
             }
-            if let Some(reason) = agreed.stop {
-                return (Ok(reason), steps);
+            wait_busy = false;
+            if removals || cleared {
+                // One more exchange for what the removals and clears did
+                // (with no round if the run is stopping).
+                stopping = agreed.stop;
+                let round = stopping.is_none() && (agreed.active || removals);
+                step = if round { Step::Round } else { Step::Deliver };
+                continue;
             }
-            if agreed.active {
+            if let Some(reason) = agreed.stop {
+                return (self.finish(agreed.now, Ok(reason)), steps);
+            }
+            if agreed.active || agreed.busy {
+                wait_busy = !agreed.active;
                 step = Step::Round;
                 continue;
             }
@@ -341,15 +383,22 @@ impl Partition {
             let past_end = end.is_some_and(|e| t > e);
             if past_end || (!t.is_finite() && end.is_some() && !opts.pauses_if_idle()) {
                 let e = end.expect("checked");
-                if let Err(err) = self.kernel.set_time(e.max(self.kernel.now())) {
-                    return (Err(self.in_partition(err)), steps);
-                }
-                return (Ok(StopReason::TimeLimit), steps);
+                return (self.finish(e.max(agreed.now), Ok(StopReason::TimeLimit)), steps);
             }
             if !t.is_finite() {
-                return (Ok(StopReason::Idle), steps);
+                return (self.finish(agreed.now, Ok(StopReason::Idle)), steps);
             }
             step = Step::Advance(t);
+        }
+    }
+
+    /// Ends a run with every partition's clock at `now` (the latest of
+    /// them: inside lookahead windows each partition stops at its own last
+    /// event), so that the next run starts from one time.
+    fn finish(&mut self, now: f64, result: Result<StopReason, Error>) -> Result<StopReason, Error> {
+        match self.kernel.set_time(now.max(self.kernel.now())) {
+            Ok(()) => result,
+            Err(e) => Err(self.in_partition(e)),
         }
     }
 
@@ -426,7 +475,10 @@ impl Partition {
                 let mut none = Vec::new();
                 self.router.deliver(&mut self.kernel, &mut none, &mut self.counters);
             }
-            if self.pause_requested() || self.stop.is_cancelled() {
+            // A pause takes hold at the end of the window (on any number of
+            // partitions); a cancellation at once.
+            self.pause_requested();
+            if self.stop.is_cancelled() {
                 return Ok(());
             }
             self.wait_for_busy().await;

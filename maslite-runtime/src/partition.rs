@@ -13,7 +13,7 @@ use crate::exchange::Links;
 use crate::free::FreeRun;
 use crate::report::{PartitionReport, StopReason};
 use crate::route::{Counters, Directory, Router};
-use crate::Config;
+use crate::runtime::Config;
 use maslite_core::{AgentId, Change, RunOptions, Scheduler};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -28,7 +28,6 @@ pub(crate) type Call = Box<dyn FnOnce(&mut Partition) + Send>;
 pub(crate) enum Cmd {
     /// Run on the thread, in order, between runs.
     Calls(Vec<Call>),
-    /// Runs the partition's part of a run.
     /// Runs the partition's part of a run, until it ends or the run's token
     /// (a child of the runtime's) is cancelled.
     Run(RunOptions, CancellationToken, Option<Arc<FreeRun>>, oneshot::Sender<Outcome>),
@@ -108,7 +107,10 @@ impl Partition {
         self.leaving.clear();
         for (_, changes) in all {
             for change in changes.iter() {
-                if let Change::Removed(id) | Change::RemoveRequested(id) = change {
+                // (Not a removal asked for: it applies to the agent there at
+                // the start of the step, so a new agent with its id is a
+                // duplicate, as on one kernel.)
+                if let Change::Removed(id) = change {
                     self.leaving.insert(*id);
                 }
             }

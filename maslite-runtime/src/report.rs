@@ -36,8 +36,9 @@ pub struct PartitionReport {
     pub sent: u64,
     /// Messages put into its agents' inboxes.
     pub delivered: u64,
-    /// Messages that no agent took (unknown receiver, a broadcast nobody
-    /// hears, mail left to a removed agent).
+    /// Messages that no agent took (unknown or departed receiver, a
+    /// broadcast nobody hears). Mail still unread in the inbox of an agent
+    /// when it leaves was delivered: the kernel's stats count it.
     pub dead_letters: u64,
     /// Messages sent here and not delivered when the run stopped.
     pub pending: u64,
@@ -75,7 +76,8 @@ pub struct RunReport {
     pub end_time: f64,
     /// Wall time from the start of the run to the last partition's stop.
     pub wall: Duration,
-    /// Global steps (lockstep rounds, time advances and windows).
+    /// Global steps (lockstep rounds, time advances and windows); in free
+    /// mode, partition 0's rounds.
     pub steps: u64,
     /// One entry per partition.
     pub partitions: Vec<PartitionReport>,

@@ -86,7 +86,8 @@ impl Router {
     ) -> Routed {
         let mut outbox = std::mem::take(&mut self.outbox);
         let mut verdict = Routed::Done;
-        for env in outbox.drain(..) {
+        let mut mail = outbox.drain(..);
+        while let Some(env) = mail.next() {
             self.recipients.clear();
             kernel.recipients_into(&env, &mut self.recipients);
             if self.recipients.is_empty() {
@@ -102,7 +103,12 @@ impl Router {
                     .find_map(|&r| dir.get(r).filter(|&q| q != me).map(|q| (r, q)));
                 if let Some((r, q)) = far {
                     verdict = Routed::Crossing(env.sender(), r, q);
-                    break;
+                    // It and the rest stay unrouted: pending at the stop.
+                    let rest: Vec<Envelope> = std::iter::once(env).chain(mail.by_ref()).collect();
+                    drop(mail);
+                    outbox.extend(rest);
+                    self.outbox = outbox;
+                    return verdict;
                 }
             }
             let n = self.recipients.len();
@@ -146,7 +152,7 @@ impl Router {
                 }
             }
         }
-        // What a broken promise left unrouted stays for the pending count.
+        drop(mail);
         self.outbox = outbox;
         verdict
     }

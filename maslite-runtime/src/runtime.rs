@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// How a [`Runtime`] is set up; made by [`Runtime::builder`].
+/// How a [`Runtime`] is set up (see [`Builder`]).
 #[derive(Clone, Debug)]
-pub struct Config {
+pub(crate) struct Config {
     pub(crate) partitions: usize,
     pub(crate) lookahead: f64,
     pub(crate) real_time: bool,
@@ -124,7 +124,7 @@ impl Builder {
         let config = Arc::new(config);
         // A child: stopping the runtime must not cancel the application's token.
         let cancel = self.cancel.map(|t| t.child_token()).unwrap_or_default();
-        let mut parts = Vec::with_capacity(config.partitions);
+        let mut parts: Vec<Handle> = Vec::with_capacity(config.partitions);
         for (me, links) in Links::mesh(config.partitions, spin).into_iter().enumerate() {
             let (tx, rx) = mpsc::unbounded_channel();
             let seed = Seed {
@@ -136,10 +136,23 @@ impl Builder {
                 cmds: rx,
                 core: (config.pin && own_cores).then(|| cores[me]),
             };
-            let thread = std::thread::Builder::new()
+            let thread = match std::thread::Builder::new()
                 .name(format!("maslite-p{me}"))
                 .spawn(move || thread_main(seed))
-                .map_err(|e| Error::Config(format!("cannot start a partition thread: {e}")))?;
+            {
+                Ok(thread) => thread,
+                Err(e) => {
+                    // Stop and join the partitions already started.
+                    cancel.cancel();
+                    for part in &mut parts {
+                        part.cmds = None;
+                        if let Some(t) = part.thread.take() {
+                            let _ = t.join();
+                        }
+                    }
+                    return Err(Error::Config(format!("cannot start a partition thread: {e}")));
+                }
+            };
             parts.push(Handle { cmds: Some(tx), queued: Vec::new(), thread: Some(thread) });
         }
         Ok(Runtime {
@@ -394,13 +407,18 @@ impl Runtime {
             return Ok(());
         }
         let placed = Arc::new(std::mem::take(&mut self.placed));
-        for q in 0..self.parts.len() {
+        for part in &mut self.parts {
             let placed = placed.clone();
-            self.post(q, move |p| {
-                for &(id, at) in placed.iter() {
-                    p.dir.insert(id, at);
-                }
-            })?;
+            // First in the batch: calls queued before (a send, say) may
+            // need them.
+            part.queued.insert(
+                0,
+                Box::new(move |p: &mut Partition| {
+                    for &(id, at) in placed.iter() {
+                        p.dir.insert(id, at);
+                    }
+                }),
+            );
         }
         Ok(())
     }
@@ -454,13 +472,20 @@ impl Runtime {
         self.check(partition)?;
         let (tx, rx) = oneshot::channel();
         self.post(partition, move |p| {
-            let _ = tx.send(f(&mut p.kernel));
+            // A panic in `f` is the caller's: it resumes on the caller's
+            // thread, and the partition goes on.
+            let _ = tx
+                .send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut p.kernel))));
         })?;
         self.flush()?;
-        crate::wait::block_on(rx, self.spin()).map_err(|_| Error::PartitionDied {
-            partition,
-            message: "a call on it did not return".into(),
-        })
+        match crate::wait::block_on(rx, self.spin()) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(Error::PartitionDied {
+                partition,
+                message: "a call on it did not return".into(),
+            }),
+        }
     }
 
     /// Reads an agent (wherever it is) with `f`, between runs.
@@ -531,6 +556,8 @@ impl Runtime {
             match rx.await {
                 Ok(outcome) => outcomes.push(outcome),
                 Err(_) => {
+                    // The others stop, even one waiting on the outside world.
+                    stop.cancel();
                     let e = self.died(q);
                     if failure.as_ref().is_none_or(|f| e.rank() > f.rank()) {
                         failure = Some(e);
