@@ -56,7 +56,7 @@
 //!   of its [`RunOptions`](maslite_core::RunOptions);
 //! - an agent calls `cx.pause()`: the whole run stops at the end of that
 //!   step ([`StopReason::Paused`]);
-//! - the [`CancellationToken`](tokio_util::sync::CancellationToken) of the
+//! - the [`CancellationToken`] of the
 //!   runtime is cancelled ([`StopReason::Cancelled`]);
 //! - an agent panics or a partition's thread dies: the run returns an error
 //!   naming the partition (and the agent), after stopping and joining every
