@@ -5,7 +5,9 @@
 //! `current_thread` tokio runtime with a `LocalSet` and one maslite-core
 //! kernel. You decide which partition each agent lives on; agents send mail
 //! to any agent on any partition, subscribe across partitions, and set
-//! alarms for each other, exactly as on one kernel.
+//! alarms for each other, as on one kernel (the few differences, such as
+//! removals of other agents taking effect at the end of the step, are
+//! listed in [`lockstep`]).
 //!
 //! On the simulated clock the partitions keep **one clock** and give **the
 //! same results whatever the number of partitions**: mail crossing
@@ -49,6 +51,21 @@
 //! assert_eq!(report.traffic[0][1] + report.traffic[1][0], 9);
 //! // Leaving scope stops and joins both partition threads.
 //! ```
+//!
+//! ## Modes
+//!
+//! - **Lockstep** (the default): [`Runtime::new`]`(n)`.
+//! - **Lookahead windows**: [`Builder::lookahead`]`(L)`, for models whose
+//!   partitions talk only through alarms at least `L` ahead (the `phold`
+//!   example).
+//! - **Free mode** on the real-time clock: [`Builder::real_time`] — no
+//!   rounds in step, mail between partitions as soon as it can go; the run
+//!   ends idle by a termination count over partitions and batches in
+//!   flight.
+//!
+//! Agents that are not `Send` are built on their partition's thread
+//! ([`Runtime::add_made`]); inside a tokio application await
+//! [`Runtime::run_async`].
 //!
 //! ## Stopping
 //!
