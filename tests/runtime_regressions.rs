@@ -1,0 +1,640 @@
+//! Regression tests for defects a review found in the multi-partition
+//! runtime, one deterministic test per defect (each fails, or hangs, on the
+//! runtime as it was before the fixes).
+//!
+//! Where a defect used to hang a run, the scenario runs on a helper thread
+//! and the test thread waits for its result for at most 20 s (a correct
+//! runtime answers in milliseconds): a hang shows as a failure with a clear
+//! message instead of blocking the suite. No assertion is about wall time.
+
+use maslite::kernel::{Error as KernelError, Phase};
+use maslite::prelude::*;
+use maslite::runtime::{Error as RtError, RunReport, StopReason};
+use std::any::Any;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------
+// Agents and helpers
+// ---------------------------------------------------------------------------
+
+/// A message with nothing in it.
+#[derive(Clone, Debug)]
+struct Note(u64);
+
+/// Where agents on any partition write what they saw.
+type Log<T> = Arc<Mutex<Vec<T>>>;
+
+fn log<T>() -> Log<T> {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn taken<T: Clone>(log: &Log<T>) -> Vec<T> {
+    log.lock().unwrap().clone()
+}
+
+/// Records the sender and the clock of every message it gets.
+struct Recorder {
+    seen: Log<(AgentId, f64)>,
+}
+
+impl Recorder {
+    fn new(seen: &Log<(AgentId, f64)>) -> Recorder {
+        Recorder { seen: seen.clone() }
+    }
+}
+
+impl Agent for Recorder {
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(env) = cx.receive() {
+            self.seen.lock().unwrap().push((env.sender(), cx.now()));
+        }
+    }
+}
+
+/// Counts what it gets.
+#[derive(Default)]
+struct Sink {
+    got: u64,
+}
+
+impl Agent for Sink {
+    async fn update(&mut self, cx: &Cx) {
+        while cx.receive().is_some() {
+            self.got += 1;
+        }
+    }
+}
+
+/// Passes every message on to `to`.
+struct Forward {
+    to: AgentId,
+}
+
+impl Agent for Forward {
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(env) = cx.receive() {
+            let n = env.payload::<Note>().map_or(0, |n| n.0);
+            cx.send(Envelope::new(Note(n + 1)).to(self.to));
+        }
+    }
+}
+
+/// Asks to remove `victim` every time it gets mail.
+struct Remover {
+    victim: AgentId,
+}
+
+impl Agent for Remover {
+    async fn update(&mut self, cx: &Cx) {
+        while cx.receive().is_some() {
+            cx.remove(self.victim).expect("asking to remove an agent is always accepted");
+        }
+    }
+}
+
+/// The books of a run balance.
+fn assert_balanced(report: &RunReport) {
+    assert_eq!(
+        report.sent(),
+        report.delivered() + report.dead_letters() + report.pending(),
+        "the counts do not add up:\n{report}"
+    );
+}
+
+/// Runs `scenario` on a helper thread and returns its result; fails the
+/// test (instead of blocking it) if no result comes within 20 s. A panic
+/// in the scenario is resumed here.
+fn without_hanging<T: Send + 'static>(
+    what: &str,
+    scenario: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    let worker = std::thread::Builder::new()
+        .name(what.to_string())
+        .spawn(move || {
+            let _ = tx.send(scenario());
+        })
+        .expect("a helper thread");
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(result) => {
+            let _ = worker.join();
+            result
+        }
+        Err(RecvTimeoutError::Disconnected) => match worker.join() {
+            Err(panic) => resume_unwind(panic),
+            Ok(()) => unreachable!("the scenario returned without a result"),
+        },
+        Err(RecvTimeoutError::Timeout) => {
+            panic!("{what}: no result after 20 s: the runtime hangs")
+        }
+    }
+}
+
+/// What the partitions recorded, in time order (inside a lookahead window
+/// each partition runs on its own: their records interleave at random).
+fn by_time(mut seen: Vec<(AgentId, f64)>) -> Vec<(AgentId, f64)> {
+    seen.sort_by(|a, b| a.1.total_cmp(&b.1));
+    seen
+}
+
+fn panic_text(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<a panic with a non-string payload>".to_string()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. Lookahead windows: every partition ends a run on the same clock
+// ---------------------------------------------------------------------------
+
+const X0: AgentId = AgentId(1); // on partition 0
+const X1: AgentId = AgentId(2); // on partition 1
+
+/// L = 1: X0 (partition 0) gets an alarm at 0.3, X1 (partition 1) one at
+/// 0.7; both are in the first window, where each partition runs on its own
+/// and stops at its own last event.
+fn lookahead_first_run(seen: &Log<(AgentId, f64)>) -> (Runtime, RunReport) {
+    let mut rt = Runtime::builder().partitions(2).lookahead(1.0).build().unwrap();
+    rt.add_with_id(0, X0, Recorder::new(seen)).unwrap();
+    rt.add_with_id(1, X1, Recorder::new(seen)).unwrap();
+    rt.set_alarm(Alarm::at(0.3, Envelope::new(Note(0)).to(X0))).unwrap();
+    rt.set_alarm(Alarm::at(0.7, Envelope::new(Note(0)).to(X1))).unwrap();
+    let report = rt.run().unwrap();
+    (rt, report)
+}
+
+/// Was: in lookahead windows each partition ended a run at its own last
+/// event (partition 0 at 0.3, partition 1 at 0.7), so the next run started
+/// from two clocks: its time limit was computed differently on each
+/// partition (a hang), and an alarm set `after` a delay fired at a time
+/// that depended on the receiver's partition.
+#[test]
+fn lookahead_runs_end_with_one_clock_on_every_partition() {
+    let (clocks, report, seen) = without_hanging("lookahead time limit", || {
+        let seen = log();
+        let (mut rt, first) = lookahead_first_run(&seen);
+        assert_eq!(first.reason, StopReason::Idle);
+        assert_eq!(first.end_time, 0.7);
+        assert_eq!(rt.now(), 0.7);
+        let clocks: Vec<f64> = (0..2).map(|q| rt.with_partition(q, |s| s.now()).unwrap()).collect();
+        rt.set_alarm(Alarm::at(1.2, Envelope::new(Note(1)).to(X0))).unwrap();
+        let report = rt.run_with(RunOptions::new().seconds(0.7)).unwrap();
+        (clocks, report, by_time(taken(&seen)))
+    });
+    assert_eq!(clocks, [0.7, 0.7], "every partition's clock after an idle run");
+    assert_eq!(report.reason, StopReason::TimeLimit);
+    assert_eq!(report.start_time, 0.7);
+    assert_eq!(report.end_time, 0.7 + 0.7);
+    assert_eq!(seen, [(AgentId::OUTSIDE, 0.3), (AgentId::OUTSIDE, 0.7), (AgentId::OUTSIDE, 1.2)]);
+
+    // An alarm set `after` 1 s from outside fires at the same time whichever
+    // partition its receiver is on.
+    let fired_at = |target: AgentId| {
+        without_hanging("lookahead alarm after a run", move || {
+            let seen = log();
+            let (mut rt, _) = lookahead_first_run(&seen);
+            seen.lock().unwrap().clear();
+            rt.set_alarm(Alarm::after(1.0, Envelope::new(Note(2)).to(target))).unwrap();
+            let report = rt.run().unwrap();
+            assert_eq!(report.reason, StopReason::Idle);
+            taken(&seen)
+        })
+    };
+    let on_p0 = fired_at(X0);
+    let on_p1 = fired_at(X1);
+    assert_eq!(on_p1, [(AgentId::OUTSIDE, 0.7 + 1.0)]);
+    assert_eq!(on_p0, on_p1, "the receiver on partition 0 vs on partition 1");
+}
+
+// ---------------------------------------------------------------------------
+// 2. A teardown that asks to remove another agent in the last step
+// ---------------------------------------------------------------------------
+
+/// Removes `child` when it is removed itself.
+struct Parent {
+    child: AgentId,
+}
+
+impl Agent for Parent {
+    async fn update(&mut self, cx: &Cx) {
+        while cx.receive().is_some() {}
+    }
+    async fn teardown(&mut self, cx: &Cx) {
+        cx.remove(self.child).expect("asking to remove an agent is always accepted");
+    }
+}
+
+/// Was: the removal asked by a teardown run at the end of the run's last
+/// step was never exchanged; at the end of the run it was applied to the
+/// asking partition's directory only, so at the next run's first step the
+/// partitions disagreed on who sends mail in it: unless mail happened to
+/// start on the right partition, the next run hung or failed with
+/// `PartitionDied` (a packet out of turn).
+#[test]
+fn a_teardown_removing_another_agent_in_the_last_step_does_not_break_the_next_run() {
+    let (p, c, k, sink) = (AgentId(10), AgentId(11), AgentId(12), AgentId(13));
+    // The next run's mail starts on partition 1 (to K) or on partition 0
+    // (to the sink).
+    for (child_at, mail_to) in [(0, k), (0, sink), (1, k), (1, sink)] {
+        let case = format!("C on partition {child_at}, next run's mail to {mail_to}");
+        let (first, second, gone_after_first, after) = without_hanging(&case, move || {
+            let mut rt = Runtime::new(2).unwrap();
+            rt.add_with_id(0, p, Parent { child: c }).unwrap();
+            rt.add_with_id(child_at, c, Sink::default()).unwrap();
+            rt.add_with_id(1, k, Remover { victim: p }).unwrap();
+            rt.add_with_id(0, sink, Sink::default()).unwrap();
+            rt.send(Envelope::new(Note(0)).to(k)).unwrap();
+            // K removes P; P's teardown asks to remove C.
+            let first = rt.run();
+            // (`None`: the runtime is spent.)
+            let on = |rt: &mut Runtime, id: AgentId| -> Vec<Option<bool>> {
+                (0..2).map(|q| rt.with_partition(q, move |s| s.contains(id)).ok()).collect()
+            };
+            let gone_after_first = (on(&mut rt, p), on(&mut rt, c));
+            // (K asks again, for an agent that is gone: ignored.)
+            rt.send(Envelope::new(Note(1)).to(mail_to)).unwrap();
+            let second = rt.run();
+            let got = rt.with_agent(sink, |s: &Sink| s.got);
+            let after = (rt.partition_of(p), rt.partition_of(c), on(&mut rt, c), got);
+            (first, second, gone_after_first, after)
+        });
+        let first = first.unwrap_or_else(|e| panic!("{case}: first run: {e:?}"));
+        assert_eq!(first.reason, StopReason::Idle, "{case}");
+        let second = second.unwrap_or_else(|e| panic!("{case}: second run: {e:?}"));
+        assert_eq!(second.reason, StopReason::Idle, "{case}");
+        assert_balanced(&second);
+        assert_eq!((second.delivered(), second.dead_letters()), (1, 0), "{case}:\n{second}");
+        let sink_got = u64::from(mail_to == sink);
+        assert_eq!(
+            after,
+            (None, None, vec![Some(false); 2], Ok(sink_got)),
+            "{case}: (P's partition, C's, C on each partition, the sink's count)"
+        );
+        // C left at the end of the step after P's teardown, in the first run.
+        assert_eq!(
+            gone_after_first,
+            (vec![Some(false); 2], vec![Some(false); 2]),
+            "{case}: (P on each partition, C on each) after the first run"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. Teardown mail (and panics) of an agent removed at another's request
+// ---------------------------------------------------------------------------
+
+/// Writes to `to` in its teardown, or panics there.
+struct Farewell {
+    to: AgentId,
+    panics: bool,
+}
+
+impl Agent for Farewell {
+    async fn update(&mut self, cx: &Cx) {
+        while cx.receive().is_some() {}
+    }
+    async fn teardown(&mut self, cx: &Cx) {
+        if self.panics {
+            panic!("boom in teardown");
+        }
+        cx.send(Envelope::new(Note(7)).to(self.to));
+    }
+}
+
+const K: AgentId = AgentId(20);
+const V: AgentId = AgentId(21);
+const L: AgentId = AgentId(22);
+
+/// K (partition 0), kicked at t = 0, removes V (partition `v_at`); V's
+/// teardown writes to L (partition `l_at`), or panics.
+fn farewell_run(
+    partitions: usize,
+    v_at: usize,
+    l_at: usize,
+    panics: bool,
+) -> (Runtime, Result<RunReport, RtError>, Log<(AgentId, f64)>) {
+    let seen = log();
+    let mut rt = Runtime::new(partitions).unwrap();
+    rt.add_with_id(0, K, Remover { victim: V }).unwrap();
+    rt.add_with_id(v_at, V, Farewell { to: L, panics }).unwrap();
+    rt.add_with_id(l_at, L, Recorder::new(&seen)).unwrap();
+    rt.send(Envelope::new(Note(0)).to(K)).unwrap();
+    let result = rt.run();
+    (rt, result, seen)
+}
+
+/// Was: an agent removed at another partition's request left after the
+/// step's controls were agreed: the mail its teardown sent was put in an
+/// inbox and never read (the run ended idle with it unread), and a panic
+/// in its teardown was lost (the run ended `Ok`).
+#[test]
+fn teardown_mail_of_an_agent_removed_at_another_partitions_request_is_delivered() {
+    for (partitions, v_at, l_at) in [(2, 1, 0), (2, 1, 1), (1, 0, 0)] {
+        let (mut rt, result, seen) = farewell_run(partitions, v_at, l_at, false);
+        let case = format!("{partitions} partitions, V on {v_at}, L on {l_at}");
+        let report = result.unwrap_or_else(|e| panic!("{case}: {e:?}"));
+        assert_eq!(report.reason, StopReason::Idle, "{case}");
+        assert_eq!(taken(&seen), [(V, 0.0)], "{case}: L read V's farewell");
+        assert_balanced(&report);
+        // The kick and the farewell, both delivered and read.
+        assert_eq!(report.delivered(), 2, "{case}:\n{report}");
+        assert_eq!(report.dead_letters(), 0, "{case}:\n{report}");
+        assert_eq!(report.partitions[l_at].unread, 0, "{case}:\n{report}");
+        assert!(report.partitions.iter().all(|p| p.unread == 0), "{case}:\n{report}");
+        assert_eq!(rt.partition_of(V), None, "{case}");
+        let v_there = rt.with_partition(v_at, |s| s.contains(V)).unwrap();
+        assert!(!v_there, "{case}: V is gone");
+    }
+}
+
+/// (The same removal, with a teardown that panics: the run fails naming V.)
+#[test]
+fn a_panic_in_the_teardown_of_an_agent_removed_at_another_partitions_request_fails_the_run() {
+    for (partitions, v_at) in [(2, 1), (1, 0)] {
+        let (_rt, result, seen) = farewell_run(partitions, v_at, 0, true);
+        match result {
+            Err(RtError::Partition {
+                partition,
+                source: KernelError::AgentPanicked { agent, phase, message },
+            }) => {
+                assert_eq!((partition, agent), (v_at, V), "{partitions} partitions: {message}");
+                assert_eq!(phase, Phase::Teardown, "{partitions} partitions");
+                assert!(message.contains("boom in teardown"), "{message}");
+            }
+            other => panic!("{partitions} partitions: expected V's teardown panic, got {other:?}"),
+        }
+        assert!(taken(&seen).is_empty());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. An agent waiting on something another partition provides
+// ---------------------------------------------------------------------------
+
+/// Fires the oneshot in its second update (the first sends itself a note).
+struct Provider {
+    tx: Option<tokio::sync::oneshot::Sender<u64>>,
+    updates: u32,
+}
+
+impl Agent for Provider {
+    async fn update(&mut self, cx: &Cx) {
+        while cx.receive().is_some() {
+            self.updates += 1;
+            match self.updates {
+                1 => cx.send(Envelope::new(Note(1)).to(cx.id())),
+                2 => {
+                    if let Some(tx) = self.tx.take() {
+                        tx.send(42).expect("the waiter is there");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Was: a partition whose only agent was pending on the outside world (a
+/// channel) waited for it before sending its step's controls, so the other
+/// partitions could not take the step in which the channel gets its value:
+/// deadlock.
+#[test]
+fn an_agent_waiting_on_another_partition_does_not_deadlock_the_run() {
+    for partitions in [1, 2] {
+        let (report, saw) = without_hanging("waiting on another partition", move || {
+            let saw: Log<(u64, f64)> = log();
+            let (tx, rx) = tokio::sync::oneshot::channel::<u64>();
+            let mut rt = Runtime::new(partitions).unwrap();
+            let record = saw.clone();
+            let a = rt
+                .spawn_with_id(0, AgentId(30), move |cx| async move {
+                    let _kick = cx.recv().await;
+                    // Busy on the outside world, not waiting on the kernel.
+                    let value = rx.await.expect("the provider sends");
+                    record.lock().unwrap().push((value, cx.now()));
+                })
+                .unwrap();
+            let b = rt
+                .add_with_id(partitions - 1, AgentId(31), Provider { tx: Some(tx), updates: 0 })
+                .unwrap();
+            rt.send(Envelope::new(Note(0)).to(a)).unwrap();
+            rt.send(Envelope::new(Note(0)).to(b)).unwrap();
+            let report = rt.run();
+            (report, taken(&saw))
+        });
+        let report = report.unwrap_or_else(|e| panic!("{partitions} partitions: {e:?}"));
+        assert_eq!(report.reason, StopReason::Idle, "{partitions} partitions");
+        assert_eq!(report.end_time, 0.0, "{partitions} partitions");
+        assert_eq!(saw, [(42, 0.0)], "{partitions} partitions: A saw the value");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Free mode: a removal asked of another partition is carried out
+// ---------------------------------------------------------------------------
+
+/// Was: in free mode the packet carrying a removal asked of another
+/// partition counted for nothing in the termination detection, and the
+/// receiving partition applied it without removing the agent: about every
+/// other run ended idle with the agent still there.
+#[test]
+fn free_mode_removing_an_agent_on_another_partition_removes_it() {
+    let (k, v) = (AgentId(40), AgentId(41));
+    for attempt in 0..20 {
+        let mut rt = Runtime::builder().partitions(2).real_time().build().unwrap();
+        rt.add_with_id(0, k, Remover { victim: v }).unwrap();
+        rt.add_with_id(1, v, Sink::default()).unwrap();
+        rt.send(Envelope::new(Note(0)).to(k)).unwrap();
+        let report = rt.run().unwrap();
+        assert_eq!(report.reason, StopReason::Idle, "attempt {attempt}");
+        assert!(
+            !rt.with_partition(1, move |s| s.contains(v)).unwrap(),
+            "attempt {attempt}: V is still on partition 1 after an idle run"
+        );
+        assert_eq!(report.partitions[1].agents, 0, "attempt {attempt}:\n{report}");
+        assert!(rt.with_partition(0, move |s| s.contains(k)).unwrap(), "attempt {attempt}");
+        assert_eq!(rt.partition_of(v), None, "attempt {attempt}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6. Remove and re-add of one id in one step
+// ---------------------------------------------------------------------------
+
+/// What `cx.remove(X)` and then `cx.add_with_id(X, ..)` said.
+type Said = (Result<(), KernelError>, Result<AgentId, KernelError>);
+
+/// K (the last partition), kicked at t = 0, removes X (partition 0) and adds
+/// an agent with X's id in the same update; returns the run's result and
+/// what `cx.remove` and `cx.add_with_id` told K.
+fn re_add_same_step(partitions: usize) -> (Runtime, Result<RunReport, RtError>, Option<Said>) {
+    let x = AgentId(50);
+    let said = Arc::new(Mutex::new(None));
+    let record = said.clone();
+    let mut rt = Runtime::new(partitions).unwrap();
+    rt.add_with_id(0, x, Sink::default()).unwrap();
+    let k = rt
+        .spawn_with_id(partitions - 1, AgentId(51), move |cx| async move {
+            let _kick = cx.recv().await;
+            let removed = cx.remove(x);
+            let added = cx.add_with_id(x, Sink::default());
+            *record.lock().unwrap() = Some((removed, added));
+            cx.recv().await;
+        })
+        .unwrap();
+    rt.send(Envelope::new(Note(0)).to(k)).unwrap();
+    let result = rt.run();
+    let said = said.lock().unwrap().take();
+    (rt, result, said)
+}
+
+/// Was: a removal asked for counted as the agent leaving in that step, so
+/// an agent added with its id on another partition in the same step was
+/// accepted: one kernel says `DuplicateAgent` (the removal happens after
+/// the update), two partitions took the new agent.
+#[test]
+fn removing_and_re_adding_an_id_in_one_step_is_a_duplicate() {
+    let x = AgentId(50);
+    // One partition: the add itself is refused, the removal goes ahead.
+    let (rt, result, said) = re_add_same_step(1);
+    assert_eq!(said, Some((Ok(()), Err(KernelError::DuplicateAgent(x)))));
+    assert_eq!(result.map(|r| r.reason), Ok(StopReason::Idle));
+    assert_eq!(rt.partition_of(x), None, "X was removed, and no new X was added");
+    // Two partitions: the duplicate is found at the end of the step.
+    let (_rt, result, said) = re_add_same_step(2);
+    assert!(said.is_some(), "K ran");
+    match result {
+        Err(RtError::Partition { source: KernelError::DuplicateAgent(id), .. }) => {
+            assert_eq!(id, x)
+        }
+        other => panic!("expected a run failing with DuplicateAgent({x}), got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 7. A cleared alarm does not move the clock
+// ---------------------------------------------------------------------------
+
+/// An alarm at 5.0 for R (partition 0), set from outside; an agent on the
+/// last partition clears every alarm when kicked at t = 0.
+fn cleared_alarm_run(partitions: usize) -> (RunReport, Vec<(AgentId, f64)>, f64) {
+    let seen = log();
+    let (r, clearer) = (AgentId(60), AgentId(61));
+    let mut rt = Runtime::new(partitions).unwrap();
+    rt.add_with_id(0, r, Recorder::new(&seen)).unwrap();
+    rt.spawn_with_id(partitions - 1, clearer, |cx| async move {
+        loop {
+            cx.recv().await;
+            cx.clear_alarms(None, None);
+        }
+    })
+    .unwrap();
+    rt.set_alarm(Alarm::at(5.0, Envelope::new(Note(0)).to(r))).unwrap();
+    rt.send(Envelope::new(Note(0)).to(clearer)).unwrap();
+    let report = rt.run().unwrap();
+    let now = rt.now();
+    (report, taken(&seen), now)
+}
+
+/// Was: the earliest alarm of all was agreed from the controls sent before
+/// the step's clears were applied, so the clock jumped to the time of an
+/// alarm cleared on another partition (the run ended at 5.0 on two
+/// partitions, at 0.0 on one).
+#[test]
+fn a_cleared_alarm_does_not_move_the_clock() {
+    let (one, seen_one, now_one) = cleared_alarm_run(1);
+    assert_eq!(one.reason, StopReason::Idle);
+    assert_eq!((one.end_time, now_one), (0.0, 0.0));
+    assert!(seen_one.is_empty(), "the alarm was cleared: {seen_one:?}");
+    let (two, seen_two, now_two) = cleared_alarm_run(2);
+    assert_eq!(two.reason, StopReason::Idle);
+    assert_eq!((two.end_time, now_two), (one.end_time, now_one), "2 partitions vs 1");
+    assert!(seen_two.is_empty(), "the alarm was cleared: {seen_two:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 8. A panic in a closure given to `with_partition` or `with_agent`
+// ---------------------------------------------------------------------------
+
+/// Was: the panic was caught on the partition's thread and deferred as the
+/// failure of the next run; the caller got `PartitionDied` instead of its
+/// own panic, and the runtime was spent at the next run.
+#[test]
+fn a_panic_in_with_partition_or_with_agent_resumes_on_the_caller() {
+    let mut rt = Runtime::new(2).unwrap();
+    let sink = rt.add_with_id(1, AgentId(70), Sink::default()).unwrap();
+    let fwd = rt.add_with_id(0, AgentId(71), Forward { to: sink }).unwrap();
+
+    let caught =
+        catch_unwind(AssertUnwindSafe(|| rt.with_partition(0, |_| -> usize { panic!("x") })));
+    match caught {
+        Err(panic) => assert_eq!(panic_text(panic.as_ref()), "x"),
+        Ok(r) => panic!("with_partition returned {r:?} instead of resuming the panic"),
+    }
+    let caught =
+        catch_unwind(AssertUnwindSafe(|| rt.with_partition(1, |_| -> usize { panic!("x") })));
+    match caught {
+        Err(panic) => assert_eq!(panic_text(panic.as_ref()), "x"),
+        Ok(r) => panic!("with_partition returned {r:?} instead of resuming the panic"),
+    }
+    let caught =
+        catch_unwind(AssertUnwindSafe(|| rt.with_agent(sink, |_s: &Sink| -> u64 { panic!("y") })));
+    match caught {
+        Err(panic) => assert_eq!(panic_text(panic.as_ref()), "y"),
+        Ok(r) => panic!("with_agent returned {r:?} instead of resuming the panic"),
+    }
+
+    // The runtime goes on.
+    assert_eq!(rt.with_partition(0, |s| s.len()), Ok(1));
+    rt.send(Envelope::new(Note(0)).to(fwd)).unwrap();
+    let report = rt.run().expect("a run after the caught panics");
+    assert_eq!(report.reason, StopReason::Idle);
+    assert_eq!(report.delivered(), 2);
+    assert_eq!(rt.with_agent(sink, |s: &Sink| s.got), Ok(1));
+}
+
+// ---------------------------------------------------------------------------
+// 9. A pause asked for between runs
+// ---------------------------------------------------------------------------
+
+/// Asks to stop the run from its setup (which runs when it is added).
+struct PauseInSetup;
+
+impl Agent for PauseInSetup {
+    async fn setup(&mut self, cx: &Cx) {
+        cx.pause();
+    }
+    async fn update(&mut self, cx: &Cx) {
+        while cx.receive().is_some() {}
+    }
+}
+
+/// Was: the pause flag set by a setup between runs stayed up, so the next
+/// run stopped `Paused` at its first step, before any agent read its mail.
+#[test]
+fn a_pause_asked_for_between_runs_does_not_stop_the_next_run() {
+    for partitions in [1, 2] {
+        let mut rt = Runtime::new(partitions).unwrap();
+        let sink = rt.add_with_id(0, AgentId(80), Sink::default()).unwrap();
+        let fwd = rt.add_with_id(partitions - 1, AgentId(81), Forward { to: sink }).unwrap();
+        rt.send(Envelope::new(Note(0)).to(fwd)).unwrap();
+        assert_eq!(rt.run().unwrap().reason, StopReason::Idle);
+        assert_eq!(rt.with_agent(sink, |s: &Sink| s.got), Ok(1));
+        for q in 0..partitions {
+            // Between runs: the setups run (and ask to pause) now.
+            rt.add(q, PauseInSetup).unwrap();
+        }
+        rt.send(Envelope::new(Note(0)).to(fwd)).unwrap();
+        let report = rt.run().unwrap();
+        assert_eq!(report.reason, StopReason::Idle, "{partitions} partitions:\n{report}");
+        assert_eq!(report.delivered(), 2, "{partitions} partitions:\n{report}");
+        assert_eq!(rt.with_agent(sink, |s: &Sink| s.got), Ok(2), "{partitions} partitions");
+    }
+}
