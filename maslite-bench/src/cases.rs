@@ -1,0 +1,204 @@
+//! The cases: each function sets a model up, runs it once and returns the
+//! measured figure (the caller repeats it and takes the median).
+
+use maslite::prelude::*;
+use maslite::runtime::StopReason;
+use std::time::Instant;
+
+#[allow(dead_code)] // the examples' `main`s are not used here
+#[path = "../../examples/phold.rs"]
+pub mod phold;
+
+#[allow(dead_code)]
+#[path = "../../examples/conveyor.rs"]
+pub mod conveyor;
+
+#[derive(Clone)]
+struct Ball;
+
+/// Turns the ball around and sends it back, as maslite's `benchmark.py`.
+struct Player {
+    hits: u64,
+}
+
+impl Agent for Player {
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(mut ball) = cx.receive() {
+            self.hits += 1;
+            ball.reply().expect("the ball has a receiver");
+            cx.send(ball);
+        }
+    }
+}
+
+/// Two agents, one ball, one kernel: messages/s over `messages` rounds.
+pub fn pingpong(messages: u64) -> f64 {
+    let mut s = Scheduler::simulated();
+    let a = s.add(Player { hits: 0 }).unwrap();
+    let b = s.add(Player { hits: 0 }).unwrap();
+    s.send(Envelope::new(Ball).from(a).to(b));
+    let start = Instant::now();
+    let report = s.run_with(RunOptions::new().iterations(messages)).unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    assert_eq!(report.stats.rounds, messages);
+    messages as f64 / wall
+}
+
+#[derive(Clone)]
+struct News(#[allow(dead_code)] u64);
+
+/// Counts what it hears.
+struct Listener {
+    heard: u64,
+}
+
+impl Agent for Listener {
+    async fn update(&mut self, cx: &Cx) {
+        while cx.receive().is_some() {
+            self.heard += 1;
+        }
+    }
+}
+
+/// One sender broadcasting to `subscribers` topic subscribers, one
+/// broadcast per round: deliveries/s.
+pub fn fanout(subscribers: usize, broadcasts: u64) -> f64 {
+    let mut s = Scheduler::simulated();
+    let mut ids = Vec::with_capacity(subscribers);
+    for _ in 0..subscribers {
+        let id = s.add(Listener { heard: 0 }).unwrap();
+        s.subscribe(id, Subscription::new().topic("news")).unwrap();
+        ids.push(id);
+    }
+    s.spawn(move |cx| async move {
+        for i in 0..broadcasts {
+            cx.send(Envelope::new(News(i)).topic_is("news"));
+            cx.sleep(0.0).await; // one broadcast per round
+        }
+    })
+    .unwrap();
+    let start = Instant::now();
+    s.run().unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    let heard: u64 = ids.iter().map(|&id| s.agent::<Listener>(id).unwrap().heard).sum();
+    assert_eq!(heard, broadcasts * subscribers as u64);
+    heard as f64 / wall
+}
+
+#[derive(Clone)]
+struct Item(#[allow(dead_code)] u64);
+
+/// 2 partitions, a one-way stream: an agent on partition 0 sends `batch`
+/// messages per round to an agent on partition 1, `messages` in all:
+/// messages/s, the start of the run to its end.
+pub fn xstream(messages: u64, batch: u64) -> f64 {
+    let mut rt = Runtime::new(2).unwrap();
+    let sink = AgentId(2);
+    rt.spawn_with_id(1, sink, move |cx| async move {
+        let mut got = 0;
+        while got < messages {
+            cx.recv().await;
+            got += 1;
+        }
+    })
+    .unwrap();
+    let source = rt
+        .spawn_with_id(0, AgentId(1), move |cx| async move {
+            let mut sent = 0;
+            while sent < messages {
+                for _ in 0..batch.min(messages - sent) {
+                    cx.send(Envelope::new(Item(sent)).to(sink));
+                    sent += 1;
+                }
+                cx.sleep(0.0).await; // the next batch in the next round
+            }
+        })
+        .unwrap();
+    let _ = source;
+    let start = Instant::now();
+    let report = rt.run().unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    assert_eq!(report.cross_partition(), messages);
+    assert_eq!(report.reason, StopReason::Idle);
+    messages as f64 / wall
+}
+
+/// 2 partitions, one ball bounced across `hops` times: µs per hop.
+pub fn xpingpong(hops: u64) -> f64 {
+    let mut rt = Runtime::new(2).unwrap();
+    let (a, b) = (AgentId(1), AgentId(2));
+    for (p, me, other) in [(0, a, b), (1, b, a)] {
+        rt.spawn_with_id(p, me, move |cx| async move {
+            loop {
+                let n = cx.recv().await.into_payload::<u64>().expect("a count");
+                if n >= hops {
+                    cx.pause();
+                    return;
+                }
+                cx.send(Envelope::new(n + 1).to(other));
+            }
+        })
+        .unwrap();
+    }
+    rt.send(Envelope::new(0u64).to(a)).unwrap();
+    let start = Instant::now();
+    let report = rt.run().unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    assert_eq!(report.cross_partition(), hops);
+    wall * 1e6 / hops as f64
+}
+
+/// PHOLD (see the example): events/s and the trace hash.
+pub fn phold(params: &phold::Params) -> (f64, u64) {
+    let o = phold::run(params).expect("phold runs");
+    (o.events_per_second, o.hash)
+}
+
+/// The conveyor demo end to end, start and stop of its 2 partitions
+/// included: simulated seconds per wall second.
+pub fn conveyor_ratio() -> f64 {
+    let (report, wall) = conveyor::timed_run(2).expect("the conveyor runs");
+    assert_eq!(report.end_time, 4.75);
+    report.sim_seconds() / wall
+}
+
+/// Never updated: it gets no mail.
+struct Idle;
+
+impl Agent for Idle {
+    async fn update(&mut self, _cx: &Cx) {}
+}
+
+/// `n` agents added to one partition through the runtime, up to their
+/// setups having run: seconds.
+pub fn spawn(n: u64) -> f64 {
+    let start = Instant::now();
+    let mut rt = Runtime::new(1).unwrap();
+    for _ in 0..n {
+        rt.add(0, Idle).unwrap();
+    }
+    let report = rt.run().unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    assert_eq!(report.partitions[0].agents as u64, n);
+    wall
+}
+
+/// `idle` agents that never wake and one that sleeps `jumps` times: the
+/// clock jumps `jumps` times; jumps/s.
+pub fn idle_advance(idle: usize, jumps: u64) -> f64 {
+    let mut s = Scheduler::simulated();
+    for _ in 0..idle {
+        s.add(Idle).unwrap();
+    }
+    s.spawn(move |cx| async move {
+        for _ in 0..jumps {
+            cx.sleep(1.0).await;
+        }
+    })
+    .unwrap();
+    let start = Instant::now();
+    let report = s.run().unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    assert_eq!(report.end_time, jumps as f64);
+    jumps as f64 / wall
+}

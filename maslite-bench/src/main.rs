@@ -1,0 +1,203 @@
+//! maslite's benchmark suite.
+//!
+//! `cargo run --release -p maslite-bench -- <case> [flags]` runs one case
+//! (or `all`) and prints one JSON line per measured configuration:
+//! `{"case", "params", "unit", "median", "min", "max", "runs"}`, over
+//! `--runs` runs (default 5) after `--warmup` unmeasured ones (default 1).
+//! `--smoke` runs every case once on a tiny model: CI uses it to check the
+//! suite works, not to measure. BENCHMARKS.md has the results and the
+//! commands.
+
+mod cases;
+mod measure;
+
+use clap::{Parser, ValueEnum};
+use measure::{line, peak_rss_bytes, repeat};
+use serde_json::{json, Map, Value};
+
+/// The cases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Case {
+    /// Two agents, one ball, one kernel (messages/s).
+    Pingpong,
+    /// One sender broadcasting to 1 000 topic subscribers (deliveries/s).
+    Fanout,
+    /// 2 partitions, a one-way stream of messages (messages/s).
+    Xstream,
+    /// 2 partitions, one ball bounced across (µs per hop).
+    Xpingpong,
+    /// PHOLD on 1 and 2 partitions, remote 0, 0.25 and 0.9 (events/s).
+    Phold,
+    /// The conveyor demo end to end, start and stop included (sim/wall).
+    Conveyor,
+    /// 1 M agents added to one partition (seconds, peak RSS bytes).
+    Spawn,
+    /// Sparse alarms on idle agents (time jumps/s).
+    IdleAdvance,
+    /// Every case, in this order.
+    All,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "maslite's benchmark suite: one JSON line per case")]
+struct Args {
+    /// The case to run.
+    #[arg(value_enum)]
+    case: Case,
+    /// Measured runs per configuration (at least 1).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Unmeasured runs first.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Tiny models, one run, no warm-up: checks the suite, measures nothing.
+    #[arg(long)]
+    smoke: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    let (runs, warmup) = if args.smoke { (1, 0) } else { (args.runs.max(1), args.warmup) };
+    let all = [
+        Case::Pingpong,
+        Case::Fanout,
+        Case::Xstream,
+        Case::Xpingpong,
+        Case::Phold,
+        Case::Conveyor,
+        Case::Spawn,
+        Case::IdleAdvance,
+    ];
+    let chosen: Vec<Case> = if args.case == Case::All { all.to_vec() } else { vec![args.case] };
+    for case in chosen {
+        for l in run_case(case, args.smoke, runs, warmup) {
+            println!("{l}");
+        }
+    }
+}
+
+/// Runs one case; returns its lines.
+fn run_case(case: Case, smoke: bool, runs: usize, warmup: usize) -> Vec<String> {
+    let pick = |full: u64, tiny: u64| if smoke { tiny } else { full };
+    let none = Map::new;
+    match case {
+        Case::Pingpong => {
+            let messages = pick(20_000_000, 10_000);
+            let v = repeat(runs, warmup, || cases::pingpong(messages));
+            vec![line("pingpong", json!({"messages": messages}), "messages/s", &v, none())]
+        }
+        Case::Fanout => {
+            let (subs, casts) = (1000, pick(20_000, 20));
+            let v = repeat(runs, warmup, || cases::fanout(subs, casts));
+            let params = json!({"subscribers": subs, "broadcasts": casts});
+            vec![line("fanout", params, "deliveries/s", &v, none())]
+        }
+        Case::Xstream => {
+            let (messages, batch) = (pick(10_000_000, 10_000), 1000);
+            let v = repeat(runs, warmup, || cases::xstream(messages, batch));
+            let params = json!({"messages": messages, "batch": batch, "partitions": 2});
+            vec![line("xstream", params, "messages/s", &v, none())]
+        }
+        Case::Xpingpong => {
+            let hops = pick(200_000, 1_000);
+            let v = repeat(runs, warmup, || cases::xpingpong(hops));
+            vec![line("xpingpong", json!({"hops": hops, "partitions": 2}), "us/hop", &v, none())]
+        }
+        Case::Phold => {
+            let mut out = Vec::new();
+            for remote in [0.0, 0.25, 0.9] {
+                for partitions in [1, 2] {
+                    let params = cases::phold::Params {
+                        agents: pick(4096, 64),
+                        events: 4,
+                        remote,
+                        lookahead: 0.1,
+                        mean: 1.0,
+                        end: if smoke { 2.0 } else { 100.0 },
+                        partitions,
+                        seed: 1,
+                        window: None,
+                    };
+                    let mut hash = 0;
+                    let v = repeat(runs, warmup, || {
+                        let (eps, h) = cases::phold(&params);
+                        hash = h;
+                        eps
+                    });
+                    let mut extra = Map::new();
+                    extra.insert("hash".into(), Value::String(format!("{hash:016x}")));
+                    let p = json!({
+                        "agents": params.agents, "events": params.events, "remote": remote,
+                        "lookahead": params.lookahead, "mean": params.mean, "end": params.end,
+                        "partitions": partitions, "seed": params.seed,
+                    });
+                    out.push(line("phold", p, "events/s", &v, extra));
+                }
+            }
+            out
+        }
+        Case::Conveyor => {
+            let v = repeat(runs, warmup, cases::conveyor_ratio);
+            vec![line("conveyor", json!({"partitions": 2}), "sim/wall", &v, none())]
+        }
+        Case::Spawn => {
+            let n = pick(1_000_000, 1_000);
+            let v = repeat(runs, warmup, || cases::spawn(n));
+            let mut extra = Map::new();
+            extra.insert("peak_rss_bytes".into(), json!(peak_rss_bytes()));
+            vec![line("spawn", json!({"agents": n, "partitions": 1}), "s", &v, extra)]
+        }
+        Case::IdleAdvance => {
+            let (idle, jumps) = (pick(100_000, 100) as usize, pick(1_000_000, 1_000));
+            let v = repeat(runs, warmup, || cases::idle_advance(idle, jumps));
+            let params = json!({"idle_agents": idle, "jumps": jumps});
+            vec![line("idle-advance", params, "jumps/s", &v, none())]
+        }
+        Case::All => unreachable!("expanded by main"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every case runs on its tiny model and prints well-formed lines.
+    #[test]
+    fn every_case_runs_in_smoke_mode() {
+        for case in [
+            Case::Pingpong,
+            Case::Fanout,
+            Case::Xstream,
+            Case::Xpingpong,
+            Case::Phold,
+            Case::Conveyor,
+            Case::Spawn,
+            Case::IdleAdvance,
+        ] {
+            let lines = run_case(case, true, 1, 0);
+            assert!(!lines.is_empty(), "{case:?}");
+            for l in lines {
+                let v: Value = serde_json::from_str(&l).unwrap();
+                let median = v["median"].as_f64().unwrap();
+                assert!(median.is_finite() && median > 0.0, "{case:?}: {l}");
+                assert_eq!(v["runs"], 1);
+            }
+        }
+    }
+
+    #[test]
+    fn phold_hashes_agree_across_partitions_in_the_suite() {
+        let lines = run_case(Case::Phold, true, 1, 0);
+        let hashes: Vec<(f64, String)> = lines
+            .iter()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (v["params"]["remote"].as_f64().unwrap(), v["hash"].as_str().unwrap().to_string())
+            })
+            .collect();
+        // Pairs (1 partition, 2 partitions) per remote fraction.
+        for pair in hashes.chunks(2) {
+            assert_eq!(pair[0], pair[1]);
+        }
+    }
+}
