@@ -248,11 +248,8 @@ impl Partition {
                 if q != self.me {
                     // Handed to another partition: counted as crossing here
                     // (its delivery counts there, when it fires).
-                    let c = &mut self.counters;
-                    c.row[q] += 1;
-                    c.cross += 1;
                     let receiver = env.receiver().unwrap_or(AgentId::OUTSIDE);
-                    c.pairs.entry((env.sender(), receiver)).or_insert((q as u32, 0)).1 += 1;
+                    self.counters.crossing(env.sender(), receiver, q);
                 }
                 outgoing[q].push((t, env));
             }

@@ -84,6 +84,11 @@ pub struct RunReport {
     /// `traffic[p][q]`: messages routed from partition `p` to partition
     /// `q` (`p == q`: delivered locally), plus alarms `p` handed to `q`.
     pub traffic: Vec<Vec<u64>>,
+    /// Crossings not in `top_pairs`' counts: each partition counts the
+    /// first 4 096 distinct crossing pairs of a run exactly, and only the
+    /// total of the others (a model whose crossings are all different
+    /// pairs, like PHOLD, would otherwise fill memory with them).
+    pub untracked_crossings: u64,
     /// The agent pairs that crossed partitions most, most first (at most
     /// ten): candidates to place together.
     pub top_pairs: Vec<PairTraffic>,

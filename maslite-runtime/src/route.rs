@@ -46,8 +46,34 @@ pub(crate) struct Counters {
     pub cross: u64,
     /// Messages to each partition.
     pub row: Vec<u64>,
-    /// Cross-partition traffic per (sender, receiver).
+    /// Cross-partition traffic per (sender, receiver): the first
+    /// [`TRACKED_PAIRS`] distinct pairs of a run, exactly.
     pub pairs: FxHashMap<(AgentId, AgentId), (u32, u64)>,
+    /// Crossings of pairs beyond those.
+    pub untracked: u64,
+}
+
+/// How many distinct crossing pairs a partition counts per run: enough to
+/// show where agents talk across partitions most (heavy pairs show up
+/// early), few enough to stay in cache when a model's crossings are all
+/// different pairs (PHOLD's are).
+pub(crate) const TRACKED_PAIRS: usize = 4096;
+
+impl Counters {
+    /// Counts one message from `sender` to `receiver` on partition `to`.
+    #[inline]
+    pub fn crossing(&mut self, sender: AgentId, receiver: AgentId, to: usize) {
+        self.row[to] += 1;
+        self.cross += 1;
+        let full = self.pairs.len() >= TRACKED_PAIRS;
+        match self.pairs.get_mut(&(sender, receiver)) {
+            Some(e) => e.1 += 1,
+            None if full => self.untracked += 1,
+            None => {
+                self.pairs.insert((sender, receiver), (to as u32, 1));
+            }
+        }
+    }
 }
 
 /// Where a resolved message goes.
@@ -143,10 +169,7 @@ impl Router {
                         self.local.push((r, copy));
                     }
                     Some(q) => {
-                        counters.row[q] += 1;
-                        counters.cross += 1;
-                        let e = counters.pairs.entry((copy.sender(), r)).or_insert((q as u32, 0));
-                        e.1 += 1;
+                        counters.crossing(copy.sender(), r, q);
                         self.batches[q].push((r, copy));
                     }
                 }

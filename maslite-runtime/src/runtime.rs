@@ -600,6 +600,7 @@ impl Runtime {
             steps: outcomes[0].steps,
             traffic: outcomes.iter().map(|o| o.counters.row.clone()).collect(),
             top_pairs: top_pairs(&counters, 10),
+            untracked_crossings: outcomes.iter().map(|o| o.counters.untracked).sum(),
             partitions: outcomes.into_iter().map(|o| o.report).collect(),
         })
     }
