@@ -68,10 +68,26 @@ fn main() {
         Case::Spawn,
         Case::IdleAdvance,
     ];
-    let chosen: Vec<Case> = if args.case == Case::All { all.to_vec() } else { vec![args.case] };
-    for case in chosen {
-        for l in run_case(case, args.smoke, runs, warmup) {
+    if args.case != Case::All {
+        for l in run_case(args.case, args.smoke, runs, warmup) {
             println!("{l}");
+        }
+        return;
+    }
+    // Each case in a process of its own: what one case leaves behind (a
+    // big heap, the peak memory) must not colour the next one's figures.
+    let me = std::env::current_exe().expect("the path of this program");
+    for case in all {
+        let name = case.to_possible_value().expect("a named case").get_name().to_string();
+        let mut cmd = std::process::Command::new(&me);
+        cmd.arg(&name).arg("--runs").arg(runs.to_string()).arg("--warmup").arg(warmup.to_string());
+        if args.smoke {
+            cmd.arg("--smoke");
+        }
+        let status = cmd.status().expect("the case's process starts");
+        if !status.success() {
+            eprintln!("maslite-bench: case {name} failed: {status}");
+            std::process::exit(1);
         }
     }
 }
