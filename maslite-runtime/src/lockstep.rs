@@ -124,6 +124,7 @@ impl Partition {
             carry.iter().filter(|c| !matches!(c, Change::RemoveRequested(_))).cloned().collect();
         let _ = self.apply_changes(self.me, &mine);
         self.changes = carry;
+        self.counters.settle();
         Outcome {
             end_time: self.kernel.now(),
             steps,

@@ -51,6 +51,9 @@ pub(crate) struct Counters {
     pub pairs: FxHashMap<(AgentId, AgentId), (u32, u64)>,
     /// Crossings of pairs beyond those.
     pub untracked: u64,
+    /// The last pair counted and its crossings not yet added to `pairs`
+    /// (streams repeat one pair: one comparison instead of a lookup).
+    pub last: Option<((AgentId, AgentId), usize, u64)>,
 }
 
 /// How many distinct crossing pairs a partition counts per run: enough to
@@ -65,12 +68,24 @@ impl Counters {
     pub fn crossing(&mut self, sender: AgentId, receiver: AgentId, to: usize) {
         self.row[to] += 1;
         self.cross += 1;
+        match &mut self.last {
+            Some((pair, _, n)) if *pair == (sender, receiver) => *n += 1,
+            _ => {
+                self.settle();
+                self.last = Some(((sender, receiver), to, 1));
+            }
+        }
+    }
+
+    /// Adds the last pair's pending crossings to `pairs`.
+    pub fn settle(&mut self) {
+        let Some((pair, to, n)) = self.last.take() else { return };
         let full = self.pairs.len() >= TRACKED_PAIRS;
-        match self.pairs.get_mut(&(sender, receiver)) {
-            Some(e) => e.1 += 1,
-            None if full => self.untracked += 1,
+        match self.pairs.get_mut(&pair) {
+            Some(e) => e.1 += n,
+            None if full => self.untracked += n,
             None => {
-                self.pairs.insert((sender, receiver), (to as u32, 1));
+                self.pairs.insert(pair, (to as u32, n));
             }
         }
     }
