@@ -170,6 +170,9 @@ impl Builder {
     }
 }
 
+/// Calls queued for a partition are sent in batches of at most this many.
+const BATCH: usize = 4096;
+
 struct Handle {
     cmds: Option<mpsc::UnboundedSender<Cmd>>,
     queued: Vec<Call>,
@@ -286,10 +289,16 @@ impl Runtime {
         partition: usize,
         f: impl FnOnce(&mut Partition) + Send + 'static,
     ) -> Result<()> {
-        if self.parts[partition].cmds.is_none() {
-            return Err(Error::Stopped);
+        let part = &mut self.parts[partition];
+        let Some(cmds) = part.cmds.as_ref() else { return Err(Error::Stopped) };
+        part.queued.push(Box::new(f));
+        if part.queued.len() >= BATCH {
+            // A long series of adds: the partition installs one batch while
+            // the handle queues the next.
+            let calls = std::mem::take(&mut part.queued);
+            cmds.send(Cmd::Calls(calls))
+                .map_err(|_| Error::PartitionDied { partition, message: "not running".into() })?;
         }
-        self.parts[partition].queued.push(Box::new(f));
         Ok(())
     }
 
