@@ -8,8 +8,13 @@
 //! suite works, not to measure. BENCHMARKS.md has the results and the
 //! commands.
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cases;
 mod measure;
+mod plot;
 
 use clap::{Parser, ValueEnum};
 use measure::{line, peak_rss_bytes, repeat};
@@ -53,6 +58,12 @@ struct Args {
     /// Tiny models, one run, no warm-up: checks the suite, measures nothing.
     #[arg(long)]
     smoke: bool,
+    /// phold: measure 1..=N partitions (default 2).
+    #[arg(long, default_value_t = 2)]
+    max_partitions: usize,
+    /// phold: also draw events/s against partitions to this SVG file.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 fn main() {
@@ -69,8 +80,28 @@ fn main() {
         Case::IdleAdvance,
     ];
     if args.case != Case::All {
-        for l in run_case(args.case, args.smoke, runs, warmup) {
+        let lines = run_case_with(args.case, args.smoke, runs, warmup, args.max_partitions.max(1));
+        for l in &lines {
             println!("{l}");
+        }
+        if let (Case::Phold, Some(path)) = (args.case, &args.plot) {
+            let points: Vec<plot::Point> = lines
+                .iter()
+                .map(|l| {
+                    let v: Value = serde_json::from_str(l).expect("our own JSON");
+                    let p = &v["params"];
+                    let partitions = p["partitions"].as_u64().unwrap_or(1) as usize;
+                    (
+                        partitions,
+                        p["remote"].as_f64().unwrap_or(0.0),
+                        v["median"].as_f64().unwrap_or(0.0),
+                    )
+                })
+                .collect();
+            if let Err(e) = plot::phold_svg(&points, path) {
+                eprintln!("maslite-bench: cannot draw {}: {e}", path.display());
+                std::process::exit(1);
+            }
         }
         return;
     }
@@ -92,8 +123,20 @@ fn main() {
     }
 }
 
-/// Runs one case; returns its lines.
+/// Runs one case with the default settings; returns its lines.
+#[cfg(test)]
 fn run_case(case: Case, smoke: bool, runs: usize, warmup: usize) -> Vec<String> {
+    run_case_with(case, smoke, runs, warmup, 2)
+}
+
+/// Runs one case (PHOLD on 1..=`max_partitions`); returns its lines.
+fn run_case_with(
+    case: Case,
+    smoke: bool,
+    runs: usize,
+    warmup: usize,
+    max_partitions: usize,
+) -> Vec<String> {
     let pick = |full: u64, tiny: u64| if smoke { tiny } else { full };
     let none = Map::new;
     match case {
@@ -122,7 +165,7 @@ fn run_case(case: Case, smoke: bool, runs: usize, warmup: usize) -> Vec<String> 
         Case::Phold => {
             let mut out = Vec::new();
             for remote in [0.0, 0.25, 0.9] {
-                for partitions in [1, 2] {
+                for partitions in 1..=max_partitions {
                     let params = cases::phold::Params {
                         agents: pick(4096, 64),
                         events: 4,

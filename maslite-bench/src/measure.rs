@@ -46,6 +46,7 @@ pub fn line(
         "min": min,
         "max": max,
         "runs": values.len(),
+        "allocator": if cfg!(feature = "mimalloc") { "mimalloc" } else { "system" },
     });
     if let Value::Object(o) = &mut out {
         o.extend(extra);
