@@ -426,11 +426,17 @@ impl Cx {
     /// Clears the alarms for `receiver` (any if `None`) with `topic` (any if
     /// `None`); returns how many were cleared.
     ///
-    /// In a multi-partition runtime the alarms set on other partitions are
-    /// cleared at the end of this step (the count is of this partition's).
+    /// In a multi-partition runtime the clear takes effect at the end of
+    /// this step, on every partition (so that the outcome does not depend
+    /// on where agents are placed): the matching alarms pending then go. The
+    /// count returned is of this partition's matching alarms now.
     pub fn clear_alarms(&self, receiver: Option<AgentId>, topic: Option<&str>) -> usize {
-        self.shared
-            .note_change(|| Change::AlarmsCleared { receiver, topic: topic.map(str::to_string) });
+        if self.shared.reg.borrow().partitioned {
+            let topic_owned = topic.map(str::to_string);
+            self.shared.note_change(|| Change::AlarmsCleared { receiver, topic: topic_owned });
+            let pending = self.shared.alarms.borrow().list(receiver);
+            return pending.iter().filter(|a| topic.is_none_or(|t| a.topic.as_str() == t)).count();
+        }
         self.shared.alarms_mut(|a| a.clear(receiver, topic))
     }
 

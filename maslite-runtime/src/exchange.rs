@@ -29,6 +29,9 @@ pub(crate) struct Control {
     /// Agents there wait on the outside world (tokio I/O, a channel):
     /// simulated time waits for them.
     pub busy: bool,
+    /// It holds alarms for agents it does not know yet (lookahead windows):
+    /// one more exchange before the clock moves.
+    pub held: bool,
     /// It sends a mail batch in this step.
     pub has_mail: bool,
     /// Its earliest alarm (and of the alarms it exports), or +∞.

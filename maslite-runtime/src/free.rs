@@ -224,6 +224,15 @@ impl Partition {
             }
         }
         self.router.deliver(&mut self.kernel, &mut incoming, &mut self.counters);
+        // Mail sent since the last round (teardowns of agents removed in the
+        // drain) is counted pending, and goes out at the next run.
+        self.kernel.take_outbox_into(&mut self.router.outbox);
+        // An id added on two partitions whose first holder never left.
+        if let Some(&(id, _)) = self.conflicts.first() {
+            let source = maslite_core::Error::DuplicateAgent(id);
+            error.get_or_insert(Error::Partition { partition: self.me, source });
+        }
+        self.conflicts.clear();
         let reason =
             run.reason.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(StopReason::Idle);
         match error {
@@ -297,6 +306,7 @@ fn final_control() -> Control {
         changes: Arc::new(Vec::new()),
         active: false,
         busy: false,
+        held: false,
         has_mail: false,
         next_alarm: f64::INFINITY,
         now: 0.0,

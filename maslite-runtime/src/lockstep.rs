@@ -75,6 +75,7 @@ enum Step {
 struct Agreed {
     active: bool,
     busy: bool,
+    held: bool,
     next_alarm: f64,
     now: f64,
     stop: Option<StopReason>,
@@ -244,8 +245,14 @@ impl Partition {
             let failed = error.is_some();
             let mut outgoing: Vec<Vec<(f64, Envelope)>> =
                 (0..self.count).map(|_| Vec::new()).collect();
+            let mut held_now: Vec<(f64, Envelope)> = Vec::new();
             for (t, env) in exported.drain(..) {
-                let q = env.receiver().and_then(|r| self.dir.get(r)).unwrap_or(self.me);
+                let Some(q) = env.receiver().and_then(|r| self.dir.get(r)) else {
+                    // For an agent nobody knows yet (maybe added elsewhere in
+                    // this window): resolved once this step's changes are in.
+                    held_now.push((t, env));
+                    continue;
+                };
                 if q != self.me {
                     // Handed to another partition: counted as crossing here
                     // (its delivery counts there, when it fires).
@@ -264,6 +271,7 @@ impl Partition {
                     changes: changes.clone(),
                     active,
                     busy,
+                    held: !held_now.is_empty(),
                     has_mail,
                     next_alarm,
                     now,
@@ -278,6 +286,7 @@ impl Partition {
             let mut agreed = Agreed {
                 active,
                 busy,
+                held: !held_now.is_empty(),
                 next_alarm,
                 now,
                 stop,
@@ -296,6 +305,7 @@ impl Partition {
                 }
                 agreed.active |= control.active;
                 agreed.busy |= control.busy;
+                agreed.held |= control.held;
                 agreed.next_alarm = agreed.next_alarm.min(control.next_alarm);
                 agreed.now = agreed.now.max(control.now);
                 agreed.stop = merge_stop(agreed.stop, control.stop);
@@ -309,6 +319,22 @@ impl Partition {
                 // Every partition finds it: the run fails on all of them.
                 agreed.failed = true;
                 error.get_or_insert(e);
+            }
+            // Alarms held for unknown agents: sent with the next step's
+            // controls if the changes told where the agent is, else queued
+            // here (a dead letter when they fire, if still nobody has it).
+            for (t, env) in held_now {
+                let receiver = env.receiver().unwrap_or(AgentId::OUTSIDE);
+                match self.dir.get(receiver) {
+                    Some(q) if q != self.me => {
+                        if t < window_end && lookahead > 0.0 {
+                            let now = self.kernel.now();
+                            error.get_or_insert(self.broken(env.sender(), receiver, q, t - now));
+                        }
+                        exported.push((t, env));
+                    }
+                    _ => self.kernel.import_alarm(t, env),
+                }
             }
             // Agents removed at another partition's request leave now; what
             // their teardowns send goes with this step's mail, and what
@@ -361,7 +387,7 @@ impl Partition {
                 return (Err(error.unwrap_or(Error::Stopped)), steps);
             }
             wait_busy = false;
-            if removals || cleared {
+            if removals || cleared || agreed.held {
                 // One more exchange for what the removals and clears did
                 // (with no round if the run is stopping).
                 stopping = agreed.stop;
@@ -432,18 +458,6 @@ impl Partition {
                     return Err(self.broken(env.sender(), receiver, to, t - now));
                 }
                 _ => {}
-            }
-        }
-        // Alarms for agents nobody knows stay here: they fire here, and are
-        // dead letters then if still nobody has the receiver.
-        let mut i = from;
-        while i < exported.len() {
-            let receiver = exported[i].1.receiver().unwrap_or(AgentId::OUTSIDE);
-            if self.dir.get(receiver).is_none() {
-                let (t, env) = exported.swap_remove(i);
-                self.kernel.import_alarm(t, env);
-            } else {
-                i += 1;
             }
         }
         Ok(())

@@ -67,6 +67,9 @@ pub(crate) struct Partition {
     pub paused: bool,
     /// Ids leaving in the step being applied.
     pub leaving: rustc_hash::FxHashSet<AgentId>,
+    /// Free mode: (id, partition) of agents another partition added with
+    /// an id this partition still knew on that one.
+    pub conflicts: Vec<(AgentId, usize)>,
     /// Agents here that other partitions asked to remove.
     pub to_remove: Vec<AgentId>,
     /// Partitions that remove an agent on request in this step (they send
@@ -116,9 +119,36 @@ impl Partition {
             }
         }
         let mut result = Ok(());
-        let asked = |c: &&Change| matches!(c, Change::RemoveRequested(_));
-        for (from, changes) in all {
-            let made: Vec<Change> = changes.iter().filter(|c| !asked(c)).cloned().collect();
+        // First, what happened to agents that left, up to their departure,
+        // on the partition they left: an agent with the same id may join
+        // another partition in this step, and its subscriptions must not be
+        // wiped by its predecessor's departure.
+        let mut done: Vec<Vec<bool>> = all.iter().map(|(_, c)| vec![false; c.len()]).collect();
+        if !self.leaving.is_empty() {
+            for (k, (from, changes)) in all.iter().enumerate() {
+                let mut first: Vec<Change> = Vec::new();
+                for (i, change) in changes.iter().enumerate() {
+                    let Change::Removed(gone) = change else { continue };
+                    for (j, c) in changes.iter().enumerate().take(i + 1) {
+                        if !done[k][j] && about(c) == Some(*gone) {
+                            done[k][j] = true;
+                            first.push(c.clone());
+                        }
+                    }
+                }
+                if let Err(e) = self.apply_changes(*from, &first) {
+                    result = result.and(Err(e));
+                }
+            }
+        }
+        let asked = |c: &Change| matches!(c, Change::RemoveRequested(_));
+        for (k, (from, changes)) in all.iter().enumerate() {
+            let made: Vec<Change> = changes
+                .iter()
+                .enumerate()
+                .filter(|&(j, c)| !done[k][j] && !asked(c))
+                .map(|(_, c)| c.clone())
+                .collect();
             if let Err(e) = self.apply_changes(*from, &made) {
                 result = result.and(Err(e));
             }
@@ -127,7 +157,7 @@ impl Partition {
         // carried out after the step's round, so after whatever the agent
         // itself did in it (a subscription, say).
         for (from, changes) in all {
-            let asks: Vec<Change> = changes.iter().filter(asked).cloned().collect();
+            let asks: Vec<Change> = changes.iter().filter(|c| asked(c)).cloned().collect();
             if let Err(e) = self.apply_changes(*from, &asks) {
                 result = result.and(Err(e));
             }
@@ -160,7 +190,13 @@ impl Partition {
         for change in changes {
             match change {
                 Change::Added(id) => {
-                    if self.dir.get(*id).is_some_and(|q| q != from) && !self.leaving.contains(id) {
+                    let holder = self.dir.get(*id).filter(|&q| q != from);
+                    if let (Some(q), true) = (holder, self.config.real_time) {
+                        // Free mode: partitions' words cross on different
+                        // wires, so the holder's `Removed` may still be on
+                        // its way. A duplicate only if it never comes.
+                        self.conflicts.push((*id, q));
+                    } else if holder.is_some() && !self.leaving.contains(id) {
                         // Two partitions hold an agent with one id: every
                         // partition sees it in the same step and fails.
                         return Err(Error::Partition {
@@ -177,6 +213,7 @@ impl Partition {
                     if self.dir.get(*id) == Some(from) {
                         self.dir.remove(*id);
                     }
+                    self.conflicts.retain(|&(c, q)| !(c == *id && q == from));
                     if from == self.me {
                         self.joined.push((*id, false));
                     }
@@ -204,13 +241,28 @@ impl Partition {
                 }
                 _ => {}
             }
-            if from != self.me {
+            // Alarm clears are deferred to here on every partition, the
+            // clearer's own included (see `Cx::clear_alarms`).
+            if from != self.me || matches!(change, Change::AlarmsCleared { .. }) {
                 self.kernel
                     .apply_change(change)
                     .map_err(|e| Error::Partition { partition: self.me, source: e })?;
             }
         }
         Ok(())
+    }
+}
+
+/// The agent a change is about (none for alarm clears and removal
+/// requests, which concern other agents).
+fn about(change: &Change) -> Option<AgentId> {
+    match change {
+        Change::Added(id)
+        | Change::Removed(id)
+        | Change::Subscribed(id, _)
+        | Change::Unsubscribed(id, _)
+        | Change::UnsubscribedAll(id) => Some(*id),
+        _ => None,
     }
 }
 
@@ -257,6 +309,7 @@ pub(crate) fn thread_main(seed: Seed) {
             joined: Vec::new(),
             paused: false,
             leaving: Default::default(),
+            conflicts: Vec::new(),
             to_remove: Vec::new(),
             removal_at: vec![false; count],
         };

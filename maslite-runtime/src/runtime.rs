@@ -588,14 +588,23 @@ impl Runtime {
         }
         let end_time = outcomes.iter().map(|o| o.end_time).fold(f64::NEG_INFINITY, f64::max);
         self.now = end_time;
+        // Each partition's last word on an id is where that id stands: an
+        // agent may leave a partition and come back within one run. Leaves
+        // first, then joins (at most one partition holds an id).
+        let mut last: FxHashMap<(AgentId, usize), bool> = FxHashMap::default();
         for o in &outcomes {
-            let q = o.report.partition;
             for &(id, joined) in &o.joined {
-                if joined {
-                    self.dir.insert(id, q);
-                } else if self.dir.get(&id) == Some(&q) {
-                    self.dir.remove(&id);
-                }
+                last.insert((id, o.report.partition), joined);
+            }
+        }
+        for (&(id, q), &joined) in &last {
+            if !joined && self.dir.get(&id) == Some(&q) {
+                self.dir.remove(&id);
+            }
+        }
+        for (&(id, q), &joined) in &last {
+            if joined {
+                self.dir.insert(id, q);
             }
         }
         let reason = outcomes[0].result.clone().unwrap_or(StopReason::Idle);
