@@ -38,9 +38,18 @@
 //! - `cx.remove(other)` removes the other agent at the end of the step,
 //!   wherever it is (after everything it did in the step); an unknown id is
 //!   ignored. An agent removing itself leaves at once, as on one kernel.
-//! - `cx.clear_alarms(..)` clears the matching alarms of the other
-//!   partitions at the end of the step (its count is of its own
-//!   partition's; an alarm due in that very step may have fired there).
+//! - `cx.clear_alarms(..)` clears the matching alarms of every partition
+//!   at the end of the step (also those set later in the step; an alarm
+//!   due in that very step has fired already). Its count is of the
+//!   matching alarms of its own partition when called.
+//! - An alarm set for an agent nobody knows yet (lookahead windows: added
+//!   on another partition in the same window) waits one exchange for the
+//!   directory, then goes to that agent's partition, or stays as a dead
+//!   letter to be.
+//! - In lookahead mode an alarm that crosses partitions must name its
+//!   receiver: a broadcast alarm is resolved where it fires, so a
+//!   subscriber on another partition gets it with no lookahead, which is
+//!   a [`LookaheadBroken`](crate::Error::LookaheadBroken).
 //! - `cx.subscribers(..)` and `cx.list_alarms(..)` show this partition's
 //!   view: subscriptions made on other partitions in this step, and alarms
 //!   set on other partitions, are not in it.
