@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     /// to the runtime (`exported`) instead of being queued here.
     pub export_alarms: Cell<bool>,
     pub exported: RefCell<Vec<(f64, Envelope)>>,
+    /// Whether adds are journaled (not for the runtime's own adds).
+    pub announce_adds: Cell<bool>,
 }
 
 pub(crate) enum Command {
@@ -122,6 +124,7 @@ impl Shared {
             journal: RefCell::new(Vec::new()),
             export_alarms: Cell::new(false),
             exported: RefCell::new(Vec::new()),
+            announce_adds: Cell::new(true),
         }
     }
 
@@ -145,8 +148,11 @@ impl Shared {
         ids.insert(id, RESERVED);
         drop(reg);
         // Journaled when claimed, so that a removal asked for before the
-        // add is carried out comes after it in the journal.
-        self.note_change(|| Change::Added(id));
+        // add is carried out comes after it in the journal. (Agents the
+        // runtime adds itself are placed by the runtime: not announced.)
+        if self.announce_adds.get() {
+            self.note_change(|| Change::Added(id));
+        }
         Ok(id)
     }
 

@@ -348,7 +348,11 @@ impl Scheduler {
         // Between runs the real clock has moved on: setup sees the time now.
         self.tick_real();
         self.free.append(&mut self.freed);
-        let id = self.shared.reserve_id(id)?;
+        let reserved = self.shared.reserve_id(id);
+        // Only the agent added here may go unannounced, not those its setup
+        // adds.
+        self.shared.announce_adds.set(true);
+        let id = reserved?;
         let key = self.next_key.take();
         self.install(id, installer, key);
         self.take_failure().map(|()| id)
@@ -357,9 +361,15 @@ impl Scheduler {
     /// Adds `agent` with id `id` and ordering key `key` (see
     /// [`Origin`](crate::Origin)): for a runtime that numbers the agents of
     /// all its partitions in one sequence.
+    ///
+    /// The runtime places such agents itself: in partitioned mode their
+    /// addition is not journaled as a [`Change::Added`].
     pub fn add_keyed<A: Agent>(&mut self, id: AgentId, key: u64, agent: A) -> Result<AgentId> {
         self.next_key = Some(key);
-        self.add_installer(Some(id), Installer::agent(agent))
+        self.shared.announce_adds.set(false);
+        let r = self.add_installer(Some(id), Installer::agent(agent));
+        self.shared.announce_adds.set(true);
+        r
     }
 
     /// Starts an async-fn agent with id `id` and ordering key `key` (see
@@ -370,7 +380,10 @@ impl Scheduler {
         Fut: Future<Output = ()> + 'static,
     {
         self.next_key = Some(key);
-        self.add_installer(Some(id), Installer::process(body))
+        self.shared.announce_adds.set(false);
+        let r = self.add_installer(Some(id), Installer::process(body));
+        self.shared.announce_adds.set(true);
+        r
     }
 
     fn install(&mut self, id: AgentId, installer: Installer, key: Option<u64>) {

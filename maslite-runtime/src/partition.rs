@@ -67,6 +67,9 @@ pub(crate) struct Partition {
     pub paused: bool,
     /// Ids leaving in the step being applied.
     pub leaving: rustc_hash::FxHashSet<AgentId>,
+    /// Ids whose own subscription changes are applied again (see
+    /// `apply_step_changes`).
+    pub replay: rustc_hash::FxHashSet<AgentId>,
     /// Free mode: (id, partition) of agents another partition added with
     /// an id this partition still knew on that one.
     pub conflicts: Vec<(AgentId, usize)>,
@@ -92,9 +95,10 @@ impl Partition {
             agents: self.kernel.len(),
             rounds: s.rounds - stats0.rounds,
             updates: s.polls - stats0.polls,
-            sent: c.sent - before.sent,
+            sent: c.sent - before.sent + self.router.outbox.len() as u64,
             delivered: c.delivered - before.delivered,
             dead_letters: c.dead - before.dead,
+            // Mail not routed yet counts as sent and pending.
             pending: self.router.outbox.len() as u64,
             unread: self.kernel.mail_in_inboxes(),
             cross_partition: c.cross - before.cross,
@@ -141,6 +145,20 @@ impl Partition {
                 }
             }
         }
+        // This partition's own subscription changes for an id another
+        // partition's agent left in this step belong to the id's new agent
+        // here: the departure just wiped them from this kernel's list, so
+        // they are applied again after it.
+        self.replay.clear();
+        for (from, changes) in all {
+            if *from != self.me {
+                for c in changes.iter() {
+                    if let Change::Removed(id) = c {
+                        self.replay.insert(*id);
+                    }
+                }
+            }
+        }
         let asked = |c: &Change| matches!(c, Change::RemoveRequested(_));
         for (k, (from, changes)) in all.iter().enumerate() {
             let made: Vec<Change> = changes
@@ -163,6 +181,7 @@ impl Partition {
             }
         }
         self.leaving.clear();
+        self.replay.clear();
         result
     }
 
@@ -243,6 +262,17 @@ impl Partition {
             }
             // Alarm clears are deferred to here on every partition, the
             // clearer's own included (see `Cx::clear_alarms`).
+            let replay = from == self.me
+                && matches!(
+                    change,
+                    Change::Subscribed(..) | Change::Unsubscribed(..) | Change::UnsubscribedAll(_)
+                )
+                && about(change).is_some_and(|id| self.replay.contains(&id));
+            if replay {
+                // Already in this kernel's list unless a departure wiped it.
+                let _ = self.kernel.apply_change(change);
+                continue;
+            }
             if from != self.me || matches!(change, Change::AlarmsCleared { .. }) {
                 self.kernel
                     .apply_change(change)
@@ -310,6 +340,7 @@ pub(crate) fn thread_main(seed: Seed) {
             paused: false,
             leaving: Default::default(),
             conflicts: Vec::new(),
+            replay: Default::default(),
             to_remove: Vec::new(),
             removal_at: vec![false; count],
         };

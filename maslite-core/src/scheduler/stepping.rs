@@ -365,7 +365,10 @@ mod tests {
     fn changes_are_journaled_and_applied_elsewhere() {
         let mut here = partitioned();
         let mut there = partitioned();
-        let a = here.add_keyed(AgentId(1), 1, Parent { children: vec![] }).unwrap();
+        // Agents the runtime adds itself (keyed) are placed by it, not
+        // announced; others are.
+        here.add_keyed(AgentId(9), 9, Parent { children: vec![] }).unwrap();
+        let a = here.add_with_id(AgentId(1), Parent { children: vec![] }).unwrap();
         here.subscribe(a, Subscription::new().topic("news")).unwrap();
         here.remove(a).unwrap();
         let mut changes = Vec::new();
