@@ -11,7 +11,8 @@
 //! 4. `chain` — four agents on two partitions sign one message;
 //! 5. `conveyor` — a box rides four conveyors on two partitions, in
 //!    simulated time;
-//! 6. `phold` — the PHOLD benchmark model, on any number of partitions.
+//! 6. `phold` — the PHOLD benchmark model, on any number of partitions;
+//! 7. `realtime` — free mode on the wall clock, with a `!Send` agent.
 //!
 //! ```
 //! use maslite::prelude::*;
