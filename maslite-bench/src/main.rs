@@ -43,6 +43,18 @@ enum Case {
     All,
 }
 
+/// Every case, in the order `all` runs them.
+const CASES: [Case; 8] = [
+    Case::Pingpong,
+    Case::Fanout,
+    Case::Xstream,
+    Case::Xpingpong,
+    Case::Phold,
+    Case::Conveyor,
+    Case::Spawn,
+    Case::IdleAdvance,
+];
+
 #[derive(Parser, Debug)]
 #[command(about = "maslite's benchmark suite: one JSON line per case")]
 struct Args {
@@ -69,16 +81,6 @@ struct Args {
 fn main() {
     let args = Args::parse();
     let (runs, warmup) = if args.smoke { (1, 0) } else { (args.runs.max(1), args.warmup) };
-    let all = [
-        Case::Pingpong,
-        Case::Fanout,
-        Case::Xstream,
-        Case::Xpingpong,
-        Case::Phold,
-        Case::Conveyor,
-        Case::Spawn,
-        Case::IdleAdvance,
-    ];
     if args.case != Case::All {
         let lines = run_case_with(args.case, args.smoke, runs, warmup, args.max_partitions.max(1));
         for l in &lines {
@@ -108,7 +110,7 @@ fn main() {
     // Each case in a process of its own: what one case leaves behind (a
     // big heap, the peak memory) must not colour the next one's figures.
     let me = std::env::current_exe().expect("the path of this program");
-    for case in all {
+    for case in CASES {
         let name = case.to_possible_value().expect("a named case").get_name().to_string();
         let mut cmd = std::process::Command::new(&me);
         cmd.arg(&name).arg("--runs").arg(runs.to_string()).arg("--warmup").arg(warmup.to_string());
@@ -223,16 +225,7 @@ mod tests {
     /// Every case runs on its tiny model and prints well-formed lines.
     #[test]
     fn every_case_runs_in_smoke_mode() {
-        for case in [
-            Case::Pingpong,
-            Case::Fanout,
-            Case::Xstream,
-            Case::Xpingpong,
-            Case::Phold,
-            Case::Conveyor,
-            Case::Spawn,
-            Case::IdleAdvance,
-        ] {
+        for case in CASES {
             let lines = run_case(case, true, 1, 0);
             assert!(!lines.is_empty(), "{case:?}");
             for l in lines {

@@ -124,13 +124,7 @@ impl Partition {
             self.share_changes(&run);
             self.kernel.take_outbox_into(&mut self.router.outbox);
             if !self.router.outbox.is_empty() {
-                let _ = self.router.route(
-                    self.me,
-                    &mut self.kernel,
-                    &self.dir,
-                    &mut self.counters,
-                    true,
-                );
+                let _ = self.route_outbox(true);
                 for &q in &peers {
                     if !self.router.batches[q].is_empty() {
                         let batch = std::mem::take(&mut self.router.batches[q]);

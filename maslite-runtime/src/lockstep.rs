@@ -366,13 +366,7 @@ impl Partition {
             // Phase 2: the step's mail. (Inside lookahead windows mail never
             // crosses: `settle_window` refused it before the controls.)
             if has_mail || self.removal_at[self.me] {
-                let _ = self.router.route(
-                    self.me,
-                    &mut self.kernel,
-                    &self.dir,
-                    &mut self.counters,
-                    true,
-                );
+                let _ = self.route_outbox(true);
                 for &q in &peers {
                     let batch = std::mem::take(&mut self.router.batches[q]);
                     let _ = self.links.send(q, Packet::Mail(batch));
@@ -484,13 +478,7 @@ impl Partition {
             self.kernel.take_outbox_into(&mut self.router.outbox);
             self.take_exported(window_end, exported)?;
             if !self.router.outbox.is_empty() {
-                if let Routed::Crossing(sender, receiver, to) = self.router.route(
-                    self.me,
-                    &mut self.kernel,
-                    &self.dir,
-                    &mut self.counters,
-                    false,
-                ) {
+                if let Routed::Crossing(sender, receiver, to) = self.route_outbox(false) {
                     return Err(self.broken(sender, receiver, to, 0.0));
                 }
                 let mut none = Vec::new();

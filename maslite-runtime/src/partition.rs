@@ -81,6 +81,11 @@ pub(crate) struct Partition {
 }
 
 impl Partition {
+    /// Routes the outbox (see [`Router::route`]).
+    pub fn route_outbox(&mut self, may_cross: bool) -> crate::route::Routed {
+        self.router.route(self.me, &mut self.kernel, &self.dir, &mut self.counters, may_cross)
+    }
+
     /// Records an error from between runs.
     pub fn defer(&mut self, e: maslite_core::Error) {
         self.deferred.get_or_insert(Error::Partition { partition: self.me, source: e });
