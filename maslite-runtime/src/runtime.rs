@@ -181,7 +181,46 @@ struct Handle {
 
 /// Partitions of maslite kernels on their own threads, run as one system.
 ///
-/// See the [crate docs](crate) for a walk-through.
+/// See the [crate docs](crate) for a walk-through. The handle's tour:
+///
+/// ```
+/// use maslite_core::{Agent, AgentId, Alarm, Cx, Envelope, RunOptions, Subscription};
+/// use maslite_runtime::{Runtime, StopReason};
+/// use std::{cell::RefCell, rc::Rc};
+///
+/// #[derive(Clone)]
+/// struct News(&'static str);
+///
+/// /// Keeps what it reads; its `Rc` makes it `!Send`.
+/// struct Reader { read: Rc<RefCell<Vec<&'static str>>> }
+///
+/// impl Agent for Reader {
+///     async fn update(&mut self, cx: &Cx) {
+///         while let Some(env) = cx.receive() {
+///             self.read.borrow_mut().push(env.payload::<News>().unwrap().0);
+///         }
+///     }
+/// }
+///
+/// let mut rt = Runtime::new(2).unwrap();
+/// // A `!Send` agent is built on its partition's thread.
+/// let reader = rt
+///     .add_made(1, None, || Reader { read: Rc::new(RefCell::new(Vec::new())) })
+///     .unwrap();
+/// // Subscriptions and alarms from outside, wherever the agents are.
+/// rt.subscribe(reader, Subscription::new().topic("news")).unwrap();
+/// rt.set_alarm(Alarm::at(2.0, Envelope::new(News("late")).topic_is("news"))).unwrap();
+/// rt.send(Envelope::new(News("early")).topic_is("news")).unwrap();
+/// let report = rt.run_with(RunOptions::new().seconds(10.0)).unwrap();
+/// assert_eq!(report.reason, StopReason::TimeLimit);
+/// assert_eq!(rt.now(), 10.0);
+/// // Read an agent between runs, on its own thread.
+/// let read = rt.with_agent(reader, |r: &Reader| r.read.borrow().clone()).unwrap();
+/// assert_eq!(read, ["early", "late"]);
+/// assert_eq!(rt.partition_of(reader), Some(1));
+/// rt.stop().unwrap(); // or drop it: either stops and joins the threads
+/// # let _ = AgentId(0);
+/// ```
 pub struct Runtime {
     config: Arc<Config>,
     parts: Vec<Handle>,
