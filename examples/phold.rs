@@ -220,7 +220,12 @@ pub fn run(params: &Params) -> Result<Outcome, maslite::runtime::Error> {
 }
 
 pub fn main() {
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).try_init();
+    // Logs on stderr: warnings (a dead letter, say) by default; more with
+    // RUST_LOG, e.g. `RUST_LOG=maslite_runtime=debug`.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let params = match Params::parse(std::env::args().skip(1)) {
         Ok(p) => p,
         Err(e) => {

@@ -86,7 +86,12 @@ pub fn run() -> Result<(RunReport, Option<u64>, usize), maslite::runtime::Error>
 }
 
 pub fn main() -> Result<(), maslite::runtime::Error> {
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).try_init();
+    // Logs on stderr: warnings (a dead letter, say) by default; more with
+    // RUST_LOG, e.g. `RUST_LOG=maslite_runtime=debug`.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let (report, bought, seen) = run()?;
     assert_eq!(report.reason, StopReason::Paused);
     print!("{report}");

@@ -336,7 +336,12 @@ pub fn m2_sequence(s: &Scheduler, m2: AgentId) -> Result<Vec<String>, Error> {
 
 pub fn main() -> Result<(), Error> {
     // Show the kernel's warnings (a dead letter, say) on stderr.
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).try_init();
+    // Logs on stderr: warnings (a dead letter, say) by default; more with
+    // RUST_LOG, e.g. `RUST_LOG=maslite_runtime=debug`.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let (mut s, m2) = build()?;
     let report = s.run()?;
     println!(

@@ -118,10 +118,20 @@ impl Partition {
         let _ = self.kernel.take_pause();
         self.paused = false;
         let before = self.counters.clone();
+        tracing::debug!(start = self.kernel.now(), agents = self.kernel.len(), "run starts");
         let (result, steps) = match free {
             Some(run) => self.run_free(&opts, run).await,
             None => self.run_simulated(&opts).await,
         };
+        match &result {
+            Ok(reason) => {
+                tracing::debug!(?reason, end = self.kernel.now(), steps, "run stops")
+            }
+            // A peer's failure stops this partition too: logged where it
+            // happened.
+            Err(Error::Stopped) => tracing::debug!(steps, "run stopped by a peer's failure"),
+            Err(e) => tracing::error!(error = %e, steps, "run fails"),
+        }
         if opts.clears_alarms_at_end() {
             self.kernel.clear_alarms(None, None);
         }
@@ -207,6 +217,7 @@ impl Partition {
                         }
                     }
                     Step::Advance(t) => {
+                        tracing::trace!(from = self.kernel.now(), to = t, "time jumps");
                         if let Err(e) = self.kernel.set_time(t.max(self.kernel.now())) {
                             error = Some(self.in_partition(e));
                         }
