@@ -162,8 +162,11 @@ pub fn main() -> Result<(), maslite::runtime::Error> {
     // RUST_LOG, e.g. `RUST_LOG=maslite_runtime=debug`.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_thread_names(true)
+        .with_writer(std::io::stderr)
+        .try_init();
     // The story, with the logs read back from the conveyors.
     let mut rt = build(2)?;
     let report = rt.run()?;

@@ -224,8 +224,11 @@ pub fn main() {
     // RUST_LOG, e.g. `RUST_LOG=maslite_runtime=debug`.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_thread_names(true)
+        .with_writer(std::io::stderr)
+        .try_init();
     let params = match Params::parse(std::env::args().skip(1)) {
         Ok(p) => p,
         Err(e) => {

@@ -325,9 +325,6 @@ pub(crate) fn thread_main(seed: Seed) {
         .build()
         .expect("a current-thread tokio runtime");
     let local = tokio::task::LocalSet::new();
-    // Everything this thread logs carries its partition's number.
-    let span = tracing::info_span!("partition", partition = me);
-    let _entered = span.enter();
     local.block_on(&rt, async move {
         let mut kernel =
             if config.real_time { Scheduler::real_time() } else { Scheduler::simulated() };
