@@ -200,6 +200,7 @@ impl Partition {
         let mut stopping: Option<StopReason> = None;
         // Nobody has work but agents waiting on the outside world.
         let mut wait_busy = false;
+        let peers: Vec<usize> = self.links.peers().collect();
         loop {
             steps += 1;
             if error.is_none() {
@@ -285,7 +286,6 @@ impl Partition {
                 self.kernel.import_alarm(t, env);
             }
             let now = self.kernel.now();
-            let peers: Vec<usize> = self.links.peers().collect();
             for &q in &peers {
                 let control = Control {
                     changes: changes.clone(),

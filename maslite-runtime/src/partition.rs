@@ -116,6 +116,10 @@ impl Partition {
     /// that leaves in this step may join another partition in the same
     /// step.
     pub fn apply_step_changes(&mut self, all: &[(usize, Arc<Vec<Change>>)]) -> Result<()> {
+        // Most steps change nothing: no work, no allocation.
+        if all.iter().all(|(_, c)| c.is_empty()) {
+            return Ok(());
+        }
         self.leaving.clear();
         for (_, changes) in all {
             for change in changes.iter() {
