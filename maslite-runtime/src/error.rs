@@ -59,9 +59,13 @@ pub enum Error {
     /// A setting that cannot work (zero partitions, a negative lookahead...).
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// The runtime was stopped (cancelled) and its partitions are gone.
+    /// The runtime was stopped (cancelled) and its partitions are gone, or
+    /// a service is stopping and takes no more messages.
     #[error("the runtime has stopped")]
     Stopped,
+    /// A service's intake is full right now ([`Inlet::try_send`](crate::Inlet::try_send)).
+    #[error("the service's intake is full")]
+    Full,
 }
 
 /// A `Result` with the runtime's [`Error`].
@@ -75,7 +79,7 @@ impl Error {
             Error::Partition { .. } | Error::LookaheadBroken { .. } => 3,
             Error::PartitionDied { .. } => 2,
             Error::Kernel(_) | Error::Config(_) | Error::NoPartition { .. } => 1,
-            Error::Stopped => 0,
+            Error::Stopped | Error::Full => 0,
         }
     }
 }

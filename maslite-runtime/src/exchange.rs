@@ -45,6 +45,9 @@ pub(crate) struct Control {
     /// Alarms its agents set for agents on the receiving partition
     /// (lookahead windows).
     pub alarms: Vec<(f64, Envelope)>,
+    /// A service is stopping and nothing more can come in from outside
+    /// here (or the runtime is not serving).
+    pub drained: bool,
 }
 
 /// One message on a wire.
@@ -59,6 +62,8 @@ pub(crate) struct Links {
     me: usize,
     to: Vec<Option<UnboundedSender<Packet>>>,
     from: Vec<Option<UnboundedReceiver<Packet>>>,
+    /// A packet taken early by [`wait_any`](Links::wait_any), per sender.
+    stash: Vec<Option<Packet>>,
     spin: Duration,
 }
 
@@ -74,6 +79,7 @@ impl Links {
                 me,
                 to: (0..n).map(|_| None).collect(),
                 from: (0..n).map(|_| None).collect(),
+                stash: (0..n).map(|_| None).collect(),
                 spin,
             })
             .collect();
@@ -105,6 +111,9 @@ impl Links {
     /// The next packet from partition `q`: spins up to the spin time, then
     /// parks until it comes.
     pub async fn recv(&mut self, q: usize) -> Result<Packet, Gone> {
+        if let Some(p) = self.stash[q].take() {
+            return Ok(p);
+        }
         let spin = self.spin;
         let Some(rx) = self.from[q].as_mut() else { return Err(Gone(q)) };
         if !spin.is_zero() {
@@ -127,6 +136,9 @@ impl Links {
 
     /// Takes the packet from `q` that is already there, if any.
     pub fn try_recv(&mut self, q: usize) -> Result<Option<Packet>, Gone> {
+        if let Some(p) = self.stash[q].take() {
+            return Ok(Some(p));
+        }
         let Some(rx) = self.from[q].as_mut() else { return Err(Gone(q)) };
         match rx.try_recv() {
             Ok(p) => Ok(Some(p)),
@@ -135,8 +147,24 @@ impl Links {
         }
     }
 
+    /// Waits until a packet from some partition is there, without taking
+    /// it: the next [`recv`](Links::recv) from that partition returns it.
+    pub async fn wait_any(&mut self) -> Result<(), Gone> {
+        if self.stash.iter().any(Option::is_some) {
+            return Ok(());
+        }
+        let (q, p) = self.recv_any().await?;
+        self.stash[q] = Some(p);
+        Ok(())
+    }
+
     /// Waits for a packet from any partition: returns the sender.
     pub async fn recv_any(&mut self) -> Result<(usize, Packet), Gone> {
+        for q in 0..self.stash.len() {
+            if let Some(p) = self.stash[q].take() {
+                return Ok((q, p));
+            }
+        }
         let me = self.me;
         let mut futs = futures::stream::FuturesUnordered::new();
         for (q, rx) in self.from.iter_mut().enumerate() {

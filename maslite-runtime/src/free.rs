@@ -110,6 +110,10 @@ impl Partition {
             if let Err(e) = self.remove_requested() {
                 error.get_or_insert(e);
             }
+            if self.take_intake() > 0 && !busy {
+                run.activity.fetch_add(1, Ordering::AcqRel);
+                busy = true;
+            }
 
             // A round, if anyone has work.
             self.kernel.tick();
@@ -138,6 +142,8 @@ impl Partition {
                 self.router.deliver(&mut self.kernel, &mut none, &mut self.counters);
             }
 
+            self.publish();
+
             // Reasons to stop.
             if error.is_some() || self.stop.is_cancelled() {
                 run.finish(StopReason::Cancelled);
@@ -156,9 +162,13 @@ impl Partition {
             }
 
             // Quiet here: wait for the next thing to happen.
+            // (Serving: quiet once a graceful stop has closed the inlet and
+            // it is empty; alarms set for later do not hold the stop up.)
             let quiet = self.kernel.busy_agents() == 0
-                && !self.kernel.has_required_alarms()
-                && opts.pauses_if_idle();
+                && match &self.intake {
+                    Some(_) => self.intake_exhausted(),
+                    None => !self.kernel.has_required_alarms() && opts.pauses_if_idle(),
+                };
             if quiet && busy {
                 busy = false;
                 run.release(1);
@@ -177,7 +187,16 @@ impl Partition {
             }
             let sleep = wait.map(|w| Duration::from_secs_f64(w.max(0.0)));
             let kernel = &self.kernel;
+            let (me, count) = (self.me, self.count);
+            let outside = async {
+                match self.intake.as_mut() {
+                    Some(intake) => intake.wait(me, count).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut came = None;
             tokio::select! {
+                got = outside => came = got,
                 got = self.links.recv_any() => match got {
                     Ok((q, packet)) => {
                         if !busy {
@@ -195,6 +214,9 @@ impl Partition {
                 _ = poll_fn(|cx| kernel.poll_woken(cx)) => {}
                 _ = run.done.cancelled() => {}
                 _ = self.stop.cancelled() => {}
+            }
+            if let Some(env) = came {
+                self.kernel.send(env);
             }
             if !busy && !run.done.is_cancelled() {
                 run.activity.fetch_add(1, Ordering::AcqRel);
@@ -307,5 +329,6 @@ fn final_control() -> Control {
         stop: Some(StopReason::Cancelled),
         failed: false,
         alarms: Vec::new(),
+        drained: true,
     }
 }

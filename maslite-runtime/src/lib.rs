@@ -85,18 +85,24 @@
 
 #![deny(missing_docs)]
 
+mod endpoint;
 mod error;
 mod exchange;
 mod free;
 pub mod lockstep;
 mod partition;
+mod progress;
 mod report;
 mod route;
 mod runtime;
+pub mod service;
 mod wait;
 
+pub use endpoint::{Outbound, Overflow};
 pub use error::{Error, Result};
+pub use progress::{Progress, ProgressSample};
 pub use report::{PairTraffic, PartitionReport, RunReport, StopReason};
 pub use runtime::{Builder, Runtime};
+pub use service::{Inlet, ServeOptions, Service, ServiceStats};
 /// The token that stops a runtime (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;

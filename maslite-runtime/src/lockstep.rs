@@ -90,6 +90,7 @@ struct Agreed {
     stop: Option<StopReason>,
     failed: bool,
     mail_from: Vec<bool>,
+    drained: bool,
 }
 
 fn stop_rank(r: StopReason) -> u8 {
@@ -135,6 +136,9 @@ impl Partition {
         if opts.clears_alarms_at_end() {
             self.kernel.clear_alarms(None, None);
         }
+        // A service's run is its only one: its inlet closes with it.
+        self.intake = None;
+        self.publish();
         // Changes made after the last exchange (agents removed on request
         // in the last step) count here now and reach the other partitions
         // at the next run's first step.
@@ -184,6 +188,23 @@ impl Partition {
         }
     }
 
+    /// Serving and idle: waits for a message from outside (kept), another
+    /// partition's next step, the service stopping, or the token.
+    async fn wait_outside(&mut self) -> Result<(), Error> {
+        let (me, count) = (self.me, self.count);
+        let Some(intake) = self.intake.as_mut() else { return Ok(()) };
+        tokio::select! {
+            got = intake.wait(me, count) => {
+                if let Some(env) = got {
+                    self.kernel.send(env);
+                }
+                Ok(())
+            }
+            peer = self.links.wait_any() => peer.map_err(|Gone(q)| self.peer_died(q)),
+            _ = self.stop.cancelled() => Ok(()),
+        }
+    }
+
     async fn run_simulated(&mut self, opts: &RunOptions) -> (Result<StopReason, Error>, u64) {
         let lookahead = self.config.lookahead;
         // Every partition ends a run on the same clock (see `finish`), so
@@ -204,6 +225,7 @@ impl Partition {
         loop {
             steps += 1;
             if error.is_none() {
+                self.take_intake();
                 match step {
                     Step::Deliver => {}
                     Step::Round => {
@@ -264,6 +286,7 @@ impl Partition {
                 next_alarm = next_alarm.min(*t);
             }
             let failed = error.is_some();
+            let drained = self.intake_exhausted();
             let mut outgoing: Vec<Vec<(f64, Envelope)>> =
                 (0..self.count).map(|_| Vec::new()).collect();
             let mut held_now: Vec<(f64, Envelope)> = Vec::new();
@@ -298,6 +321,7 @@ impl Partition {
                     stop,
                     failed,
                     alarms: std::mem::take(&mut outgoing[q]),
+                    drained,
                 };
                 // A peer that is gone shows up when we wait for it.
                 let _ = self.links.send(q, Packet::Control(control));
@@ -312,6 +336,7 @@ impl Partition {
                 stop,
                 failed,
                 mail_from: vec![false; self.count],
+                drained,
             };
             for &q in &peers {
                 let control = match self.links.recv(q).await {
@@ -331,6 +356,7 @@ impl Partition {
                 agreed.stop = merge_stop(agreed.stop, control.stop);
                 agreed.failed |= control.failed;
                 agreed.mail_from[q] = control.has_mail;
+                agreed.drained &= control.drained;
             }
 
             all_changes.sort_by_key(|(q, _)| *q);
@@ -395,6 +421,7 @@ impl Partition {
                 }
             }
             self.router.deliver(&mut self.kernel, &mut incoming, &mut self.counters);
+            self.publish();
 
             // Decide, as every other partition does from the same controls.
             if agreed.failed {
@@ -418,6 +445,26 @@ impl Partition {
                 continue;
             }
             let t = agreed.next_alarm;
+            if let Some(intake) = &self.intake {
+                // Serving: a stop is graceful once nothing more can come in
+                // anywhere and no mail is left (alarms set for later do
+                // not hold it up).
+                if agreed.drained {
+                    return (self.finish(agreed.now, Ok(StopReason::Idle)), steps);
+                }
+                if intake.draining() {
+                    step = Step::Deliver;
+                    continue;
+                }
+                if !t.is_finite() {
+                    // Idle: wait for the outside world, then take what came.
+                    if let Err(e) = self.wait_outside().await {
+                        return (Err(e), steps);
+                    }
+                    step = Step::Deliver;
+                    continue;
+                }
+            }
             let past_end = end.is_some_and(|e| t > e);
             if past_end || (!t.is_finite() && end.is_some() && !opts.pauses_if_idle()) {
                 let e = end.expect("checked");

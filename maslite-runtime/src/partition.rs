@@ -78,9 +78,41 @@ pub(crate) struct Partition {
     /// Partitions that remove an agent on request in this step (they send
     /// mail: the agent's teardown may).
     pub removal_at: Vec<bool>,
+    /// This partition's live figures.
+    pub gauges: crate::progress::Gauges,
+    /// A service's inlet, while the runtime serves.
+    pub intake: Option<crate::service::Intake>,
+    /// Messages taken from the intake, to be sent.
+    pub taken: Vec<maslite_core::Envelope>,
 }
 
+/// Messages a partition takes from a service's inlet per step, at most.
+const INTAKE_PER_STEP: usize = 4096;
+
 impl Partition {
+    /// Takes what waits in a service's inlet into the kernel (as sent from
+    /// outside); returns how many.
+    pub fn take_intake(&mut self) -> usize {
+        let Some(intake) = self.intake.as_mut() else { return 0 };
+        intake.take(self.me, self.count, INTAKE_PER_STEP, &mut self.taken);
+        let n = self.taken.len();
+        for env in self.taken.drain(..) {
+            self.kernel.send(env);
+        }
+        n
+    }
+
+    /// Whether nothing more can come in from a service's inlet (closed and
+    /// emptied), or there is none.
+    pub fn intake_exhausted(&self) -> bool {
+        self.intake.as_ref().is_none_or(|i| i.exhausted())
+    }
+
+    /// Publishes this partition's clock and counts (once per step).
+    pub fn publish(&self) {
+        self.gauges.of(self.me).publish(self.kernel.now(), &self.kernel.stats());
+    }
+
     /// Routes the outbox (see [`Router::route`]).
     pub fn route_outbox(&mut self, may_cross: bool) -> crate::route::Routed {
         self.router.route(self.me, &mut self.kernel, &self.dir, &mut self.counters, may_cross)
@@ -314,12 +346,13 @@ pub(crate) struct Seed {
     pub config: Arc<Config>,
     pub cmds: mpsc::UnboundedReceiver<Cmd>,
     pub core: Option<core_affinity::CoreId>,
+    pub gauges: crate::progress::Gauges,
 }
 
 /// The body of a partition's thread: serves commands until the handle
 /// closes the command channel.
 pub(crate) fn thread_main(seed: Seed) {
-    let Seed { me, count, links, cancel, config, mut cmds, core } = seed;
+    let Seed { me, count, links, cancel, config, mut cmds, core, gauges } = seed;
     if let Some(core) = core {
         // Quietly unpinned if the OS refuses.
         let _ = core_affinity::set_for_current(core);
@@ -352,6 +385,9 @@ pub(crate) fn thread_main(seed: Seed) {
             replay: Default::default(),
             to_remove: Vec::new(),
             removal_at: vec![false; count],
+            gauges,
+            intake: None,
+            taken: Vec::new(),
         };
         let spin = p.config.spin.unwrap_or_default();
         while let Some(cmd) = next_command(&mut cmds, spin).await {

@@ -5,10 +5,12 @@
 //! fails): leaving the scope that owns a `Runtime` — normally, by `?` or by
 //! a panic — never leaves a thread behind.
 
+use crate::endpoint::{Backpressure, Endpoint, EndpointCounts, Outbound, Overflow};
 use crate::error::{Error, Result};
 use crate::exchange::Links;
 use crate::free::FreeRun;
 use crate::partition::{panic_message, thread_main, Call, Cmd, Outcome, Partition, Seed};
+use crate::progress::{Gauges, Progress};
 use crate::report::{RunReport, StopReason};
 use crate::route::top_pairs;
 use maslite_core::change::DERIVED;
@@ -125,6 +127,7 @@ impl Builder {
         // A child: stopping the runtime must not cancel the application's token.
         let cancel = self.cancel.map(|t| t.child_token()).unwrap_or_default();
         let mut parts: Vec<Handle> = Vec::with_capacity(config.partitions);
+        let gauges = Gauges::new(config.partitions);
         for (me, links) in Links::mesh(config.partitions, spin).into_iter().enumerate() {
             let (tx, rx) = mpsc::unbounded_channel();
             let seed = Seed {
@@ -135,6 +138,7 @@ impl Builder {
                 config: config.clone(),
                 cmds: rx,
                 core: (config.pin && own_cores).then(|| cores[me]),
+                gauges: gauges.clone(),
             };
             let thread = match std::thread::Builder::new()
                 .name(format!("maslite-p{me}"))
@@ -166,6 +170,8 @@ impl Builder {
             outside: 0,
             now: 0.0,
             stopped: false,
+            gauges,
+            pressure: Arc::new(Backpressure::default()),
         })
     }
 }
@@ -234,6 +240,8 @@ pub struct Runtime {
     outside: u64,
     now: f64,
     stopped: bool,
+    gauges: Gauges,
+    pressure: Arc<Backpressure>,
 }
 
 impl Runtime {
@@ -447,6 +455,75 @@ impl Runtime {
             }
         })?;
         Ok(id)
+    }
+
+    /// Adds an endpoint with id `id` on `partition`: what agents send to
+    /// `id` (or what it subscribes to) comes out of the returned stream,
+    /// in order. Room for 1 024 envelopes, then [`Overflow::Block`]: see
+    /// [`endpoint_with`](Self::endpoint_with).
+    ///
+    /// ```
+    /// use maslite_core::{AgentId, Envelope};
+    /// use maslite_runtime::Runtime;
+    ///
+    /// let mut rt = Runtime::new(1).unwrap();
+    /// let mut out = rt.endpoint(0, AgentId(100)).unwrap();
+    /// rt.send(Envelope::new("hello").to(AgentId(100))).unwrap();
+    /// rt.run().unwrap();
+    /// assert_eq!(*out.try_recv().unwrap().payload::<&str>().unwrap(), "hello");
+    /// ```
+    pub fn endpoint(&mut self, partition: usize, id: AgentId) -> Result<Outbound> {
+        self.endpoint_with(partition, id, 1024, Overflow::Block)
+    }
+
+    /// Adds an endpoint whose stream holds `capacity` envelopes (at least
+    /// 1), with the given [`Overflow`] policy for a reader that is behind.
+    pub fn endpoint_with(
+        &mut self,
+        partition: usize,
+        id: AgentId,
+        capacity: usize,
+        overflow: Overflow,
+    ) -> Result<Outbound> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let counts = Arc::new(EndpointCounts::default());
+        let endpoint =
+            Endpoint { tx, overflow, counts: counts.clone(), pressure: self.pressure.clone() };
+        self.add_with_id(partition, id, endpoint)?;
+        Ok(Outbound { rx, counts })
+    }
+
+    /// A stream of progress samples every `every` (clock, wall time, their
+    /// ratio, messages/s), from a thread of its own that reads the
+    /// partitions' gauges: the run does no work for it. Take it before
+    /// [`run`](Self::run) and read it from another thread or task.
+    pub fn progress(&self, every: Duration) -> Progress {
+        Progress::start(self.gauges.clone(), every, self.cancel.clone())
+    }
+
+    pub(crate) fn gauges(&self) -> Gauges {
+        self.gauges.clone()
+    }
+
+    pub(crate) fn pressure(&self) -> Arc<Backpressure> {
+        self.pressure.clone()
+    }
+
+    /// Where the agents added from here are.
+    pub(crate) fn directory(&self) -> FxHashMap<AgentId, usize> {
+        self.dir.clone()
+    }
+
+    /// Runs `f` on partition `partition`'s thread before anything else
+    /// queued later (sent at once).
+    pub(crate) fn post_call(
+        &mut self,
+        partition: usize,
+        f: impl FnOnce(&mut Partition) + Send + 'static,
+    ) -> Result<()> {
+        self.check(partition)?;
+        self.post(partition, f)?;
+        self.flush()
     }
 
     /// Tells the partitions where the agents added since the last time are.
