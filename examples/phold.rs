@@ -25,7 +25,7 @@
 
 use maslite::prelude::*;
 use maslite::runtime::RunReport;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The model's parameters (the command's flags).
 #[derive(Clone, Debug, PartialEq)]
@@ -192,12 +192,22 @@ pub struct Outcome {
 /// Builds the model (agents in contiguous blocks, one per partition) and
 /// runs it to `end`.
 pub fn run(params: &Params) -> Result<Outcome, maslite::runtime::Error> {
+    run_watched(params, |_| {})
+}
+
+/// [`run`], handing the runtime to `watch` just before the run starts
+/// (to take its progress stream, say).
+pub fn run_watched(
+    params: &Params,
+    watch: impl FnOnce(&Runtime),
+) -> Result<Outcome, maslite::runtime::Error> {
     let window = params.window.unwrap_or(params.lookahead);
     let mut rt = Runtime::builder().partitions(params.partitions).lookahead(window).build()?;
     for i in 0..params.agents {
         let partition = (i as u128 * params.partitions as u128 / params.agents as u128) as usize;
         rt.add_with_id(partition, AgentId(i), Lp::new(params, AgentId(i)))?;
     }
+    watch(&rt);
     let wall = Instant::now();
     let report = rt.run_with(RunOptions::new().seconds(params.end))?;
     let wall = wall.elapsed().as_secs_f64();
@@ -236,7 +246,16 @@ pub fn main() {
             std::process::exit(2);
         }
     };
-    match run(&params) {
+    let end = params.end;
+    let mut shown = None;
+    let outcome = run_watched(&params, |rt| {
+        let progress = rt.progress(Duration::from_millis(100));
+        shown = Some(std::thread::spawn(move || show_progress(progress, end)));
+    });
+    if let Some(shown) = shown {
+        let _ = shown.join();
+    }
+    match outcome {
         Ok(o) => {
             eprint!("{}", o.report);
             println!(
@@ -247,6 +266,40 @@ pub fn main() {
         Err(e) => {
             eprintln!("phold: {e}");
             std::process::exit(1);
+        }
+    }
+}
+
+/// Shows a run's progress on stderr until it ends: a bar (indicatif) on a
+/// terminal, else a plain line a second.
+pub fn show_progress(mut progress: maslite::runtime::Progress, end: f64) {
+    use std::io::IsTerminal;
+    let line = |s: &maslite::runtime::ProgressSample| {
+        format!(
+            "sim {:.1}/{end} s, wall {:.1} s, ratio {:.0}x, {:.2} M msgs/s",
+            s.now,
+            s.wall.as_secs_f64(),
+            s.ratio,
+            s.messages_per_second / 1e6
+        )
+    };
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(1000);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {msg}").expect("a valid template"),
+        );
+        while let Some(s) = progress.next_blocking() {
+            bar.set_position((s.now / end * 1000.0).clamp(0.0, 1000.0) as u64);
+            bar.set_message(line(&s));
+        }
+        bar.finish_and_clear();
+    } else {
+        let mut last = None;
+        while let Some(s) = progress.next_blocking() {
+            if last.is_none_or(|t: Duration| s.wall >= t + Duration::from_secs(1)) {
+                eprintln!("phold: {}", line(&s));
+                last = Some(s.wall);
+            }
         }
     }
 }

@@ -51,6 +51,7 @@ use crate::error::{Error, Phase, Result};
 use crate::id::AgentId;
 use crate::mailing_list::Subscription;
 use crate::registry::{AgentRecord, MAX_AGENTS, UPDATE_DUE};
+use crate::topic::short_type_name;
 use crate::wake::{PollSite, ThreadWaker, WakeQueue};
 use std::any::Any;
 use std::cell::{Ref, RefMut};
@@ -257,6 +258,9 @@ struct Slot {
 /// ```
 pub struct Scheduler {
     shared: Rc<Shared>,
+    /// Trace-level spans are on (checked once per round): agent updates
+    /// get spans of their own.
+    traced: bool,
     clock: TimeSource,
     slots: Vec<Option<Slot>>,
     /// Slots of agents that left, to reuse.
@@ -291,6 +295,7 @@ impl Scheduler {
             live: 0,
             round: Vec::new(),
             woken: Vec::new(),
+            traced: false,
             mail: Vec::new(),
             recipients: Vec::new(),
             busy: 0,
@@ -999,6 +1004,11 @@ impl Scheduler {
     /// from outside are polled, then the marked and kept-awake agents are
     /// updated in insertion order.
     fn round(&mut self) {
+        // Spans at trace level. With the level off (the default) a round
+        // costs one check of the level, and an update a test of `traced`.
+        let span = tracing::trace_span!("round", n = self.stats.rounds + 1, now = self.now());
+        self.traced = !span.is_disabled();
+        let _round = span.enter();
         {
             let mut reg = self.shared.reg.borrow_mut();
             if self.shared.awake.get() > 0 {
@@ -1057,6 +1067,15 @@ impl Scheduler {
         let Some(slot) = self.slots[index as usize].as_mut() else { return };
         let Some(future) = slot.future.as_mut() else { return };
         self.stats.polls += 1;
+        let _update = self.traced.then(|| {
+            tracing::trace_span!(
+                "update",
+                agent = self.shared.reg.borrow().agents[index as usize].id.0,
+                topic = slot.agent.as_ref().map_or("async fn", |a| short_type_name(a.type_name())),
+                phase = ?slot.phase,
+            )
+            .entered()
+        });
         let shared = &*self.shared;
         let mut bits = ask | slot.owed;
         if slot.removing {

@@ -85,11 +85,14 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "console")]
+pub mod console;
 mod endpoint;
 mod error;
 mod exchange;
 mod free;
 pub mod lockstep;
+mod named;
 mod partition;
 mod progress;
 mod report;

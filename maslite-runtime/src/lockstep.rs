@@ -68,6 +68,7 @@ use maslite_core::Change;
 use maslite_core::{AgentId, Envelope, RunOptions};
 use std::future::poll_fn;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// What all partitions do next.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -119,11 +120,17 @@ impl Partition {
         let _ = self.kernel.take_pause();
         self.paused = false;
         let before = self.counters.clone();
+        // Everything the run logs (the kernel's round and update spans
+        // included) is inside this partition's span.
+        let span = tracing::debug_span!("partition", p = self.me);
+        let _entered = span.enter();
         tracing::debug!(start = self.kernel.now(), agents = self.kernel.len(), "run starts");
+        drop(_entered);
         let (result, steps) = match free {
-            Some(run) => self.run_free(&opts, run).await,
-            None => self.run_simulated(&opts).await,
+            Some(run) => self.run_free(&opts, run).instrument(span.clone()).await,
+            None => self.run_simulated(&opts).instrument(span.clone()).await,
         };
+        let _entered = span.enter();
         match &result {
             Ok(reason) => {
                 tracing::debug!(?reason, end = self.kernel.now(), steps, "run stops")

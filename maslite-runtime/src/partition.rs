@@ -362,7 +362,8 @@ pub(crate) fn thread_main(seed: Seed) {
         .build()
         .expect("a current-thread tokio runtime");
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
+    // As the task `maslite-partition-{me}` (for tokio-console, see `named`).
+    crate::named::run_partition(&local, &rt, me, async move {
         let mut kernel =
             if config.real_time { Scheduler::real_time() } else { Scheduler::simulated() };
         kernel.set_partitioned(config.lookahead > 0.0 && !config.real_time);

@@ -204,6 +204,27 @@ impl Inlet {
     pub fn is_open(&self) -> bool {
         !self.shared.draining.is_cancelled() && !self.txs[0].is_closed()
     }
+
+    /// The service's live figures (as [`Service::stats`]; `running` here
+    /// says whether the run still takes messages).
+    pub fn stats(&self) -> ServiceStats {
+        self.shared.stats(!self.txs[0].is_closed())
+    }
+}
+
+impl Shared {
+    fn stats(&self, running: bool) -> ServiceStats {
+        let (now, messages, updates) = self.gauges.read();
+        ServiceStats {
+            now,
+            uptime: self.started.elapsed(),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            messages,
+            updates,
+            held_back: self.pressure.holding(),
+            running,
+        }
+    }
 }
 
 /// Live figures of a [`Service`] (see [`Service::stats`]).
@@ -281,7 +302,8 @@ impl Runtime {
         let inlet = Inlet { txs: txs.into(), dir: Arc::new(self.directory()), shared };
         let cancel = self.cancel_token();
         let run = options.run;
-        let task = handle.spawn(async move {
+        // As the task `maslite-service` (for tokio-console, see `named`).
+        let task = crate::named::spawn_service(&handle, async move {
             let report = self.run_async(run).await;
             // Joining the partitions' threads blocks: not on a worker.
             let _ = tokio::task::spawn_blocking(move || drop(self)).await;
@@ -311,17 +333,8 @@ impl Service {
 
     /// Live figures, read without stopping anything.
     pub fn stats(&self) -> ServiceStats {
-        let shared = &self.inlet.shared;
-        let (now, messages, updates) = shared.gauges.read();
-        ServiceStats {
-            now,
-            uptime: shared.started.elapsed(),
-            accepted: shared.accepted.load(Ordering::Relaxed),
-            messages,
-            updates,
-            held_back: shared.pressure.holding(),
-            running: self.task.as_ref().is_some_and(|t| !t.is_finished()),
-        }
+        let running = self.task.as_ref().is_some_and(|t| !t.is_finished());
+        self.inlet.shared.stats(running)
     }
 
     /// Stops gracefully: new messages are refused at once

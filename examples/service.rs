@@ -1,0 +1,363 @@
+//! # service — an order-matching service over HTTP, with agents behind axum
+//!
+//! For applications that host agents inside a tokio service. Each traded
+//! symbol has an order book, an agent on a partition of its own. HTTP
+//! requests become messages to the books, and the books' answers become
+//! HTTP responses:
+//!
+//! - `POST /orders` with `{"symbol": "ACME", "side": "buy", "price": 101,
+//!   "qty": 5}` answers what the order traded against the book (`fills`)
+//!   and what rests in it.
+//! - `GET /stats` answers the service's live figures.
+//!
+//! The runtime runs in the background ([`Runtime::serve`]). Each request is
+//! sent in through the service's bounded inlet, so a flood of requests
+//! waits instead of growing memory. The books reply to an endpoint; a
+//! dispatcher task reads the endpoint's stream and hands each answer to the
+//! request waiting for it.
+//!
+//! A bad request gets a 400 that says what is wrong; an unknown symbol, a
+//! 404. Ctrl-C stops the service gracefully: orders already taken in are
+//! matched and answered, and later requests get a 503.
+//!
+//! Run it: `cargo run --example service -- --addr 127.0.0.1:3000`, then
+//! `curl -s localhost:3000/orders -d '{"symbol":"ACME","side":"sell","price":100,"qty":3}' -H 'content-type: application/json'`.
+//! The first line reads `service: listening on http://<addr>`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use maslite::prelude::*;
+use maslite::runtime::CancellationToken;
+use maslite::runtime::{Error as RuntimeError, Inlet, Outbound, RunReport, ServeOptions};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Buy or sell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+/// An order, as posted.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequest {
+    pub symbol: String,
+    pub side: Side,
+    /// A limit price, in cents.
+    pub price: u64,
+    pub qty: u64,
+}
+
+/// An order, as a message to a book.
+#[derive(Clone, Debug)]
+struct Order {
+    /// The request it answers (the dispatcher's key).
+    request: u64,
+    side: Side,
+    price: u64,
+    qty: u64,
+}
+
+/// A trade against an order resting in the book.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    pub price: u64,
+    pub qty: u64,
+    /// The resting order traded against.
+    pub with: u64,
+}
+
+/// What a book answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The order's id in the book.
+    pub order: u64,
+    pub symbol: String,
+    pub fills: Vec<Fill>,
+    /// What rests in the book, unfilled.
+    pub resting: u64,
+    #[serde(skip)]
+    request: u64,
+}
+
+/// One symbol's order book: price-time priority.
+pub struct Book {
+    symbol: String,
+    next: u64,
+    /// Price → resting (order, qty), oldest first.
+    bids: BTreeMap<u64, VecDeque<(u64, u64)>>,
+    asks: BTreeMap<u64, VecDeque<(u64, u64)>>,
+}
+
+impl Book {
+    pub fn new(symbol: &str) -> Book {
+        Book { symbol: symbol.into(), next: 0, bids: BTreeMap::new(), asks: BTreeMap::new() }
+    }
+
+    fn submit(&mut self, o: &Order) -> Ack {
+        self.next += 1;
+        let id = self.next;
+        let mut left = o.qty;
+        let mut fills = Vec::new();
+        let opposite = match o.side {
+            Side::Buy => &mut self.asks,
+            Side::Sell => &mut self.bids,
+        };
+        while left > 0 {
+            // The best opposite price: the lowest ask, the highest bid.
+            let best = match o.side {
+                Side::Buy => opposite.keys().next().copied().filter(|&p| p <= o.price),
+                Side::Sell => opposite.keys().next_back().copied().filter(|&p| p >= o.price),
+            };
+            let Some(price) = best else { break };
+            let queue = opposite.get_mut(&price).expect("a best price has orders");
+            while left > 0 {
+                let Some((with, qty)) = queue.front_mut() else { break };
+                let traded = left.min(*qty);
+                fills.push(Fill { price, qty: traded, with: *with });
+                left -= traded;
+                *qty -= traded;
+                if *qty == 0 {
+                    queue.pop_front();
+                }
+            }
+            if queue.is_empty() {
+                opposite.remove(&price);
+            }
+        }
+        if left > 0 {
+            let own = match o.side {
+                Side::Buy => &mut self.bids,
+                Side::Sell => &mut self.asks,
+            };
+            own.entry(o.price).or_default().push_back((id, left));
+        }
+        Ack { order: id, symbol: self.symbol.clone(), fills, resting: left, request: o.request }
+    }
+}
+
+impl Agent for Book {
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(mut env) = cx.receive() {
+            let Ok(order) = env.payload::<Order>() else { continue };
+            let ack = self.submit(order);
+            env.reply().expect("orders come from the endpoint");
+            cx.send(Envelope::new(ack).to(env.receiver().expect("replied")));
+        }
+    }
+}
+
+/// The endpoint the books answer to.
+const ANSWERS: AgentId = AgentId(1);
+
+/// Requests waiting for their answer, by request number.
+type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Ack>>>>;
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct App {
+    inlet: Inlet,
+    books: Arc<HashMap<String, AgentId>>,
+    waiting: Waiting,
+    next: Arc<AtomicU64>,
+    /// Requests that reached a handler.
+    pub received: Arc<AtomicU64>,
+}
+
+impl App {
+    /// Requests waiting for a book's answer now.
+    pub fn in_flight(&self) -> usize {
+        self.waiting.lock().unwrap().len()
+    }
+}
+
+/// An error response: a status and a message in JSON.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+async fn post_order(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    app.received.fetch_add(1, Ordering::Relaxed);
+    let req: OrderRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid order: {e}")),
+    };
+    if req.qty == 0 || req.price == 0 {
+        return error(StatusCode::BAD_REQUEST, "invalid order: price and qty must be > 0");
+    }
+    let Some(&book) = app.books.get(&req.symbol) else {
+        return error(StatusCode::NOT_FOUND, format!("unknown symbol {:?}", req.symbol));
+    };
+    let request = app.next.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = oneshot::channel();
+    // Registered before it is sent: the answer cannot come first.
+    app.waiting.lock().unwrap().insert(request, tx);
+    let order = Order { request, side: req.side, price: req.price, qty: req.qty };
+    let sent = app.inlet.send(Envelope::new(order).from(ANSWERS).to(book)).await;
+    if let Err(e) = sent {
+        app.waiting.lock().unwrap().remove(&request);
+        return match e {
+            RuntimeError::Stopped => {
+                error(StatusCode::SERVICE_UNAVAILABLE, "the service is stopping")
+            }
+            e => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
+    }
+    match tokio::time::timeout(Duration::from_secs(30), rx).await {
+        Ok(Ok(ack)) => Json(ack).into_response(),
+        // The system stopped before answering it.
+        Ok(Err(_)) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "the service stopped before answering")
+        }
+        Err(_) => {
+            app.waiting.lock().unwrap().remove(&request);
+            error(StatusCode::GATEWAY_TIMEOUT, "no answer in 30 s")
+        }
+    }
+}
+
+/// The service's live figures.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatsBody {
+    pub accepted: u64,
+    pub messages: u64,
+    pub updates: u64,
+    pub uptime_seconds: f64,
+    pub in_flight: usize,
+    pub running: bool,
+}
+
+async fn get_stats(State(app): State<App>) -> Json<StatsBody> {
+    let s = app.inlet.stats();
+    Json(StatsBody {
+        accepted: s.accepted,
+        messages: s.messages,
+        updates: s.updates,
+        uptime_seconds: s.uptime.as_secs_f64(),
+        in_flight: app.in_flight(),
+        running: s.running,
+    })
+}
+
+/// Hands each answer from the books to the request waiting for it; when
+/// the stream ends (the system stopped), the requests still waiting get a
+/// 503.
+async fn dispatch(mut answers: Outbound, waiting: Waiting) {
+    while let Some(env) = answers.next().await {
+        let Ok(ack) = env.into_payload::<Ack>() else { continue };
+        if let Some(tx) = waiting.lock().unwrap().remove(&ack.request) {
+            let _ = tx.send(ack);
+        }
+    }
+    waiting.lock().unwrap().clear();
+}
+
+/// A running service (see [`start`]).
+pub struct Running {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// What the handlers share (counters for tests).
+    pub app: App,
+    /// Cancel it to stop gracefully.
+    pub stop: CancellationToken,
+    /// Cancel it (after `stop`) to close the HTTP server; until then it
+    /// answers 503 to new orders. [`start`] cancels it itself when `linger`
+    /// is false.
+    pub close_http: CancellationToken,
+    /// The agents' run report, once stopped.
+    pub done: tokio::task::JoinHandle<maslite::runtime::Result<RunReport>>,
+}
+
+/// Starts the service on `listener` with `symbols`, one book per partition
+/// in turn. With `linger`, the HTTP server keeps answering (503 to new
+/// orders) after the agents stopped, until `close_http` is cancelled.
+pub async fn start(
+    listener: TcpListener,
+    symbols: &[&str],
+    partitions: usize,
+    linger: bool,
+) -> maslite::runtime::Result<Running> {
+    let mut rt = Runtime::builder().partitions(partitions).real_time().build()?;
+    // The endpoint's id first: the books take the next free ids.
+    let answers = rt.endpoint(0, ANSWERS)?;
+    let mut books = HashMap::new();
+    for (i, symbol) in symbols.iter().enumerate() {
+        let id = rt.add(i % partitions, Book::new(symbol))?;
+        books.insert(symbol.to_string(), id);
+    }
+    let service = rt.serve(ServeOptions::new().capacity(1024))?;
+    let waiting: Waiting = Arc::default();
+    let app = App {
+        inlet: service.inlet(),
+        books: Arc::new(books),
+        waiting: waiting.clone(),
+        next: Arc::default(),
+        received: Arc::default(),
+    };
+    let dispatcher = tokio::spawn(dispatch(answers, waiting));
+    let router = Router::new()
+        .route("/orders", post(post_order))
+        .route("/stats", get(get_stats))
+        .with_state(app.clone());
+    let addr = listener.local_addr().map_err(|e| RuntimeError::Config(e.to_string()))?;
+    let stop = CancellationToken::new();
+    let close_http = CancellationToken::new();
+    let server =
+        axum::serve(listener, router).with_graceful_shutdown(close_http.clone().cancelled_owned());
+    let http = tokio::spawn(async move { server.await });
+    let (stop2, close2) = (stop.clone(), close_http.clone());
+    let done = tokio::spawn(async move {
+        stop2.cancelled().await;
+        // Orders taken in are matched and answered; new ones get a 503.
+        let report = service.shutdown(Duration::from_secs(10)).await;
+        let _ = dispatcher.await;
+        if !linger {
+            close2.cancel();
+        }
+        close2.cancelled().await;
+        let _ = http.await;
+        report
+    });
+    Ok(Running { addr, app, stop, close_http, done })
+}
+
+#[allow(dead_code)]
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_thread_names(true).try_init();
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    let addr = flag("--addr").map_or("127.0.0.1:3000", |s| s.as_str()).to_string();
+    let partitions = match flag("--partitions") {
+        Some(p) => p.parse().map_err(|e| format!("--partitions {p}: {e}"))?,
+        None => 2,
+    };
+    let listener = TcpListener::bind(&addr).await?;
+    let running = start(listener, &["ACME", "GLOBEX", "INITECH"], partitions, false).await?;
+    println!("service: listening on http://{}", running.addr);
+    tokio::signal::ctrl_c().await?;
+    println!("service: stopping");
+    running.stop.cancel();
+    let report = running.done.await??;
+    println!(
+        "service: stopped after {:.1} s, {} messages, {} dead letters",
+        report.wall.as_secs_f64(),
+        report.delivered(),
+        report.dead_letters()
+    );
+    Ok(())
+}
