@@ -302,3 +302,50 @@ fn progress_samples_a_long_run() {
     assert!(last.now > 0.0 && last.now <= report.end_time);
     assert!(last.messages > 0 && last.ratio > 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookahead_service_takes_broadcasts_between_windows() {
+    // A ticker keeps the windows going (an alarm every simulated second,
+    // forever); listeners on both partitions hear broadcasts from outside.
+    #[derive(Clone)]
+    struct Tick;
+    #[derive(Clone)]
+    struct News(u64);
+    let mut rt = Runtime::builder().partitions(2).lookahead(0.5).build().unwrap();
+    // (One endpoint per partition: a reply crossing partitions inside a
+    // window would break the lookahead promise.)
+    let mut outs = [rt.endpoint(0, REPLIES).unwrap(), rt.endpoint(1, AgentId(1001)).unwrap()];
+    rt.spawn(0, |cx| async move {
+        loop {
+            cx.sleep(1.0).await;
+            cx.send(Envelope::new(Tick).to(cx.id()));
+            let _ = cx.recv().await;
+        }
+    })
+    .unwrap();
+    for p in 0..2 {
+        let id = rt
+            .spawn(p, move |cx| async move {
+                loop {
+                    let env = cx.recv().await;
+                    let n = env.payload::<News>().unwrap().0;
+                    let to = AgentId(1000 + p as u64);
+                    cx.send(Envelope::new(Answer(n * 10 + p as u64)).to(to));
+                }
+            })
+            .unwrap();
+        rt.subscribe(id, maslite::prelude::Subscription::new().topic("news")).unwrap();
+    }
+    let service = rt.serve(ServeOptions::new()).unwrap();
+    for n in 1..=3u64 {
+        service.send(Envelope::new(News(n)).topic_is("news")).await.unwrap();
+        for (p, out) in outs.iter_mut().enumerate() {
+            let env =
+                tokio::time::timeout(Duration::from_secs(10), out.next()).await.unwrap().unwrap();
+            assert_eq!(env.payload::<Answer>().unwrap().0, n * 10 + p as u64);
+        }
+    }
+    let report = service.shutdown(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(report.reason, StopReason::Idle);
+    assert!(report.end_time > 0.0, "the ticker moved the clock");
+}

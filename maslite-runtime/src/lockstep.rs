@@ -232,7 +232,6 @@ impl Partition {
         loop {
             steps += 1;
             if error.is_none() {
-                self.take_intake();
                 match step {
                     Step::Deliver => {}
                     Step::Round => {
@@ -262,6 +261,10 @@ impl Partition {
                         error = Some(e);
                     }
                 }
+                // Messages from outside go with this step's mail (after the
+                // window: they owe no lookahead), delivered for the next
+                // round.
+                self.take_intake();
             }
             self.kernel.take_outbox_into(&mut self.router.outbox);
             if error.is_none() {
