@@ -32,7 +32,7 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use maslite::prelude::*;
 use maslite::runtime::CancellationToken;
-use maslite::runtime::{Error as RuntimeError, Inlet, Outbound, RunReport, ServeOptions};
+use maslite::runtime::{Error as RuntimeError, Inlet, Outbound, RunReport, ServeOptions, Service};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -289,7 +289,7 @@ pub async fn start(
     partitions: usize,
     linger: bool,
 ) -> maslite::runtime::Result<Running> {
-    let mut rt = Runtime::builder().partitions(partitions).real_time().build()?;
+    let mut rt = Service::builder().partitions(partitions).build()?;
     // The endpoint's id first: the books take the next free ids.
     let answers = rt.endpoint(0, ANSWERS)?;
     let mut books = HashMap::new();

@@ -67,6 +67,44 @@
 //! ([`Runtime::add_made`]); inside a tokio application await
 //! [`Runtime::run_async`].
 //!
+//! ## In a tokio service
+//!
+//! [`Runtime::serve`] runs the system in the background of a tokio
+//! application, until it is stopped: messages go in through bounded
+//! [`Inlet`]s (a flood waits), what agents send to an endpoint
+//! ([`Runtime::endpoint`]) comes out as an [`Outbound`] stream (a slow
+//! reader holds the intake back; nothing is lost), [`Service::stats`] reads
+//! live figures, and [`Service::shutdown`] stops gracefully and returns the
+//! report. See the [`service`] module and `examples/service.rs` (an HTTP
+//! order-matching service).
+//!
+//! ```
+//! use futures::StreamExt;
+//! use maslite_core::{AgentId, Envelope};
+//! use maslite_runtime::{ServeOptions, Service};
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let mut rt = Service::builder().partitions(2).build()?; // real-time clock
+//! let mut out = rt.endpoint(0, AgentId(100))?;
+//! let echo = rt.spawn(1, |cx| async move {
+//!     loop {
+//!         let mut env = cx.recv().await;
+//!         env.reply().unwrap(); // back to the endpoint it came from
+//!         cx.send(env);
+//!     }
+//! })?;
+//! let service = rt.serve(ServeOptions::new())?;
+//! service.send(Envelope::new(7u32).from(AgentId(100)).to(echo)).await?;
+//! assert_eq!(*out.next().await.unwrap().payload::<u32>()?, 7);
+//! let report = service.shutdown(std::time::Duration::from_secs(1)).await?;
+//! assert_eq!(report.dead_letters(), 0);
+//! # Ok::<(), maslite_runtime::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! [`Runtime::progress`] streams samples of a long run's progress (clock,
+//! wall time, ratio, messages/s) without slowing it.
+//!
 //! ## Stopping
 //!
 //! - the run is idle (nothing to do anywhere, no alarm), or hits the limits

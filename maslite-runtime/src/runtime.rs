@@ -73,6 +73,14 @@ impl Builder {
         self
     }
 
+    /// Runs on the simulated clock (the default of [`Runtime::builder`];
+    /// [`Service::builder`](crate::Service::builder) starts from the real
+    /// one).
+    pub fn simulated(mut self) -> Builder {
+        self.config.real_time = false;
+        self
+    }
+
     /// How long a partition spins waiting for another before parking its
     /// thread (default: 50 µs when every partition has a core of its own,
     /// else 0).

@@ -314,6 +314,14 @@ impl Runtime {
 }
 
 impl Service {
+    /// A [`Builder`](crate::Builder) for a runtime to serve: on the
+    /// real-time clock, as services normally are (call
+    /// [`simulated`](crate::Builder::simulated) for the simulated one).
+    /// Build it, add agents and endpoints, then [`Runtime::serve`].
+    pub fn builder() -> crate::Builder {
+        Runtime::builder().real_time()
+    }
+
     /// An inlet for sending messages in (clone it into as many tasks as
     /// you like).
     pub fn inlet(&self) -> Inlet {
