@@ -48,6 +48,10 @@ pub(crate) struct Control {
     /// A service is stopping and nothing more can come in from outside
     /// here (or the runtime is not serving).
     pub drained: bool,
+    /// An empty buffer with room, given back for the next mail batch to
+    /// the receiving partition (batches cross threads both ways, so
+    /// steady streams allocate none).
+    pub spare: Vec<(AgentId, Envelope)>,
 }
 
 /// One message on a wire.

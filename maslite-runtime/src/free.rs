@@ -330,5 +330,6 @@ fn final_control() -> Control {
         failed: false,
         alarms: Vec::new(),
         drained: true,
+        spare: Vec::new(),
     }
 }

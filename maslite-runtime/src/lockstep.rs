@@ -332,6 +332,7 @@ impl Partition {
                     failed,
                     alarms: std::mem::take(&mut outgoing[q]),
                     drained,
+                    spare: std::mem::take(&mut self.spares[q]),
                 };
                 // A peer that is gone shows up when we wait for it.
                 let _ = self.links.send(q, Packet::Control(control));
@@ -355,6 +356,7 @@ impl Partition {
                     Err(Gone(q)) => return (Err(self.peer_died(q)), steps),
                 };
                 all_changes.push((q, control.changes));
+                self.router.reuse(q, control.spare);
                 for (t, env) in control.alarms {
                     self.kernel.import_alarm(t, env);
                 }
@@ -419,18 +421,17 @@ impl Partition {
                     let _ = self.links.send(q, Packet::Mail(batch));
                 }
             }
-            let mut incoming = Vec::new();
             for &q in &peers {
                 if !agreed.mail_from[q] && !self.removal_at[q] {
                     continue;
                 }
                 match self.links.recv(q).await {
-                    Ok(Packet::Mail(mut batch)) => incoming.append(&mut batch),
+                    Ok(Packet::Mail(batch)) => self.take_batch(q, batch),
                     Ok(Packet::Control(_)) => unreachable!("two controls in one step"),
                     Err(Gone(q)) => return (Err(self.peer_died(q)), steps),
                 }
             }
-            self.router.deliver(&mut self.kernel, &mut incoming, &mut self.counters);
+            self.router.deliver(&mut self.kernel, &mut self.incoming, &mut self.counters);
             self.publish();
 
             // Decide, as every other partition does from the same controls.

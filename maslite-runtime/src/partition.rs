@@ -84,6 +84,10 @@ pub(crate) struct Partition {
     pub intake: Option<crate::service::Intake>,
     /// Messages taken from the intake, to be sent.
     pub taken: Vec<maslite_core::Envelope>,
+    /// Mail from other partitions in this step (kept between steps).
+    pub incoming: Vec<(AgentId, maslite_core::Envelope)>,
+    /// Emptied batch buffers, per partition they came from, to give back.
+    pub spares: Vec<Vec<(AgentId, maslite_core::Envelope)>>,
 }
 
 /// Messages a partition takes from a service's inlet per step, at most.
@@ -106,6 +110,19 @@ impl Partition {
     /// emptied), or there is none.
     pub fn intake_exhausted(&self) -> bool {
         self.intake.as_ref().is_none_or(|i| i.exhausted())
+    }
+
+    /// Takes a mail batch from partition `q` into `incoming` (without a
+    /// copy when it is the first), keeping the emptied buffer to give back.
+    pub fn take_batch(&mut self, q: usize, mut batch: Vec<(AgentId, maslite_core::Envelope)>) {
+        if self.incoming.is_empty() {
+            std::mem::swap(&mut self.incoming, &mut batch);
+        } else {
+            self.incoming.append(&mut batch);
+        }
+        if batch.capacity() > self.spares[q].capacity() {
+            self.spares[q] = batch;
+        }
     }
 
     /// Publishes this partition's clock and counts (once per step).
@@ -389,6 +406,8 @@ pub(crate) fn thread_main(seed: Seed) {
             gauges,
             intake: None,
             taken: Vec::new(),
+            incoming: Vec::new(),
+            spares: (0..count).map(|_| Vec::new()).collect(),
         };
         let spin = p.config.spin.unwrap_or_default();
         while let Some(cmd) = next_command(&mut cmds, spin).await {

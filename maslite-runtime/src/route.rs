@@ -114,6 +114,14 @@ impl Router {
         Router { batches: (0..partitions).map(|_| Vec::new()).collect(), ..Router::default() }
     }
 
+    /// Takes a buffer given back by partition `q` for the next batch to it,
+    /// unless the batch has one already.
+    pub fn reuse(&mut self, q: usize, spare: Vec<(AgentId, Envelope)>) {
+        if self.batches[q].capacity() < spare.capacity() && self.batches[q].is_empty() {
+            self.batches[q] = spare;
+        }
+    }
+
     /// Resolves the outbox: pairs for this partition go to `local`, pairs for
     /// others to `batches` (unless `may_cross` is false: then the first such
     /// pair stops the routing with [`Routed::Crossing`]).
@@ -204,7 +212,12 @@ impl Router {
         counters: &mut Counters,
     ) {
         let mail = &mut self.local;
-        mail.append(incoming);
+        if mail.is_empty() {
+            // No copy: `incoming` gets the empty buffer.
+            std::mem::swap(mail, incoming);
+        } else {
+            mail.append(incoming);
+        }
         if mail.len() > 1 {
             mail.sort_by_key(|(_, env)| env.origin());
         }
