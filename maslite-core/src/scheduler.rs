@@ -1004,11 +1004,30 @@ impl Scheduler {
     /// from outside are polled, then the marked and kept-awake agents are
     /// updated in insertion order.
     fn round(&mut self) {
-        // Spans at trace level. With the level off (the default) a round
-        // costs one check of the level, and an update a test of `traced`.
-        let span = tracing::trace_span!("round", n = self.stats.rounds + 1, now = self.now());
-        self.traced = !span.is_disabled();
-        let _round = span.enter();
+        // Spans at trace level, for rounds and updates. Whether that level
+        // is on is asked every 1 024 rounds (the first included): with it
+        // off (the default) a round and an update each cost a test of
+        // `traced`, and no span object exists.
+        if self.stats.rounds % 1024 == 0 {
+            self.traced = tracing::enabled!(tracing::Level::TRACE);
+        }
+        if self.traced {
+            self.round_traced();
+        } else {
+            self.round_body();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn round_traced(&mut self) {
+        let _round =
+            tracing::trace_span!("round", n = self.stats.rounds + 1, now = self.now()).entered();
+        self.round_body();
+    }
+
+    #[inline]
+    fn round_body(&mut self) {
         {
             let mut reg = self.shared.reg.borrow_mut();
             if self.shared.awake.get() > 0 {
@@ -1064,18 +1083,33 @@ impl Scheduler {
     /// its waits held by combinators. A poll for an outside wake-up does not:
     /// a combinator woken that way would wake the agent again, and again.
     fn poll(&mut self, index: u32, ask: u8) {
+        if self.traced {
+            self.poll_traced(index, ask);
+        } else {
+            self.poll_body(index, ask);
+        }
+    }
+
+    /// [`poll`](Self::poll) in an `update` span (agent id and topic).
+    #[cold]
+    #[inline(never)]
+    fn poll_traced(&mut self, index: u32, ask: u8) {
+        let Some(slot) = self.slots[index as usize].as_ref() else { return };
+        let _update = tracing::trace_span!(
+            "update",
+            agent = self.shared.reg.borrow().agents[index as usize].id.0,
+            topic = slot.agent.as_ref().map_or("async fn", |a| short_type_name(a.type_name())),
+            phase = ?slot.phase,
+        )
+        .entered();
+        self.poll_body(index, ask);
+    }
+
+    #[inline]
+    fn poll_body(&mut self, index: u32, ask: u8) {
         let Some(slot) = self.slots[index as usize].as_mut() else { return };
         let Some(future) = slot.future.as_mut() else { return };
         self.stats.polls += 1;
-        let _update = self.traced.then(|| {
-            tracing::trace_span!(
-                "update",
-                agent = self.shared.reg.borrow().agents[index as usize].id.0,
-                topic = slot.agent.as_ref().map_or("async fn", |a| short_type_name(a.type_name())),
-                phase = ?slot.phase,
-            )
-            .entered()
-        });
         let shared = &*self.shared;
         let mut bits = ask | slot.owed;
         if slot.removing {
