@@ -1008,7 +1008,7 @@ impl Scheduler {
         // is on is asked every 1 024 rounds (the first included): with it
         // off (the default) a round and an update each cost a test of
         // `traced`, and no span object exists.
-        if self.stats.rounds % 1024 == 0 {
+        if self.stats.rounds.is_multiple_of(1024) {
             self.traced = tracing::enabled!(tracing::Level::TRACE);
         }
         if self.traced {
