@@ -1,0 +1,92 @@
+//! What can go wrong between hosts.
+
+/// An error of the NATS layers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A payload type crossing hosts was never registered with the
+    /// [`Codec`](crate::Codec).
+    #[error("payload type {type_name} crosses hosts but is not registered (Codec::register)")]
+    Unregistered {
+        /// The payload's type name.
+        type_name: &'static str,
+    },
+    /// A frame names a tag no type was registered under on this host.
+    #[error("unknown payload tag {tag:?} from another host: register the type here too")]
+    UnknownTag {
+        /// The tag.
+        tag: String,
+    },
+    /// Two types registered under one tag, or one type under two.
+    #[error("tag {tag:?} registered twice ({first} and {second})")]
+    DuplicateTag {
+        /// The tag.
+        tag: String,
+        /// The type registered first.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+    },
+    /// Serializing or deserializing a payload failed.
+    #[error("payload {tag:?}: {message}")]
+    Serde {
+        /// The payload's tag.
+        tag: String,
+        /// What serde said.
+        message: String,
+    },
+    /// A frame was cut short or is not a maslite frame.
+    #[error("malformed frame on link {from} -> {to}: {message}")]
+    Malformed {
+        /// The source host (as far as could be read).
+        from: u16,
+        /// The destination host.
+        to: u16,
+        /// What is wrong.
+        message: String,
+    },
+    /// A frame is missing on a link: the next one did not follow the last.
+    #[error("frame lost on link {from} -> {to}: expected sequence {expected}, got {got}")]
+    Gap {
+        /// The source host.
+        from: u16,
+        /// The destination host.
+        to: u16,
+        /// The sequence number due.
+        expected: u64,
+        /// The one that came.
+        got: u64,
+    },
+    /// One envelope is larger than a frame may be.
+    #[error("a {tag:?} envelope is {bytes} bytes encoded, over the {max}-byte frame limit")]
+    TooLarge {
+        /// The payload's tag.
+        tag: String,
+        /// Its encoded size.
+        bytes: usize,
+        /// The largest frame the server takes.
+        max: usize,
+    },
+    /// The NATS server or connection failed.
+    #[error("nats: {0}")]
+    Nats(String),
+    /// The server dropped messages for a subscriber that did not keep up.
+    #[error(
+        "nats: slow consumer on {subject}: messages were dropped (raise the subscription capacity)"
+    )]
+    SlowConsumer {
+        /// The subscription's subject, if known.
+        subject: String,
+    },
+    /// Other hosts did not answer the readiness handshake in time.
+    #[error("hosts {missing:?} did not answer the readiness handshake within {seconds} s")]
+    NotReady {
+        /// The hosts that did not answer.
+        missing: Vec<u16>,
+        /// How long it waited.
+        seconds: f64,
+    },
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

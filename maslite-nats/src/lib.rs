@@ -1,0 +1,33 @@
+//! maslite across hosts over NATS: the layers under the runtime's transport.
+//!
+//! When a model outgrows one machine its partitions run on several hosts,
+//! and mail between hosts goes through a NATS server. This crate holds what
+//! that needs, each layer tested on its own against a real `nats-server`:
+//!
+//! - [`Codec`]: envelopes to bytes and back (postcard). A payload type is
+//!   registered once, under a tag; an envelope whose payload type is not
+//!   registered is [`Error::Unregistered`], naming the type.
+//! - [`frame`]: a batch of (recipient, envelope) pairs for one link (source
+//!   host → destination host) cut into frames under the server's
+//!   `max_payload`, each with the link's next sequence number; the
+//!   receiver's [`frame::LinkSeq`] turns a gap into [`Error::Gap`], naming
+//!   the link. One envelope too large for any frame is
+//!   [`Error::TooLarge`].
+//! - [`link`]: one NATS connection per host, subjects per run and partition
+//!   (`maslite.<run>.p.<n>`), a readiness handshake before the first frame
+//!   (a NATS `flush` does not wait for the other side), and a slow consumer
+//!   made a fatal error instead of silent loss.
+//!
+//! Not here yet: the runtime's transport trait, the coordinator of
+//! lockstep rounds across hosts, and heartbeats (see the project's issue on
+//! NATS).
+
+#![deny(missing_docs)]
+
+mod codec;
+mod error;
+pub mod frame;
+pub mod link;
+
+pub use codec::Codec;
+pub use error::{Error, Result};
