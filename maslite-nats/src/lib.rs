@@ -7,6 +7,9 @@
 //! - [`Codec`]: envelopes to bytes and back (postcard). A payload type is
 //!   registered once, under a tag; an envelope whose payload type is not
 //!   registered is [`Error::Unregistered`], naming the type.
+//! - [`control`]: a step's control (changes to agents and subscriptions,
+//!   activity, next alarm, stop, alarms for the receiving host) on the
+//!   wire, so hosts keep lockstep as partitions do on one machine.
 //! - [`frame`]: a batch of (recipient, envelope) pairs for one link (source
 //!   host → destination host) cut into frames under the server's
 //!   `max_payload`, each with the link's next sequence number; the
@@ -25,6 +28,7 @@
 #![deny(missing_docs)]
 
 mod codec;
+pub mod control;
 mod error;
 pub mod frame;
 pub mod link;

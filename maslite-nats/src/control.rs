@@ -1,0 +1,200 @@
+//! A step's control on the wire: what a host tells the others at the end
+//! of each lockstep step or lookahead window.
+//!
+//! On one machine partitions hand each other a `Control` by channel: the
+//! step's changes to agents and subscriptions, whether there is more to do
+//! now, the next alarm, a stop or a failure, and the alarms set for agents
+//! elsewhere. Across hosts the same goes through NATS, so it has a wire
+//! form here. Changes use mirror types of the kernel's ([`Change`],
+//! [`Subscription`]) so that maslite-core needs no serde; alarms' envelopes
+//! go through the [`Codec`] like mail (their payload types must be
+//! registered).
+
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+use maslite_core::{AgentId, Change, Envelope, Subscription};
+use serde::{Deserialize, Serialize};
+
+/// Why a host asks the run to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopCode {
+    /// An iteration limit was reached.
+    Iterations,
+    /// An agent paused.
+    Paused,
+    /// The run's token was cancelled.
+    Cancelled,
+}
+
+/// One host's word at the end of a step (see the module docs).
+#[derive(Debug, Default)]
+pub struct StepControl {
+    /// Changes to agents and subscriptions made there, in order.
+    pub changes: Vec<Change>,
+    /// It has work for another round at this time.
+    pub active: bool,
+    /// Agents there wait on the outside world.
+    pub busy: bool,
+    /// It holds alarms for agents it does not know yet.
+    pub held: bool,
+    /// It sends a mail batch in this step.
+    pub has_mail: bool,
+    /// Its earliest alarm, or +∞.
+    pub next_alarm: f64,
+    /// Its clock.
+    pub now: f64,
+    /// A stop it asks for.
+    pub stop: Option<StopCode>,
+    /// It failed.
+    pub failed: bool,
+    /// A service there is stopping and nothing more can come in.
+    pub drained: bool,
+    /// Alarms its agents set for agents on the receiving host: (time,
+    /// envelope).
+    pub alarms: Vec<(f64, Envelope)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireSubscription {
+    sender: Option<u64>,
+    receiver: Option<u64>,
+    topic: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum WireChange {
+    Added(u64),
+    Removed(u64),
+    Subscribed(u64, WireSubscription),
+    Unsubscribed(u64, WireSubscription),
+    UnsubscribedAll(u64),
+    AlarmsCleared { receiver: Option<u64>, topic: Option<String> },
+    RemoveRequested(u64),
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireControl {
+    changes: Vec<WireChange>,
+    active: bool,
+    busy: bool,
+    held: bool,
+    has_mail: bool,
+    next_alarm: f64,
+    now: f64,
+    stop: Option<StopCode>,
+    failed: bool,
+    drained: bool,
+    /// Alarm times; their envelopes follow the control, in order.
+    alarm_times: Vec<f64>,
+}
+
+fn to_wire_sub(s: &Subscription) -> WireSubscription {
+    WireSubscription {
+        sender: s.sender.map(|a| a.0),
+        receiver: s.receiver.map(|a| a.0),
+        topic: s.topic.as_ref().map(|t| t.as_str().to_string()),
+    }
+}
+
+fn from_wire_sub(w: WireSubscription) -> Subscription {
+    Subscription {
+        sender: w.sender.map(AgentId),
+        receiver: w.receiver.map(AgentId),
+        topic: w.topic.map(Into::into),
+    }
+}
+
+fn to_wire(c: &Change) -> WireChange {
+    match c {
+        Change::Added(a) => WireChange::Added(a.0),
+        Change::Removed(a) => WireChange::Removed(a.0),
+        Change::Subscribed(a, s) => WireChange::Subscribed(a.0, to_wire_sub(s)),
+        Change::Unsubscribed(a, s) => WireChange::Unsubscribed(a.0, to_wire_sub(s)),
+        Change::UnsubscribedAll(a) => WireChange::UnsubscribedAll(a.0),
+        Change::AlarmsCleared { receiver, topic } => {
+            WireChange::AlarmsCleared { receiver: receiver.map(|a| a.0), topic: topic.clone() }
+        }
+        Change::RemoveRequested(a) => WireChange::RemoveRequested(a.0),
+    }
+}
+
+fn from_wire(w: WireChange) -> Change {
+    match w {
+        WireChange::Added(a) => Change::Added(AgentId(a)),
+        WireChange::Removed(a) => Change::Removed(AgentId(a)),
+        WireChange::Subscribed(a, s) => Change::Subscribed(AgentId(a), from_wire_sub(s)),
+        WireChange::Unsubscribed(a, s) => Change::Unsubscribed(AgentId(a), from_wire_sub(s)),
+        WireChange::UnsubscribedAll(a) => Change::UnsubscribedAll(AgentId(a)),
+        WireChange::AlarmsCleared { receiver, topic } => {
+            Change::AlarmsCleared { receiver: receiver.map(AgentId), topic }
+        }
+        WireChange::RemoveRequested(a) => Change::RemoveRequested(AgentId(a)),
+    }
+}
+
+impl StepControl {
+    /// Appends the control to `out`: its length (u32, little-endian) and
+    /// the control, then each alarm's envelope as [`Codec::encode`] writes
+    /// it. An alarm whose payload type is not registered is
+    /// [`Error::Unregistered`].
+    pub fn encode(&self, codec: &Codec, out: &mut Vec<u8>) -> Result<()> {
+        let wire = WireControl {
+            changes: self.changes.iter().map(to_wire).collect(),
+            active: self.active,
+            busy: self.busy,
+            held: self.held,
+            has_mail: self.has_mail,
+            next_alarm: self.next_alarm,
+            now: self.now,
+            stop: self.stop,
+            failed: self.failed,
+            drained: self.drained,
+            alarm_times: self.alarms.iter().map(|(t, _)| *t).collect(),
+        };
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        *out = postcard::to_extend(&wire, std::mem::take(out))
+            .map_err(|e| Error::Serde { tag: "control".into(), message: e.to_string() })?;
+        let len = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        for (_, env) in &self.alarms {
+            codec.encode(env, out)?;
+        }
+        Ok(())
+    }
+
+    /// A control from the bytes [`encode`](Self::encode) made.
+    pub fn decode(codec: &Codec, bytes: &[u8]) -> Result<StepControl> {
+        let malformed = |m: &str| Error::Serde { tag: "control".into(), message: m.into() };
+        let len = bytes.get(..4).ok_or_else(|| malformed("cut short"))?;
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let body = bytes.get(4..4 + len).ok_or_else(|| malformed("cut short"))?;
+        let wire: WireControl = postcard::from_bytes(body)
+            .map_err(|e| Error::Serde { tag: "control".into(), message: e.to_string() })?;
+        let mut at = 4 + len;
+        let mut alarms = Vec::with_capacity(wire.alarm_times.len());
+        for t in &wire.alarm_times {
+            let head = bytes.get(at..at + 4).ok_or_else(|| malformed("an alarm cut short"))?;
+            let n = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+            let one = bytes.get(at..at + 4 + n).ok_or_else(|| malformed("an alarm cut short"))?;
+            alarms.push((*t, codec.decode(one)?));
+            at += 4 + n;
+        }
+        if at != bytes.len() {
+            return Err(malformed("bytes after the last alarm"));
+        }
+        Ok(StepControl {
+            changes: wire.changes.into_iter().map(from_wire).collect(),
+            active: wire.active,
+            busy: wire.busy,
+            held: wire.held,
+            has_mail: wire.has_mail,
+            next_alarm: wire.next_alarm,
+            now: wire.now,
+            stop: wire.stop,
+            failed: wire.failed,
+            drained: wire.drained,
+            alarms,
+        })
+    }
+}
