@@ -6,7 +6,9 @@
 //!   to host 1 in batches of `--batch` (default 1 000): messages/s, each
 //!   batch encoded, framed, published, flushed, received, checked, decoded;
 //! - `--rounds` (default 2 000) empty batches bounced between the hosts:
-//!   the floor of one lockstep round across 2 hosts (µs per round trip).
+//!   the floor of one lockstep round across 2 hosts (µs per round trip);
+//! - for comparison, one flush (a PING to the server and its PONG) and one
+//!   bare NATS request and reply.
 //!
 //! Run it: `cargo run --release -p maslite-nats --example loopback`. It
 //! prints one line per measurement, medians of `--runs` (default 5).
@@ -127,6 +129,42 @@ async fn main() {
         "loopback: empty batch there and back: {:.1} µs per round trip (median of {runs})",
         median(trips)
     );
+    // Where the round trip goes: the server's own round trip (a flush is
+    // a PING and its PONG), and a bare NATS request and reply.
+    let client = a.client();
+    let mut flushes = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        for _ in 0..rounds {
+            client.flush().await.unwrap();
+        }
+        flushes.push(start.elapsed().as_secs_f64() * 1e6 / rounds as f64);
+    }
+    println!(
+        "loopback: one flush (PING/PONG with the server): {:.1} µs (median of {runs})",
+        median(flushes)
+    );
+    let responder = b.client();
+    let mut asks = responder.subscribe("loopback.echo").await.unwrap();
+    responder.flush().await.unwrap();
+    let echo = tokio::spawn(async move {
+        use futures::StreamExt;
+        while let Some(m) = asks.next().await {
+            if let Some(r) = m.reply {
+                responder.publish(r, m.payload).await.unwrap();
+            }
+        }
+    });
+    let mut requests = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        for _ in 0..rounds {
+            client.request("loopback.echo", "".into()).await.unwrap();
+        }
+        requests.push(start.elapsed().as_secs_f64() * 1e6 / rounds as f64);
+    }
+    echo.abort();
+    println!("loopback: one NATS request and reply: {:.1} µs (median of {runs})", median(requests));
     drop((a, b));
     if let Some(mut s) = server {
         let _ = s.kill();

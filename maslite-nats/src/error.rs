@@ -1,5 +1,7 @@
 //! What can go wrong between hosts.
 
+use std::time::Duration;
+
 /// An error of the NATS layers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -85,6 +87,95 @@ pub enum Error {
         missing: Vec<u16>,
         /// How long it waited.
         seconds: f64,
+    },
+    /// Another host's heartbeats stopped: it died, hangs, or lost its
+    /// connection to the server ([`heartbeat`](crate::heartbeat)).
+    #[error(
+        "host {host} lost: no heartbeat from it for {:.3} s (it died, hangs, or is cut off from the NATS server)",
+        .silent_for.as_secs_f64()
+    )]
+    HostLost {
+        /// The silent host.
+        host: u16,
+        /// How long since its last beat (or since the start, if none came).
+        silent_for: Duration,
+    },
+    /// This host is the one cut off: its connection to the server is down,
+    /// or its own heartbeats stopped coming back through the server
+    /// ([`heartbeat`](crate::heartbeat)).
+    #[error(
+        "host {host} (this host) is cut off from the NATS server: no heartbeat came through for {:.3} s",
+        .silent_for.as_secs_f64()
+    )]
+    CutOff {
+        /// This host.
+        host: u16,
+        /// How long since its own last beat came back through the server.
+        silent_for: Duration,
+    },
+    /// A report reached the coordinator from a host not in the run
+    /// ([`coordinator`](crate::coordinator)).
+    #[error(
+        "coordinator: report for round {round} from host {host}, but the run has hosts 0..{hosts}"
+    )]
+    UnknownHost {
+        /// The host named in the report.
+        host: u16,
+        /// The round named in the report.
+        round: u64,
+        /// The number of hosts in the run.
+        hosts: u16,
+    },
+    /// A host reported twice for one round.
+    #[error("coordinator: host {host} reported twice for round {round}")]
+    DuplicateReport {
+        /// The host.
+        host: u16,
+        /// The round.
+        round: u64,
+    },
+    /// A report for a round already decided (a late or repeated report).
+    #[error("coordinator: host {host} reported for round {round}, already decided (the coordinator is at round {current})")]
+    StaleReport {
+        /// The host.
+        host: u16,
+        /// The round named in the report.
+        round: u64,
+        /// The round the coordinator is collecting.
+        current: u64,
+    },
+    /// A report for a round not begun: the host ran ahead of the decisions.
+    #[error("coordinator: host {host} reported for round {round}, ahead of round {current} (it did not wait for the decision)")]
+    EarlyReport {
+        /// The host.
+        host: u16,
+        /// The round named in the report.
+        round: u64,
+        /// The round the coordinator is collecting.
+        current: u64,
+    },
+    /// A report after the coordinator ended the run.
+    #[error(
+        "coordinator: host {host} reported for round {round}, but the run ended with round {ended}"
+    )]
+    RunOver {
+        /// The host.
+        host: u16,
+        /// The round named in the report.
+        round: u64,
+        /// The round whose reports ended the run.
+        ended: u64,
+    },
+    /// A report the coordinator cannot use: a time that is not a number,
+    /// or message counts lower than in the host's previous report.
+    #[error("coordinator: host {host}'s report for round {round} is invalid: {message}")]
+    BadReport {
+        /// The host.
+        host: u16,
+        /// The round.
+        round: u64,
+        /// What is wrong.
+        message: String,
     },
 }
 

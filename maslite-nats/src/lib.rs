@@ -10,6 +10,13 @@
 //! - [`control`]: a step's control (changes to agents and subscriptions,
 //!   activity, next alarm, stop, alarms for the receiving host) on the
 //!   wire, so hosts keep lockstep as partitions do on one machine.
+//! - [`coordinator`]: simulated time across hosts decided in one place
+//!   from one report per host per step, with the lockstep's rules (a round
+//!   if anyone is active, else the earliest alarm of all, else the end;
+//!   stops ranked, the end time kept), and global idleness only when the
+//!   hosts' counts of messages sent and received match and stay unchanged
+//!   over two report rounds (Mattern's counters: nothing is in flight).
+//!   Pure logic, no transport.
 //! - [`frame`]: a batch of (recipient, envelope) pairs for one link (source
 //!   host → destination host) cut into frames under the server's
 //!   `max_payload`, each with the link's next sequence number; the
@@ -20,17 +27,23 @@
 //!   (`maslite.<run>.p.<n>`), a readiness handshake before the first frame
 //!   (a NATS `flush` does not wait for the other side), and a slow consumer
 //!   made a fatal error instead of silent loss.
+//! - [`heartbeat`]: every host beats on `maslite.<run>.beat.<host>` and
+//!   watches the others; one silent for `missed × every` is
+//!   [`Error::HostLost`], naming it, this host's own silence
+//!   [`Error::CutOff`], and a clean end a "bye" (a host that left, not an
+//!   error): a dead or cut-off host stops the others in bounded time.
 //!
-//! Not here yet: the runtime's transport trait, the coordinator of
-//! lockstep rounds across hosts, and heartbeats (see the project's issue on
-//! NATS).
+//! Not here yet: the runtime's transport trait, and the coordinator's
+//! reports and decisions on the wire (see the project's issue on NATS).
 
 #![deny(missing_docs)]
 
 mod codec;
 pub mod control;
+pub mod coordinator;
 mod error;
 pub mod frame;
+pub mod heartbeat;
 pub mod link;
 
 pub use codec::Codec;

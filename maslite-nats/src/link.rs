@@ -120,6 +120,12 @@ impl HostLink {
         self.me
     }
 
+    /// A handle on this host's connection (a cheap clone), for the layers
+    /// that share it, such as [`Heartbeat`](crate::heartbeat::Heartbeat).
+    pub fn client(&self) -> async_nats::Client {
+        self.client.clone()
+    }
+
     /// The largest frame the server takes.
     pub fn max_payload(&self) -> usize {
         self.client.server_info().max_payload
