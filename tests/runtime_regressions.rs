@@ -189,9 +189,11 @@ fn lookahead_runs_end_with_one_clock_on_every_partition() {
         (clocks, report, by_time(taken(&seen)))
     });
     assert_eq!(clocks, [0.7, 0.7], "every partition's clock after an idle run");
-    assert_eq!(report.reason, StopReason::TimeLimit);
+    // Nothing left after the alarm at 1.2: idle there, as on one kernel
+    // (not a jump to the time limit at 1.4).
+    assert_eq!(report.reason, StopReason::Idle);
     assert_eq!(report.start_time, 0.7);
-    assert_eq!(report.end_time, 0.7 + 0.7);
+    assert_eq!(report.end_time, 1.2);
     assert_eq!(seen, [(AgentId::OUTSIDE, 0.3), (AgentId::OUTSIDE, 0.7), (AgentId::OUTSIDE, 1.2)]);
 
     // An alarm set `after` 1 s from outside fires at the same time whichever
@@ -1049,4 +1051,37 @@ fn the_handles_directory_follows_an_agent_that_moves_away_and_back() {
     assert_eq!(on, [Some(true), Some(false)], "agent 10 on each partition");
     assert_eq!(at, Some(0), "the handle's directory");
     assert_eq!(got, Ok(0), "with_agent finds the agent 10 on partition 0");
+}
+
+// ---------------------------------------------------------------------------
+// A time limit with nothing left to do: idle where the last alarm fired, on
+// one kernel and on any number of partitions (the lockstep used to jump to
+// the limit and call it a time limit).
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_run_with_a_time_limit_and_nothing_left_is_idle_as_on_one_kernel() {
+    let mut kernel = Scheduler::simulated();
+    kernel.add_with_id(AgentId(1), Sink::default()).unwrap();
+    kernel.set_alarm(Alarm::at(2.0, Envelope::new(Note(1)).to(AgentId(1)))).unwrap();
+    let one = kernel.run_with(RunOptions::new().seconds(10.0)).unwrap();
+    assert_eq!((one.reason, kernel.now()), (maslite::prelude::StopReason::Idle, 2.0));
+    for partitions in 1..=2 {
+        let report = without_hanging("idle before the limit", move || {
+            let mut rt = Runtime::new(partitions).unwrap();
+            rt.add_with_id(partitions - 1, AgentId(1), Sink::default()).unwrap();
+            rt.set_alarm(Alarm::at(2.0, Envelope::new(Note(1)).to(AgentId(1)))).unwrap();
+            rt.run_with(RunOptions::new().seconds(10.0)).unwrap()
+        });
+        assert_eq!(report.reason, StopReason::Idle, "{partitions} partitions");
+        assert_eq!(report.end_time, 2.0, "{partitions} partitions");
+        assert_eq!(report.delivered(), 1);
+    }
+    // Without `pause_if_idle` the run keeps the clock going to its limit.
+    let report = without_hanging("no pause if idle", || {
+        let mut rt = Runtime::new(2).unwrap();
+        rt.add_with_id(1, AgentId(1), Sink::default()).unwrap();
+        rt.run_with(RunOptions::new().seconds(10.0).pause_if_idle(false)).unwrap()
+    });
+    assert_eq!((report.reason, report.end_time), (StopReason::TimeLimit, 10.0));
 }

@@ -23,11 +23,12 @@
 //!    [`Decision::Recount`].
 //! 5. Agents wait on the outside world ([`busy`](Report::busy)):
 //!    [`Decision::Wait`] (the lockstep's "simulated time waits for them").
-//! 6. The run has an end time and the earliest alarm of all is past it, or
-//!    there is no alarm at all: [`EndReason::TimeLimit`], at the end time.
-//!    (This is what the runtime's lockstep does today, whatever
-//!    `RunOptions::pause_if_idle` says; one bare `maslite_core` kernel
-//!    stops [`Idle`](EndReason::Idle) instead when it pauses if idle.)
+//! 6. The run has an end time and the earliest alarm of all is past it:
+//!    [`EndReason::TimeLimit`], at the end time. With no alarm at all the
+//!    run is [`Idle`](EndReason::Idle) where it is, as on one kernel and in
+//!    the runtime's lockstep — unless it does not pause when idle
+//!    ([`Coordinator::pause_if_idle`]`(false)`): then the clock goes to the
+//!    end time, a time limit.
 //! 7. No alarm anywhere (and no end time): [`EndReason::Idle`].
 //! 8. Otherwise [`Decision::Advance`] to the earliest alarm of all.
 //!
@@ -265,6 +266,8 @@ pub struct Coordinator {
     quiet: Option<(u64, u64)>,
     /// The round whose reports ended the run.
     ended: Option<u64>,
+    /// Stop when idle with no alarm left (see [`Coordinator::pause_if_idle`]).
+    pause_if_idle: bool,
 }
 
 impl Coordinator {
@@ -285,7 +288,16 @@ impl Coordinator {
             counts: vec![(0, 0); hosts as usize],
             quiet: None,
             ended: None,
+            pause_if_idle: true,
         }
+    }
+
+    /// Whether the run stops when idle with no alarm left (default `true`,
+    /// as `RunOptions::pause_if_idle`); if not, a run with an end time goes
+    /// on to it.
+    pub fn pause_if_idle(mut self, on: bool) -> Coordinator {
+        self.pause_if_idle = on;
+        self
     }
 
     /// The number of hosts.
@@ -402,8 +414,8 @@ impl Coordinator {
         }
         let t = reports.iter().map(|r| r.next_alarm).fold(f64::INFINITY, f64::min);
         if let Some(end) = self.end {
-            // No alarm (t infinite) is past the end too, as in lockstep.
-            if t > end {
+            // No alarm at all is idle, unless the run does not pause then.
+            if t > end && (t.is_finite() || !self.pause_if_idle) {
                 return Decision::End { reason: EndReason::TimeLimit, at: end.max(now) };
             }
         }

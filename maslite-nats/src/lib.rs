@@ -24,7 +24,7 @@
 //!   the link. One envelope too large for any frame is
 //!   [`Error::TooLarge`].
 //! - [`link`]: one NATS connection per host, subjects per run and partition
-//!   (`maslite.<run>.p.<n>`), a readiness handshake before the first frame
+//!   (`maslite.<run>.h.<host>`), a readiness handshake before the first frame
 //!   (a NATS `flush` does not wait for the other side), and a slow consumer
 //!   made a fatal error instead of silent loss.
 //! - [`heartbeat`]: every host beats on `maslite.<run>.beat.<host>` and

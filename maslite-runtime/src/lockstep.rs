@@ -476,7 +476,9 @@ impl Partition {
                     continue;
                 }
             }
-            let past_end = end.is_some_and(|e| t > e);
+            // No alarm at all is idle, not a time limit (as on one kernel):
+            // the clock stays; without `pause_if_idle` it runs to the end.
+            let past_end = t.is_finite() && end.is_some_and(|e| t > e);
             if past_end || (!t.is_finite() && end.is_some() && !opts.pauses_if_idle()) {
                 let e = end.expect("checked");
                 return (self.finish(e.max(agreed.now), Ok(StopReason::TimeLimit)), steps);
