@@ -90,7 +90,6 @@ struct Agreed {
     now: f64,
     stop: Option<StopReason>,
     failed: bool,
-    mail_from: Vec<bool>,
     drained: bool,
 }
 
@@ -229,6 +228,11 @@ impl Partition {
         // Nobody has work but agents waiting on the outside world.
         let mut wait_busy = false;
         let peers: Vec<usize> = self.links.peers().collect();
+        // Kept between steps: a step allocates nothing of its own.
+        let no_changes: Arc<Vec<Change>> = Arc::new(Vec::new());
+        let mut outgoing: Vec<Vec<(f64, Envelope)>> = (0..self.count).map(|_| Vec::new()).collect();
+        let mut all_changes: Vec<(usize, Arc<Vec<Change>>)> = Vec::with_capacity(self.count);
+        let mut mail_from = vec![false; self.count];
         loop {
             steps += 1;
             if error.is_none() {
@@ -279,7 +283,11 @@ impl Partition {
 
             // Phase 1: controls.
             self.kernel.take_changes_into(&mut self.changes);
-            let changes = Arc::new(std::mem::take(&mut self.changes));
+            let changes = if self.changes.is_empty() {
+                no_changes.clone()
+            } else {
+                Arc::new(std::mem::take(&mut self.changes))
+            };
             let mut stop = stopping;
             if self.stop.is_cancelled() {
                 stop = merge_stop(stop, Some(StopReason::Cancelled));
@@ -297,8 +305,6 @@ impl Partition {
             }
             let failed = error.is_some();
             let drained = self.intake_exhausted();
-            let mut outgoing: Vec<Vec<(f64, Envelope)>> =
-                (0..self.count).map(|_| Vec::new()).collect();
             let mut held_now: Vec<(f64, Envelope)> = Vec::new();
             for (t, env) in exported.drain(..) {
                 let Some(q) = env.receiver().and_then(|r| self.dir.get(r)) else {
@@ -337,7 +343,9 @@ impl Partition {
                 // A peer that is gone shows up when we wait for it.
                 let _ = self.links.send(q, Packet::Control(control));
             }
-            let mut all_changes = vec![(self.me, changes.clone())];
+            all_changes.clear();
+            all_changes.push((self.me, changes.clone()));
+            mail_from.iter_mut().for_each(|m| *m = false);
             let mut agreed = Agreed {
                 active,
                 busy,
@@ -346,7 +354,6 @@ impl Partition {
                 now,
                 stop,
                 failed,
-                mail_from: vec![false; self.count],
                 drained,
             };
             for &q in &peers {
@@ -367,7 +374,7 @@ impl Partition {
                 agreed.now = agreed.now.max(control.now);
                 agreed.stop = merge_stop(agreed.stop, control.stop);
                 agreed.failed |= control.failed;
-                agreed.mail_from[q] = control.has_mail;
+                mail_from[q] = control.has_mail;
                 agreed.drained &= control.drained;
             }
 
@@ -422,7 +429,7 @@ impl Partition {
                 }
             }
             for &q in &peers {
-                if !agreed.mail_from[q] && !self.removal_at[q] {
+                if !mail_from[q] && !self.removal_at[q] {
                     continue;
                 }
                 match self.links.recv(q).await {
