@@ -169,21 +169,30 @@ impl Links {
                 return Ok((q, p));
             }
         }
+        // Every wire polled in turn, each registering the waker: no
+        // allocation per wait. (Lower-numbered partitions first; a wait
+        // takes one packet, and the caller drains the rest in order.)
         let me = self.me;
-        let mut futs = futures::stream::FuturesUnordered::new();
-        for (q, rx) in self.from.iter_mut().enumerate() {
-            if q == me {
-                continue;
+        let from = &mut self.from;
+        std::future::poll_fn(|cx| {
+            for (q, rx) in from.iter_mut().enumerate() {
+                if q == me {
+                    continue;
+                }
+                if let Some(rx) = rx.as_mut() {
+                    match rx.poll_recv(cx) {
+                        std::task::Poll::Ready(Some(p)) => {
+                            return std::task::Poll::Ready(Ok((q, p)))
+                        }
+                        std::task::Poll::Ready(None) => {
+                            return std::task::Poll::Ready(Err(Gone(q)))
+                        }
+                        std::task::Poll::Pending => {}
+                    }
+                }
             }
-            if let Some(rx) = rx.as_mut() {
-                futs.push(async move { (q, rx.recv().await) });
-            }
-        }
-        use futures::StreamExt;
-        match futs.next().await {
-            Some((q, Some(p))) => Ok((q, p)),
-            Some((q, None)) => Err(Gone(q)),
-            None => std::future::pending().await,
-        }
+            std::task::Poll::Pending
+        })
+        .await
     }
 }
