@@ -4,8 +4,10 @@
 //! anyone listens, and tests running on other threads without a subscriber
 //! would race with this one's thread-local subscriber.
 
+mod common;
+use common::LogBuffer;
+
 use maslite::prelude::*;
-use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
 struct Note(u32);
@@ -20,26 +22,6 @@ impl Agent for Keeper {
         while let Some(env) = cx.receive() {
             self.kept.push(env.payload::<Note>().unwrap().0);
         }
-    }
-}
-
-/// A `MakeWriter` target collecting formatted log lines.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuffer {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }
 

@@ -5,9 +5,11 @@
 //! not see them: this test installs a global one, which a process can do
 //! only once — hence a test binary of its own, with this one test.
 
+mod common;
+use common::LogBuffer;
+
 use maslite::prelude::{Agent, AgentId, Cx, Envelope, Runtime};
 use maslite::runtime::StopReason;
-use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
 struct Note(u32);
@@ -25,34 +27,14 @@ impl Agent for Keeper {
     }
 }
 
-/// A `MakeWriter` target collecting formatted log lines.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuffer {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-
-    /// The WARN line that names `receiver` as a dead letter.
-    fn dead_letter_warning(&self, receiver: u64) -> String {
-        let text = self.text();
-        let needle = format!("receiver={receiver}");
-        text.lines()
-            .find(|l| l.contains("WARN") && l.contains(&needle))
-            .unwrap_or_else(|| panic!("no warning naming receiver {receiver} in: {text:?}"))
-            .to_string()
-    }
+/// The WARN line that names `receiver` as a dead letter.
+fn dead_letter_warning(logs: &LogBuffer, receiver: u64) -> String {
+    let text = logs.text();
+    let needle = format!("receiver={receiver}");
+    text.lines()
+        .find(|l| l.contains("WARN") && l.contains(&needle))
+        .unwrap_or_else(|| panic!("no warning naming receiver {receiver} in: {text:?}"))
+        .to_string()
 }
 
 #[test]
@@ -93,10 +75,10 @@ fn runtime_dead_letters_are_counted_and_logged_from_the_partitions_threads() {
     assert_eq!(report.partitions[0].dead_letters, 1);
     assert_eq!(report.partitions[1].dead_letters, 1);
 
-    let outside = logs.dead_letter_warning(4242);
+    let outside = dead_letter_warning(&logs, 4242);
     assert!(outside.contains("dead letter"), "{outside}");
     assert!(outside.contains("maslite-p0"), "logged on partition 0's thread: {outside}");
-    let from_agent = logs.dead_letter_warning(4243);
+    let from_agent = dead_letter_warning(&logs, 4243);
     assert!(from_agent.contains("dead letter"), "{from_agent}");
     assert!(from_agent.contains("maslite-p1"), "logged on partition 1's thread: {from_agent}");
     assert!(from_agent.contains("lost"), "the topic is named: {from_agent}");
@@ -109,6 +91,6 @@ fn runtime_dead_letters_are_counted_and_logged_from_the_partitions_threads() {
     .unwrap();
     let report = rt.run().unwrap();
     assert_eq!(report.dead_letters(), 1);
-    let free = logs.dead_letter_warning(4244);
+    let free = dead_letter_warning(&logs, 4244);
     assert!(free.contains("maslite-p1"), "{free}");
 }

@@ -5,9 +5,11 @@
 //!
 //! A global subscriber can be installed once per process: one test here.
 
+mod common;
+use common::LogBuffer;
+
 use maslite::prelude::{Agent, AgentId, Cx, Envelope, Runtime};
 use maslite::runtime::StopReason;
-use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
 struct Hop(u32);
@@ -32,19 +34,6 @@ impl Agent for Relay {
     }
 }
 
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn partitions_rounds_and_updates_are_spans_and_the_run_is_told_in_events() {
     use tracing_subscriber::util::SubscriberInitExt;
@@ -63,7 +52,7 @@ fn partitions_rounds_and_updates_are_spans_and_the_run_is_told_in_events() {
     rt.send(Envelope::new(Hop(0)).to(AgentId(1))).unwrap();
     let report = rt.run().unwrap();
     assert_eq!(report.reason, StopReason::Paused);
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let line = |needle: &str| -> String {
         text.lines()
             .find(|l| l.contains(needle))

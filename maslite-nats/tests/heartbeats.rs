@@ -5,10 +5,12 @@
 //! Every wait is bounded by a timeout; the only timed waits that are not
 //! are the assertions that nothing is reported during a span.
 
+mod common;
+use common::{link, Server};
+
 use maslite_nats::heartbeat::{Heartbeat, HostEvent};
 use maslite_nats::link::HostLink;
 use maslite_nats::Error;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::time::timeout;
 
@@ -17,55 +19,6 @@ const MISSED: u32 = 4;
 const LIMIT: Duration = Duration::from_millis(200);
 /// Room for scheduling on a loaded machine.
 const SLACK: Duration = Duration::from_millis(1000);
-
-/// A `nats-server` of this test's own.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start() -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server is installed (apt-get install -y nats-server)");
-        Server { child, url: format!("nats://127.0.0.1:{port}") }
-    }
-
-    async fn link(&self, run: &str, me: u16, hosts: u16) -> HostLink {
-        link(&self.url, run, me, hosts).await
-    }
-
-    /// Kills the server process (SIGKILL) and reaps it.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Connects host `me` of `hosts`, retrying while the server starts.
-async fn link(url: &str, run: &str, me: u16, hosts: u16) -> HostLink {
-    let start = Instant::now();
-    loop {
-        match HostLink::connect(url, run, me, hosts, 1024).await {
-            Ok(link) => return link,
-            Err(_) if start.elapsed() < Duration::from_secs(10) => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("cannot reach nats-server at {url}: {e}"),
-        }
-    }
-}
 
 async fn beat(link: &HostLink, run: &str, hosts: u16) -> Heartbeat {
     Heartbeat::start(link.client(), run, link.host(), hosts, EVERY, MISSED).await.unwrap()

@@ -2,54 +2,14 @@
 //! free port and killed at the end (`.ci/run` installs it:
 //! `apt-get install -y nats-server`).
 
+mod common;
+use common::Server;
+
 use maslite_core::{AgentId, Envelope};
 use maslite_nats::frame::Framer;
-use maslite_nats::link::HostLink;
 use maslite_nats::{Codec, Error};
 use serde::{Deserialize, Serialize};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-/// A `nats-server` of this test's own.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start() -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server is installed (apt-get install -y nats-server)");
-        Server { child, url: format!("nats://127.0.0.1:{port}") }
-    }
-
-    /// Connects host `me` of `hosts`, retrying while the server starts.
-    async fn link(&self, run: &str, me: u16, hosts: u16) -> HostLink {
-        let start = std::time::Instant::now();
-        loop {
-            match HostLink::connect(&self.url, run, me, hosts, 1024).await {
-                Ok(link) => return link,
-                Err(e) if start.elapsed() < Duration::from_secs(10) => {
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => panic!("cannot reach nats-server at {}: {e}", self.url),
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Blob(Vec<u8>);
