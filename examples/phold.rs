@@ -22,9 +22,29 @@
 //! --mean 1 --end 100 --partitions 1 --seed 1`, and `--window <L>` for the
 //! runtime's lookahead (default: `--lookahead`; `0` runs lockstep). The last
 //! line reads `phold: partitions <P> events <N> hash <hex> events/s <N>`.
+//!
+//! ## On several hosts
+//!
+//! `--hosts H --host h` runs host `h`'s share of the partitions (in
+//! blocks) and reaches the other hosts through a NATS server (`--nats`,
+//! default `nats://127.0.0.1:4222`; `--run` names the run, default
+//! `phold`). Start the same command once per host, each with its own
+//! `--host`:
+//!
+//! ```text
+//! nats-server -a 127.0.0.1 -p 4222 &
+//! cargo run --release --example phold -- --partitions 2 --hosts 2 --host 0 &
+//! cargo run --release --example phold -- --partitions 2 --hosts 2 --host 1
+//! ```
+//!
+//! Each host prints the events and hash of its own agents; the run's hash
+//! is the sum of the hosts' hashes (mod 2⁶⁴), the same as on one host.
 
 use maslite::prelude::*;
+use maslite::runtime::transport::{Placement, Transport};
 use maslite::runtime::RunReport;
+use maslite_nats::{Codec, NatsTransport};
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 /// The model's parameters (the command's flags).
@@ -40,6 +60,14 @@ pub struct Params {
     pub seed: u64,
     /// The runtime's lookahead (by default the model's).
     pub window: Option<f64>,
+    /// Hosts sharing the partitions (1: all here).
+    pub hosts: u16,
+    /// This host (0..hosts).
+    pub host: u16,
+    /// The NATS server's URL (with several hosts).
+    pub nats: String,
+    /// The run's name (the same on every host).
+    pub run_name: String,
 }
 
 impl Default for Params {
@@ -54,6 +82,10 @@ impl Default for Params {
             partitions: 1,
             seed: 1,
             window: None,
+            hosts: 1,
+            host: 0,
+            nats: "nats://127.0.0.1:4222".into(),
+            run_name: "phold".into(),
         }
     }
 }
@@ -76,11 +108,18 @@ impl Params {
                 "--partitions" => p.partitions = value.parse().map_err(|e| bad(&e))?,
                 "--seed" => p.seed = value.parse().map_err(|e| bad(&e))?,
                 "--window" => p.window = Some(value.parse().map_err(|e| bad(&e))?),
+                "--hosts" => p.hosts = value.parse().map_err(|e| bad(&e))?,
+                "--host" => p.host = value.parse().map_err(|e| bad(&e))?,
+                "--nats" => p.nats = value,
+                "--run" => p.run_name = value,
                 _ => return Err(format!("unknown flag {flag}")),
             }
         }
         if p.agents == 0 || p.partitions == 0 {
             return Err("--agents and --partitions must be at least 1".into());
+        }
+        if p.hosts == 0 || p.host >= p.hosts || p.partitions < p.hosts as usize {
+            return Err("need --host < --hosts <= --partitions".into());
         }
         if !(0.0..=1.0).contains(&p.remote) {
             return Err("--remote is a probability (0..=1)".into());
@@ -116,7 +155,7 @@ impl Rng {
 }
 
 /// An event: who scheduled it, as its `seq`-th event.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Event {
     pub seq: u64,
 }
@@ -195,14 +234,46 @@ pub fn run(params: &Params) -> Result<Outcome, maslite::runtime::Error> {
     run_watched(params, |_| {})
 }
 
+/// The payload types that cross hosts.
+pub fn codec() -> Codec {
+    let mut codec = Codec::new();
+    codec.register::<Event>().expect("one registration");
+    codec
+}
+
+/// The transport to the other hosts, if there are any: NATS, with the
+/// partitions in blocks.
+pub fn transport(params: &Params) -> Result<Option<Box<dyn Transport>>, maslite::runtime::Error> {
+    if params.hosts <= 1 {
+        return Ok(None);
+    }
+    let placement = Placement::blocks(params.partitions, params.hosts, params.host)?;
+    let nats = NatsTransport::new(&params.nats, &params.run_name, placement, codec())?;
+    Ok(Some(Box::new(nats)))
+}
+
 /// [`run`], handing the runtime to `watch` just before the run starts
 /// (to take its progress stream, say).
 pub fn run_watched(
     params: &Params,
     watch: impl FnOnce(&Runtime),
 ) -> Result<Outcome, maslite::runtime::Error> {
+    run_hosted(params, transport(params)?, watch)
+}
+
+/// [`run_watched`] with a transport to other hosts (or none): this host's
+/// share of the events and hash.
+pub fn run_hosted(
+    params: &Params,
+    transport: Option<Box<dyn Transport>>,
+    watch: impl FnOnce(&Runtime),
+) -> Result<Outcome, maslite::runtime::Error> {
     let window = params.window.unwrap_or(params.lookahead);
-    let mut rt = Runtime::builder().partitions(params.partitions).lookahead(window).build()?;
+    let mut builder = Runtime::builder().partitions(params.partitions).lookahead(window);
+    if let Some(transport) = transport {
+        builder = builder.transport(transport);
+    }
+    let mut rt = builder.build()?;
     for i in 0..params.agents {
         let partition = (i as u128 * params.partitions as u128 / params.agents as u128) as usize;
         rt.add_with_id(partition, AgentId(i), Lp::new(params, AgentId(i)))?;
@@ -212,7 +283,8 @@ pub fn run_watched(
     let report = rt.run_with(RunOptions::new().seconds(params.end))?;
     let wall = wall.elapsed().as_secs_f64();
     let (mut events, mut hash) = (0u64, 0u64);
-    for q in 0..params.partitions {
+    let here: Vec<usize> = (0..params.partitions).filter(|&q| rt.is_local(q)).collect();
+    for q in here {
         let (e, h) = rt.with_partition(q, |s| {
             let (mut e, mut h) = (0u64, 0u64);
             for id in s.agent_ids() {
@@ -258,8 +330,14 @@ pub fn main() {
     match outcome {
         Ok(o) => {
             eprint!("{}", o.report);
+            // On several hosts, this host's share: the run's hash is the
+            // hosts' sum.
+            let who = match params.hosts {
+                1 => String::new(),
+                n => format!("host {} of {n} ", params.host),
+            };
             println!(
-                "phold: partitions {} events {} hash {:016x} events/s {:.0}",
+                "phold: {who}partitions {} events {} hash {:016x} events/s {:.0}",
                 params.partitions, o.events, o.hash, o.events_per_second
             );
         }

@@ -18,6 +18,7 @@ fn small(partitions: usize, window: Option<f64>) -> Params {
         partitions,
         seed: 7,
         window,
+        ..Params::default()
     }
 }
 

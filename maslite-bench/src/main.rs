@@ -178,6 +178,7 @@ fn run_case_with(
                         partitions,
                         seed: 1,
                         window: None,
+                        ..Default::default()
                     };
                     let mut hash = 0;
                     let v = repeat(runs, warmup, || {

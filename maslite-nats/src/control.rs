@@ -13,11 +13,19 @@
 use crate::codec::Codec;
 use crate::error::{Error, Result};
 use maslite_core::{AgentId, Change, Envelope, Subscription};
+use maslite_runtime::transport::Control;
+use maslite_runtime::StopReason;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-/// Why a host asks the run to stop.
+/// Why a host asks the run to stop (the runtime's
+/// [`StopReason`](maslite_runtime::StopReason) on the wire).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StopCode {
+    /// Nothing left to do.
+    Idle,
+    /// The clock reached the end.
+    TimeLimit,
     /// An iteration limit was reached.
     Iterations,
     /// An agent paused.
@@ -52,6 +60,69 @@ pub struct StepControl {
     /// Alarms its agents set for agents on the receiving host: (time,
     /// envelope).
     pub alarms: Vec<(f64, Envelope)>,
+}
+
+impl From<StopReason> for StopCode {
+    fn from(r: StopReason) -> StopCode {
+        match r {
+            StopReason::Idle => StopCode::Idle,
+            StopReason::TimeLimit => StopCode::TimeLimit,
+            StopReason::Iterations => StopCode::Iterations,
+            StopReason::Paused => StopCode::Paused,
+            StopReason::Cancelled => StopCode::Cancelled,
+        }
+    }
+}
+
+impl From<StopCode> for StopReason {
+    fn from(c: StopCode) -> StopReason {
+        match c {
+            StopCode::Idle => StopReason::Idle,
+            StopCode::TimeLimit => StopReason::TimeLimit,
+            StopCode::Iterations => StopReason::Iterations,
+            StopCode::Paused => StopReason::Paused,
+            StopCode::Cancelled => StopReason::Cancelled,
+        }
+    }
+}
+
+impl From<Control> for StepControl {
+    /// A partition's control, for the wire (the spare buffer it gives
+    /// back stays on this host).
+    fn from(c: Control) -> StepControl {
+        StepControl {
+            changes: Arc::try_unwrap(c.changes).unwrap_or_else(|shared| (*shared).clone()),
+            active: c.active,
+            busy: c.busy,
+            held: c.held,
+            has_mail: c.has_mail,
+            next_alarm: c.next_alarm,
+            now: c.now,
+            stop: c.stop.map(Into::into),
+            failed: c.failed,
+            drained: c.drained,
+            alarms: c.alarms,
+        }
+    }
+}
+
+impl From<StepControl> for Control {
+    fn from(c: StepControl) -> Control {
+        Control {
+            changes: Arc::new(c.changes),
+            active: c.active,
+            busy: c.busy,
+            held: c.held,
+            has_mail: c.has_mail,
+            next_alarm: c.next_alarm,
+            now: c.now,
+            stop: c.stop.map(Into::into),
+            failed: c.failed,
+            drained: c.drained,
+            alarms: c.alarms,
+            spare: Vec::new(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -123,6 +123,8 @@ use crate::error::{Error, Result};
 /// over the round limit (a failure is above all, apart).
 fn rank(s: StopCode) -> u8 {
     match s {
+        // Not stops a host asks for: ends the decision gives.
+        StopCode::Idle | StopCode::TimeLimit => 0,
         StopCode::Iterations => 1,
         StopCode::Paused => 2,
         StopCode::Cancelled => 3,
@@ -389,6 +391,8 @@ impl Coordinator {
         if let Some(s) = reports.iter().filter_map(|r| r.stop).max_by_key(|&s| rank(s)) {
             self.quiet = None;
             let reason = match s {
+                StopCode::Idle => EndReason::Idle,
+                StopCode::TimeLimit => EndReason::TimeLimit,
                 StopCode::Iterations => EndReason::Iterations,
                 StopCode::Paused => EndReason::Paused,
                 StopCode::Cancelled => EndReason::Cancelled,

@@ -45,6 +45,9 @@ mod error;
 pub mod frame;
 pub mod heartbeat;
 pub mod link;
+pub mod packet;
+mod transport;
 
 pub use codec::Codec;
 pub use error::{Error, Result};
+pub use transport::NatsTransport;

@@ -221,6 +221,41 @@ impl HostLink {
         }
     }
 
+    /// Publishes one frame to host `to` (without a flush: see
+    /// [`flush`](Self::flush)).
+    pub async fn publish(&self, to: u16, frame: bytes::Bytes) -> Result<()> {
+        self.client.publish(subject(&self.run, to), frame).await.map_err(nats)
+    }
+
+    /// Waits until the server has everything published so far (its PONG);
+    /// also makes the client write small frames at once.
+    pub async fn flush(&self) -> Result<()> {
+        self.client.flush().await.map_err(nats)
+    }
+
+    /// The next frame on this host's subject, whoever sent it. A slow
+    /// consumer or a closed connection is an error. Cancel safe.
+    pub async fn next_frame(&mut self) -> Result<bytes::Bytes> {
+        loop {
+            tokio::select! {
+                m = self.inbox.next() => {
+                    return m
+                        .map(|m| m.payload)
+                        .ok_or_else(|| Error::Nats("connection closed".into()))
+                }
+                Some(event) = self.events.recv() => match event {
+                    async_nats::Event::SlowConsumer(_) => {
+                        return Err(Error::SlowConsumer { subject: subject(&self.run, self.me) })
+                    }
+                    async_nats::Event::Closed => {
+                        return Err(Error::Nats("connection closed".into()))
+                    }
+                    _ => continue,
+                },
+            }
+        }
+    }
+
     /// Publishes raw bytes to host `to`'s subject (for tests of what a
     /// receiver does with a bad frame).
     pub async fn publish_raw(&self, to: u16, bytes: bytes::Bytes) -> Result<()> {

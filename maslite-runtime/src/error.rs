@@ -63,6 +63,22 @@ pub enum Error {
     /// a service is stopping and takes no more messages.
     #[error("the runtime has stopped")]
     Stopped,
+    /// The partition runs on another host (see
+    /// [`transport`](crate::transport)): it cannot be reached from here.
+    #[error("partition {partition} runs on host {host}, not on this one")]
+    NotLocal {
+        /// The partition.
+        partition: usize,
+        /// Its host.
+        host: u16,
+    },
+    /// The hosts' transport failed, or another host is gone (dead, cut
+    /// off, left, or it failed): the message says which and how.
+    #[error("across hosts: {message}")]
+    Transport {
+        /// What the transport said.
+        message: String,
+    },
     /// A service's intake is full right now ([`Inlet::try_send`](crate::Inlet::try_send)).
     #[error("the service's intake is full")]
     Full,
@@ -77,8 +93,11 @@ impl Error {
     pub(crate) fn rank(&self) -> u8 {
         match self {
             Error::Partition { .. } | Error::LookaheadBroken { .. } => 3,
-            Error::PartitionDied { .. } => 2,
-            Error::Kernel(_) | Error::Config(_) | Error::NoPartition { .. } => 1,
+            Error::PartitionDied { .. } | Error::Transport { .. } => 2,
+            Error::Kernel(_)
+            | Error::Config(_)
+            | Error::NoPartition { .. }
+            | Error::NotLocal { .. } => 1,
             Error::Stopped | Error::Full => 0,
         }
     }

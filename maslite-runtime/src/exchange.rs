@@ -12,6 +12,11 @@
 //!
 //! Waiting spins briefly before parking: waking a parked thread costs tens
 //! of microseconds here, more than most steps.
+//!
+//! A partition on another host (see [`crate::transport`]) is reached the
+//! same way: its wire's sending end goes to this host's transport, which
+//! carries the packet there, and its receiving end is fed by the
+//! transport. The partitions' protocol does not change.
 
 use crate::report::StopReason;
 use maslite_core::{AgentId, Change, Envelope};
@@ -20,7 +25,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver, UnboundedSender};
 
 /// What a partition tells every other one at the end of a step or window.
-pub(crate) struct Control {
+///
+/// Public for [transports](crate::transport), which carry it between
+/// hosts; a program never makes one.
+#[derive(Debug)]
+pub struct Control {
     /// Agents added or removed there, and its agents' subscription changes.
     pub changes: Arc<Vec<Change>>,
     /// It has work for another round at this time (mail sent, agents
@@ -54,21 +63,46 @@ pub(crate) struct Control {
     pub spare: Vec<(AgentId, Envelope)>,
 }
 
-/// One message on a wire.
-pub(crate) enum Packet {
+/// One message on a wire between two partitions.
+#[derive(Debug)]
+pub enum Packet {
+    /// The sender's control for this step (always first in a step).
     Control(Control),
     /// Mail for agents of the receiving partition: (recipient, envelope).
     Mail(Vec<(AgentId, Envelope)>),
 }
 
+/// A packet from one partition to a partition of another host, for the
+/// transport to carry.
+#[derive(Debug)]
+pub struct Sent {
+    /// The sending partition (on this host).
+    pub from: usize,
+    /// The receiving partition (on another host).
+    pub to: usize,
+    /// What it sends.
+    pub packet: Packet,
+}
+
+/// The sending end of a wire.
+enum Outlet {
+    /// To a partition of this process.
+    Local(UnboundedSender<Packet>),
+    /// To a partition of another host, through this host's transport.
+    Remote(UnboundedSender<Sent>),
+}
+
 /// A partition's ends of the wires to and from every other partition.
 pub(crate) struct Links {
     me: usize,
-    to: Vec<Option<UnboundedSender<Packet>>>,
+    to: Vec<Option<Outlet>>,
     from: Vec<Option<UnboundedReceiver<Packet>>>,
     /// A packet taken early by [`wait_any`](Links::wait_any), per sender.
     stash: Vec<Option<Packet>>,
     spin: Duration,
+    /// Why a partition of another host is gone, if its transport said
+    /// (one slot per partition).
+    pub lost: Option<Arc<[std::sync::OnceLock<String>]>>,
 }
 
 /// The far end of a wire closed: that partition's thread is gone.
@@ -76,27 +110,65 @@ pub(crate) struct Links {
 pub(crate) struct Gone(pub usize);
 
 impl Links {
-    /// The wires of `n` partitions: `links[p]` are partition `p`'s ends.
-    pub fn mesh(n: usize, spin: Duration) -> Vec<Links> {
-        let mut links: Vec<Links> = (0..n)
-            .map(|me| Links {
-                me,
-                to: (0..n).map(|_| None).collect(),
-                from: (0..n).map(|_| None).collect(),
-                stash: (0..n).map(|_| None).collect(),
-                spin,
+    /// The wires of the partitions `local[p]` says are on this host
+    /// (`links[p]` is `Some` for those): channels between them, and for
+    /// each partition elsewhere, a sending end into the transport's
+    /// receiver and a receiving end fed by the returned senders
+    /// (`feeds[from][to]`, for `from` elsewhere and `to` here).
+    #[allow(clippy::type_complexity)]
+    pub fn hosted(
+        local: &[bool],
+        spin: Duration,
+    ) -> (Vec<Option<Links>>, UnboundedReceiver<Sent>, Vec<Vec<Option<UnboundedSender<Packet>>>>)
+    {
+        let n = local.len();
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let mut feeds: Vec<Vec<Option<UnboundedSender<Packet>>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut links: Vec<Option<Links>> = (0..n)
+            .map(|me| {
+                local[me].then(|| Links {
+                    me,
+                    to: (0..n).map(|_| None).collect(),
+                    from: (0..n).map(|_| None).collect(),
+                    stash: (0..n).map(|_| None).collect(),
+                    spin,
+                    lost: None,
+                })
             })
             .collect();
         for p in 0..n {
             for q in 0..n {
-                if p != q {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    links[p].to[q] = Some(tx);
-                    links[q].from[p] = Some(rx);
+                if p == q || !local[q] {
+                    continue;
+                }
+                let (tx, rx) = mpsc::unbounded_channel();
+                if let Some(l) = links[q].as_mut() {
+                    l.from[p] = Some(rx);
+                }
+                if local[p] {
+                    if let Some(l) = links[p].as_mut() {
+                        l.to[q] = Some(Outlet::Local(tx));
+                    }
+                } else {
+                    feeds[p][q] = Some(tx);
+                    if let Some(l) = links[q].as_mut() {
+                        l.to[p] = Some(Outlet::Remote(out_tx.clone()));
+                    }
                 }
             }
         }
-        links
+        (links, out_rx, feeds)
+    }
+
+    /// Why partition `q` is gone, if a transport said.
+    pub fn why_gone(&self, q: usize) -> Option<String> {
+        self.lost.as_ref()?.get(q)?.get().cloned()
+    }
+
+    /// Whether partition `q` is on another host.
+    pub fn is_remote(&self, q: usize) -> bool {
+        matches!(self.to.get(q), Some(Some(Outlet::Remote(_))))
     }
 
     /// The other partitions' numbers.
@@ -107,7 +179,10 @@ impl Links {
     /// Sends `packet` to partition `q`.
     pub fn send(&self, q: usize, packet: Packet) -> Result<(), Gone> {
         match &self.to[q] {
-            Some(tx) => tx.send(packet).map_err(|_| Gone(q)),
+            Some(Outlet::Local(tx)) => tx.send(packet).map_err(|_| Gone(q)),
+            Some(Outlet::Remote(tx)) => {
+                tx.send(Sent { from: self.me, to: q, packet }).map_err(|_| Gone(q))
+            }
             None => Err(Gone(q)),
         }
     }

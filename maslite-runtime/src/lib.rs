@@ -137,6 +137,7 @@ mod report;
 mod route;
 mod runtime;
 pub mod service;
+pub mod transport;
 mod wait;
 
 pub use endpoint::{Outbound, Overflow};

@@ -508,6 +508,14 @@ impl Partition {
     }
 
     fn peer_died(&self, q: usize) -> Error {
+        if let Some(message) = self.links.why_gone(q) {
+            return Error::Transport { message };
+        }
+        if self.links.is_remote(q) {
+            return Error::Transport {
+                message: format!("partition {q}'s host is out of reach (its transport ended)"),
+            };
+        }
         Error::PartitionDied { partition: q, message: "seen gone by a peer".into() }
     }
 

@@ -13,6 +13,7 @@ use crate::partition::{panic_message, thread_main, Call, Cmd, Outcome, Partition
 use crate::progress::{Gauges, Progress};
 use crate::report::{RunReport, StopReason};
 use crate::route::top_pairs;
+use crate::transport::{Placement, Transport, Wires};
 use maslite_core::change::DERIVED;
 use maslite_core::{
     Agent, AgentId, Alarm, Cx, Envelope, Origin, RunOptions, Scheduler, Subscription,
@@ -42,10 +43,19 @@ pub(crate) struct Config {
 /// let rt = Runtime::builder().partitions(2).lookahead(0.5).build().unwrap();
 /// assert_eq!(rt.partitions(), 2);
 /// ```
-#[derive(Debug)]
 pub struct Builder {
     config: Config,
     cancel: Option<CancellationToken>,
+    transport: Option<Box<dyn Transport>>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("config", &self.config)
+            .field("placement", &self.transport.as_ref().map(|t| t.placement()))
+            .finish()
+    }
 }
 
 impl Builder {
@@ -104,9 +114,20 @@ impl Builder {
         self
     }
 
-    /// Starts the partitions' threads.
+    /// Runs this host's share of partitions spread over several hosts
+    /// (processes, machines): `transport` says which host runs which
+    /// partition and carries the packets between hosts. Every host runs
+    /// the same program (see [`transport`](crate::transport)). The
+    /// simulated clock only (lockstep or lookahead windows).
+    pub fn transport(mut self, transport: impl Transport) -> Builder {
+        self.transport = Some(Box::new(transport));
+        self
+    }
+
+    /// Starts the partitions' threads (and the transport's, if any).
     pub fn build(self) -> Result<Runtime> {
         let mut config = self.config;
+        let placement = self.transport.as_ref().map(|t| t.placement().clone());
         if config.partitions == 0 || config.partitions > u16::MAX as usize {
             return Err(Error::Config(format!(
                 "partitions must be 1..={}, not {}",
@@ -123,8 +144,26 @@ impl Builder {
         if config.real_time && config.lookahead > 0.0 {
             return Err(Error::Config("lookahead applies to the simulated clock only".into()));
         }
+        if let Some(placement) = &placement {
+            if placement.partitions() != config.partitions {
+                return Err(Error::Config(format!(
+                    "the placement has {} partitions, the runtime {}",
+                    placement.partitions(),
+                    config.partitions
+                )));
+            }
+            if config.real_time {
+                return Err(Error::Config(
+                    "partitions on several hosts run on the simulated clock only".into(),
+                ));
+            }
+        }
+        let local: Vec<bool> = (0..config.partitions)
+            .map(|p| placement.as_ref().is_none_or(|pl| pl.is_local(p)))
+            .collect();
         let cores = core_affinity::get_core_ids().unwrap_or_default();
-        let own_cores = cores.len() >= config.partitions;
+        let here = local.iter().filter(|&&l| l).count();
+        let own_cores = cores.len() >= here;
         let spin = config.spin.unwrap_or(if own_cores {
             Duration::from_micros(50)
         } else {
@@ -136,7 +175,18 @@ impl Builder {
         let cancel = self.cancel.map(|t| t.child_token()).unwrap_or_default();
         let mut parts: Vec<Handle> = Vec::with_capacity(config.partitions);
         let gauges = Gauges::new(config.partitions);
-        for (me, links) in Links::mesh(config.partitions, spin).into_iter().enumerate() {
+        let (links, outgoing, feeds) = Links::hosted(&local, spin);
+        let lost: Arc<[std::sync::OnceLock<String>]> =
+            (0..config.partitions).map(|_| std::sync::OnceLock::new()).collect();
+        let mut core_at = 0;
+        for (me, links) in links.into_iter().enumerate() {
+            let Some(mut links) = links else {
+                parts.push(Handle { cmds: None, queued: Vec::new(), thread: None });
+                continue;
+            };
+            links.lost = Some(lost.clone());
+            let core = (config.pin && own_cores).then(|| cores[core_at]);
+            core_at += 1;
             let (tx, rx) = mpsc::unbounded_channel();
             let seed = Seed {
                 me,
@@ -145,7 +195,7 @@ impl Builder {
                 cancel: cancel.clone(),
                 config: config.clone(),
                 cmds: rx,
-                core: (config.pin && own_cores).then(|| cores[me]),
+                core,
                 gauges: gauges.clone(),
             };
             let thread = match std::thread::Builder::new()
@@ -167,7 +217,29 @@ impl Builder {
             };
             parts.push(Handle { cmds: Some(tx), queued: Vec::new(), thread: Some(thread) });
         }
+        // The transport last: it ends when the partitions are gone.
+        let stopping = CancellationToken::new();
+        let mut carrier = None;
+        if let (Some(transport), Some(placement)) = (self.transport, placement.clone()) {
+            let wires = Wires::new(outgoing, feeds, lost, placement, stopping.clone());
+            match transport.start(wires) {
+                Ok(thread) => carrier = Some(thread),
+                Err(e) => {
+                    cancel.cancel();
+                    for part in &mut parts {
+                        part.cmds = None;
+                        if let Some(t) = part.thread.take() {
+                            let _ = t.join();
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
         Ok(Runtime {
+            placement,
+            carrier,
+            stopping,
             config,
             parts,
             cancel,
@@ -238,6 +310,12 @@ struct Handle {
 /// ```
 pub struct Runtime {
     config: Arc<Config>,
+    /// Which host runs which partition, when they are spread over hosts.
+    placement: Option<Placement>,
+    /// The transport's thread, then.
+    carrier: Option<JoinHandle<()>>,
+    /// Stops the transport.
+    stopping: CancellationToken,
     parts: Vec<Handle>,
     cancel: CancellationToken,
     /// Where the agents added from here are (and those reported by runs).
@@ -265,6 +343,7 @@ impl Runtime {
                 pin: true,
             },
             cancel: None,
+            transport: None,
         }
     }
 
@@ -277,9 +356,31 @@ impl Runtime {
         self.config.spin.unwrap_or_default()
     }
 
-    /// The number of partitions.
+    /// The number of partitions (on all hosts).
     pub fn partitions(&self) -> usize {
         self.parts.len()
+    }
+
+    /// Which host runs which partition, if they are spread over hosts
+    /// ([`Builder::transport`]).
+    pub fn placement(&self) -> Option<&Placement> {
+        self.placement.as_ref()
+    }
+
+    /// Whether partition `p` runs in this process (all do, unless they are
+    /// spread over hosts).
+    pub fn is_local(&self, p: usize) -> bool {
+        p < self.parts.len() && self.placement.as_ref().is_none_or(|pl| pl.is_local(p))
+    }
+
+    /// [`Error::NotLocal`] if partition `p` runs on another host.
+    fn local(&self, p: usize) -> Result<()> {
+        match &self.placement {
+            Some(pl) if p < self.parts.len() && !pl.is_local(p) => {
+                Err(Error::NotLocal { partition: p, host: pl.host_of(p) })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The token that stops every partition (see [`Builder::cancel_token`]).
@@ -406,6 +507,10 @@ impl Runtime {
         F: FnOnce() -> A + Send + 'static,
     {
         let (id, key) = self.claim(partition, id)?;
+        if !self.is_local(partition) {
+            // Another host builds it (with the same id and key).
+            return Ok(id);
+        }
         self.post(partition, move |p| {
             let agent = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)) {
                 Ok(agent) => agent,
@@ -458,6 +563,9 @@ impl Runtime {
         Fut: Future<Output = ()> + 'static,
     {
         let (id, key) = self.claim(partition, id)?;
+        if !self.is_local(partition) {
+            return Ok(id);
+        }
         self.post(partition, move |p| {
             if let Err(e) = p.kernel.spawn_keyed(id, key, body) {
                 p.defer(e);
@@ -494,6 +602,7 @@ impl Runtime {
         capacity: usize,
         overflow: Overflow,
     ) -> Result<Outbound> {
+        self.local(partition)?;
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let counts = Arc::new(EndpointCounts::default());
         let endpoint =
@@ -531,6 +640,7 @@ impl Runtime {
         f: impl FnOnce(&mut Partition) + Send + 'static,
     ) -> Result<()> {
         self.check(partition)?;
+        self.local(partition)?;
         self.post(partition, f)?;
         self.flush()
     }
@@ -542,6 +652,10 @@ impl Runtime {
         }
         let placed = Arc::new(std::mem::take(&mut self.placed));
         for part in &mut self.parts {
+            if part.cmds.is_none() {
+                // Another host's partition.
+                continue;
+            }
             let placed = placed.clone();
             // First in the batch: calls queued before (a send, say) may
             // need them.
@@ -572,6 +686,10 @@ impl Runtime {
         self.check(0)?;
         self.stamp(&mut envelope);
         let q = self.partition_for(envelope.receiver());
+        if !self.is_local(q) {
+            // The receiver's host posts it.
+            return Ok(());
+        }
         self.post(q, move |p| p.kernel.send(envelope))
     }
 
@@ -580,6 +698,9 @@ impl Runtime {
         self.check(0)?;
         self.stamp(alarm.envelope_mut());
         let q = self.partition_for(alarm.envelope_mut().receiver());
+        if !self.is_local(q) {
+            return Ok(());
+        }
         self.with_partition(q, move |s| s.set_alarm_stamped(alarm))?
             .map_err(|e| Error::Partition { partition: q, source: e })
     }
@@ -592,6 +713,10 @@ impl Runtime {
             .get(&subscriber)
             .copied()
             .ok_or(maslite_core::Error::UnknownAgent(subscriber))?;
+        if !self.is_local(q) {
+            // Its host subscribes it; every partition hears of it.
+            return Ok(());
+        }
         self.with_partition(q, move |s| s.subscribe(subscriber, pattern))?
             .map_err(|e| Error::Partition { partition: q, source: e })
     }
@@ -604,6 +729,7 @@ impl Runtime {
         F: FnOnce(&mut Scheduler) -> R + Send + 'static,
     {
         self.check(partition)?;
+        self.local(partition)?;
         let (tx, rx) = oneshot::channel();
         self.post(partition, move |p| {
             // A panic in `f` is the caller's: it resumes on the caller's
@@ -674,6 +800,9 @@ impl Runtime {
         let stop = self.cancel.child_token();
         let abandon = stop.clone().drop_guard();
         for q in 0..self.parts.len() {
+            if !self.is_local(q) {
+                continue;
+            }
             let (tx, rx) = oneshot::channel();
             let cmd = Cmd::Run(opts, stop.clone(), free.clone(), tx);
             let sent = self.parts[q].cmds.as_ref().map(|c| c.send(cmd).is_ok());
@@ -682,11 +811,11 @@ impl Runtime {
                 self.shut_down();
                 return Err(e);
             }
-            replies.push(rx);
+            replies.push((q, rx));
         }
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(replies.len());
         let mut failure: Option<Error> = None;
-        for (q, rx) in replies.into_iter().enumerate() {
+        for (q, rx) in replies {
             match rx.await {
                 Ok(outcome) => outcomes.push(outcome),
                 Err(_) => {
@@ -767,6 +896,8 @@ impl Runtime {
             part.cmds = None;
         }
         let mut first = None;
+        // Partitions waiting on other hosts stop waiting.
+        self.stopping.cancel();
         for (q, part) in self.parts.iter_mut().enumerate() {
             if let Some(Err(panic)) = part.thread.take().map(|t| t.join()) {
                 first.get_or_insert(Error::PartitionDied {
@@ -774,6 +905,11 @@ impl Runtime {
                     message: panic_message(panic.as_ref()),
                 });
             }
+        }
+        if let Some(Err(panic)) = self.carrier.take().map(|t| t.join()) {
+            first.get_or_insert(Error::Transport {
+                message: format!("the transport's thread panicked: {}", panic_message(&*panic)),
+            });
         }
         first
     }

@@ -279,6 +279,9 @@ impl Runtime {
     pub fn serve(mut self, options: ServeOptions) -> Result<Service> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::Config("serve must be called within a tokio runtime".into()))?;
+        if self.placement().is_some() {
+            return Err(Error::Config("a service runs on one host: its partitions too".into()));
+        }
         let shared = Arc::new(Shared {
             draining: CancellationToken::new(),
             accepted: AtomicU64::new(0),

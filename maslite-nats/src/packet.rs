@@ -1,0 +1,272 @@
+//! Packets between partitions of different hosts, as NATS frames.
+//!
+//! A partition sends every other one a control per step, then maybe a mail
+//! batch (see `maslite_runtime::transport`). Across hosts each such packet
+//! is encoded — a control as [`StepControl`], mail as its (recipient,
+//! envelope) pairs through the [`Codec`] — and the bytes are cut into
+//! frames under the server's `max_payload`, so any packet fits, however
+//! large (a million agents added in one step, a payload of megabytes).
+//!
+//! A frame: `b"MSP1"`, source and destination host (u16), the link's
+//! sequence number (u64), flags (u8: 1 = the packet's last frame, 2 = the
+//! sender's runtime stopped, 4 = the sender failed: the body is its
+//! message), source and destination partition (u16), kind (u8: 0 control,
+//! 1 mail), then the packet's bytes from where the previous frame stopped.
+//! All little-endian. Per link (source host → destination host) frames
+//! are numbered from 0: NATS delivers one publisher's messages in order or
+//! drops them (a slow consumer), so a gap is loss, and
+//! [`Error::Gap`] names the link.
+
+use crate::codec::Codec;
+use crate::control::StepControl;
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use maslite_core::AgentId;
+use maslite_runtime::transport::{Packet, Sent};
+
+const MAGIC: &[u8; 4] = b"MSP1";
+/// Bytes before a frame's share of the packet.
+pub const HEADER: usize = 4 + 2 + 2 + 8 + 1 + 2 + 2 + 1;
+const LAST: u8 = 1;
+const BYE: u8 = 2;
+const ABORT: u8 = 4;
+const CONTROL: u8 = 0;
+const MAIL: u8 = 1;
+
+/// What a frame says besides a packet's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Head {
+    from_host: u16,
+    to_host: u16,
+    seq: u64,
+    flags: u8,
+    from: u16,
+    to: u16,
+    kind: u8,
+}
+
+fn head(frame: &[u8]) -> Result<Head> {
+    if frame.len() < HEADER || &frame[..4] != MAGIC {
+        return Err(Error::Malformed {
+            from: 0,
+            to: 0,
+            message: "not a maslite packet frame".into(),
+        });
+    }
+    let u16_at = |i: usize| u16::from_le_bytes([frame[i], frame[i + 1]]);
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&frame[8..16]);
+    Ok(Head {
+        from_host: u16_at(4),
+        to_host: u16_at(6),
+        seq: u64::from_le_bytes(seq),
+        flags: frame[16],
+        from: u16_at(17),
+        to: u16_at(19),
+        kind: frame[21],
+    })
+}
+
+/// Packets from one host to one other host, as frames.
+#[derive(Debug)]
+pub struct PacketWriter {
+    from_host: u16,
+    to_host: u16,
+    next: u64,
+    max: usize,
+    body: Vec<u8>,
+}
+
+impl PacketWriter {
+    /// Frames for link `from_host → to_host`, each at most `max_payload`
+    /// bytes.
+    pub fn new(from_host: u16, to_host: u16, max_payload: usize) -> PacketWriter {
+        PacketWriter {
+            from_host,
+            to_host,
+            next: 0,
+            max: max_payload.max(HEADER + 64),
+            body: Vec::new(),
+        }
+    }
+
+    fn frame(&mut self, flags: u8, from: u16, to: u16, kind: u8, part: &[u8]) -> Bytes {
+        let mut f = Vec::with_capacity(HEADER + part.len());
+        f.extend_from_slice(MAGIC);
+        f.extend_from_slice(&self.from_host.to_le_bytes());
+        f.extend_from_slice(&self.to_host.to_le_bytes());
+        f.extend_from_slice(&self.next.to_le_bytes());
+        f.push(flags);
+        f.extend_from_slice(&from.to_le_bytes());
+        f.extend_from_slice(&to.to_le_bytes());
+        f.push(kind);
+        f.extend_from_slice(part);
+        self.next += 1;
+        Bytes::from(f)
+    }
+
+    /// One packet as frames, appended to `out`. A payload type that is
+    /// not registered is [`Error::Unregistered`]; then no frame is made
+    /// (the sequence does not move).
+    pub fn packet(&mut self, codec: &Codec, sent: Sent, out: &mut Vec<Bytes>) -> Result<()> {
+        self.body.clear();
+        let kind = match sent.packet {
+            Packet::Control(c) => {
+                StepControl::from(c).encode(codec, &mut self.body)?;
+                CONTROL
+            }
+            Packet::Mail(batch) => {
+                self.body.extend_from_slice(&(batch.len() as u32).to_le_bytes());
+                for (recipient, env) in &batch {
+                    self.body.extend_from_slice(&recipient.0.to_le_bytes());
+                    codec.encode(env, &mut self.body)?;
+                }
+                MAIL
+            }
+        };
+        let (from, to) = (sent.from as u16, sent.to as u16);
+        let body = std::mem::take(&mut self.body);
+        let room = self.max - HEADER;
+        let mut chunks = body.chunks(room).peekable();
+        if chunks.peek().is_none() {
+            out.push(self.frame(LAST, from, to, kind, &[]));
+        }
+        while let Some(part) = chunks.next() {
+            let flags = if chunks.peek().is_none() { LAST } else { 0 };
+            out.push(self.frame(flags, from, to, kind, part));
+        }
+        self.body = body;
+        Ok(())
+    }
+
+    /// The frame that tells the other host this one's runtime stopped
+    /// (after its last packet).
+    pub fn bye(&mut self) -> Bytes {
+        self.frame(BYE | LAST, 0, 0, 0, &[])
+    }
+
+    /// The frame that tells the other host this one failed, and why.
+    pub fn abort(&mut self, why: &str) -> Bytes {
+        let why = &why.as_bytes()[..why.len().min(self.max - HEADER)];
+        self.frame(ABORT | LAST, 0, 0, 0, why)
+    }
+}
+
+/// What a frame brought.
+#[derive(Debug)]
+pub enum Arrival {
+    /// Part of a packet: more frames follow.
+    Partial,
+    /// A whole packet from partition `from` to partition `to`.
+    Packet {
+        /// The sending partition.
+        from: usize,
+        /// The receiving partition.
+        to: usize,
+        /// The packet.
+        packet: Packet,
+    },
+    /// The sending host's runtime stopped: nothing more comes from it.
+    Bye(u16),
+    /// The sending host failed, saying why.
+    Abort(u16, String),
+}
+
+/// Packets from every other host, put back together and checked.
+#[derive(Debug)]
+pub struct PacketReader {
+    me: u16,
+    expected: Vec<u64>,
+    partial: Vec<Vec<u8>>,
+}
+
+impl PacketReader {
+    /// Reads frames for host `me` from `hosts` hosts.
+    pub fn new(me: u16, hosts: u16) -> PacketReader {
+        PacketReader {
+            me,
+            expected: vec![0; hosts as usize],
+            partial: (0..hosts).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    /// Takes one frame. A frame out of sequence is [`Error::Gap`]; one
+    /// that is not for this host, or that does not decode, is
+    /// [`Error::Malformed`] (or the codec's error, naming the tag).
+    pub fn read(&mut self, codec: &Codec, frame: &[u8]) -> Result<Arrival> {
+        let h = head(frame)?;
+        let malformed =
+            |message: String| Error::Malformed { from: h.from_host, to: h.to_host, message };
+        if h.to_host != self.me || h.from_host as usize >= self.expected.len() {
+            return Err(malformed(format!(
+                "received by host {} of {}",
+                self.me,
+                self.expected.len()
+            )));
+        }
+        let q = h.from_host as usize;
+        if h.seq != self.expected[q] {
+            return Err(Error::Gap {
+                from: h.from_host,
+                to: h.to_host,
+                expected: self.expected[q],
+                got: h.seq,
+            });
+        }
+        self.expected[q] += 1;
+        let part = &frame[HEADER..];
+        if h.flags & ABORT != 0 {
+            return Ok(Arrival::Abort(h.from_host, String::from_utf8_lossy(part).into_owned()));
+        }
+        if h.flags & BYE != 0 {
+            return Ok(Arrival::Bye(h.from_host));
+        }
+        if h.flags & LAST == 0 {
+            self.partial[q].extend_from_slice(part);
+            return Ok(Arrival::Partial);
+        }
+        // Most packets are one frame: read in place.
+        let whole;
+        let body: &[u8] = if self.partial[q].is_empty() {
+            part
+        } else {
+            self.partial[q].extend_from_slice(part);
+            whole = std::mem::take(&mut self.partial[q]);
+            &whole
+        };
+        let packet = match h.kind {
+            CONTROL => Packet::Control(StepControl::decode(codec, body)?.into()),
+            MAIL => Packet::Mail(read_mail(codec, body).map_err(|e| match e {
+                Error::Malformed { message, .. } => malformed(message),
+                e => e,
+            })?),
+            k => return Err(malformed(format!("unknown packet kind {k}"))),
+        };
+        Ok(Arrival::Packet { from: h.from as usize, to: h.to as usize, packet })
+    }
+}
+
+fn read_mail(codec: &Codec, body: &[u8]) -> Result<Vec<(AgentId, maslite_core::Envelope)>> {
+    let malformed = |m: String| Error::Malformed { from: 0, to: 0, message: m };
+    let count = body.get(..4).ok_or_else(|| malformed("a mail batch cut short".into()))?;
+    let count = u32::from_le_bytes([count[0], count[1], count[2], count[3]]) as usize;
+    let mut out = Vec::with_capacity(count.min(body.len() / 12));
+    let mut at = 4;
+    for i in 0..count {
+        let Some(head) = body.get(at..at + 12) else {
+            return Err(malformed(format!("item {i} of {count} cut short")));
+        };
+        let mut r = [0u8; 8];
+        r.copy_from_slice(&head[..8]);
+        let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
+        let Some(item) = body.get(at + 8..at + 12 + len) else {
+            return Err(malformed(format!("item {i} of {count} cut short")));
+        };
+        out.push((AgentId(u64::from_le_bytes(r)), codec.decode(item)?));
+        at += 12 + len;
+    }
+    if at != body.len() {
+        return Err(malformed(format!("{} bytes after the last item", body.len() - at)));
+    }
+    Ok(out)
+}

@@ -1,0 +1,327 @@
+//! The runtime's transport over NATS: partitions on several hosts.
+//!
+//! Each host (process) runs the same program with a
+//! [`NatsTransport`] naming the server, the run, the placement and the
+//! payload types that may cross. The transport's thread owns the host's
+//! one NATS connection ([`HostLink`]), its [`Heartbeat`], and the
+//! [`Codec`]: it encodes the packets this host's partitions send to
+//! partitions elsewhere, cuts them into frames, publishes them to the
+//! destination host's subject (`maslite.<run>.h.<host>`) and flushes once
+//! per burst; it reads the frames that come in, checks their sequence,
+//! puts packets back together and hands them to their partitions.
+//!
+//! What stops a run, on every host, in bounded time, with an error that
+//! says what happened ([`maslite_runtime::Error::Transport`]):
+//!
+//! - a payload type that is not registered, when it first crosses (the
+//!   sending host names the type and the partitions, and tells the
+//!   others);
+//! - a host whose heartbeats stop (killed, cut off): named by the others
+//!   after `missed × every`;
+//! - a frame lost (a gap in the link's sequence) or a slow consumer;
+//! - a host whose runtime stopped while others still run (it says bye
+//!   after its last packet).
+
+use crate::codec::Codec;
+use crate::error::Error;
+use crate::heartbeat::{Heartbeat, HostEvent};
+use crate::link::HostLink;
+use crate::packet::{Arrival, PacketReader, PacketWriter};
+use bytes::Bytes;
+use maslite_runtime::transport::{Placement, Sent, Transport, Wires};
+use std::time::Duration;
+
+/// Partitions on several hosts through a NATS server (see the [module
+/// docs](self)).
+///
+/// ```no_run
+/// use maslite_core::{Agent, AgentId, Cx};
+/// use maslite_nats::{Codec, NatsTransport};
+/// use maslite_runtime::{transport::Placement, Runtime};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Serialize, Deserialize)]
+/// struct Ping(u32);
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // This process is host 0 of 2; 4 partitions, 2 per host.
+/// let mut codec = Codec::new();
+/// codec.register::<Ping>()?;
+/// let placement = Placement::blocks(4, 2, 0)?;
+/// let nats = NatsTransport::new("nats://127.0.0.1:4222", "demo", placement, codec)?;
+/// let mut rt = Runtime::builder().partitions(4).transport(nats).build()?;
+/// // ... add the same agents as every other host, then run.
+/// rt.run()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct NatsTransport {
+    placement: Placement,
+    url: String,
+    run: String,
+    codec: Codec,
+    ready: Duration,
+    every: Duration,
+    missed: u32,
+    capacity: usize,
+}
+
+/// A run's name goes into subjects: letters, digits, `-` and `_` only.
+fn valid_run(run: &str) -> bool {
+    !run.is_empty()
+        && run.len() <= 64
+        && run.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl NatsTransport {
+    /// This host's side of run `run` (the same name on every host; letters,
+    /// digits, `-`, `_`) through the server at `url`, with `placement`
+    /// and the payload types `codec` knows. Nothing connects before the
+    /// runtime is built.
+    pub fn new(
+        url: &str,
+        run: &str,
+        placement: Placement,
+        codec: Codec,
+    ) -> Result<NatsTransport, maslite_runtime::Error> {
+        if !valid_run(run) {
+            return Err(maslite_runtime::Error::Config(format!(
+                "run name {run:?}: use 1 to 64 letters, digits, '-' or '_' (it goes into NATS subjects)"
+            )));
+        }
+        Ok(NatsTransport {
+            placement,
+            url: url.into(),
+            run: run.into(),
+            codec,
+            ready: Duration::from_secs(30),
+            every: Duration::from_millis(250),
+            missed: 8,
+            capacity: 65_536,
+        })
+    }
+
+    /// How long to wait for the other hosts to come (default 30 s): then
+    /// building the runtime fails, naming those missing.
+    pub fn ready_within(mut self, timeout: Duration) -> NatsTransport {
+        self.ready = timeout;
+        self
+    }
+
+    /// Heartbeats every `every`; a host silent for `missed × every` is
+    /// lost (default 250 ms × 8 = 2 s).
+    pub fn heartbeat(mut self, every: Duration, missed: u32) -> NatsTransport {
+        self.every = every;
+        self.missed = missed;
+        self
+    }
+
+    /// Room for this many frames waiting on this host's subscription
+    /// (default 65 536); beyond, NATS drops them and the run fails as a
+    /// slow consumer.
+    pub fn capacity(mut self, frames: usize) -> NatsTransport {
+        self.capacity = frames;
+        self
+    }
+}
+
+fn transport_error(e: impl std::fmt::Display) -> maslite_runtime::Error {
+    maslite_runtime::Error::Transport { message: e.to_string() }
+}
+
+impl Transport for NatsTransport {
+    fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    fn start(
+        self: Box<Self>,
+        wires: Wires,
+    ) -> maslite_runtime::Result<std::thread::JoinHandle<()>> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let me = self.placement.me();
+        let thread = std::thread::Builder::new()
+            .name(format!("maslite-nats-host{me}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(Error::Nats(format!("a tokio runtime: {e}"))));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let t = *self;
+                    let hosts = t.placement.hosts();
+                    let setup = async {
+                        let link = HostLink::connect(&t.url, &t.run, me, hosts, t.capacity).await?;
+                        link.ready(t.ready).await?;
+                        let beats =
+                            Heartbeat::start(link.client(), &t.run, me, hosts, t.every, t.missed)
+                                .await?;
+                        Ok::<_, Error>((link, beats))
+                    };
+                    match setup.await {
+                        Ok((link, beats)) => {
+                            let _ = ready_tx.send(Ok(()));
+                            Carrier::new(link, beats, t.codec, wires).carry().await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| transport_error(format!("cannot start the transport's thread: {e}")))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(thread),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(transport_error(format!("host {me}: {e}")))
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(transport_error(format!("host {me}: the transport's thread died starting")))
+            }
+        }
+    }
+}
+
+/// The transport's thread, once the hosts are connected.
+struct Carrier {
+    link: HostLink,
+    beats: Option<Heartbeat>,
+    codec: Codec,
+    wires: Wires,
+    writers: Vec<PacketWriter>,
+    reader: PacketReader,
+    /// Hosts whose runtime stopped.
+    left: Vec<bool>,
+    frames: Vec<Bytes>,
+}
+
+impl Carrier {
+    fn new(link: HostLink, beats: Heartbeat, codec: Codec, wires: Wires) -> Carrier {
+        let me = wires.placement().me();
+        let hosts = wires.placement().hosts();
+        let max = link.max_payload();
+        Carrier {
+            writers: (0..hosts).map(|h| PacketWriter::new(me, h, max)).collect(),
+            reader: PacketReader::new(me, hosts),
+            left: vec![false; hosts as usize],
+            link,
+            beats: Some(beats),
+            codec,
+            wires,
+            frames: Vec::new(),
+        }
+    }
+
+    fn others(&self) -> Vec<u16> {
+        let me = self.wires.placement().me();
+        (0..self.wires.placement().hosts()).filter(|&h| h != me && !self.left[h as usize]).collect()
+    }
+
+    /// Encodes and publishes one packet.
+    async fn send(&mut self, sent: Sent) -> Result<(), String> {
+        let host = self.wires.placement().host_of(sent.to);
+        if self.left[host as usize] {
+            return Ok(());
+        }
+        let (from, to) = (sent.from, sent.to);
+        self.frames.clear();
+        self.writers[host as usize]
+            .packet(&self.codec, sent, &mut self.frames)
+            .map_err(|e| format!("partition {from} -> partition {to} (host {host}): {e}"))?;
+        for frame in self.frames.drain(..) {
+            self.link.publish(host, frame).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Sends everything the partitions sent so far, then flushes.
+    async fn send_all(&mut self, first: Option<Sent>) -> Result<(), String> {
+        let mut next = first;
+        while let Some(sent) = next.take().or_else(|| self.wires.outgoing.try_recv().ok()) {
+            self.send(sent).await?;
+        }
+        self.link.flush().await.map_err(|e| e.to_string())
+    }
+
+    /// Ends: what was sent goes out, then a bye to every host.
+    async fn finish(&mut self) {
+        if let Err(why) = self.send_all(None).await {
+            self.fail(&why, true).await;
+            return;
+        }
+        for h in self.others() {
+            let bye = self.writers[h as usize].bye();
+            let _ = self.link.publish(h, bye).await;
+        }
+        let _ = self.link.flush().await;
+        if let Some(beats) = self.beats.take() {
+            let _ = beats.stop().await;
+        }
+    }
+
+    /// Fails the run here (and, if `tell`, on every other host).
+    async fn fail(&mut self, why: &str, tell: bool) {
+        let me = self.wires.placement().me();
+        tracing::error!(host = me, "{why}");
+        if tell {
+            for h in self.others() {
+                let abort = self.writers[h as usize].abort(why);
+                let _ = self.link.publish(h, abort).await;
+            }
+            let _ = self.link.flush().await;
+        }
+        self.wires.fail(why);
+    }
+
+    async fn carry(mut self) {
+        let stopping = self.wires.stopping();
+        loop {
+            tokio::select! {
+                _ = stopping.cancelled() => return self.finish().await,
+                sent = self.wires.outgoing.recv() => match sent {
+                    // Every partition here is gone.
+                    None => return self.finish().await,
+                    Some(sent) => {
+                        if let Err(why) = self.send_all(Some(sent)).await {
+                            return self.fail(&why, true).await;
+                        }
+                    }
+                },
+                frame = self.link.next_frame() => {
+                    let frame = match frame {
+                        Ok(frame) => frame,
+                        Err(e) => return self.fail(&e.to_string(), true).await,
+                    };
+                    match self.reader.read(&self.codec, &frame) {
+                        Ok(Arrival::Partial) => {}
+                        Ok(Arrival::Packet { from, to, packet }) => {
+                            if let Err(e) = self.wires.deliver(from, to, packet) {
+                                return self.fail(&e.to_string(), true).await;
+                            }
+                        }
+                        Ok(Arrival::Bye(h)) => {
+                            self.left[h as usize] = true;
+                            self.wires.cut_host(h, &format!("host {h} left: its runtime stopped"));
+                        }
+                        Ok(Arrival::Abort(h, why)) => {
+                            return self.fail(&format!("host {h} failed: {why}"), false).await;
+                        }
+                        Err(e) => return self.fail(&e.to_string(), true).await,
+                    }
+                }
+                event = async { self.beats.as_mut().expect("beating").event().await } => {
+                    match event {
+                        // Its bye frame, after its last packet, cuts it.
+                        HostEvent::Left(_) => {}
+                        HostEvent::Lost(e) => return self.fail(&e.to_string(), true).await,
+                    }
+                }
+            }
+        }
+    }
+}
