@@ -345,6 +345,7 @@ impl Partition {
             }
             all_changes.clear();
             all_changes.push((self.me, changes.clone()));
+            let mut failed_remote = None;
             mail_from.iter_mut().for_each(|m| *m = false);
             let mut agreed = Agreed {
                 active,
@@ -373,6 +374,9 @@ impl Partition {
                 agreed.next_alarm = agreed.next_alarm.min(control.next_alarm);
                 agreed.now = agreed.now.max(control.now);
                 agreed.stop = merge_stop(agreed.stop, control.stop);
+                if control.failed && self.links.is_remote(q) && failed_remote.is_none() {
+                    failed_remote = Some(q);
+                }
                 agreed.failed |= control.failed;
                 mail_from[q] = control.has_mail;
                 agreed.drained &= control.drained;
@@ -443,7 +447,12 @@ impl Partition {
 
             // Decide, as every other partition does from the same controls.
             if agreed.failed {
-                return (Err(error.unwrap_or(Error::Stopped)), steps);
+                // A failure on another host is told by that host: here it
+                // is named, not explained.
+                let remote = failed_remote.map(|q| Error::Transport {
+                    message: format!("partition {q}, on another host, failed (its host says why)"),
+                });
+                return (Err(error.or(remote).unwrap_or(Error::Stopped)), steps);
             }
             wait_busy = false;
             if removals || cleared || agreed.held {
