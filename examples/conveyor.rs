@@ -229,6 +229,11 @@ pub fn timed_run(partitions: usize) -> Result<(RunReport, f64), maslite::runtime
 }
 
 pub fn main() -> Result<(), maslite::runtime::Error> {
+    cli(std::env::args().skip(1))
+}
+
+/// The command, given its flags.
+pub fn cli(args: impl Iterator<Item = String>) -> Result<(), maslite::runtime::Error> {
     // Logs on stderr: warnings (a dead letter, say) by default; more with
     // RUST_LOG, e.g. `RUST_LOG=maslite_runtime=debug`.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -238,7 +243,7 @@ pub fn main() -> Result<(), maslite::runtime::Error> {
         .with_thread_names(true)
         .with_writer(std::io::stderr)
         .try_init();
-    let (hosts, host, url, run) = match flags(std::env::args().skip(1)) {
+    let (hosts, host, url, run) = match flags(args) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("conveyor: {e}");

@@ -302,6 +302,11 @@ pub fn run_hosted(
 }
 
 pub fn main() {
+    cli(std::env::args().skip(1))
+}
+
+/// The command, given its flags.
+pub fn cli(args: impl Iterator<Item = String>) {
     // Logs on stderr: warnings (a dead letter, say) by default; more with
     // RUST_LOG, e.g. `RUST_LOG=maslite_runtime=debug`.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -311,7 +316,7 @@ pub fn main() {
         .with_thread_names(true)
         .with_writer(std::io::stderr)
         .try_init();
-    let params = match Params::parse(std::env::args().skip(1)) {
+    let params = match Params::parse(args) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("phold: {e}");

@@ -154,8 +154,23 @@ impl Transport for NatsTransport {
                     let t = *self;
                     let hosts = t.placement.hosts();
                     let setup = async {
-                        let link = HostLink::connect(&t.url, &t.run, me, hosts, t.capacity).await?;
-                        link.ready(t.ready).await?;
+                        // The server may be starting too: tried again until
+                        // the readiness deadline.
+                        let deadline = tokio::time::Instant::now() + t.ready;
+                        let link = loop {
+                            match HostLink::connect(&t.url, &t.run, me, hosts, t.capacity).await {
+                                Ok(link) => break link,
+                                Err(e) if tokio::time::Instant::now() >= deadline => {
+                                    return Err(Error::Nats(format!(
+                                        "cannot reach the server at {}: {e}",
+                                        t.url
+                                    )))
+                                }
+                                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                            }
+                        };
+                        link.ready(deadline.saturating_duration_since(tokio::time::Instant::now()))
+                            .await?;
                         let beats =
                             Heartbeat::start(link.client(), &t.run, me, hosts, t.every, t.missed)
                                 .await?;

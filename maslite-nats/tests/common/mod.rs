@@ -20,6 +20,12 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server is installed (apt-get install -y nats-server)");
+        // Listening once a connection is taken (it starts in milliseconds).
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         Server { child, url: format!("nats://127.0.0.1:{port}") }
     }
 

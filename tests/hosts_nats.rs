@@ -1,0 +1,322 @@
+//! Partitions on two hosts over NATS: the phold and conveyor examples as
+//! two OS processes give the run's hash of one process; a host killed
+//! mid-run is named by the other; an unregistered payload type stops both
+//! hosts naming it; a payload over the server's limit is split and
+//! arrives whole. Each test starts its own `nats-server` (`.ci/run`
+//! installs it) on a free port of 127.0.0.1.
+//!
+//! The hosts are this test binary run again as the example: with
+//! `MASLITE_EXAMPLE=phold` (or `conveyor`) in its environment, `main` runs
+//! that example's command on the arguments instead of the tests. So the
+//! processes run the examples' code as built with this test, never a stale
+//! binary. (`harness = false`: libtest-mimic gives the usual test flags.)
+
+#[allow(dead_code)] // the links' helper is for maslite-nats's own tests
+#[path = "../maslite-nats/tests/common/mod.rs"]
+mod nats;
+
+#[allow(dead_code)]
+#[path = "../examples/phold.rs"]
+mod phold;
+
+#[allow(dead_code)]
+#[path = "../examples/conveyor.rs"]
+mod conveyor;
+
+use maslite::prelude::*;
+use maslite::runtime::transport::Placement;
+use maslite::runtime::Error;
+use maslite_nats::{Codec, NatsTransport};
+use nats::Server;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Runs this binary again as the example `name` with `args`.
+fn spawn(name: &str, args: &[&str]) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(args)
+        .env("MASLITE_EXAMPLE", name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a child with a deadline (a hang fails the test).
+fn finish(child: Child, within: Duration) -> Output {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(within).expect("the host ended in time").unwrap()
+}
+
+/// The hex after `word` on the line of stdout that starts with `prefix`.
+fn hex_after(out: &Output, prefix: &str, word: &str) -> u64 {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| {
+        panic!("no {prefix:?} line in {text}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
+    });
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == word).expect("the word");
+    u64::from_str_radix(words.next().unwrap(), 16).unwrap()
+}
+
+fn number_after(out: &Output, word: &str) -> u64 {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("phold:")).unwrap();
+    let mut words = line.split_whitespace();
+    words.find(|w| *w == word).expect("the word");
+    words.next().unwrap().parse().unwrap()
+}
+
+fn phold_on_two_processes_gives_the_hash_of_one() {
+    let server = Server::start();
+    let model = ["--agents", "128", "--events", "3", "--remote", "0.5", "--end", "10"];
+    let one = spawn("phold", &[&model[..], &["--partitions", "2"]].concat());
+    let one = finish(one, Duration::from_secs(60));
+    assert!(one.status.success());
+    let hosts = |h: &'static str| {
+        let args = [&model[..], &["--partitions", "2", "--hosts", "2", "--host", h]].concat();
+        let mut args = args.to_vec();
+        args.extend(["--nats", &server.url, "--run", "phold-test"]);
+        spawn("phold", &args)
+    };
+    let (h0, h1) = (hosts("0"), hosts("1"));
+    let (h0, h1) = (finish(h0, Duration::from_secs(60)), finish(h1, Duration::from_secs(60)));
+    assert!(h0.status.success(), "{}", String::from_utf8_lossy(&h0.stderr));
+    assert!(h1.status.success(), "{}", String::from_utf8_lossy(&h1.stderr));
+    let (e0, e1) = (number_after(&h0, "events"), number_after(&h1, "events"));
+    assert!(e0 > 0 && e1 > 0, "each host processed its share: {e0} {e1}");
+    assert_eq!(e0 + e1, number_after(&one, "events"));
+    let sum = hex_after(&h0, "phold: host 0", "hash").wrapping_add(hex_after(
+        &h1,
+        "phold: host 1",
+        "hash",
+    ));
+    assert_eq!(sum, hex_after(&one, "phold:", "hash"));
+}
+
+fn conveyor_on_two_processes_tells_the_story_of_one() {
+    let server = Server::start();
+    let one = finish(spawn("conveyor", &[]), Duration::from_secs(60));
+    assert!(one.status.success());
+    let host = |h: &str| {
+        spawn("conveyor", &["--hosts", "2", "--host", h, "--nats", &server.url, "--run", "belt"])
+    };
+    let (h0, h1) = (host("0"), host("1"));
+    let (h0, h1) = (finish(h0, Duration::from_secs(60)), finish(h1, Duration::from_secs(60)));
+    assert!(h0.status.success(), "{}", String::from_utf8_lossy(&h0.stderr));
+    assert!(h1.status.success(), "{}", String::from_utf8_lossy(&h1.stderr));
+    let sum = hex_after(&h0, "conveyor: host 0", "trace").wrapping_add(hex_after(
+        &h1,
+        "conveyor: host 1",
+        "trace",
+    ));
+    assert_eq!(sum, hex_after(&one, "conveyor: trace", "trace"));
+    // The box reached conveyor 4, on host 1, at 4.75.
+    let story = String::from_utf8_lossy(&h1.stdout);
+    assert!(story.contains("conveyor 4: Arrived { at: 4.75, item: 1 }"), "{story}");
+}
+
+fn a_host_killed_mid_run_is_named_by_the_other() {
+    let server = Server::start();
+    let host = |h: &str| {
+        let args = ["--partitions", "2", "--hosts", "2", "--host", h, "--end", "1000000"];
+        let mut args = args.to_vec();
+        args.extend(["--nats", &server.url, "--run", "killed"]);
+        spawn("phold", &args)
+    };
+    let mut h0 = host("0");
+    let mut h1 = host("1");
+    // Host 0's progress lines say the run is under way.
+    let stderr = h0.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut said = Vec::new();
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent && line.starts_with("phold: sim") {
+                let _ = tx.send(None);
+                sent = true;
+            }
+            said.push(line);
+        }
+        let _ = tx.send(Some(said.join("\n")));
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), None, "the run started");
+    h1.kill().unwrap();
+    let _ = h1.wait();
+    let killed = Instant::now();
+    let out = finish(h0, Duration::from_secs(30));
+    let waited = killed.elapsed();
+    let said = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    assert!(!out.status.success());
+    assert!(said.contains("host 1"), "{said}");
+    // The heartbeat's limit is 2 s (250 ms x 8): named within a few.
+    assert!(waited < Duration::from_secs(15), "named after {waited:?}");
+}
+
+/// Payloads for the tests of one process with two runtimes over NATS.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Blob(Vec<u8>);
+
+#[derive(Clone, Debug)]
+struct Secret;
+
+/// Keeps what it receives: (sender, payload length or 0).
+struct Sink {
+    got: Vec<(AgentId, usize)>,
+}
+
+impl Agent for Sink {
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(env) = cx.receive() {
+            let len = env.payload::<Blob>().map_or(0, |b| b.0.len());
+            self.got.push((env.sender(), len));
+        }
+    }
+}
+
+/// Sends what it is told to send, to agent 2.
+struct Source;
+
+impl Agent for Source {
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(env) = cx.receive() {
+            let mut out = env.clone();
+            out = out.to(AgentId(2)).from(cx.id());
+            cx.send(out);
+        }
+    }
+}
+
+/// Runs host `me` of two (partition `me`): agent 1 (a source) on host 0,
+/// agent 2 (a sink) on host 1; `first` goes to the source.
+fn host(
+    url: String,
+    run: &'static str,
+    me: u16,
+    first: Envelope,
+) -> std::thread::JoinHandle<Result<Vec<(AgentId, usize)>, Error>> {
+    std::thread::spawn(move || {
+        let mut codec = Codec::new();
+        codec.register::<Blob>().unwrap();
+        let placement = Placement::new(vec![0, 1], me)?;
+        let nats = NatsTransport::new(&url, run, placement, codec)?
+            .heartbeat(Duration::from_millis(100), 10)
+            .ready_within(Duration::from_secs(20));
+        let mut rt = Runtime::builder().partitions(2).transport(nats).build()?;
+        rt.add_with_id(0, AgentId(1), Source)?;
+        rt.add_with_id(1, AgentId(2), Sink { got: Vec::new() })?;
+        rt.send(first.to(AgentId(1)))?;
+        rt.run()?;
+        match me {
+            1 => rt.with_agent(AgentId(2), |s: &Sink| s.got.clone()),
+            _ => Ok(Vec::new()),
+        }
+    })
+}
+
+fn a_payload_over_the_servers_limit_is_split_and_arrives_whole() {
+    let server = Server::start();
+    // 3 MiB, three times the server's default max_payload (1 MiB).
+    let blob = || Envelope::new(Blob(vec![7u8; 3 << 20]));
+    let h0 = host(server.url.clone(), "big", 0, blob());
+    let h1 = host(server.url.clone(), "big", 1, blob());
+    assert_eq!(h0.join().unwrap().unwrap(), []);
+    assert_eq!(h1.join().unwrap().unwrap(), [(AgentId(1), 3 << 20)]);
+}
+
+fn an_unregistered_type_stops_both_hosts_naming_it() {
+    let server = Server::start();
+    let h0 = host(server.url.clone(), "secret", 0, Envelope::new(Secret));
+    let h1 = host(server.url.clone(), "secret", 1, Envelope::new(Secret));
+    let e0 = h0.join().unwrap().unwrap_err().to_string();
+    let e1 = h1.join().unwrap().unwrap_err().to_string();
+    assert!(e0.contains("Secret") && e0.contains("not registered"), "{e0}");
+    assert!(e0.contains("partition 0 -> partition 1"), "{e0}");
+    assert!(e1.contains("host 0 failed") && e1.contains("Secret"), "{e1}");
+}
+
+fn a_host_that_never_comes_is_named_when_building() {
+    let server = Server::start();
+    let placement = Placement::new(vec![0, 1], 0).unwrap();
+    let nats = NatsTransport::new(&server.url, "alone", placement, Codec::new())
+        .unwrap()
+        .ready_within(Duration::from_millis(800));
+    let start = Instant::now();
+    let err = Runtime::builder().partitions(2).transport(nats).build().err().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let text = err.to_string();
+    assert!(matches!(err, Error::Transport { .. }), "{text}");
+    assert!(text.contains("[1]") && text.contains("readiness"), "{text}");
+    // And a bad run name is refused before anything connects.
+    let placement = Placement::new(vec![0, 1], 0).unwrap();
+    let bad = NatsTransport::new(&server.url, "a.b", placement, Codec::new()).unwrap_err();
+    assert!(matches!(bad, Error::Config(_)), "{bad}");
+}
+
+fn main() -> std::process::ExitCode {
+    match std::env::var("MASLITE_EXAMPLE").as_deref() {
+        Ok("phold") => {
+            phold::cli(std::env::args().skip(1));
+            return std::process::ExitCode::SUCCESS;
+        }
+        Ok("conveyor") => {
+            return match conveyor::cli(std::env::args().skip(1)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("conveyor: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
+    use libtest_mimic::{Arguments, Trial};
+    let tests: [(&str, fn()); 6] = [
+        (
+            "phold_on_two_processes_gives_the_hash_of_one",
+            phold_on_two_processes_gives_the_hash_of_one,
+        ),
+        (
+            "conveyor_on_two_processes_tells_the_story_of_one",
+            conveyor_on_two_processes_tells_the_story_of_one,
+        ),
+        (
+            "a_host_killed_mid_run_is_named_by_the_other",
+            a_host_killed_mid_run_is_named_by_the_other,
+        ),
+        (
+            "a_payload_over_the_servers_limit_is_split_and_arrives_whole",
+            a_payload_over_the_servers_limit_is_split_and_arrives_whole,
+        ),
+        (
+            "an_unregistered_type_stops_both_hosts_naming_it",
+            an_unregistered_type_stops_both_hosts_naming_it,
+        ),
+        (
+            "a_host_that_never_comes_is_named_when_building",
+            a_host_that_never_comes_is_named_when_building,
+        ),
+    ];
+    let trials = tests
+        .into_iter()
+        .map(|(name, f)| {
+            Trial::test(name, move || {
+                std::panic::catch_unwind(f).map_err(|p| {
+                    p.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default()
+                        .into()
+                })
+            })
+        })
+        .collect();
+    libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
+}
