@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Why a host asks the run to stop (the runtime's
-/// [`StopReason`](maslite_runtime::StopReason) on the wire).
+/// [`StopReason`] on the wire).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StopCode {
     /// Nothing left to do.
