@@ -48,7 +48,6 @@
 
 mod codec;
 pub mod control;
-pub mod coordinator;
 mod error;
 pub mod frame;
 pub mod heartbeat;

@@ -26,6 +26,21 @@
 //! [`Wires::fail`]: the local partitions waiting on that host stop with
 //! [`Error::Transport`], which carries its words.
 //!
+//! # One clock across hosts, without a coordinator
+//!
+//! Each partition sends every other one — on this host or another — its
+//! control at the end of every step, and all decide the next step from
+//! the same controls (see [`lockstep`](crate::lockstep)). A control says
+//! whether its sender has mail for the step, and the mail follows it on
+//! the same wire, so a partition knows exactly which batches to wait for
+//! before it decides: at every decision, everything sent has been
+//! received. That is what a coordinator with Mattern's counters (sent and
+//! received totals, equal and unchanged over two reports) would establish
+//! for messages whose number in flight is unknown; here none is ever in
+//! flight across a decision, and no step pays the extra hop to a
+//! coordinator and back. Loss is caught instead by the transport (NATS's
+//! frames are numbered per link), and a dead host by heartbeats.
+//!
 //! Two transports exist: [`InProcess`] (hosts as runtimes of one process,
 //! for tests and for trying a placement), and NATS in the `maslite-nats`
 //! crate.
