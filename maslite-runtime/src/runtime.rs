@@ -175,18 +175,33 @@ impl Builder {
         let cancel = self.cancel.map(|t| t.child_token()).unwrap_or_default();
         let mut parts: Vec<Handle> = Vec::with_capacity(config.partitions);
         let gauges = Gauges::new(config.partitions);
+        // Partition p on core p mod cores, unless two of this host's
+        // partitions would share one: then in order.
+        let mut core_of: Vec<usize> = (0..config.partitions)
+            .map(|p| if cores.is_empty() { 0 } else { p % cores.len() })
+            .collect();
+        let mut taken: Vec<usize> =
+            (0..config.partitions).filter(|&p| local[p]).map(|p| core_of[p]).collect();
+        taken.sort_unstable();
+        taken.dedup();
+        if taken.len() < here {
+            for (rank, p) in (0..config.partitions).filter(|&p| local[p]).enumerate() {
+                core_of[p] = rank;
+            }
+        }
         let (links, outgoing, feeds) = Links::hosted(&local, spin);
         let lost: Arc<[std::sync::OnceLock<String>]> =
             (0..config.partitions).map(|_| std::sync::OnceLock::new()).collect();
-        let mut core_at = 0;
         for (me, links) in links.into_iter().enumerate() {
             let Some(mut links) = links else {
                 parts.push(Handle { cmds: None, queued: Vec::new(), thread: None });
                 continue;
             };
             links.lost = Some(lost.clone());
-            let core = (config.pin && own_cores).then(|| cores[core_at]);
-            core_at += 1;
+            // By the partition's number, not its rank here: hosts sharing a
+            // machine (two processes trying a placement) then pin their
+            // partitions to different cores.
+            let core = (config.pin && own_cores).then(|| cores[core_of[me]]);
             let (tx, rx) = mpsc::unbounded_channel();
             let seed = Seed {
                 me,
