@@ -40,8 +40,9 @@ pub(crate) struct Outcome {
     pub steps: u64,
     pub report: PartitionReport,
     pub counters: Counters,
-    /// Agents that joined (true) or left (false) this partition.
-    pub joined: Vec<(AgentId, bool)>,
+    /// Agents that joined (true) or left (false) a partition: this one,
+    /// and, told by the lowest partition of a host, those of other hosts.
+    pub joined: Vec<(AgentId, usize, bool)>,
 }
 
 /// The state of one partition, owned by its thread.
@@ -62,7 +63,10 @@ pub(crate) struct Partition {
     /// An error from between runs (a setup that panicked), reported by the
     /// next run.
     pub deferred: Option<Error>,
-    pub joined: Vec<(AgentId, bool)>,
+    pub joined: Vec<(AgentId, usize, bool)>,
+    /// The lowest partition of this host with others elsewhere: it tells
+    /// the handle of the agents that joined or left other hosts.
+    pub tells_remote: bool,
     /// An agent asked to stop this run.
     pub paused: bool,
     /// Ids leaving in the step being applied.
@@ -282,8 +286,8 @@ impl Partition {
                         });
                     }
                     self.dir.insert(*id, from);
-                    if from == self.me {
-                        self.joined.push((*id, true));
+                    if from == self.me || (self.tells_remote && self.links.is_remote(from)) {
+                        self.joined.push((*id, from, true));
                     }
                 }
                 Change::Removed(id) => {
@@ -291,8 +295,8 @@ impl Partition {
                         self.dir.remove(*id);
                     }
                     self.conflicts.retain(|&(c, q)| !(c == *id && q == from));
-                    if from == self.me {
-                        self.joined.push((*id, false));
+                    if from == self.me || (self.tells_remote && self.links.is_remote(from)) {
+                        self.joined.push((*id, from, false));
                     }
                 }
                 Change::RemoveRequested(id) => {
@@ -397,6 +401,7 @@ pub(crate) fn thread_main(seed: Seed) {
             changes: Vec::new(),
             deferred: None,
             joined: Vec::new(),
+            tells_remote: false,
             paused: false,
             leaving: Default::default(),
             conflicts: Vec::new(),
@@ -409,6 +414,8 @@ pub(crate) fn thread_main(seed: Seed) {
             incoming: Vec::new(),
             spares: (0..count).map(|_| Vec::new()).collect(),
         };
+        p.tells_remote =
+            (0..me).all(|q| p.links.is_remote(q)) && (0..count).any(|q| p.links.is_remote(q));
         let spin = p.config.spin.unwrap_or_default();
         while let Some(cmd) = next_command(&mut cmds, spin).await {
             match cmd {

@@ -862,8 +862,8 @@ impl Runtime {
         // first, then joins (at most one partition holds an id).
         let mut last: FxHashMap<(AgentId, usize), bool> = FxHashMap::default();
         for o in &outcomes {
-            for &(id, joined) in &o.joined {
-                last.insert((id, o.report.partition), joined);
+            for &(id, q, joined) in &o.joined {
+                last.insert((id, q), joined);
             }
         }
         for (&(id, q), &joined) in &last {

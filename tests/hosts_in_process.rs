@@ -1,0 +1,347 @@
+//! Partitions spread over hosts, the hosts being runtimes of one process
+//! (`InProcess`), each on a thread of its own and running the same program:
+//! the same results as on one process (phold, conveyor), the placement
+//! errors, a host that goes away or fails mid-run, and messages from
+//! outside. Every host runs under a watchdog: a hang fails the test.
+
+#[allow(dead_code)]
+#[path = "../examples/conveyor.rs"]
+mod conveyor;
+#[allow(dead_code)] // `main` reads the command line: not run here
+#[path = "../examples/phold.rs"]
+mod phold;
+
+use maslite::kernel::Error as KernelError;
+use maslite::prelude::{Agent, AgentId, Alarm, Cx, Envelope, Runtime, Subscription};
+use maslite::runtime::transport::{InProcess, Placement, Transport};
+use maslite::runtime::{Error, StopReason};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// How long a host may take before the test calls it hung.
+const WATCHDOG: Duration = Duration::from_secs(20);
+
+/// Runs `program` once per host of the placement `host_of`, each on a
+/// thread of its own, and returns what each returned, in host order. A
+/// host that panics fails the test at once; one that does not finish in
+/// time fails it after [`WATCHDOG`].
+fn on_hosts<T: Send + 'static>(
+    host_of: Vec<u16>,
+    program: impl Fn(InProcess) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let program = Arc::new(program);
+    let (tx, rx) = mpsc::channel();
+    let hosts = InProcess::hosts(host_of).unwrap();
+    let n = hosts.len();
+    for (h, host) in hosts.into_iter().enumerate() {
+        let (tx, program) = (tx.clone(), program.clone());
+        std::thread::spawn(move || {
+            let out = catch_unwind(AssertUnwindSafe(|| program(host)));
+            let _ = tx.send((h, out));
+        });
+    }
+    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    for _ in 0..n {
+        let (h, result) = rx.recv_timeout(WATCHDOG).unwrap_or_else(|_| {
+            let done: Vec<usize> = (0..n).filter(|&h| out[h].is_some()).collect();
+            panic!("a host hung (hosts done: {done:?})")
+        });
+        out[h] = Some(result.unwrap_or_else(|panic| resume_unwind(panic)));
+    }
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+/// This host's runtime, with as many partitions as its placement.
+fn runtime_on(host: InProcess) -> Runtime {
+    let partitions = host.placement().partitions();
+    Runtime::builder().partitions(partitions).transport(host).build().unwrap()
+}
+
+/// What a node got: (time, payload).
+type Log = Vec<(f64, u32)>;
+
+/// Logs what it gets (time, payload); with a peer, answers each message
+/// with an alarm for the peer 1 s later; a bomb panics on its first one.
+struct Node {
+    peer: Option<AgentId>,
+    bomb: bool,
+    log: Log,
+}
+
+fn node(peer: Option<u64>, bomb: bool) -> Node {
+    Node { peer: peer.map(AgentId), bomb, log: Vec::new() }
+}
+
+impl Agent for Node {
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(env) = cx.receive() {
+            let n = env.payload::<u32>().map_or(0, |n| *n);
+            self.log.push((cx.now(), n));
+            assert!(!self.bomb, "boom on message {n}");
+            if let Some(peer) = self.peer {
+                cx.set_alarm(Alarm::after(1.0, Envelope::new(n + 1).to(peer))).unwrap();
+            }
+        }
+    }
+}
+
+// --- The same results as on one process ---
+
+fn small(partitions: usize, window: Option<f64>) -> phold::Params {
+    phold::Params {
+        agents: 96,
+        events: 3,
+        remote: 0.5,
+        lookahead: 0.1,
+        mean: 1.0,
+        end: 15.0,
+        partitions,
+        seed: 7,
+        window,
+        ..phold::Params::default()
+    }
+}
+
+#[test]
+fn phold_on_hosts_gives_the_one_process_events_and_hash() {
+    let base = phold::run(&small(1, None)).unwrap();
+    assert!(base.events > 96 * 3 * 10, "{} events", base.events);
+    let cases = [(vec![0, 1], None), (vec![0, 0, 1, 1], None), (vec![0, 1, 2], None)];
+    for (host_of, window) in cases.into_iter().chain([(vec![0, 1], Some(0.0))]) {
+        let params = small(host_of.len(), window);
+        let outcomes = on_hosts(host_of.clone(), move |host| {
+            phold::run_hosted(&params, Some(Box::new(host)), |_| {}).unwrap()
+        });
+        let case = format!("placement {host_of:?}, window {window:?}");
+        let events: u64 = outcomes.iter().map(|o| o.events).sum();
+        let hash = outcomes.iter().fold(0u64, |h, o| h.wrapping_add(o.hash));
+        assert_eq!((events, hash), (base.events, base.hash), "{case}");
+        let placement = Placement::new(host_of.clone(), 0).unwrap();
+        for (h, o) in outcomes.iter().enumerate() {
+            // Each host reports its own partitions only, and its agents
+            // processed events and sent some to other hosts.
+            let mine: Vec<usize> = o.report.partitions.iter().map(|p| p.partition).collect();
+            let expected: Vec<usize> = placement.partitions_of(h as u16).collect();
+            assert_eq!(mine, expected, "{case}, host {h}");
+            assert!(o.events > 0 && o.events < base.events, "{case}, host {h}");
+            assert!(o.report.cross_partition() > 0, "{case}, host {h}");
+            assert_eq!((o.report.reason, o.report.end_time), (StopReason::TimeLimit, 15.0));
+        }
+    }
+}
+
+#[test]
+fn conveyor_on_two_hosts_tells_the_one_process_story() {
+    let mut one = conveyor::build(2).unwrap();
+    let report = one.run().unwrap();
+    assert_eq!((report.reason, report.end_time), (StopReason::Idle, 4.75));
+    let whole = conveyor::local_logs(&mut one).unwrap();
+    assert_eq!(whole.len(), 4);
+    let hosts = on_hosts(vec![0, 1], |host| {
+        let mut rt = conveyor::build_on(2, Some(Box::new(host))).unwrap();
+        let report = rt.run().unwrap();
+        (report, conveyor::local_logs(&mut rt).unwrap())
+    });
+    let ids: Vec<Vec<u64>> =
+        hosts.iter().map(|(_, l)| l.iter().map(|(i, _)| *i).collect()).collect();
+    assert_eq!(ids, [vec![1, 2], vec![3, 4]]);
+    let traces: Vec<u64> = hosts.iter().map(|(_, logs)| conveyor::trace_hash(logs)).collect();
+    assert_eq!(traces[0].wrapping_add(traces[1]), conveyor::trace_hash(&whole));
+    let joined: Vec<_> = hosts.iter().flat_map(|(_, logs)| logs.clone()).collect();
+    assert_eq!(joined, whole);
+    for (report, _) in &hosts {
+        assert_eq!((report.reason, report.end_time), (StopReason::Idle, 4.75));
+    }
+    // Notify and transfer go from host 0 to host 1, accept back.
+    let crossed: Vec<u64> = hosts.iter().map(|(r, _)| r.cross_partition()).collect();
+    assert_eq!(crossed, [2, 1]);
+}
+
+// --- Errors ---
+
+/// The message of an `Error::Config`, or a panic.
+fn config_error<T>(result: Result<T, Error>) -> String {
+    match result {
+        Err(Error::Config(message)) => message,
+        Err(e) => panic!("not a configuration error: {e}"),
+        Ok(_) => panic!("accepted"),
+    }
+}
+
+#[test]
+fn bad_placements_and_remote_partitions_are_refused() {
+    config_error(Placement::new(vec![0, 0], 1));
+    config_error(Placement::blocks(1, 2, 0));
+    let mut hosts = InProcess::hosts(vec![0, 1]).unwrap().into_iter();
+    let three = Runtime::builder().partitions(3).transport(hosts.next().unwrap()).build();
+    assert!(config_error(three).contains("placement has 2 partitions"));
+    let real_time = Runtime::builder().partitions(2).real_time().transport(hosts.next().unwrap());
+    assert!(config_error(real_time.build()).contains("simulated clock only"));
+
+    let host0 = InProcess::hosts(vec![0, 1]).unwrap().remove(0);
+    let mut rt = runtime_on(host0);
+    rt.add_with_id(0, AgentId(1), node(None, false)).unwrap();
+    rt.add_with_id(1, AgentId(2), node(None, false)).unwrap();
+    assert!(rt.is_local(0) && !rt.is_local(1));
+    assert_eq!(rt.partition_of(AgentId(2)), Some(1));
+    let not_local = Some(Error::NotLocal { partition: 1, host: 1 });
+    assert_eq!(rt.with_partition(1, |s| s.agent_ids()).err(), not_local);
+    assert_eq!(rt.with_agent(AgentId(2), |n: &Node| n.log.len()).err(), not_local);
+    assert_eq!(rt.endpoint(1, AgentId(9)).err(), not_local);
+    // Here, all is well.
+    assert_eq!(rt.with_partition(0, |s| s.agent_ids()).unwrap(), [AgentId(1)]);
+    assert_eq!(rt.with_agent(AgentId(1), |n: &Node| n.log.len()).unwrap(), 0);
+}
+
+// --- Hosts that go away or fail ---
+
+/// Two nodes ping-ponging through alarms forever, across hosts.
+fn ping_pong(rt: &mut Runtime) {
+    rt.add_with_id(0, AgentId(1), node(Some(2), false)).unwrap();
+    rt.add_with_id(1, AgentId(2), node(Some(1), false)).unwrap();
+    rt.send(Envelope::new(0u32).to(AgentId(1))).unwrap();
+}
+
+fn left(e: &Error) -> bool {
+    matches!(e, Error::Transport { message } if message.contains("left"))
+}
+
+#[test]
+fn a_host_that_cancels_and_leaves_mid_run_does_not_hang_the_other() {
+    let results = on_hosts(vec![0, 1], |host| {
+        let me = host.placement().me();
+        let mut rt = runtime_on(host);
+        ping_pong(&mut rt);
+        if me == 1 {
+            let token = rt.cancel_token();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                token.cancel();
+            });
+        }
+        let first = rt.run();
+        // Host 1 is gone now; host 0 tries once more.
+        let second = (me == 0).then(|| rt.run());
+        (first, second)
+    });
+    let (first, _) = &results[1];
+    let cancelled = first.as_ref().map(|r| (r.reason, r.end_time));
+    assert_eq!(cancelled.map(|c| c.0), Ok(StopReason::Cancelled));
+    let (first, second) = &results[0];
+    match first {
+        Ok(report) => {
+            // The cancel reached host 0 too, on the same clock.
+            assert_eq!(Ok((report.reason, report.end_time)), cancelled);
+            let second = second.as_ref().expect("host 0 ran twice");
+            assert!(second.as_ref().is_err_and(left), "{second:?}");
+        }
+        Err(e) => assert!(left(e), "{e}"),
+    }
+}
+
+#[test]
+fn a_host_that_leaves_before_its_run_fails_the_others_run() {
+    let results = on_hosts(vec![0, 1], |host| {
+        let me = host.placement().me();
+        let mut rt = runtime_on(host);
+        ping_pong(&mut rt);
+        (me == 0).then(|| rt.run().map(|r| r.reason))
+    });
+    let run = results[0].as_ref().unwrap();
+    assert!(matches!(run, Err(Error::Transport { message }) if message.contains("host 1 left")));
+}
+
+#[test]
+fn an_agent_panicking_on_one_host_fails_the_run_on_both() {
+    let results = on_hosts(vec![0, 1], |host| {
+        let mut rt = runtime_on(host);
+        rt.add_with_id(0, AgentId(1), node(Some(2), false)).unwrap();
+        rt.add_with_id(1, AgentId(2), node(None, true)).unwrap();
+        rt.send(Envelope::new(0u32).to(AgentId(1))).unwrap();
+        rt.run().map(|r| r.reason)
+    });
+    let (host0, host1) = (&results[0], &results[1]);
+    let agent = AgentId(2);
+    let panicked =
+        |e: &KernelError| matches!(e, KernelError::AgentPanicked { agent: a, .. } if *a == agent);
+    assert!(
+        matches!(host1, Err(Error::Partition { partition: 1, source }) if panicked(source)),
+        "host 1: {host1:?}"
+    );
+    let failed = |m: &str| m.contains("on another host, failed");
+    assert!(
+        matches!(host0, Err(Error::Transport { message }) if failed(message)),
+        "host 0: {host0:?}"
+    );
+}
+
+// --- Messages from outside ---
+
+/// Nodes 1 (partition 0) and 2 (partition 1) hear "news"; node 2 gets a
+/// message and an alarm from outside: what the local nodes got, by id,
+/// and the messages delivered here.
+fn outside_mail(mut rt: Runtime) -> (Vec<(u64, Log)>, u64) {
+    for (p, id) in [(0, 1), (1, 2)] {
+        rt.add_with_id(p, AgentId(id), node(None, false)).unwrap();
+        rt.subscribe(AgentId(id), Subscription::new().topic("news")).unwrap();
+    }
+    rt.send(Envelope::new(1u32).to(AgentId(2))).unwrap();
+    rt.send(Envelope::new(2u32).topic_is("news")).unwrap();
+    rt.set_alarm(Alarm::at(1.0, Envelope::new(3u32).to(AgentId(2)))).unwrap();
+    let report = rt.run().unwrap();
+    assert_eq!((report.reason, report.end_time), (StopReason::Idle, 1.0));
+    let mut logs = Vec::new();
+    for id in [1, 2] {
+        if rt.is_local(rt.partition_of(AgentId(id)).unwrap()) {
+            logs.push((id, rt.with_agent(AgentId(id), |n: &Node| n.log.clone()).unwrap()));
+        }
+    }
+    (logs, report.delivered())
+}
+
+#[test]
+fn messages_from_outside_are_delivered_once_across_hosts() {
+    let (whole, delivered) = outside_mail(Runtime::new(2).unwrap());
+    let expected = vec![(1, vec![(0.0, 2)]), (2, vec![(0.0, 1), (0.0, 2), (1.0, 3)])];
+    assert_eq!((whole.clone(), delivered), (expected, 4));
+    let hosts = on_hosts(vec![0, 1], |host| outside_mail(runtime_on(host)));
+    assert_eq!(hosts[0].0, whole[..1]);
+    assert_eq!(hosts[1].0, whole[1..]);
+    assert_eq!((hosts[0].1, hosts[1].1), (1, 3));
+}
+
+/// On its first message, adds node 50 to its own partition.
+struct Maker;
+
+impl Agent for Maker {
+    async fn update(&mut self, cx: &Cx) {
+        while cx.receive().is_some() {
+            cx.add_with_id(AgentId(50), node(None, false)).unwrap();
+        }
+    }
+}
+
+/// Fails on the runtime as it is: a host's handle learns only of the agents
+/// its own partitions added or removed during a run (`Runtime::run_async`
+/// updates `dir` from the local outcomes' `joined`). Host 0 does not know
+/// node 50, so it posts the message itself (on partition 0, the default),
+/// and host 1, which knows it, posts it too: node 50 gets it twice. (On
+/// one process it gets it once.)
+#[test]
+fn mail_from_outside_to_an_agent_added_at_run_time_on_another_host_comes_once() {
+    let hosts = on_hosts(vec![0, 1], |host| {
+        let mut rt = runtime_on(host);
+        rt.add_with_id(0, AgentId(1), node(None, false)).unwrap();
+        rt.add_with_id(1, AgentId(2), Maker).unwrap();
+        rt.send(Envelope::new(0u32).to(AgentId(2))).unwrap();
+        rt.run().unwrap();
+        let at = rt.partition_of(AgentId(50));
+        rt.send(Envelope::new(7u32).to(AgentId(50))).unwrap();
+        rt.run().unwrap();
+        let log = rt.is_local(1).then(|| rt.with_agent(AgentId(50), |n: &Node| n.log.clone()));
+        (at, log.map(Result::unwrap))
+    });
+    assert_eq!(hosts[1], (Some(1), Some(vec![(0.0, 7)])), "host 1");
+    assert_eq!(hosts[0], (Some(1), None), "host 0");
+}
