@@ -1,12 +1,14 @@
 //! # loopback — what crossing hosts through NATS costs, on one machine
 //!
 //! Starts a `nats-server` on a free port of 127.0.0.1 (or uses `--url`),
-//! connects two hosts of one run, and measures
+//! connects two hosts of one run — links only, no runtime — and measures
 //! - a stream of `--messages` (default 1 000 000) u64 envelopes from host 0
-//!   to host 1 in batches of `--batch` (default 1 000): messages/s, each
-//!   batch encoded, framed, published, flushed, received, checked, decoded;
-//! - `--rounds` (default 2 000) empty batches bounced between the hosts:
-//!   the floor of one lockstep round across 2 hosts (µs per round trip);
+//!   to host 1 in mail packets of `--batch` (default 1 000): messages/s,
+//!   each packet encoded, framed, published, flushed, received, checked,
+//!   decoded;
+//! - `--rounds` (default 2 000) empty packets bounced between the hosts:
+//!   the floor of one lockstep exchange across 2 hosts (µs per round
+//!   trip);
 //! - for comparison, one flush (a PING to the server and its PONG) and one
 //!   bare NATS request and reply.
 //!
@@ -15,8 +17,34 @@
 
 use maslite_core::{AgentId, Envelope};
 use maslite_nats::link::HostLink;
+use maslite_nats::packet::{Arrival, PacketReader, PacketWriter};
 use maslite_nats::Codec;
+use maslite_runtime::transport::{Packet, Sent};
 use std::time::{Duration, Instant};
+
+/// Sends a mail packet from host `from` to the other one, and flushes.
+async fn send(link: &HostLink, w: &mut PacketWriter, c: &Codec, mail: Vec<(AgentId, Envelope)>) {
+    let from = link.host() as usize;
+    let sent = Sent { from, to: 1 - from, packet: Packet::Mail(mail) };
+    let mut frames = Vec::new();
+    w.packet(c, sent, &mut frames).unwrap();
+    for f in frames {
+        link.publish(1 - from as u16, f).await.unwrap();
+    }
+    link.flush().await.unwrap();
+}
+
+/// The next whole mail packet's length.
+async fn recv(link: &mut HostLink, r: &mut PacketReader, c: &Codec) -> usize {
+    loop {
+        let frame = link.next_frame().await.unwrap();
+        match r.read(c, &frame).unwrap() {
+            Arrival::Packet { packet: Packet::Mail(m), .. } => return m.len(),
+            Arrival::Partial => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
 
 fn flag(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -79,29 +107,25 @@ async fn main() {
     let (ra, rb) = tokio::join!(a.ready(Duration::from_secs(10)), b.ready(Duration::from_secs(10)));
     ra.unwrap();
     rb.unwrap();
-    let codec = std::sync::Arc::new(codec);
+    let max = a.max_payload();
+    let (mut wa, mut wb) = (PacketWriter::new(0, 1, max), PacketWriter::new(1, 0, max));
+    let (mut ra, mut rb) = (PacketReader::new(0, 2), PacketReader::new(1, 2));
 
     let mut rates = Vec::new();
     for _ in 0..runs {
-        let c2 = codec.clone();
         let start = Instant::now();
         let receiver = async {
-            let mut got = Vec::new();
             let mut n = 0u64;
             while n < messages {
-                got.clear();
-                b.recv_batch(&c2, &mut got).await.unwrap();
-                n += got.len() as u64;
+                n += recv(&mut b, &mut rb, &codec).await as u64;
             }
         };
         let sender = async {
             let mut sent = 0u64;
-            let mut envs = Vec::with_capacity(batch as usize);
             while sent < messages {
-                envs.clear();
                 let k = batch.min(messages - sent);
-                envs.extend((sent..sent + k).map(|i| Envelope::new(i).to(AgentId(1))));
-                a.send_batch(&codec, 1, envs.iter().map(|e| (AgentId(1), e))).await.unwrap();
+                let mail = (sent..sent + k).map(|i| (AgentId(1), Envelope::new(i).to(AgentId(1))));
+                send(&a, &mut wa, &codec, mail.collect()).await;
                 sent += k;
             }
         };
@@ -109,24 +133,23 @@ async fn main() {
         rates.push(messages as f64 / start.elapsed().as_secs_f64());
     }
     println!(
-        "loopback: stream {messages} messages, batches of {batch}: {:.2} M messages/s (median of {runs})",
+        "loopback: stream {messages} messages, packets of {batch}: {:.2} M messages/s (median of {runs})",
         median(rates) / 1e6
     );
 
     let mut trips = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
-        let mut got = Vec::new();
         for _ in 0..rounds {
-            a.send_batch(&codec, 1, std::iter::empty()).await.unwrap();
-            b.recv_batch(&codec, &mut got).await.unwrap();
-            b.send_batch(&codec, 0, std::iter::empty()).await.unwrap();
-            a.recv_batch(&codec, &mut got).await.unwrap();
+            send(&a, &mut wa, &codec, Vec::new()).await;
+            recv(&mut b, &mut rb, &codec).await;
+            send(&b, &mut wb, &codec, Vec::new()).await;
+            recv(&mut a, &mut ra, &codec).await;
         }
         trips.push(start.elapsed().as_secs_f64() * 1e6 / rounds as f64);
     }
     println!(
-        "loopback: empty batch there and back: {:.1} µs per round trip (median of {runs})",
+        "loopback: empty packet there and back: {:.1} µs per round trip (median of {runs})",
         median(trips)
     );
     // Where the round trip goes: the server's own round trip (a flush is

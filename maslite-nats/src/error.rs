@@ -59,16 +59,6 @@ pub enum Error {
         /// The one that came.
         got: u64,
     },
-    /// One envelope is larger than a frame may be.
-    #[error("a {tag:?} envelope is {bytes} bytes encoded, over the {max}-byte frame limit")]
-    TooLarge {
-        /// The payload's tag.
-        tag: String,
-        /// Its encoded size.
-        bytes: usize,
-        /// The largest frame the server takes.
-        max: usize,
-    },
     /// The NATS server or connection failed.
     #[error("nats: {0}")]
     Nats(String),

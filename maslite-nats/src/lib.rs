@@ -49,7 +49,6 @@
 mod codec;
 pub mod control;
 mod error;
-pub mod frame;
 pub mod heartbeat;
 pub mod link;
 pub mod packet;

@@ -2,8 +2,8 @@
 //! them, a readiness handshake, and slow consumers made fatal.
 //!
 //! Each host subscribes to its own subject, `maslite.<run>.h.<host>`, and
-//! publishes each batch for host `q` as frames to `q`'s subject. Three traps
-//! of NATS are guarded against:
+//! publishes what it has for host `q` as frames to `q`'s subject (see
+//! [`packet`](crate::packet)). Three traps of NATS are guarded against:
 //!
 //! - `flush()` only waits until the server has the bytes, not until anyone
 //!   subscribed: a frame published before the other host's subscription
@@ -14,14 +14,11 @@
 //!   most once delivery): a slow-consumer event is turned into
 //!   [`Error::SlowConsumer`], and the frames' sequence numbers catch any
 //!   loss ([`Error::Gap`]).
-//! - The server refuses messages over its `max_payload`: batches are cut
-//!   into frames under it ([`Framer`]).
+//! - The server refuses messages over its `max_payload`: packets are cut
+//!   into frames under it ([`PacketWriter`](crate::packet::PacketWriter)).
 
-use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::frame::{self, Framer, LinkSeq};
 use futures::StreamExt;
-use maslite_core::{AgentId, Envelope};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -42,10 +39,6 @@ pub struct HostLink {
     run: String,
     me: u16,
     hosts: u16,
-    framers: Vec<Framer>,
-    seqs: Vec<LinkSeq>,
-    /// Items of batches whose last frame has not come, per source host.
-    pending: Vec<Vec<(AgentId, Envelope)>>,
     inbox: async_nats::Subscriber,
     events: mpsc::UnboundedReceiver<async_nats::Event>,
     responder: tokio::task::JoinHandle<()>,
@@ -100,19 +93,7 @@ impl HostLink {
                 }
             }
         });
-        let max = client.server_info().max_payload;
-        Ok(HostLink {
-            framers: (0..hosts).map(|q| Framer::new(me, q, max)).collect(),
-            seqs: (0..hosts).map(|q| LinkSeq::new(q, me)).collect(),
-            pending: (0..hosts).map(|_| Vec::new()).collect(),
-            client,
-            run: run.into(),
-            me,
-            hosts,
-            inbox,
-            events,
-            responder,
-        })
+        Ok(HostLink { client, run: run.into(), me, hosts, inbox, events, responder })
     }
 
     /// This host's number.
@@ -159,68 +140,6 @@ impl HostLink {
         Ok(())
     }
 
-    /// Sends one batch to host `to` (as many frames as it takes; an empty
-    /// batch is one empty frame) and flushes; returns the frame count.
-    pub async fn send_batch<'a>(
-        &mut self,
-        codec: &Codec,
-        to: u16,
-        batch: impl IntoIterator<Item = (AgentId, &'a Envelope)>,
-    ) -> Result<usize> {
-        let frames = self.framers[to as usize].frames(codec, batch)?;
-        let n = frames.len();
-        let subject = subject(&self.run, to);
-        for f in frames {
-            self.client.publish(subject.clone(), f).await.map_err(nats)?;
-        }
-        // A flush waits for the server's PONG: it only says the server has
-        // the frames (the other host's receipt is what the sequence numbers
-        // and its next batch are for), but without it the client's writer
-        // holds small frames back: an empty round trip between two hosts
-        // took 734 µs instead of 402 here (the loopback example).
-        self.client.flush().await.map_err(nats)?;
-        Ok(n)
-    }
-
-    /// Receives frames until some host's batch is complete: appends its
-    /// items to `out` and returns that host. A lost frame, a slow consumer
-    /// or a closed connection is an error.
-    pub async fn recv_batch(
-        &mut self,
-        codec: &Codec,
-        out: &mut Vec<(AgentId, Envelope)>,
-    ) -> Result<u16> {
-        loop {
-            let message = tokio::select! {
-                m = self.inbox.next() => m.ok_or_else(|| Error::Nats("connection closed".into()))?,
-                Some(event) = self.events.recv() => {
-                    match event {
-                        async_nats::Event::SlowConsumer(_) => {
-                            return Err(Error::SlowConsumer { subject: subject(&self.run, self.me) })
-                        }
-                        async_nats::Event::Closed => return Err(Error::Nats("connection closed".into())),
-                        _ => continue,
-                    }
-                }
-            };
-            let info = frame::info(&message.payload)?;
-            let Some(seq) = self.seqs.get_mut(info.from as usize) else {
-                return Err(Error::Malformed {
-                    from: info.from,
-                    to: info.to,
-                    message: format!("from host {} of {}", info.from, self.hosts),
-                });
-            };
-            seq.check(&info)?;
-            let q = info.from as usize;
-            frame::read(codec, &message.payload, &mut self.pending[q])?;
-            if info.last {
-                out.append(&mut self.pending[q]);
-                return Ok(info.from);
-            }
-        }
-    }
-
     /// Publishes one frame to host `to` (without a flush: see
     /// [`flush`](Self::flush)).
     pub async fn publish(&self, to: u16, frame: bytes::Bytes) -> Result<()> {
@@ -254,12 +173,5 @@ impl HostLink {
                 },
             }
         }
-    }
-
-    /// Publishes raw bytes to host `to`'s subject (for tests of what a
-    /// receiver does with a bad frame).
-    pub async fn publish_raw(&self, to: u16, bytes: bytes::Bytes) -> Result<()> {
-        self.client.publish(subject(&self.run, to), bytes).await.map_err(nats)?;
-        self.client.flush().await.map_err(nats)
     }
 }
