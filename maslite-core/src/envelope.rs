@@ -200,6 +200,12 @@ impl Envelope {
         }
     }
 
+    /// The topic given with [`topic_is`](Self::topic_is), if any (`None`:
+    /// the payload's short type name is the topic).
+    pub fn explicit_topic(&self) -> Option<&str> {
+        self.0.header.topic.as_ref().map(|t| t.as_str())
+    }
+
     /// The topic as a [`Topic`] value.
     pub fn topic_value(&self) -> Topic {
         match &self.0.header.topic {

@@ -10,10 +10,10 @@
 
 use crate::error::{Error, Result};
 use maslite_core::{AgentId, Envelope, Origin};
+use rustc_hash::FxHashMap as HashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::any::Any;
-use std::collections::HashMap;
 
 type EncodeFn = fn(&Envelope, &mut Vec<u8>) -> std::result::Result<(), postcard::Error>;
 type DecodeFn = fn(&[u8]) -> std::result::Result<Envelope, postcard::Error>;
@@ -157,13 +157,12 @@ impl Codec {
             return Err(Error::Unregistered { type_name });
         };
         let entry = &self.entries[i];
-        let default_topic = short_type_name(type_name);
         let origin = env.origin();
         let header = Header {
             tag: &entry.tag,
             sender: env.sender().0,
             receiver: env.receiver().map(|r| r.0),
-            topic: (env.topic() != default_topic).then(|| env.topic()),
+            topic: env.explicit_topic(),
             direct: env.is_direct(),
             key: origin.key,
             seq: origin.seq,

@@ -254,7 +254,10 @@ impl Carrier {
         Ok(())
     }
 
-    /// Sends everything the partitions sent so far, then flushes.
+    /// Sends everything the partitions sent so far, then flushes: in a
+    /// task of its own, so that frames coming in meanwhile are read (a
+    /// flush waits for the server's answer). A connection that fails
+    /// shows up in the frames and the heartbeats.
     async fn send_all(&mut self, first: Option<Sent>) -> Result<(), String> {
         let mut next = first;
         while let Some(sent) = next.take().or_else(|| self.wires.outgoing.try_recv().ok()) {
