@@ -242,6 +242,57 @@ fn an_unregistered_type_stops_both_hosts_naming_it() {
     assert!(e1.contains("host 0 failed") && e1.contains("Secret"), "{e1}");
 }
 
+/// Bounces a blob to the other agent (1 <-> 2) a millisecond later,
+/// forever.
+struct Rally;
+
+impl Agent for Rally {
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(env) = cx.receive() {
+            let back = Envelope::new(env.payload::<Blob>().unwrap().clone());
+            let other = AgentId(3 - cx.id().0);
+            cx.set_alarm(Alarm::after(0.001, back.to(other))).unwrap();
+        }
+    }
+}
+
+fn the_server_killed_mid_run_stops_both_hosts_saying_so() {
+    let mut server = Server::start();
+    let (tx, rx) = mpsc::channel();
+    for me in 0..2u16 {
+        let (url, tx) = (server.url.clone(), tx.clone());
+        std::thread::spawn(move || {
+            let run = || -> Result<maslite::runtime::RunReport, Error> {
+                let mut codec = Codec::new();
+                codec.register::<Blob>().unwrap();
+                let placement = Placement::new(vec![0, 1], me)?;
+                let nats = NatsTransport::new(&url, "rally", placement, codec)?
+                    .heartbeat(Duration::from_millis(100), 10);
+                let mut rt = Runtime::builder().partitions(2).transport(nats).build()?;
+                rt.add_with_id(0, AgentId(1), Rally)?;
+                rt.add_with_id(1, AgentId(2), Rally)?;
+                rt.send(Envelope::new(Blob(vec![1])).to(AgentId(1)))?;
+                let _ = tx.send(None);
+                rt.run_with(RunOptions::new().seconds(1e9))
+            };
+            let _ = tx.send(Some(run()));
+        });
+    }
+    // Both hosts are built (their run starts at once).
+    for _ in 0..2 {
+        assert!(rx.recv_timeout(Duration::from_secs(30)).unwrap().is_none());
+    }
+    server.kill();
+    let killed = Instant::now();
+    for _ in 0..2 {
+        let end = rx.recv_timeout(Duration::from_secs(20)).expect("the host stopped in time");
+        let err = end.unwrap().unwrap_err().to_string();
+        assert!(err.contains("cut off") || err.contains("lost"), "{err}");
+    }
+    // The heartbeat's limit is 1 s (100 ms x 10).
+    assert!(killed.elapsed() < Duration::from_secs(10), "{:?}", killed.elapsed());
+}
+
 fn a_host_that_never_comes_is_named_when_building() {
     let server = Server::start();
     let placement = Placement::new(vec![0, 1], 0).unwrap();
@@ -278,7 +329,7 @@ fn main() -> std::process::ExitCode {
         _ => {}
     }
     use libtest_mimic::{Arguments, Trial};
-    let tests: [(&str, fn()); 6] = [
+    let tests: [(&str, fn()); 7] = [
         (
             "phold_on_two_processes_gives_the_hash_of_one",
             phold_on_two_processes_gives_the_hash_of_one,
@@ -302,6 +353,10 @@ fn main() -> std::process::ExitCode {
         (
             "a_host_that_never_comes_is_named_when_building",
             a_host_that_never_comes_is_named_when_building,
+        ),
+        (
+            "the_server_killed_mid_run_stops_both_hosts_saying_so",
+            the_server_killed_mid_run_stops_both_hosts_saying_so,
         ),
     ];
     let trials = tests

@@ -179,7 +179,8 @@ impl Transport for NatsTransport {
                     match setup.await {
                         Ok((link, beats)) => {
                             let _ = ready_tx.send(Ok(()));
-                            Carrier::new(link, beats, t.codec, wires).carry().await;
+                            let limit = t.every.saturating_mul(t.missed);
+                            Carrier::new(link, beats, t.codec, wires, limit).carry().await;
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -213,10 +214,18 @@ struct Carrier {
     /// Hosts whose runtime stopped.
     left: Vec<bool>,
     frames: Vec<Bytes>,
+    /// The heartbeat's limit: also how long a send may take.
+    limit: Duration,
 }
 
 impl Carrier {
-    fn new(link: HostLink, beats: Heartbeat, codec: Codec, wires: Wires) -> Carrier {
+    fn new(
+        link: HostLink,
+        beats: Heartbeat,
+        codec: Codec,
+        wires: Wires,
+        limit: Duration,
+    ) -> Carrier {
         let me = wires.placement().me();
         let hosts = wires.placement().hosts();
         let max = link.max_payload();
@@ -229,6 +238,7 @@ impl Carrier {
             codec,
             wires,
             frames: Vec::new(),
+            limit,
         }
     }
 
@@ -254,46 +264,68 @@ impl Carrier {
         Ok(())
     }
 
-    /// Sends everything the partitions sent so far, then flushes: in a
-    /// task of its own, so that frames coming in meanwhile are read (a
-    /// flush waits for the server's answer). A connection that fails
-    /// shows up in the frames and the heartbeats.
+    /// Sends everything the partitions sent so far, then flushes: within
+    /// the heartbeat's limit, or this host is cut off (a server that is
+    /// gone never answers a flush, and the client holds frames while it
+    /// tries to reconnect).
     async fn send_all(&mut self, first: Option<Sent>) -> Result<(), String> {
-        let mut next = first;
-        while let Some(sent) = next.take().or_else(|| self.wires.outgoing.try_recv().ok()) {
-            self.send(sent).await?;
+        let limit = self.limit;
+        let sending = async {
+            let mut next = first;
+            while let Some(sent) = next.take().or_else(|| self.wires.outgoing.try_recv().ok()) {
+                self.send(sent).await?;
+            }
+            self.link.flush().await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(limit, sending).await {
+            Ok(done) => done,
+            Err(_) => Err(format!(
+                "host {} (this host) is cut off from the NATS server: it took no frames for {:.3} s",
+                self.wires.placement().me(),
+                limit.as_secs_f64()
+            )),
         }
-        self.link.flush().await.map_err(|e| e.to_string())
     }
 
-    /// Ends: what was sent goes out, then a bye to every host.
+    /// Ends: what was sent goes out, then a bye to every host (each wait
+    /// bounded: a runtime stopping never hangs on a server that is gone).
     async fn finish(&mut self) {
         if let Err(why) = self.send_all(None).await {
             self.fail(&why, true).await;
             return;
         }
-        for h in self.others() {
-            let bye = self.writers[h as usize].bye();
-            let _ = self.link.publish(h, bye).await;
-        }
-        let _ = self.link.flush().await;
-        if let Some(beats) = self.beats.take() {
-            let _ = beats.stop().await;
-        }
+        let limit = self.limit;
+        let byes = async {
+            for h in self.others() {
+                let bye = self.writers[h as usize].bye();
+                let _ = self.link.publish(h, bye).await;
+            }
+            let _ = self.link.flush().await;
+            if let Some(beats) = self.beats.take() {
+                let _ = beats.stop().await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, byes).await;
     }
 
-    /// Fails the run here (and, if `tell`, on every other host).
+    /// Fails the run here (and, if `tell`, on every other host, if the
+    /// server takes the word within the heartbeat's limit).
     async fn fail(&mut self, why: &str, tell: bool) {
         let me = self.wires.placement().me();
         tracing::error!(host = me, "{why}");
-        if tell {
-            for h in self.others() {
-                let abort = self.writers[h as usize].abort(why);
-                let _ = self.link.publish(h, abort).await;
-            }
-            let _ = self.link.flush().await;
-        }
+        // The partitions stop first: telling the others may wait.
         self.wires.fail(why);
+        if tell {
+            let limit = self.limit;
+            let aborts = async {
+                for h in self.others() {
+                    let abort = self.writers[h as usize].abort(why);
+                    let _ = self.link.publish(h, abort).await;
+                }
+                let _ = self.link.flush().await;
+            };
+            let _ = tokio::time::timeout(limit, aborts).await;
+        }
     }
 
     async fn carry(mut self) {

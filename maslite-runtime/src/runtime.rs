@@ -220,13 +220,7 @@ impl Builder {
                 Ok(thread) => thread,
                 Err(e) => {
                     // Stop and join the partitions already started.
-                    cancel.cancel();
-                    for part in &mut parts {
-                        part.cmds = None;
-                        if let Some(t) = part.thread.take() {
-                            let _ = t.join();
-                        }
-                    }
+                    stop_started(&cancel, &mut parts);
                     return Err(Error::Config(format!("cannot start a partition thread: {e}")));
                 }
             };
@@ -240,13 +234,7 @@ impl Builder {
             match transport.start(wires) {
                 Ok(thread) => carrier = Some(thread),
                 Err(e) => {
-                    cancel.cancel();
-                    for part in &mut parts {
-                        part.cmds = None;
-                        if let Some(t) = part.thread.take() {
-                            let _ = t.join();
-                        }
-                    }
+                    stop_started(&cancel, &mut parts);
                     return Err(e);
                 }
             }
@@ -268,6 +256,17 @@ impl Builder {
             gauges,
             pressure: Arc::new(Backpressure::default()),
         })
+    }
+}
+
+/// Stops and joins the partitions a failed `build` had started.
+fn stop_started(cancel: &CancellationToken, parts: &mut [Handle]) {
+    cancel.cancel();
+    for part in parts {
+        part.cmds = None;
+        if let Some(t) = part.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
