@@ -105,6 +105,16 @@
 //! [`Runtime::progress`] streams samples of a long run's progress (clock,
 //! wall time, ratio, messages/s) without slowing it.
 //!
+//! ## On several hosts
+//!
+//! [`Builder::transport`] spreads the partitions over hosts (processes,
+//! machines): a [`transport::Placement`] says which host runs which
+//! partition, every host runs the same program, and a
+//! [`transport::Transport`] carries the partitions' packets between hosts —
+//! `maslite_nats::NatsTransport` through a NATS server, or
+//! [`transport::InProcess`] between runtimes of one process. The results
+//! are those of one process. See the [`transport`] module.
+//!
 //! ## Stopping
 //!
 //! - the run is idle (nothing to do anywhere, no alarm), or hits the limits
