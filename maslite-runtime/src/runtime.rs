@@ -609,6 +609,10 @@ impl Runtime {
 
     /// Adds an endpoint whose stream holds `capacity` envelopes (at least
     /// 1), with the given [`Overflow`] policy for a reader that is behind.
+    ///
+    /// On a partition of another host (see [`transport`](crate::transport))
+    /// the id is claimed here, as on every host, and the stream here is
+    /// empty and closed: the endpoint's mail comes out on its own host.
     pub fn endpoint_with(
         &mut self,
         partition: usize,
@@ -616,7 +620,6 @@ impl Runtime {
         capacity: usize,
         overflow: Overflow,
     ) -> Result<Outbound> {
-        self.local(partition)?;
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let counts = Arc::new(EndpointCounts::default());
         let endpoint =

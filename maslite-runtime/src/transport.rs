@@ -13,9 +13,13 @@
 //! sends the same messages from outside, and calls `run` the same number
 //! of times with the same options. The runtime keeps only what belongs to
 //! its own partitions: an agent added for a partition of another host is
-//! given its id (and ordering key) here and dropped, and a message from
+//! given its id (and ordering key) here and dropped (an endpoint's stream
+//! is then empty and closed here), and a message from
 //! outside is posted by the host that holds its receiver (a broadcast, by
 //! the host of partition 0). Ids and keys are then the same on every host.
+//! What only one host can do — read an agent
+//! ([`with_agent`](crate::Runtime::with_agent)) or a partition — is
+//! [`Error::NotLocal`] elsewhere: ask [`Runtime::is_local`](crate::Runtime::is_local) first.
 //!
 //! A transport gets [`Wires`]: a stream of [`Sent`] packets from local
 //! partitions to remote ones, and [`Wires::deliver`] for the packets that
