@@ -257,6 +257,27 @@ fn a_host_that_leaves_before_its_run_fails_the_others_run() {
 }
 
 #[test]
+fn a_host_whose_build_fails_does_not_hang_the_others_run() {
+    let results = on_hosts(vec![0, 1], |host| {
+        let me = host.placement().me();
+        if me == 1 {
+            // The wrong partition count: its transport never starts.
+            let built = Runtime::builder().partitions(3).transport(host).build();
+            return built.err().map(|e| Err(e));
+        }
+        let mut rt = runtime_on(host);
+        ping_pong(&mut rt);
+        Some(rt.run().map(|r| r.reason))
+    });
+    let (host0, host1) = (results[0].as_ref().unwrap(), results[1].as_ref().unwrap());
+    assert!(matches!(host1, Err(Error::Config(_))), "{host1:?}");
+    assert!(
+        matches!(host0, Err(Error::Transport { message }) if message.contains("host 1 left")),
+        "{host0:?}"
+    );
+}
+
+#[test]
 fn an_agent_panicking_on_one_host_fails_the_run_on_both() {
     let results = on_hosts(vec![0, 1], |host| {
         let mut rt = runtime_on(host);

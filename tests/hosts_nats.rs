@@ -202,12 +202,23 @@ fn host(
     me: u16,
     first: Envelope,
 ) -> std::thread::JoinHandle<Result<Vec<(AgentId, usize)>, Error>> {
+    host_beating(url, run, me, first, Duration::from_millis(100))
+}
+
+/// [`host`], with heartbeats every `every` (lost after 10 missed).
+fn host_beating(
+    url: String,
+    run: &'static str,
+    me: u16,
+    first: Envelope,
+    every: Duration,
+) -> std::thread::JoinHandle<Result<Vec<(AgentId, usize)>, Error>> {
     std::thread::spawn(move || {
         let mut codec = Codec::new();
         codec.register::<Blob>().unwrap();
         let placement = Placement::new(vec![0, 1], me)?;
         let nats = NatsTransport::new(&url, run, placement, codec)?
-            .heartbeat(Duration::from_millis(100), 10)
+            .heartbeat(every, 10)
             .ready_within(Duration::from_secs(20));
         let mut rt = Runtime::builder().partitions(2).transport(nats).build()?;
         rt.add_with_id(0, AgentId(1), Source)?;
@@ -229,6 +240,19 @@ fn a_payload_over_the_servers_limit_is_split_and_arrives_whole() {
     let h1 = host(server.url.clone(), "big", 1, blob());
     assert_eq!(h0.join().unwrap().unwrap(), []);
     assert_eq!(h1.join().unwrap().unwrap(), [(AgentId(1), 3 << 20)]);
+}
+
+fn a_step_longer_than_the_heartbeat_limit_is_not_a_cut_off() {
+    let server = Server::start();
+    // 16 MiB in one step (seconds to encode in a debug build) with a
+    // 100 ms heartbeat limit: the frames keep
+    // moving, and beats go on a connection of their own.
+    let blob = || Envelope::new(Blob(vec![3u8; 16 << 20]));
+    let every = Duration::from_millis(10);
+    let h0 = host_beating(server.url.clone(), "long", 0, blob(), every);
+    let h1 = host_beating(server.url.clone(), "long", 1, blob(), every);
+    assert_eq!(h0.join().unwrap().unwrap(), []);
+    assert_eq!(h1.join().unwrap().unwrap(), [(AgentId(1), 16 << 20)]);
 }
 
 fn an_unregistered_type_stops_both_hosts_naming_it() {
@@ -329,7 +353,7 @@ fn main() -> std::process::ExitCode {
         _ => {}
     }
     use libtest_mimic::{Arguments, Trial};
-    let tests: [(&str, fn()); 7] = [
+    let tests: [(&str, fn()); 8] = [
         (
             "phold_on_two_processes_gives_the_hash_of_one",
             phold_on_two_processes_gives_the_hash_of_one,
@@ -353,6 +377,10 @@ fn main() -> std::process::ExitCode {
         (
             "a_host_that_never_comes_is_named_when_building",
             a_host_that_never_comes_is_named_when_building,
+        ),
+        (
+            "a_step_longer_than_the_heartbeat_limit_is_not_a_cut_off",
+            a_step_longer_than_the_heartbeat_limit_is_not_a_cut_off,
         ),
         (
             "the_server_killed_mid_run_stops_both_hosts_saying_so",

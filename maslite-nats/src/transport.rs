@@ -78,6 +78,11 @@ impl NatsTransport {
     /// digits, `-`, `_`) through the server at `url`, with `placement`
     /// and the payload types `codec` knows. Nothing connects before the
     /// runtime is built.
+    ///
+    /// A run name belongs to one runtime per host at a time: a program
+    /// that builds runtimes one after another on the same server gives
+    /// each a name of its own (`demo-1`, `demo-2`…), since a runtime of the
+    /// last name still alive on another host would answer for that host.
     pub fn new(
         url: &str,
         run: &str,
@@ -150,7 +155,19 @@ impl Transport for NatsTransport {
                         return;
                     }
                 };
-                rt.block_on(async move {
+                let beat_rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name(format!("maslite-beats-host{me}"))
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(Error::Nats(format!("a tokio runtime: {e}"))));
+                        return;
+                    }
+                };
+                rt.block_on(async {
                     let t = *self;
                     let hosts = t.placement.hosts();
                     let setup = async {
@@ -171,9 +188,20 @@ impl Transport for NatsTransport {
                         };
                         link.ready(deadline.saturating_duration_since(tokio::time::Instant::now()))
                             .await?;
-                        let beats =
-                            Heartbeat::start(link.client(), &t.run, me, hosts, t.every, t.missed)
-                                .await?;
+                        // Beats on a connection and a thread of their own:
+                        // they never queue behind a large step's frames,
+                        // nor wait while this thread encodes them.
+                        let (url, run) = (t.url.clone(), t.run.clone());
+                        let (every, missed) = (t.every, t.missed);
+                        let started = beat_rt.spawn(async move {
+                            let client = async_nats::connect(url.as_str())
+                                .await
+                                .map_err(|e| Error::Nats(e.to_string()))?;
+                            Heartbeat::start(client, &run, me, hosts, every, missed).await
+                        });
+                        let beats = started
+                            .await
+                            .map_err(|e| Error::Nats(format!("the heartbeat's thread: {e}")))??;
                         Ok::<_, Error>((link, beats))
                     };
                     match setup.await {
@@ -187,6 +215,9 @@ impl Transport for NatsTransport {
                         }
                     }
                 });
+                // (Outside the async context: a runtime may not be dropped
+                // there.)
+                drop(beat_rt);
             })
             .map_err(|e| transport_error(format!("cannot start the transport's thread: {e}")))?;
         match ready_rx.recv() {
@@ -214,8 +245,11 @@ struct Carrier {
     /// Hosts whose runtime stopped.
     left: Vec<bool>,
     frames: Vec<Bytes>,
-    /// The heartbeat's limit: also how long a send may take.
+    /// The heartbeat's limit: how long ending may wait for the server.
     limit: Duration,
+    /// The heartbeats are still watched (not after the verdict on a host
+    /// that had said bye).
+    watching: bool,
 }
 
 impl Carrier {
@@ -239,6 +273,7 @@ impl Carrier {
             wires,
             frames: Vec::new(),
             limit,
+            watching: true,
         }
     }
 
@@ -264,27 +299,45 @@ impl Carrier {
         Ok(())
     }
 
-    /// Sends everything the partitions sent so far, then flushes: within
-    /// the heartbeat's limit, or this host is cut off (a server that is
-    /// gone never answers a flush, and the client holds frames while it
-    /// tries to reconnect).
+    /// Sends everything the partitions sent so far, then flushes, for as
+    /// long as it takes while the heartbeats say the server and the hosts
+    /// are there: a server that is gone never answers a flush, and the
+    /// client holds frames while it tries to reconnect, so the beats (on a
+    /// connection of their own) are watched meanwhile.
     async fn send_all(&mut self, first: Option<Sent>) -> Result<(), String> {
-        let limit = self.limit;
-        let sending = async {
-            let mut next = first;
-            while let Some(sent) = next.take().or_else(|| self.wires.outgoing.try_recv().ok()) {
-                self.send(sent).await?;
-            }
-            self.link.flush().await.map_err(|e| e.to_string())
-        };
-        match tokio::time::timeout(limit, sending).await {
-            Ok(done) => done,
-            Err(_) => Err(format!(
-                "host {} (this host) is cut off from the NATS server: it took no frames for {:.3} s",
-                self.wires.placement().me(),
-                limit.as_secs_f64()
-            )),
+        if !self.watching || self.beats.is_none() {
+            return self.push(first).await;
         }
+        let mut beats = self.beats.take().expect("checked above");
+        let left = self.left.clone();
+        let mut watching = true;
+        let result = {
+            let push = self.push(first);
+            tokio::pin!(push);
+            loop {
+                tokio::select! {
+                    done = &mut push => break done,
+                    e = beats.dead(), if watching => match e {
+                        Error::HostLost { host, .. } if left.get(host as usize) == Some(&true) => {
+                            watching = false;
+                        }
+                        e => break Err(e.to_string()),
+                    },
+                }
+            }
+        };
+        self.watching = watching;
+        self.beats = Some(beats);
+        result
+    }
+
+    /// Publishes everything the partitions sent so far, then flushes.
+    async fn push(&mut self, first: Option<Sent>) -> Result<(), String> {
+        let mut next = first;
+        while let Some(sent) = next.take().or_else(|| self.wires.outgoing.try_recv().ok()) {
+            self.send(sent).await?;
+        }
+        self.link.flush().await.map_err(|e| e.to_string())
     }
 
     /// Ends: what was sent goes out, then a bye to every host (each wait
@@ -364,10 +417,18 @@ impl Carrier {
                         Err(e) => return self.fail(&e.to_string(), true).await,
                     }
                 }
-                event = async { self.beats.as_mut().expect("beating").event().await } => {
+                event = async { self.beats.as_mut().expect("beating").event().await }, if self.watching => {
                     match event {
                         // Its bye frame, after its last packet, cuts it.
                         HostEvent::Left(_) => {}
+                        // A host that said bye after its last packet may
+                        // fall silent before its beats say so: not lost.
+                        // (Its verdict stands: the beats are watched no more.)
+                        HostEvent::Lost(Error::HostLost { host, .. })
+                            if self.left.get(host as usize) == Some(&true) =>
+                        {
+                            self.watching = false;
+                        }
                         HostEvent::Lost(e) => return self.fail(&e.to_string(), true).await,
                     }
                 }

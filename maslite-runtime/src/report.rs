@@ -83,6 +83,8 @@ pub struct RunReport {
     pub partitions: Vec<PartitionReport>,
     /// `traffic[p][q]`: messages routed from partition `p` to partition
     /// `q` (`p == q`: delivered locally), plus alarms `p` handed to `q`.
+    /// On several hosts, a host's report has zeros in the rows of other
+    /// hosts' partitions (their reports have them).
     pub traffic: Vec<Vec<u64>>,
     /// Crossings not in `top_pairs`' counts: each partition counts the
     /// first 4 096 distinct crossing pairs of a run exactly, and only the

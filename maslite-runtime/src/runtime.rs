@@ -887,7 +887,15 @@ impl Runtime {
             end_time,
             wall: wall.elapsed(),
             steps: outcomes[0].steps,
-            traffic: outcomes.iter().map(|o| o.counters.row.clone()).collect(),
+            // A row per partition: zeros for other hosts' (their own
+            // reports have them).
+            traffic: {
+                let mut rows = vec![vec![0; self.parts.len()]; self.parts.len()];
+                for o in &outcomes {
+                    rows[o.report.partition] = o.counters.row.clone();
+                }
+                rows
+            },
             top_pairs: top_pairs(&counters, 10),
             untracked_crossings: outcomes.iter().map(|o| o.counters.untracked).sum(),
             partitions: outcomes.into_iter().map(|o| o.report).collect(),

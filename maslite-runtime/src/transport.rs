@@ -310,6 +310,10 @@ pub struct InProcess {
     from: UnboundedReceiver<Sent>,
     /// Cancelled when that host's transport ends (after it sent all).
     gone: Vec<CancellationToken>,
+    /// Cancels this host's token when dropped: at the end of its thread,
+    /// or here if it never started (a build that failed, a program that
+    /// panicked first), so the other hosts never wait for it in vain.
+    leaving: tokio_util::sync::DropGuard,
 }
 
 impl std::fmt::Debug for InProcess {
@@ -335,6 +339,7 @@ impl InProcess {
                     to: to.clone(),
                     from,
                     gone: gone.clone(),
+                    leaving: gone[me].clone().drop_guard(),
                 })
             })
             .collect()
@@ -347,7 +352,7 @@ impl Transport for InProcess {
     }
 
     fn start(self: Box<Self>, mut wires: Wires) -> Result<std::thread::JoinHandle<()>> {
-        let InProcess { placement, to, mut from, gone } = *self;
+        let InProcess { placement, to, mut from, gone, leaving } = *self;
         let stopping = wires.stopping();
         let me = placement.me();
         std::thread::Builder::new()
@@ -404,7 +409,7 @@ impl Transport for InProcess {
                         }
                     }
                 });
-                gone[me as usize].cancel();
+                drop(leaving);
             })
             .map_err(|e| Error::Config(format!("cannot start the transport's thread: {e}")))
     }
