@@ -263,7 +263,7 @@ fn a_host_whose_build_fails_does_not_hang_the_others_run() {
         if me == 1 {
             // The wrong partition count: its transport never starts.
             let built = Runtime::builder().partitions(3).transport(host).build();
-            return built.err().map(|e| Err(e));
+            return built.err().map(Err);
         }
         let mut rt = runtime_on(host);
         ping_pong(&mut rt);
