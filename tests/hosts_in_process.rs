@@ -126,6 +126,15 @@ fn phold_on_hosts_gives_the_one_process_events_and_hash() {
             assert_eq!(mine, expected, "{case}, host {h}");
             assert!(o.events > 0 && o.events < base.events, "{case}, host {h}");
             assert!(o.report.cross_partition() > 0, "{case}, host {h}");
+            // The traffic matrix is partitions × partitions, with rows only
+            // for this host's partitions.
+            let n = placement.partitions();
+            assert_eq!(o.report.traffic.len(), n, "{case}");
+            for (p, row) in o.report.traffic.iter().enumerate() {
+                assert_eq!(row.len(), n);
+                let sent: u64 = row.iter().sum();
+                assert_eq!(sent > 0, expected.contains(&p), "{case}, host {h}, row {p}");
+            }
             assert_eq!((o.report.reason, o.report.end_time), (StopReason::TimeLimit, 15.0));
         }
     }
