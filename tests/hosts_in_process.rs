@@ -287,6 +287,22 @@ fn a_host_whose_build_fails_does_not_hang_the_others_run() {
 }
 
 #[test]
+fn hosts_running_different_programs_fail_at_once_saying_so() {
+    let results = on_hosts(vec![0, 1], |host| {
+        let me = host.placement().me();
+        let mut rt = runtime_on(host);
+        ping_pong(&mut rt);
+        // Host 1 asks for another end time: its steps would differ.
+        let end = if me == 0 { 10.0 } else { 20.0 };
+        rt.run_with(maslite::prelude::RunOptions::new().seconds(end)).map(|r| r.reason)
+    });
+    for (h, r) in results.iter().enumerate() {
+        let said = |m: &str| m.contains("another run") && m.contains("same program");
+        assert!(matches!(r, Err(Error::Config(m)) if said(m)), "host {h}: {r:?}");
+    }
+}
+
+#[test]
 fn an_agent_panicking_on_one_host_fails_the_run_on_both() {
     let results = on_hosts(vec![0, 1], |host| {
         let mut rt = runtime_on(host);

@@ -413,6 +413,7 @@ fn codec_costs(o: &Opts) -> Costs {
         failed: false,
         alarms: Vec::new(),
         drained: false,
+        run: 1,
         spare: Vec::new(),
     };
     let mut frames = Vec::new();

@@ -60,6 +60,8 @@ pub struct StepControl {
     /// Alarms its agents set for agents on the receiving host: (time,
     /// envelope).
     pub alarms: Vec<(f64, Envelope)>,
+    /// The run's fingerprint (its number and options, hashed).
+    pub run: u64,
 }
 
 impl From<StopReason> for StopCode {
@@ -102,6 +104,7 @@ impl From<Control> for StepControl {
             failed: c.failed,
             drained: c.drained,
             alarms: c.alarms,
+            run: c.run,
         }
     }
 }
@@ -120,6 +123,7 @@ impl From<StepControl> for Control {
             failed: c.failed,
             drained: c.drained,
             alarms: c.alarms,
+            run: c.run,
             spare: Vec::new(),
         }
     }
@@ -155,6 +159,7 @@ struct WireControl {
     stop: Option<StopCode>,
     failed: bool,
     drained: bool,
+    run: u64,
     /// Alarm times; their envelopes follow the control, in order.
     alarm_times: Vec<f64>,
 }
@@ -220,6 +225,7 @@ impl StepControl {
             stop: self.stop,
             failed: self.failed,
             drained: self.drained,
+            run: self.run,
             alarm_times: self.alarms.iter().map(|(t, _)| *t).collect(),
         };
         let start = out.len();
@@ -265,6 +271,7 @@ impl StepControl {
             stop: wire.stop,
             failed: wire.failed,
             drained: wire.drained,
+            run: wire.run,
             alarms,
         })
     }

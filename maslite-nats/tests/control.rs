@@ -39,6 +39,7 @@ fn every_change_flag_and_alarm_round_trips() {
             (3.0, Envelope::new(Tick(1)).from(AgentId(1)).to(AgentId(2))),
             (4.5, Envelope::new(Tick(2)).to(AgentId(3)).topic_is("late")),
         ],
+        run: 0xfeed,
     };
     let mut bytes = Vec::new();
     control.encode(&codec, &mut bytes).unwrap();
@@ -46,6 +47,7 @@ fn every_change_flag_and_alarm_round_trips() {
     assert_eq!(back.changes, changes);
     assert!(back.active && !back.busy && back.held && back.has_mail && back.drained);
     assert!(!back.failed);
+    assert_eq!(back.run, 0xfeed);
     assert_eq!((back.next_alarm, back.now, back.stop), (2.5, 1.25, Some(StopCode::Paused)));
     assert_eq!(back.alarms.len(), 2);
     assert_eq!(back.alarms[0].0, 3.0);

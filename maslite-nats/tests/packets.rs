@@ -32,6 +32,7 @@ fn control() -> Control {
         failed: false,
         alarms: vec![(3.0, Envelope::new(Blob(vec![1, 2])).to(AgentId(9)))],
         drained: true,
+        run: 42,
         spare: vec![(AgentId(1), Envelope::new(Blob(Vec::new())))],
     }
 }
@@ -95,7 +96,7 @@ fn controls_and_mail_cross_whole_and_in_order_however_large() {
         (k.active, k.has_mail, k.drained, k.next_alarm, k.now),
         (true, true, true, 2.5, 1.0)
     );
-    assert_eq!(k.stop, Some(StopReason::Paused));
+    assert_eq!((k.stop, k.run), (Some(StopReason::Paused), 42));
     assert_eq!(k.alarms.len(), 1);
     assert_eq!(k.alarms[0].1.payload::<Blob>().unwrap().0, [1, 2]);
     // The spare buffer stays home.

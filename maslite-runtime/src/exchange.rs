@@ -57,6 +57,11 @@ pub struct Control {
     /// A service is stopping and nothing more can come in from outside
     /// here (or the runtime is not serving).
     pub drained: bool,
+    /// The run it is in: its count of runs and the run's options, hashed.
+    /// All partitions of one system agree; hosts that do not run the same
+    /// program (other runs, other options) fail at the first step instead
+    /// of waiting for each other.
+    pub run: u64,
     /// An empty buffer with room, given back for the next mail batch to
     /// the receiving partition (batches cross threads both ways, so
     /// steady streams allocate none).

@@ -330,6 +330,7 @@ fn final_control() -> Control {
         failed: false,
         alarms: Vec::new(),
         drained: true,
+        run: 0,
         spare: Vec::new(),
     }
 }

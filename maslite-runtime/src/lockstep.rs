@@ -93,6 +93,21 @@ struct Agreed {
     drained: bool,
 }
 
+/// A run's fingerprint: the partition's count of runs and the run's
+/// options (FNV-1a over their bits).
+fn fingerprint(runs: u64, opts: &RunOptions) -> u64 {
+    let words = [
+        runs,
+        opts.seconds_limit().map_or(u64::MAX, f64::to_bits),
+        opts.rounds_limit().unwrap_or(u64::MAX),
+        opts.pauses_if_idle() as u64 | (opts.clears_alarms_at_end() as u64) << 1,
+    ];
+    words
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
 fn stop_rank(r: StopReason) -> u8 {
     match r {
         StopReason::Cancelled => 3,
@@ -113,6 +128,8 @@ impl Partition {
     /// Runs this partition's part of a run and reports it.
     pub(crate) async fn run(&mut self, opts: RunOptions, free: Option<Arc<FreeRun>>) -> Outcome {
         let stats0 = self.kernel.stats();
+        self.runs += 1;
+        self.fingerprint = fingerprint(self.runs, &opts);
         self.counters = Counters { row: vec![0; self.count], ..Counters::default() };
         self.joined.clear();
         // A pause asked for between runs (in a setup) does not stop this one.
@@ -338,6 +355,7 @@ impl Partition {
                     failed,
                     alarms: std::mem::take(&mut outgoing[q]),
                     drained,
+                    run: self.fingerprint,
                     spare: std::mem::take(&mut self.spares[q]),
                 };
                 // A peer that is gone shows up when we wait for it.
@@ -363,6 +381,10 @@ impl Partition {
                     Ok(Packet::Mail(_)) => unreachable!("mail before control breaks the protocol"),
                     Err(Gone(q)) => return (Err(self.peer_died(q)), steps),
                 };
+                if control.run != self.fingerprint {
+                    // Another program: its steps would not be these.
+                    return (Err(self.other_program(q, opts)), steps);
+                }
                 all_changes.push((q, control.changes));
                 self.router.reuse(q, control.spare);
                 for (t, env) in control.alarms {
@@ -514,6 +536,14 @@ impl Partition {
             Ok(()) => result,
             Err(e) => Err(self.in_partition(e)),
         }
+    }
+
+    fn other_program(&self, q: usize, opts: &RunOptions) -> Error {
+        Error::Config(format!(
+            "partition {q} is in another run than partition {} (its run {} with {opts:?}): \
+             every host must run the same program, with the same runs and options",
+            self.me, self.runs
+        ))
     }
 
     fn peer_died(&self, q: usize) -> Error {

@@ -67,6 +67,10 @@ pub(crate) struct Partition {
     /// The lowest partition of this host with others elsewhere: it tells
     /// the handle of the agents that joined or left other hosts.
     pub tells_remote: bool,
+    /// Runs so far (this one included, during a run).
+    pub runs: u64,
+    /// This run's fingerprint (see [`Control::run`](crate::transport::Control::run)).
+    pub fingerprint: u64,
     /// An agent asked to stop this run.
     pub paused: bool,
     /// Ids leaving in the step being applied.
@@ -402,6 +406,8 @@ pub(crate) fn thread_main(seed: Seed) {
             deferred: None,
             joined: Vec::new(),
             tells_remote: false,
+            runs: 0,
+            fingerprint: 0,
             paused: false,
             leaving: Default::default(),
             conflicts: Vec::new(),
