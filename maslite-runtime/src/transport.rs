@@ -17,6 +17,9 @@
 //! is then empty and closed here), and a message from
 //! outside is posted by the host that holds its receiver (a broadcast, by
 //! the host of partition 0). Ids and keys are then the same on every host.
+//! Hosts that do not (other runs, other options) fail at the first step of
+//! the run where they part, with an error that says so: every control
+//! carries its run's number and options, hashed.
 //! What only one host can do — read an agent
 //! ([`with_agent`](crate::Runtime::with_agent)) or a partition — is
 //! [`Error::NotLocal`] elsewhere: ask [`Runtime::is_local`](crate::Runtime::is_local) first.
