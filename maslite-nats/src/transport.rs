@@ -250,6 +250,8 @@ struct Carrier {
     /// The heartbeats are still watched (not after the verdict on a host
     /// that had said bye).
     watching: bool,
+    /// The failure as a typed error, when there is one for it.
+    typed: Option<maslite_runtime::Error>,
 }
 
 impl Carrier {
@@ -274,6 +276,7 @@ impl Carrier {
             frames: Vec::new(),
             limit,
             watching: true,
+            typed: None,
         }
     }
 
@@ -290,9 +293,14 @@ impl Carrier {
         }
         let (from, to) = (sent.from, sent.to);
         self.frames.clear();
-        self.writers[host as usize]
-            .packet(&self.codec, sent, &mut self.frames)
-            .map_err(|e| format!("partition {from} -> partition {to} (host {host}): {e}"))?;
+        if let Err(e) = self.writers[host as usize].packet(&self.codec, sent, &mut self.frames) {
+            if let Error::Unregistered { type_name } = &e {
+                // Typed for this host's run (the others get the words).
+                let type_name = type_name.to_string();
+                self.typed = Some(maslite_runtime::Error::Unregistered { type_name, from, to });
+            }
+            return Err(format!("partition {from} -> partition {to} (host {host}): {e}"));
+        }
         for frame in self.frames.drain(..) {
             self.link.publish(host, frame).await.map_err(|e| e.to_string())?;
         }
@@ -367,7 +375,10 @@ impl Carrier {
         let me = self.wires.placement().me();
         tracing::error!(host = me, "{why}");
         // The partitions stop first: telling the others may wait.
-        self.wires.fail(why);
+        match self.typed.take() {
+            Some(error) => self.wires.fail_with(error),
+            None => self.wires.fail(why),
+        }
         if tell {
             let limit = self.limit;
             let aborts = async {

@@ -79,6 +79,21 @@ pub enum Error {
         /// What the transport said.
         message: String,
     },
+    /// A message's payload type cannot cross to another host: the hosts'
+    /// transport does not know how to serialize it (with NATS: it is not
+    /// registered in the `Codec`).
+    #[error(
+        "payload type {type_name} crosses hosts (partition {from} -> partition {to}) \
+         but the transport cannot carry it: register it (Codec::register)"
+    )]
+    Unregistered {
+        /// The payload's type, as Rust names it.
+        type_name: String,
+        /// The sending partition.
+        from: usize,
+        /// The receiving partition.
+        to: usize,
+    },
     /// A service's intake is full right now ([`Inlet::try_send`](crate::Inlet::try_send)).
     #[error("the service's intake is full")]
     Full,
@@ -92,7 +107,9 @@ impl Error {
     /// its consequences (a peer seen dying, a stop).
     pub(crate) fn rank(&self) -> u8 {
         match self {
-            Error::Partition { .. } | Error::LookaheadBroken { .. } => 3,
+            Error::Partition { .. }
+            | Error::LookaheadBroken { .. }
+            | Error::Unregistered { .. } => 3,
             Error::PartitionDied { .. } | Error::Transport { .. } => 2,
             Error::Kernel(_)
             | Error::Config(_)

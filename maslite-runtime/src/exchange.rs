@@ -107,7 +107,7 @@ pub(crate) struct Links {
     spin: Duration,
     /// Why a partition of another host is gone, if its transport said
     /// (one slot per partition).
-    pub lost: Option<Arc<[std::sync::OnceLock<String>]>>,
+    pub lost: Option<Arc<[std::sync::OnceLock<crate::Error>]>>,
 }
 
 /// The far end of a wire closed: that partition's thread is gone.
@@ -167,7 +167,7 @@ impl Links {
     }
 
     /// Why partition `q` is gone, if a transport said.
-    pub fn why_gone(&self, q: usize) -> Option<String> {
+    pub fn why_gone(&self, q: usize) -> Option<crate::Error> {
         self.lost.as_ref()?.get(q)?.get().cloned()
     }
 

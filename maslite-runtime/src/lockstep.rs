@@ -547,8 +547,8 @@ impl Partition {
     }
 
     fn peer_died(&self, q: usize) -> Error {
-        if let Some(message) = self.links.why_gone(q) {
-            return Error::Transport { message };
+        if let Some(error) = self.links.why_gone(q) {
+            return error;
         }
         if self.links.is_remote(q) {
             return Error::Transport {

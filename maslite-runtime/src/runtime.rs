@@ -190,7 +190,7 @@ impl Builder {
             }
         }
         let (links, outgoing, feeds) = Links::hosted(&local, spin);
-        let lost: Arc<[std::sync::OnceLock<String>]> =
+        let lost: Arc<[std::sync::OnceLock<Error>]> =
             (0..config.partitions).map(|_| std::sync::OnceLock::new()).collect();
         for (me, links) in links.into_iter().enumerate() {
             let Some(mut links) = links else {

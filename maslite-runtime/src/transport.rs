@@ -160,7 +160,7 @@ pub struct Wires {
     /// each partition sent them; ends when every local partition is gone.
     pub outgoing: UnboundedReceiver<Sent>,
     feeds: Vec<Vec<Option<UnboundedSender<Packet>>>>,
-    lost: Arc<[OnceLock<String>]>,
+    lost: Arc<[OnceLock<Error>]>,
     placement: Placement,
     stopping: CancellationToken,
 }
@@ -175,7 +175,7 @@ impl Wires {
     pub(crate) fn new(
         outgoing: UnboundedReceiver<Sent>,
         feeds: Vec<Vec<Option<UnboundedSender<Packet>>>>,
-        lost: Arc<[OnceLock<String>]>,
+        lost: Arc<[OnceLock<Error>]>,
         placement: Placement,
         stopping: CancellationToken,
     ) -> Wires {
@@ -220,9 +220,14 @@ impl Wires {
     /// waiting for its partitions, and a run fails with
     /// [`Error::Transport`] carrying `why`.
     pub fn cut_host(&mut self, host: u16, why: &str) {
+        self.cut_host_with(host, Error::Transport { message: why.to_string() });
+    }
+
+    /// As [`cut_host`](Self::cut_host), the run failing with `error`.
+    pub fn cut_host_with(&mut self, host: u16, error: Error) {
         for p in 0..self.placement.partitions() {
             if self.placement.host_of(p) == host && !self.placement.is_local(p) {
-                let _ = self.lost[p].set(why.to_string());
+                let _ = self.lost[p].set(error.clone());
                 for feed in &mut self.feeds[p] {
                     *feed = None;
                 }
@@ -233,9 +238,15 @@ impl Wires {
     /// Every other host is out of reach (`why` says how): as
     /// [`cut_host`](Self::cut_host) for all of them.
     pub fn fail(&mut self, why: &str) {
+        self.fail_with(Error::Transport { message: why.to_string() });
+    }
+
+    /// As [`fail`](Self::fail), the run failing with `error` (such as
+    /// [`Error::Unregistered`]).
+    pub fn fail_with(&mut self, error: Error) {
         for h in 0..self.placement.hosts() {
             if h != self.placement.me {
-                self.cut_host(h, why);
+                self.cut_host_with(h, error.clone());
             }
         }
     }
