@@ -287,6 +287,37 @@ fn a_host_whose_build_fails_does_not_hang_the_others_run() {
 }
 
 #[test]
+fn bad_alarms_and_subscriptions_get_the_same_answer_on_every_host() {
+    let results = on_hosts(vec![0, 1], |host| {
+        let mut rt = runtime_on(host);
+        rt.add_with_id(0, AgentId(1), node(None, false)).unwrap();
+        rt.add_with_id(1, AgentId(2), node(None, false)).unwrap();
+        let past = Alarm::at(-1.0, Envelope::new(1u32).to(AgentId(2)));
+        let everything = Subscription::new();
+        (rt.set_alarm(past).err(), rt.subscribe(AgentId(2), everything).err())
+    });
+    assert_eq!(results[0], results[1]);
+    let (alarm, subscription) = &results[0];
+    assert!(
+        matches!(
+            alarm,
+            Some(Error::Partition { partition: 1, source: KernelError::AlarmInPast { .. } })
+        ),
+        "{alarm:?}"
+    );
+    assert!(
+        matches!(
+            subscription,
+            Some(Error::Partition {
+                partition: 1,
+                source: KernelError::InvalidSubscription { .. }
+            })
+        ),
+        "{subscription:?}"
+    );
+}
+
+#[test]
 fn hosts_running_different_programs_fail_at_once_saying_so() {
     let results = on_hosts(vec![0, 1], |host| {
         let me = host.placement().me();

@@ -77,8 +77,10 @@ impl Alarm {
         self.ignore_if_idle
     }
 
-    /// The absolute time this alarm goes off if set when the clock reads `now`.
-    pub(crate) fn due_time(&self, now: f64) -> Result<f64> {
+    /// The absolute time this alarm goes off if set when the clock reads
+    /// `now`: [`Error::InvalidTime`] for a time that is not a number or a
+    /// negative delay, [`Error::AlarmInPast`] for a time before `now`.
+    pub fn due_time(&self, now: f64) -> Result<f64> {
         match self.when {
             When::After(delay) => {
                 if !delay.is_finite() || delay < 0.0 {

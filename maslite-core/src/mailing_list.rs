@@ -73,7 +73,10 @@ impl Subscription {
             && self.topic.as_ref().is_none_or(|t| t.as_str() == topic)
     }
 
-    pub(crate) fn validate(&self, subscriber: AgentId) -> Result<()> {
+    /// Whether `subscriber` may subscribe to this pattern: one or two of
+    /// sender, receiver and topic named, else
+    /// [`Error::InvalidSubscription`].
+    pub fn validate(&self, subscriber: AgentId) -> Result<()> {
         match self.named() {
             1 | 2 => Ok(()),
             named => Err(Error::InvalidSubscription { subscriber, named }),

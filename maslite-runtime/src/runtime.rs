@@ -716,7 +716,12 @@ impl Runtime {
         self.stamp(alarm.envelope_mut());
         let q = self.partition_for(alarm.envelope_mut().receiver());
         if !self.is_local(q) {
-            return Ok(());
+            // Its host sets it; here the same answer, so that every host
+            // goes on the same way.
+            return alarm
+                .due_time(self.now)
+                .map(|_| ())
+                .map_err(|e| Error::Partition { partition: q, source: e });
         }
         self.with_partition(q, move |s| s.set_alarm_stamped(alarm))?
             .map_err(|e| Error::Partition { partition: q, source: e })
@@ -731,8 +736,11 @@ impl Runtime {
             .copied()
             .ok_or(maslite_core::Error::UnknownAgent(subscriber))?;
         if !self.is_local(q) {
-            // Its host subscribes it; every partition hears of it.
-            return Ok(());
+            // Its host subscribes it; every partition hears of it. Here the
+            // same answer to a pattern that names too much or too little.
+            return pattern
+                .validate(subscriber)
+                .map_err(|e| Error::Partition { partition: q, source: e });
         }
         self.with_partition(q, move |s| s.subscribe(subscriber, pattern))?
             .map_err(|e| Error::Partition { partition: q, source: e })
