@@ -4,15 +4,15 @@
 //! On one machine partitions hand each other a `Control` by channel: the
 //! step's changes to agents and subscriptions, whether there is more to do
 //! now, the next alarm, a stop or a failure, and the alarms set for agents
-//! elsewhere. Across hosts the same goes through NATS, so it has a wire
-//! form here. Changes use mirror types of the kernel's ([`Change`],
+//! elsewhere. Across hosts the same goes through NATS: [`encode`] and
+//! [`decode`] give it a wire form. Changes use mirror types of the kernel's ([`Change`],
 //! [`Subscription`]) so that maslite-core needs no serde; alarms' envelopes
 //! go through the [`Codec`] like mail (their payload types must be
 //! registered).
 
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use maslite_core::{AgentId, Change, Envelope, Subscription};
+use maslite_core::{AgentId, Change, Subscription};
 use maslite_runtime::transport::Control;
 use maslite_runtime::StopReason;
 use serde::{Deserialize, Serialize};
@@ -32,36 +32,6 @@ pub enum StopCode {
     Paused,
     /// The run's token was cancelled.
     Cancelled,
-}
-
-/// One host's word at the end of a step (see the module docs).
-#[derive(Debug, Default)]
-pub struct StepControl {
-    /// Changes to agents and subscriptions made there, in order.
-    pub changes: Vec<Change>,
-    /// It has work for another round at this time.
-    pub active: bool,
-    /// Agents there wait on the outside world.
-    pub busy: bool,
-    /// It holds alarms for agents it does not know yet.
-    pub held: bool,
-    /// It sends a mail batch in this step.
-    pub has_mail: bool,
-    /// Its earliest alarm, or +∞.
-    pub next_alarm: f64,
-    /// Its clock.
-    pub now: f64,
-    /// A stop it asks for.
-    pub stop: Option<StopCode>,
-    /// It failed.
-    pub failed: bool,
-    /// A service there is stopping and nothing more can come in.
-    pub drained: bool,
-    /// Alarms its agents set for agents on the receiving host: (time,
-    /// envelope).
-    pub alarms: Vec<(f64, Envelope)>,
-    /// The run's fingerprint (its number and options, hashed).
-    pub run: u64,
 }
 
 impl From<StopReason> for StopCode {
@@ -84,47 +54,6 @@ impl From<StopCode> for StopReason {
             StopCode::Iterations => StopReason::Iterations,
             StopCode::Paused => StopReason::Paused,
             StopCode::Cancelled => StopReason::Cancelled,
-        }
-    }
-}
-
-impl From<Control> for StepControl {
-    /// A partition's control, for the wire (the spare buffer it gives
-    /// back stays on this host).
-    fn from(c: Control) -> StepControl {
-        StepControl {
-            changes: Arc::try_unwrap(c.changes).unwrap_or_else(|shared| (*shared).clone()),
-            active: c.active,
-            busy: c.busy,
-            held: c.held,
-            has_mail: c.has_mail,
-            next_alarm: c.next_alarm,
-            now: c.now,
-            stop: c.stop.map(Into::into),
-            failed: c.failed,
-            drained: c.drained,
-            alarms: c.alarms,
-            run: c.run,
-        }
-    }
-}
-
-impl From<StepControl> for Control {
-    fn from(c: StepControl) -> Control {
-        Control {
-            changes: Arc::new(c.changes),
-            active: c.active,
-            busy: c.busy,
-            held: c.held,
-            has_mail: c.has_mail,
-            next_alarm: c.next_alarm,
-            now: c.now,
-            stop: c.stop.map(Into::into),
-            failed: c.failed,
-            drained: c.drained,
-            alarms: c.alarms,
-            run: c.run,
-            spare: Vec::new(),
         }
     }
 }
@@ -208,71 +137,70 @@ fn from_wire(w: WireChange) -> Change {
     }
 }
 
-impl StepControl {
-    /// Appends the control to `out`: its length (u32, little-endian) and
-    /// the control, then each alarm's envelope as [`Codec::encode`] writes
-    /// it. An alarm whose payload type is not registered is
-    /// [`Error::Unregistered`].
-    pub fn encode(&self, codec: &Codec, out: &mut Vec<u8>) -> Result<()> {
-        let wire = WireControl {
-            changes: self.changes.iter().map(to_wire).collect(),
-            active: self.active,
-            busy: self.busy,
-            held: self.held,
-            has_mail: self.has_mail,
-            next_alarm: self.next_alarm,
-            now: self.now,
-            stop: self.stop,
-            failed: self.failed,
-            drained: self.drained,
-            run: self.run,
-            alarm_times: self.alarms.iter().map(|(t, _)| *t).collect(),
-        };
-        let start = out.len();
-        out.extend_from_slice(&[0; 4]);
-        *out = postcard::to_extend(&wire, std::mem::take(out))
-            .map_err(|e| Error::Serde { tag: "control".into(), message: e.to_string() })?;
-        let len = (out.len() - start - 4) as u32;
-        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-        for (_, env) in &self.alarms {
-            codec.encode(env, out)?;
-        }
-        Ok(())
+/// Appends `control` to `out`: its length (u32, little-endian) and the
+/// control, then each alarm's envelope as [`Codec::encode`] writes it. An
+/// alarm whose payload type is not registered is [`Error::Unregistered`].
+/// (The spare buffer it gives back stays on this host.)
+pub fn encode(codec: &Codec, control: &Control, out: &mut Vec<u8>) -> Result<()> {
+    let wire = WireControl {
+        changes: control.changes.iter().map(to_wire).collect(),
+        active: control.active,
+        busy: control.busy,
+        held: control.held,
+        has_mail: control.has_mail,
+        next_alarm: control.next_alarm,
+        now: control.now,
+        stop: control.stop.map(Into::into),
+        failed: control.failed,
+        drained: control.drained,
+        run: control.run,
+        alarm_times: control.alarms.iter().map(|(t, _)| *t).collect(),
+    };
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    *out = postcard::to_extend(&wire, std::mem::take(out))
+        .map_err(|e| Error::Serde { tag: "control".into(), message: e.to_string() })?;
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    for (_, env) in &control.alarms {
+        codec.encode(env, out)?;
     }
+    Ok(())
+}
 
-    /// A control from the bytes [`encode`](Self::encode) made.
-    pub fn decode(codec: &Codec, bytes: &[u8]) -> Result<StepControl> {
-        let malformed = |m: &str| Error::Serde { tag: "control".into(), message: m.into() };
-        let len = bytes.get(..4).ok_or_else(|| malformed("cut short"))?;
-        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let body = bytes.get(4..4 + len).ok_or_else(|| malformed("cut short"))?;
-        let wire: WireControl = postcard::from_bytes(body)
-            .map_err(|e| Error::Serde { tag: "control".into(), message: e.to_string() })?;
-        let mut at = 4 + len;
-        let mut alarms = Vec::with_capacity(wire.alarm_times.len());
-        for t in &wire.alarm_times {
-            let head = bytes.get(at..at + 4).ok_or_else(|| malformed("an alarm cut short"))?;
-            let n = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-            let one = bytes.get(at..at + 4 + n).ok_or_else(|| malformed("an alarm cut short"))?;
-            alarms.push((*t, codec.decode(one)?));
-            at += 4 + n;
-        }
-        if at != bytes.len() {
-            return Err(malformed("bytes after the last alarm"));
-        }
-        Ok(StepControl {
-            changes: wire.changes.into_iter().map(from_wire).collect(),
-            active: wire.active,
-            busy: wire.busy,
-            held: wire.held,
-            has_mail: wire.has_mail,
-            next_alarm: wire.next_alarm,
-            now: wire.now,
-            stop: wire.stop,
-            failed: wire.failed,
-            drained: wire.drained,
-            run: wire.run,
-            alarms,
-        })
+/// A control from the bytes [`encode`] made.
+pub fn decode(codec: &Codec, bytes: &[u8]) -> Result<Control> {
+    let malformed = |m: &str| Error::Serde { tag: "control".into(), message: m.into() };
+    let len = bytes.get(..4).ok_or_else(|| malformed("cut short"))?;
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let body = bytes.get(4..4 + len).ok_or_else(|| malformed("cut short"))?;
+    let wire: WireControl = postcard::from_bytes(body)
+        .map_err(|e| Error::Serde { tag: "control".into(), message: e.to_string() })?;
+    let mut at = 4 + len;
+    let mut alarms = Vec::with_capacity(wire.alarm_times.len());
+    for t in &wire.alarm_times {
+        let head = bytes.get(at..at + 4).ok_or_else(|| malformed("an alarm cut short"))?;
+        let n = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let one = bytes.get(at..at + 4 + n).ok_or_else(|| malformed("an alarm cut short"))?;
+        alarms.push((*t, codec.decode(one)?));
+        at += 4 + n;
     }
+    if at != bytes.len() {
+        return Err(malformed("bytes after the last alarm"));
+    }
+    Ok(Control {
+        changes: Arc::new(wire.changes.into_iter().map(from_wire).collect()),
+        active: wire.active,
+        busy: wire.busy,
+        held: wire.held,
+        has_mail: wire.has_mail,
+        next_alarm: wire.next_alarm,
+        now: wire.now,
+        stop: wire.stop.map(Into::into),
+        failed: wire.failed,
+        drained: wire.drained,
+        run: wire.run,
+        alarms,
+        spare: Vec::new(),
+    })
 }

@@ -2,7 +2,7 @@
 //!
 //! A partition sends every other one a control per step, then maybe a mail
 //! batch (see `maslite_runtime::transport`). Across hosts each such packet
-//! is encoded — a control as [`StepControl`], mail as its (recipient,
+//! is encoded — a control by [`control::encode`], mail as its (recipient,
 //! envelope) pairs through the [`Codec`] — and the bytes are cut into
 //! frames under the server's `max_payload`, so any packet fits, however
 //! large (a million agents added in one step, a payload of megabytes).
@@ -18,7 +18,7 @@
 //! [`Error::Gap`] names the link.
 
 use crate::codec::Codec;
-use crate::control::StepControl;
+use crate::control;
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use maslite_core::AgentId;
@@ -112,7 +112,7 @@ impl PacketWriter {
         self.body.clear();
         let kind = match sent.packet {
             Packet::Control(c) => {
-                StepControl::from(c).encode(codec, &mut self.body)?;
+                control::encode(codec, &c, &mut self.body)?;
                 CONTROL
             }
             Packet::Mail(batch) => {
@@ -235,7 +235,7 @@ impl PacketReader {
             &whole
         };
         let packet = match h.kind {
-            CONTROL => Packet::Control(StepControl::decode(codec, body)?.into()),
+            CONTROL => Packet::Control(control::decode(codec, body)?),
             MAIL => Packet::Mail(read_mail(codec, body).map_err(|e| match e {
                 Error::Malformed { message, .. } => malformed(message),
                 e => e,
