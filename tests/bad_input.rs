@@ -41,8 +41,12 @@ fn duplicate_id_is_refused_and_the_first_agent_kept() {
     assert_eq!((first.setups, first.updates), (1, 42), "the first agent is untouched");
 }
 
+/// The add is refused, and the run fails: on many partitions two agents may
+/// claim one id in the same step unaware of each other, so the runtime can
+/// only fail the run at the step's end; one kernel does the same, so that a
+/// program has one outcome (README, "Where it differs").
 #[test]
-fn duplicate_id_from_inside_an_agent_is_refused() {
+fn duplicate_id_from_inside_an_agent_is_refused_and_fails_the_run() {
     struct Cloner {
         result: Option<Result<AgentId, Error>>,
     }
@@ -56,9 +60,12 @@ fn duplicate_id_from_inside_an_agent_is_refused() {
     let mut s = Scheduler::simulated();
     let c = s.add_with_id(AgentId(3), Cloner { result: None }).unwrap();
     s.send(Envelope::new(Trial).to(c));
-    s.run().unwrap();
+    assert_eq!(s.run(), Err(Error::DuplicateAgent(AgentId(3))));
     assert_eq!(s.agent::<Cloner>(c).unwrap().result, Some(Err(Error::DuplicateAgent(AgentId(3)))));
     assert_eq!(s.len(), 1);
+    // The scheduler stays usable: the next run goes on.
+    s.send(Envelope::new(Trial).to(c));
+    assert_eq!(s.run(), Err(Error::DuplicateAgent(AgentId(3))), "the same call, the same outcome");
 }
 
 #[test]

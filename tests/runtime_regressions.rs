@@ -504,11 +504,16 @@ fn re_add_same_step(partitions: usize) -> (Runtime, Result<RunReport, RtError>, 
 #[test]
 fn removing_and_re_adding_an_id_in_one_step_is_a_duplicate() {
     let x = AgentId(50);
-    // One partition: the add itself is refused, the removal goes ahead.
-    let (rt, result, said) = re_add_same_step(1);
+    // One partition: the add itself is refused, and the run fails, as on
+    // two partitions (one outcome whatever the partition count).
+    let (_rt, result, said) = re_add_same_step(1);
     assert_eq!(said, Some((Ok(()), Err(KernelError::DuplicateAgent(x)))));
-    assert_eq!(result.map(|r| r.reason), Ok(StopReason::Idle));
-    assert_eq!(rt.partition_of(x), None, "X was removed, and no new X was added");
+    match result {
+        Err(RtError::Partition { source: KernelError::DuplicateAgent(id), .. }) => {
+            assert_eq!(id, x)
+        }
+        other => panic!("expected a run failing with DuplicateAgent({x}), got {other:?}"),
+    }
     // Two partitions: the duplicate is found at the end of the step.
     let (_rt, result, said) = re_add_same_step(2);
     assert!(said.is_some(), "K ran");

@@ -1,10 +1,11 @@
 //! Alarms: mail to be delivered at a future time, and the wake-ups of
 //! sleeping agents.
 //!
-//! One binary heap ordered by (time, order of setting), so releasing the due
-//! alarms is `O(log n)` each and alarms set for the same time fire in the
-//! order they were set. Listing and clearing by receiver or topic scan the
-//! heap (`O(n)`): they are rare next to setting and firing.
+//! One binary heap ordered by (time, [`Origin`] of the alarm's message), so
+//! releasing the due alarms is `O(log n)` each and alarms set for the same
+//! time fire in the canonical order — the order they were set in, on one
+//! kernel as on many partitions. Listing and clearing by receiver or topic
+//! scan the heap (`O(n)`): they are rare next to setting and firing.
 
 use crate::envelope::{Envelope, Origin};
 use crate::error::{Error, Result};
@@ -125,8 +126,8 @@ pub(crate) enum Fired {
 
 struct Entry {
     at: f64,
-    /// Ties at one time: the origin of the alarm's message in canonical
-    /// mode, else zero (then the order of setting decides).
+    /// Ties at one time: the origin of the alarm's message (zero for
+    /// wake-ups, whose order makes no difference: they only mark agents).
     tie: Origin,
     seq: u64,
     required: bool,
@@ -160,15 +161,11 @@ pub(crate) struct AlarmQueue {
     required: usize,
     /// Wake-ups whose sleeper went away before they fired.
     cancelled: FxHashSet<u64>,
-    /// Alarms at the same time fire in the order of their messages'
-    /// [`Origin`] (partitioned mode), not in the order they were set.
-    pub canonical: bool,
 }
 
 impl AlarmQueue {
     pub fn set_mail(&mut self, at: f64, envelope: Envelope, ignore_if_idle: bool) {
-        let tie = if self.canonical { envelope.origin() } else { Origin::default() };
-        self.push(at, tie, !ignore_if_idle, Fired::Mail(envelope));
+        self.push(at, envelope.origin(), !ignore_if_idle, Fired::Mail(envelope));
     }
 
     /// A wake-up for a sleeping agent; returns its ticket for cancelling.
@@ -218,7 +215,8 @@ impl AlarmQueue {
         self.required > self.cancelled.len()
     }
 
-    /// Pops every alarm due at `now`, in (time, setting order).
+    /// Pops every alarm due at `now`, in (time, origin) order; their mail is
+    /// marked as fired (see [`Origin::FIRED`]).
     pub fn release_due(&mut self, now: f64, mut f: impl FnMut(Fired)) {
         loop {
             self.drop_cancelled_top();
@@ -228,7 +226,13 @@ impl AlarmQueue {
             }
             let e = self.heap.pop().expect("peeked");
             self.required -= e.required as usize;
-            f(e.what);
+            f(match e.what {
+                Fired::Mail(mut env) => {
+                    env.mark_fired();
+                    Fired::Mail(env)
+                }
+                wake => wake,
+            });
         }
     }
 

@@ -15,8 +15,10 @@ use crate::mailing_list::Subscription;
 /// One change to the agents or the subscriptions of a partition.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
-    /// An agent joined this partition.
-    Added(AgentId),
+    /// An agent joined this partition; its creation stamp (see
+    /// [`Origin`](crate::Origin), whose `seq` counts additions) places it
+    /// in the order of insertion. The runtime's own adds are not announced.
+    Added(AgentId, crate::Origin),
     /// An agent left this partition (its subscriptions went with it).
     Removed(AgentId),
     /// An agent subscribed to a pattern.
@@ -38,20 +40,26 @@ pub enum Change {
     RemoveRequested(AgentId),
 }
 
-/// The ordering key of an agent added at run time by the agent whose key is
-/// `creator`, as its `nth` addition: a function of those two only (never of
-/// a shared counter), so it is the same on any number of partitions. Keys
-/// of derived agents have the top bit set; keys given by the runtime to the
-/// agents it adds stay below it.
-pub fn derived_key(creator: u64, nth: u64) -> u64 {
+/// The id of an agent added without a chosen one, from its creation stamp:
+/// a function of on whose account it was created and that account's count
+/// of additions (never of a shared counter), so it is the same on one
+/// kernel and on any number of partitions. Such ids have the top bit
+/// ([`DERIVED`]) set; ids chosen by users may not.
+pub fn derived_id(made: &crate::Origin) -> AgentId {
     // splitmix64 of the pair.
     let mut z =
-        creator.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nth.wrapping_add(0x632B_E59B_D9B4_E019);
+        made.key.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ made.seq.wrapping_add(0x632B_E59B_D9B4_E019);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
-    (z | DERIVED) & !1 // never u64::MAX (AgentId::OUTSIDE)
+    AgentId((z | DERIVED) & !1) // never u64::MAX (AgentId::OUTSIDE)
 }
 
-/// The bit that marks derived keys (and ids).
+/// The bit that marks derived ids.
 pub const DERIVED: u64 = 1 << 63;
+
+/// The bit that marks an ordering key given to an agent added in
+/// partitioned mode until the runtime gives it its place (see
+/// [`Scheduler::set_key`](crate::Scheduler::set_key)): such keys sort after
+/// every placed agent's, in the order of creation.
+pub const PROVISIONAL: u64 = 1 << 62;

@@ -14,8 +14,8 @@
 
 use crate::agent::{Agent, Installer};
 use crate::alarms::{Alarm, AlarmInfo, AlarmQueue};
-use crate::change::{derived_key, Change, DERIVED};
-use crate::envelope::Envelope;
+use crate::change::{derived_id, Change, DERIVED};
+use crate::envelope::{Envelope, Origin};
 use crate::error::{Error, Result};
 use crate::id::AgentId;
 use crate::mailing_list::{MailingList, Subscription};
@@ -91,11 +91,18 @@ pub(crate) struct Shared {
     pub exported: RefCell<Vec<(f64, Envelope)>>,
     /// Whether adds are journaled (not for the runtime's own adds).
     pub announce_adds: Cell<bool>,
+    /// A fault of an agent's call that fails the run (a duplicate id),
+    /// taken by the kernel after the agent's poll.
+    pub fault: RefCell<Option<Error>>,
+    /// The agent whose update the kernel runs at the top of a round (not a
+    /// setup or teardown nested in it): what happens meanwhile is on its
+    /// account (see [`Origin`]).
+    pub actor: Cell<Option<u32>>,
 }
 
 pub(crate) enum Command {
-    /// An agent to add, with its ordering key if the kernel derives it.
-    Add(AgentId, Installer, Option<u64>),
+    /// An agent to add.
+    Add(AgentId, Installer),
     Remove(AgentId),
 }
 
@@ -105,7 +112,7 @@ impl Shared {
             now: Cell::new(now),
             // Sends before the first run go through the outbox (see
             // `Scheduler::between_runs`).
-            reg: RefCell::new(Registry { outbox_used: true, ..Registry::default() }),
+            reg: RefCell::new(Registry { outbox_used: true, next_order: 1, ..Registry::default() }),
             outbox: RefCell::new(Vec::new()),
             alarms: RefCell::new(AlarmQueue::default()),
             next_alarm: Cell::new(f64::INFINITY),
@@ -125,11 +132,22 @@ impl Shared {
             export_alarms: Cell::new(false),
             exported: RefCell::new(Vec::new()),
             announce_adds: Cell::new(true),
+            fault: RefCell::new(None),
+            actor: Cell::new(None),
         }
     }
 
-    /// Claims `id`, or the next free id if `None`.
-    pub fn reserve_id(&self, id: Option<AgentId>) -> Result<AgentId> {
+    /// The slot on whose account the agent in slot `index` (outside if
+    /// `None`) acts now (see [`Origin`]): the running round's actor, else
+    /// itself.
+    #[inline]
+    pub fn account(&self, index: Option<u32>) -> Option<u32> {
+        self.actor.get().or(index)
+    }
+
+    /// Claims `id`, or the next free id if `None`, for an agent created as
+    /// `made` says (see [`Change::Added`]).
+    pub fn reserve_id(&self, id: Option<AgentId>, made: Origin) -> Result<AgentId> {
         let mut reg = self.reg.borrow_mut();
         let ids = &mut reg.ids;
         let id = match id {
@@ -151,7 +169,7 @@ impl Shared {
         // add is carried out comes after it in the journal. (Agents the
         // runtime adds itself are placed by the runtime: not announced.)
         if self.announce_adds.get() {
-            self.note_change(|| Change::Added(id));
+            self.note_change(|| Change::Added(id, made));
         }
         Ok(id)
     }
@@ -364,7 +382,7 @@ impl Cx {
             Err(env) => env,
         };
         if reg.partitioned {
-            reg.stamp(Some(self.index), &mut env);
+            reg.stamp(self.shared.account(Some(self.index)), self.shared.now.get(), &mut env);
         }
         reg.outbox_used = true;
         drop(reg);
@@ -416,9 +434,8 @@ impl Cx {
         }
         {
             let mut reg = self.shared.reg.borrow_mut();
-            if reg.partitioned && reg.own(self.index, self.id).is_some() {
-                reg.stamp(Some(self.index), &mut alarm.envelope);
-            }
+            let mine = reg.own(self.index, self.id).is_some().then_some(self.index);
+            reg.stamp(self.shared.account(mine), self.shared.now.get(), &mut alarm.envelope);
         }
         self.shared.set_alarm(alarm)
     }
@@ -517,26 +534,32 @@ impl Cx {
     }
 
     fn queue_add(&self, id: Option<AgentId>, installer: Installer) -> Result<AgentId> {
-        // Partitioned: the new agent's key (and id, if not chosen) derive
-        // from this agent's key and count of additions, so they are the same
-        // on any number of partitions.
-        let key = {
+        if id.is_some_and(|id| id.0 & DERIVED != 0) {
+            return Err(Error::ReservedId(id.expect("checked")));
+        }
+        // The creation stamp places the new agent in the order of insertion
+        // and, when no id is chosen, gives it one: both the same on one
+        // kernel and on any number of partitions (see `derived_id`).
+        let made = {
             let mut reg = self.shared.reg.borrow_mut();
-            match reg.partitioned {
-                true => reg.own(self.index, self.id).map(|rec| {
-                    rec.added += 1;
-                    derived_key(rec.order, rec.added)
-                }),
-                false => None,
+            let mine = reg.own(self.index, self.id).is_some().then_some(self.index);
+            reg.creation(self.shared.account(mine), self.shared.now.get())
+        };
+        let id = self.shared.reserve_id(Some(id.unwrap_or_else(|| derived_id(&made))), made);
+        let id = match id {
+            Ok(id) => id,
+            Err(e) => {
+                // A duplicate id fails the run, on one kernel as on many
+                // partitions: there two agents may claim one id in the same
+                // step, each partition unaware of the other's, and only the
+                // step's end can tell (README, "Where it differs").
+                if let Error::DuplicateAgent(_) = e {
+                    self.shared.fault.borrow_mut().get_or_insert(e.clone());
+                }
+                return Err(e);
             }
         };
-        let id = match (id, key) {
-            (Some(id), Some(_)) if id.0 & DERIVED != 0 => return Err(Error::ReservedId(id)),
-            (None, Some(key)) => Some(AgentId(key)),
-            (id, _) => id,
-        };
-        let id = self.shared.reserve_id(id)?;
-        self.shared.commands.borrow_mut().push_back(Command::Add(id, installer, key));
+        self.shared.commands.borrow_mut().push_back(Command::Add(id, installer));
         self.shared.has_commands.set(true);
         Ok(id)
     }

@@ -47,20 +47,65 @@ pub(crate) struct Header {
     origin: Origin,
 }
 
-/// Where a message comes from in a canonical order: the ordering key of the
-/// agent that sent it (or set the alarm carrying it) and that agent's count
-/// of sends.
+/// Where a message comes from in the canonical order: when it was sent (or
+/// its alarm set), and by whom in that round.
 ///
-/// A scheduler in [partitioned](crate::Scheduler::set_partitioned) mode
-/// stamps it on every send; a multi-partition runtime merges the mail of
-/// many partitions by it, so that every inbox gets its mail in one order
-/// whatever the number of partitions. A single scheduler does not use it.
+/// One order, defined here, decides everywhere who reads what first: mail
+/// delivered together is sorted by origin, and alarms due at one time fire
+/// in origin order. Fields compare in this order:
+///
+/// 1. `when`: the clock when the message was sent or its alarm set (the
+///    bits of a non-negative `f64`, which sort as the times do), with
+///    [`Origin::FIRED`] set once its alarm has fired — so a step's mail
+///    from alarms comes after the mail its agents sent, as on one kernel,
+///    where released alarms join the outbox after the round's sends;
+/// 2. `round`: the round at that time (rounds since the clock last moved):
+///    same-time alarms fire in the order they were set, as in maslite;
+/// 3. `key`: the ordering key of the agent whose update was running (the
+///    agents it added and removed act on its account: their setups and
+///    teardowns run inside its update), `0` for the outside world;
+/// 4. `seq`: that agent's count of sends and alarms.
+///
+/// On one kernel rounds update agents in key order and an agent's sends
+/// keep their order, so this order is the order of sending and setting; a
+/// multi-partition runtime gets the same order by sorting, whatever the
+/// number of partitions. The kernel stamps every alarm; sends only in
+/// [partitioned](crate::Scheduler::set_partitioned) mode (a lone kernel's
+/// outbox is already in this order).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Origin {
-    /// The sender's ordering key.
+    /// The clock's bits when sent or set, [`FIRED`](Origin::FIRED) added
+    /// once the alarm carrying the message has fired.
+    pub when: u64,
+    /// The round at that time (rounds since the clock last moved).
+    pub round: u64,
+    /// The ordering key of the agent on whose account it was sent (`0`:
+    /// from outside).
     pub key: u64,
-    /// The sender's count of sends and alarms, this one included.
+    /// That agent's count of sends and alarms, this one included.
     pub seq: u64,
+}
+
+impl Origin {
+    /// The bit of [`when`](Origin::when) that marks mail of a fired alarm.
+    pub const FIRED: u64 = 1 << 63;
+
+    /// The bits `when` takes for the clock reading `now` (never negative).
+    #[inline]
+    pub fn when_of(now: f64) -> u64 {
+        // `+ 0.0` turns -0.0 into 0.0; times are never negative.
+        (now + 0.0).to_bits() & !Origin::FIRED
+    }
+
+    /// The clock when it was sent or set.
+    pub fn time(&self) -> f64 {
+        f64::from_bits(self.when & !Origin::FIRED)
+    }
+
+    /// Whether it is the mail of an alarm that fired.
+    pub fn fired(&self) -> bool {
+        self.when & Origin::FIRED != 0
+    }
 }
 
 /// Header and payload in one allocation.
@@ -104,7 +149,7 @@ impl Envelope {
                 receiver: None,
                 topic: None,
                 direct: false,
-                origin: Origin { key: 0, seq: 0 },
+                origin: Origin::default(),
             },
             payload,
         }))
@@ -146,6 +191,12 @@ impl Envelope {
     /// Sets the origin stamp: for runtimes that order mail from outside.
     pub fn set_origin(&mut self, origin: Origin) {
         self.0.header.origin = origin;
+    }
+
+    /// Marks the envelope as the mail of a fired alarm (see [`Origin`]).
+    #[inline]
+    pub(crate) fn mark_fired(&mut self) {
+        self.0.header.origin.when |= Origin::FIRED;
     }
 
     /// Sets the sender in place.

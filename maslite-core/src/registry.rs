@@ -54,7 +54,7 @@ pub(crate) struct AgentRecord {
     pub stamp: u64,
     /// Sends and alarms so far (the `seq` of its [`Origin`] stamps).
     pub sent: u64,
-    /// Agents it added so far (derives their keys in partitioned mode).
+    /// Agents added on its account so far (numbers their creation stamps).
     pub added: u64,
 }
 
@@ -82,6 +82,10 @@ pub(crate) struct Registry {
     pub partitioned: bool,
     /// Sends and alarms from outside so far.
     pub outside_sent: u64,
+    /// Agents added from outside so far.
+    pub outside_added: u64,
+    /// Rounds since the clock last moved (the `round` of [`Origin`]).
+    pub round: u64,
 }
 
 impl AgentRecord {
@@ -102,20 +106,41 @@ impl AgentRecord {
 }
 
 impl Registry {
-    /// Stamps `env` with the canonical origin of a send by the agent in
-    /// slot `index` (from outside if `None`).
-    pub fn stamp(&mut self, index: Option<u32>, env: &mut Envelope) {
-        let origin = match index.and_then(|i| self.agents.get_mut(i as usize)) {
+    /// Stamps `env` with the canonical origin of a send or alarm on the
+    /// account of the agent in slot `account` (from outside if `None`) at
+    /// clock `now`.
+    #[inline]
+    pub fn stamp(&mut self, account: Option<u32>, now: f64, env: &mut Envelope) {
+        let round = self.round;
+        let (key, seq) = match account.and_then(|i| self.agents.get_mut(i as usize)) {
             Some(rec) => {
                 rec.sent += 1;
-                Origin { key: rec.order, seq: rec.sent }
+                (rec.order, rec.sent)
             }
             None => {
                 self.outside_sent += 1;
-                Origin { key: 0, seq: self.outside_sent }
+                (0, self.outside_sent)
             }
         };
-        env.set_origin(origin);
+        env.set_origin(Origin { when: Origin::when_of(now), round, key, seq });
+    }
+
+    /// The creation stamp of an agent added now on the account of slot
+    /// `account` (see [`Origin`]; its `seq` counts additions): its place in
+    /// the order of insertion, and the seed of an allocated id.
+    pub fn creation(&mut self, account: Option<u32>, now: f64) -> Origin {
+        let round = self.round;
+        let (key, seq) = match account.and_then(|i| self.agents.get_mut(i as usize)) {
+            Some(rec) => {
+                rec.added += 1;
+                (rec.order, rec.added)
+            }
+            None => {
+                self.outside_added += 1;
+                (0, self.outside_added)
+            }
+        };
+        Origin { when: Origin::when_of(now), round, key, seq }
     }
 
     /// Puts `env` straight into its receiver's inbox if the rules allow

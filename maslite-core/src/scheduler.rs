@@ -19,7 +19,9 @@
 //! Mail sent in a round is delivered after it, in the order it was sent:
 //! agents are updated in insertion order and each agent's sends keep their
 //! order; alarms released in the round follow, in (time, setting order).
-//! So each inbox receives its mail in an order fixed by the program alone.
+//! So each inbox receives its mail in an order fixed by the program alone —
+//! the order [`Origin`](crate::Origin) defines, which a multi-partition
+//! runtime reproduces by sorting.
 //!
 //! # Cost
 //!
@@ -353,7 +355,11 @@ impl Scheduler {
         // Between runs the real clock has moved on: setup sees the time now.
         self.tick_real();
         self.free.append(&mut self.freed);
-        let reserved = self.shared.reserve_id(id);
+        let made = {
+            let now = self.shared.now.get();
+            self.shared.reg.borrow_mut().creation(None, now)
+        };
+        let reserved = self.shared.reserve_id(id, made);
         // Only the agent added here may go unannounced, not those its setup
         // adds.
         self.shared.announce_adds.set(true);
@@ -413,9 +419,18 @@ impl Scheduler {
         };
         {
             let mut reg = self.shared.reg.borrow_mut();
+            // Agents are updated in the order of their keys: the order of
+            // insertion here; in partitioned mode the runtime gives an agent
+            // created at run time its place at the end of the step, and
+            // until then it comes after every placed agent.
             let order = key.unwrap_or_else(|| {
                 reg.next_order += 1;
-                reg.next_order - 1
+                let order = reg.next_order - 1;
+                if reg.partitioned {
+                    order | crate::change::PROVISIONAL
+                } else {
+                    order
+                }
             });
             // A mark the slot still carries serves its new owner: the index
             // is in the marked list once, and must stay so.
@@ -656,7 +671,8 @@ impl Scheduler {
     /// (or by [`deliver_mail`](Self::deliver_mail)).
     pub fn send(&mut self, mut envelope: Envelope) {
         if envelope.origin().seq == 0 && self.shared.reg.borrow().partitioned {
-            self.shared.reg.borrow_mut().stamp(None, &mut envelope);
+            let now = self.shared.now.get();
+            self.shared.reg.borrow_mut().stamp(None, now, &mut envelope);
         }
         self.shared.post(envelope);
     }
@@ -708,8 +724,10 @@ impl Scheduler {
     }
 
     /// Sets an alarm from outside.
-    pub fn set_alarm(&mut self, alarm: Alarm) -> Result<()> {
+    pub fn set_alarm(&mut self, mut alarm: Alarm) -> Result<()> {
         self.tick_real();
+        let now = self.shared.now.get();
+        self.shared.reg.borrow_mut().stamp(None, now, &mut alarm.envelope);
         self.shared.set_alarm(alarm)
     }
 
@@ -943,8 +961,21 @@ impl Scheduler {
             _ => None,
         };
         if let Some(t) = target {
-            self.clock.jump_to(t);
-            self.shared.now.set(self.clock.read());
+            self.jump_to(t);
+        }
+    }
+
+    /// Moves the simulated clock; at a new time rounds count from zero.
+    /// (Not on a "jump" to the time it reads: the rounds at one time go on
+    /// counting whether alarms due now fire after a round or after an idle
+    /// moment, so one kernel and a runtime number them alike up to a shift,
+    /// which keeps their order.)
+    fn jump_to(&mut self, t: f64) {
+        let before = self.shared.now.get();
+        self.clock.jump_to(t);
+        self.shared.now.set(self.clock.read());
+        if self.shared.now.get() != before {
+            self.shared.reg.borrow_mut().round = 0;
         }
     }
 
@@ -1030,6 +1061,7 @@ impl Scheduler {
     fn round_body(&mut self) {
         {
             let mut reg = self.shared.reg.borrow_mut();
+            reg.round += 1;
             if self.shared.awake.get() > 0 {
                 for &index in self.shared.keep_awake.borrow().iter() {
                     reg.mark(index);
@@ -1047,7 +1079,7 @@ impl Scheduler {
             woken.dedup();
             for &index in &woken {
                 if self.failure.is_none() {
-                    self.poll(index, 0);
+                    self.poll_as_actor(index, 0);
                 } else {
                     // Not polled because of a failure: keep the wake-up.
                     self.site.queue.push(index);
@@ -1061,7 +1093,7 @@ impl Scheduler {
             let entry = self.round[i];
             i += 1;
             let ask = if entry & UPDATE_DUE != 0 { signal::UPDATE_DUE | verify } else { 0 };
-            self.poll(entry & !UPDATE_DUE, ask | ROUND);
+            self.poll_as_actor(entry & !UPDATE_DUE, ask | ROUND);
         }
         if self.failure.is_some() {
             // Leave the rest marked for the next run.
@@ -1074,6 +1106,15 @@ impl Scheduler {
         if !self.freed.is_empty() {
             self.free.append(&mut self.freed);
         }
+    }
+
+    /// Polls an agent at the top of a round: what it and the agents it adds
+    /// or removes do meanwhile is on its account (see [`Origin`](crate::Origin)).
+    #[inline]
+    fn poll_as_actor(&mut self, index: u32, ask: u8) {
+        self.shared.actor.set(Some(index));
+        self.poll(index, ask);
+        self.shared.actor.set(None);
     }
 
     /// Polls one agent's future, then carries out what it asked for. `ask`
@@ -1154,6 +1195,10 @@ impl Scheduler {
         if self.shared.has_commands.get() {
             self.run_commands();
         }
+        if self.shared.fault.borrow().is_some() {
+            let fault = self.shared.fault.borrow_mut().take();
+            self.failure = self.failure.take().or(fault);
+        }
     }
 
     fn fail(&mut self, index: u32, panic: Box<dyn Any + Send>) {
@@ -1192,7 +1237,7 @@ impl Scheduler {
                 return;
             };
             match cmd {
-                Command::Add(id, installer, key) => self.install(id, installer, key),
+                Command::Add(id, installer) => self.install(id, installer, None),
                 Command::Remove(id) => {
                     // Already gone (removed twice in one update) is fine.
                     if self.contains(id) {
@@ -1292,7 +1337,7 @@ impl Scheduler {
         let index = self.index_of(id)?;
         // A suspended update is resumed, not followed by another.
         let at_rest = self.slots[index as usize].as_ref().is_some_and(|s| s.at_rest);
-        self.poll(index, ROUND | if at_rest { signal::FORCE_UPDATE } else { 0 });
+        self.poll_as_actor(index, ROUND | if at_rest { signal::FORCE_UPDATE } else { 0 });
         self.take_failure()
     }
 
@@ -1319,8 +1364,7 @@ impl Scheduler {
                 Error::InvalidTime(t)
             });
         }
-        self.clock.jump_to(t);
-        self.shared.now.set(self.clock.read());
+        self.jump_to(t);
         let mut due = Vec::new();
         self.shared.alarms_mut(|a| a.release_due(t, |fired| due.push(fired)));
         for fired in due {

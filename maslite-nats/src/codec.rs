@@ -70,6 +70,8 @@ struct Header<'a> {
     /// `None`: the payload's default topic.
     topic: Option<&'a str>,
     direct: bool,
+    when: u64,
+    round: u64,
     key: u64,
     seq: u64,
 }
@@ -164,6 +166,8 @@ impl Codec {
             receiver: env.receiver().map(|r| r.0),
             topic: env.explicit_topic(),
             direct: env.is_direct(),
+            when: origin.when,
+            round: origin.round,
             key: origin.key,
             seq: origin.seq,
         };
@@ -210,7 +214,12 @@ impl Codec {
                 .direct()
                 .map_err(|e| Error::Serde { tag: entry.tag.clone(), message: e.to_string() })?;
         }
-        env.set_origin(Origin { key: header.key, seq: header.seq });
+        env.set_origin(Origin {
+            when: header.when,
+            round: header.round,
+            key: header.key,
+            seq: header.seq,
+        });
         Ok(env)
     }
 }

@@ -67,12 +67,16 @@ struct WireSubscription {
 
 #[derive(Serialize, Deserialize)]
 enum WireChange {
-    Added(u64),
+    /// The id and its creation stamp (when, round, key, seq).
+    Added(u64, [u64; 4]),
     Removed(u64),
     Subscribed(u64, WireSubscription),
     Unsubscribed(u64, WireSubscription),
     UnsubscribedAll(u64),
-    AlarmsCleared { receiver: Option<u64>, topic: Option<String> },
+    AlarmsCleared {
+        receiver: Option<u64>,
+        topic: Option<String>,
+    },
     RemoveRequested(u64),
 }
 
@@ -111,7 +115,7 @@ fn from_wire_sub(w: WireSubscription) -> Subscription {
 
 fn to_wire(c: &Change) -> WireChange {
     match c {
-        Change::Added(a) => WireChange::Added(a.0),
+        Change::Added(a, o) => WireChange::Added(a.0, [o.when, o.round, o.key, o.seq]),
         Change::Removed(a) => WireChange::Removed(a.0),
         Change::Subscribed(a, s) => WireChange::Subscribed(a.0, to_wire_sub(s)),
         Change::Unsubscribed(a, s) => WireChange::Unsubscribed(a.0, to_wire_sub(s)),
@@ -125,7 +129,9 @@ fn to_wire(c: &Change) -> WireChange {
 
 fn from_wire(w: WireChange) -> Change {
     match w {
-        WireChange::Added(a) => Change::Added(AgentId(a)),
+        WireChange::Added(a, [when, round, key, seq]) => {
+            Change::Added(AgentId(a), maslite_core::Origin { when, round, key, seq })
+        }
         WireChange::Removed(a) => Change::Removed(AgentId(a)),
         WireChange::Subscribed(a, s) => Change::Subscribed(AgentId(a), from_wire_sub(s)),
         WireChange::Unsubscribed(a, s) => Change::Unsubscribed(AgentId(a), from_wire_sub(s)),

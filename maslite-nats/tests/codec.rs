@@ -30,7 +30,7 @@ fn every_header_field_survives_the_wire() {
         .topic_is("parts")
         .direct()
         .unwrap();
-    env.set_origin(Origin { key: 5, seq: 42 });
+    env.set_origin(Origin { when: 1.5f64.to_bits(), round: 3, key: 5, seq: 42 });
     let mut bytes = Vec::new();
     c.encode(&env, &mut bytes).unwrap();
     let back = c.decode(&bytes).unwrap();
@@ -39,7 +39,7 @@ fn every_header_field_survives_the_wire() {
     assert_eq!(back.receiver(), Some(AgentId(9)));
     assert_eq!(back.topic(), "parts");
     assert!(back.is_direct());
-    assert_eq!(back.origin(), Origin { key: 5, seq: 42 });
+    assert_eq!(back.origin(), Origin { when: 1.5f64.to_bits(), round: 3, key: 5, seq: 42 });
     // A broadcast with the default topic.
     let env = Envelope::new(Part { id: 1, name: String::new() });
     bytes.clear();

@@ -1,7 +1,7 @@
 //! A step's control survives the wire: every kind of change, the flags,
 //! and alarms with their envelopes; unregistered alarm payloads are named.
 
-use maslite_core::{AgentId, Change, Envelope, Subscription};
+use maslite_core::{AgentId, Change, Envelope, Origin, Subscription};
 use maslite_nats::control::{decode, encode};
 use maslite_nats::{Codec, Error};
 use maslite_runtime::transport::Control;
@@ -37,7 +37,7 @@ fn every_change_flag_and_alarm_round_trips() {
     codec.register::<Tick>().unwrap();
     let sub = Subscription::new().sender(AgentId(1)).topic("news");
     let changes = vec![
-        Change::Added(AgentId(5)),
+        Change::Added(AgentId(5), Origin { when: 2, round: 1, key: 7, seq: 3 }),
         Change::Subscribed(AgentId(5), sub.clone()),
         Change::Unsubscribed(AgentId(5), Subscription::new().receiver(AgentId(9))),
         Change::UnsubscribedAll(AgentId(6)),

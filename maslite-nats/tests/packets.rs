@@ -21,7 +21,10 @@ fn codec() -> Codec {
 
 fn control() -> Control {
     Control {
-        changes: Arc::new(vec![Change::Added(AgentId(4)), Change::Removed(AgentId(2))]),
+        changes: Arc::new(vec![
+            Change::Added(AgentId(4), Origin { when: 2, round: 1, key: 7, seq: 3 }),
+            Change::Removed(AgentId(2)),
+        ]),
         active: true,
         busy: false,
         held: false,
@@ -44,7 +47,7 @@ fn mail(sizes: &[usize]) -> Packet {
             .enumerate()
             .map(|(i, &n)| {
                 let mut env = Envelope::new(Blob(vec![i as u8; n])).from(AgentId(1));
-                env.set_origin(Origin { key: 1, seq: i as u64 + 1 });
+                env.set_origin(Origin { key: 1, seq: i as u64 + 1, ..Origin::default() });
                 (AgentId(10 + i as u64), env)
             })
             .collect(),
@@ -91,7 +94,13 @@ fn controls_and_mail_cross_whole_and_in_order_however_large() {
     assert_eq!(got.len(), 4);
     let Packet::Control(k) = &got[0].2 else { panic!("a control first") };
     assert_eq!((got[0].0, got[0].1), (0, 3));
-    assert_eq!(*k.changes, [Change::Added(AgentId(4)), Change::Removed(AgentId(2))]);
+    assert_eq!(
+        *k.changes,
+        [
+            Change::Added(AgentId(4), Origin { when: 2, round: 1, key: 7, seq: 3 }),
+            Change::Removed(AgentId(2))
+        ]
+    );
     assert_eq!(
         (k.active, k.has_mail, k.drained, k.next_alarm, k.now),
         (true, true, true, 2.5, 1.0)
@@ -105,7 +114,7 @@ fn controls_and_mail_cross_whole_and_in_order_however_large() {
     let lens: Vec<usize> = m.iter().map(|(_, e)| e.payload::<Blob>().unwrap().0.len()).collect();
     assert_eq!(lens, [3000, 5, 0]);
     assert_eq!(m[1].0, AgentId(11));
-    assert_eq!(m[1].1.origin(), Origin { key: 1, seq: 2 });
+    assert_eq!(m[1].1.origin(), Origin { key: 1, seq: 2, ..Origin::default() });
     let Packet::Mail(m) = &got[2].2 else { panic!("mail") };
     assert_eq!((got[2].0, got[2].1, m.len()), (2, 1, 200));
     let Packet::Mail(m) = &got[3].2 else { panic!("mail") };

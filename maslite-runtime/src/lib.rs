@@ -10,10 +10,12 @@
 //! listed in [`lockstep`]).
 //!
 //! On the simulated clock the partitions keep **one clock** and give **the
-//! same results whatever the number of partitions**: mail crossing
-//! partitions is merged in a canonical order (the sender's ordering key,
-//! then its count of sends — never arrival order or partition number), and
-//! time moves only when every partition is idle and nothing is in flight.
+//! results of one bare kernel, whatever the number of partitions**: mail
+//! crossing partitions is merged in the order the kernel defines
+//! ([`Origin`](maslite_core::Origin): when it was sent, then on whose
+//! account and as its how-manieth send — never arrival order or partition
+//! number), and time moves only when every partition is idle and nothing is
+//! in flight.
 //! See [`lockstep`] for how, and for *lookahead windows*, which let
 //! partitions run ahead on their own when the model promises a minimum
 //! delay between partitions.

@@ -25,10 +25,14 @@
 //! message or an alarm that breaks the promise stops the run with
 //! [`Error::LookaheadBroken`], naming both agents.
 //!
-//! Both give the same trace whatever the number of partitions and the
-//! placement: inboxes are filled in origin order, alarms at one time fire
-//! in origin order, and agents added at run time get keys (and ids) derived
-//! from their creator's.
+//! Both give the trace of one bare kernel, whatever the number of
+//! partitions and the placement: inboxes are filled in origin order (see
+//! [`Origin`](maslite_core::Origin), the one order the kernel defines),
+//! alarms at one time fire in origin order, alarms fire after a step's
+//! round or time advance (never in the step that delivers mail from
+//! outside), a run with a time limit stops once the clock reaches it, and
+//! agents created in a step get their places in the order of insertion at
+//! the step's end (`place_new_agents`).
 //!
 //! # What the runtime does differently from one bare kernel
 //!
@@ -178,6 +182,7 @@ impl Partition {
             report: self.report(&before, stats0),
             counters: std::mem::take(&mut self.counters),
             joined: std::mem::take(&mut self.joined),
+            next_key: self.next_key,
             result,
         }
     }
@@ -276,7 +281,12 @@ impl Partition {
                 }
             }
             if error.is_none() {
-                self.kernel.fire_due_alarms();
+                // Alarms fire after a round or a time advance, as on one
+                // kernel, where alarms due when a run starts are released
+                // after its first round.
+                if step != Step::Deliver {
+                    self.kernel.fire_due_alarms();
+                }
                 if lookahead > 0.0 && step != Step::Deliver {
                     if let Err(e) = self.settle_window(window_end, end, &mut exported).await {
                         error = Some(e);
@@ -411,6 +421,7 @@ impl Partition {
                 agreed.failed = true;
                 error.get_or_insert(e);
             }
+            self.place_new_agents(&all_changes);
             // Alarms held for unknown agents: sent with the next step's
             // controls if the changes told where the agent is, else queued
             // here (a dead letter when they fire, if still nobody has it).
@@ -488,6 +499,11 @@ impl Partition {
             if let Some(reason) = agreed.stop {
                 return (self.finish(agreed.now, Ok(reason)), steps);
             }
+            if step != Step::Deliver && end.is_some_and(|e| agreed.now >= e) {
+                // The clock reached the end: what fired then is in the
+                // inboxes, unread, as on one kernel (and in maslite).
+                return (self.finish(agreed.now, Ok(StopReason::TimeLimit)), steps);
+            }
             if agreed.active || agreed.busy {
                 wait_busy = !agreed.active;
                 step = Step::Round;
@@ -532,9 +548,43 @@ impl Partition {
     /// them: inside lookahead windows each partition stops at its own last
     /// event), so that the next run starts from one time.
     fn finish(&mut self, now: f64, result: Result<StopReason, Error>) -> Result<StopReason, Error> {
-        match self.kernel.set_time(now.max(self.kernel.now())) {
+        if now <= self.kernel.now() {
+            // (Not a time advance: rounds at this time go on counting.)
+            return result;
+        }
+        match self.kernel.set_time(now) {
             Ok(()) => result,
             Err(e) => Err(self.in_partition(e)),
+        }
+    }
+
+    /// Gives the agents created in this step, on every partition, their
+    /// places in the order of insertion: sorted by creation stamp (when,
+    /// and on whose account, see [`Origin`](maslite_core::Origin)), they
+    /// take the next keys — the order in which one kernel would have
+    /// inserted them, computed alike by every partition from the same
+    /// changes.
+    fn place_new_agents(&mut self, all: &[(usize, Arc<Vec<Change>>)]) {
+        let mut made: Vec<(maslite_core::Origin, usize, AgentId)> = Vec::new();
+        for (q, changes) in all {
+            for c in changes.iter() {
+                if let Change::Added(id, stamp) = c {
+                    made.push((*stamp, *q, *id));
+                }
+            }
+        }
+        if made.is_empty() {
+            return;
+        }
+        // Stable: equal stamps (agents added from outside by hand) keep
+        // partition order.
+        made.sort_by_key(|&(stamp, q, _)| (stamp, q));
+        for (_, q, id) in made {
+            let key = self.next_key;
+            self.next_key += 1;
+            if q == self.me && self.dir.get(id) == Some(self.me) {
+                let _ = self.kernel.set_key(id, key);
+            }
         }
     }
 
@@ -616,6 +666,11 @@ impl Partition {
                 return Ok(());
             }
             self.wait_for_busy().await;
+            if end.is_some_and(|e| self.kernel.now() >= e) {
+                // At the end of the run nothing more runs (see
+                // `run_simulated`): what fired is left in the inboxes.
+                return Ok(());
+            }
             if self.kernel.has_round_work() {
                 self.kernel.step_round().map_err(|e| self.in_partition(e))?;
                 self.kernel.fire_due_alarms();

@@ -29,8 +29,9 @@ pub(crate) enum Cmd {
     /// Run on the thread, in order, between runs.
     Calls(Vec<Call>),
     /// Runs the partition's part of a run, until it ends or the run's token
-    /// (a child of the runtime's) is cancelled.
-    Run(RunOptions, CancellationToken, Option<Arc<FreeRun>>, oneshot::Sender<Outcome>),
+    /// (a child of the runtime's) is cancelled; the next free ordering key
+    /// comes along (see [`Partition::next_key`]).
+    Run(RunOptions, CancellationToken, Option<Arc<FreeRun>>, u64, oneshot::Sender<Outcome>),
 }
 
 /// A partition's part of a run, sent back to the runtime's handle.
@@ -43,6 +44,9 @@ pub(crate) struct Outcome {
     /// Agents that joined (true) or left (false) a partition: this one,
     /// and, told by the lowest partition of a host, those of other hosts.
     pub joined: Vec<(AgentId, usize, bool)>,
+    /// The next free ordering key after the run (the same on every
+    /// partition).
+    pub next_key: u64,
 }
 
 /// The state of one partition, owned by its thread.
@@ -96,6 +100,9 @@ pub(crate) struct Partition {
     pub incoming: Vec<(AgentId, maslite_core::Envelope)>,
     /// Emptied batch buffers, per partition they came from, to give back.
     pub spares: Vec<Vec<(AgentId, maslite_core::Envelope)>>,
+    /// The next free ordering key: the handle's between runs, then one per
+    /// agent created in a run (see `place_new_agents`).
+    pub next_key: u64,
 }
 
 /// Messages a partition takes from a service's inlet per step, at most.
@@ -274,7 +281,7 @@ impl Partition {
     pub fn apply_changes(&mut self, from: usize, changes: &[Change]) -> Result<()> {
         for change in changes {
             match change {
-                Change::Added(id) => {
+                Change::Added(id, _) => {
                     let holder = self.dir.get(*id).filter(|&q| q != from);
                     if let (Some(q), true) = (holder, self.config.real_time) {
                         // Free mode: partitions' words cross on different
@@ -353,7 +360,7 @@ impl Partition {
 /// requests, which concern other agents).
 fn about(change: &Change) -> Option<AgentId> {
     match change {
-        Change::Added(id)
+        Change::Added(id, _)
         | Change::Removed(id)
         | Change::Subscribed(id, _)
         | Change::Unsubscribed(id, _)
@@ -419,6 +426,7 @@ pub(crate) fn thread_main(seed: Seed) {
             taken: Vec::new(),
             incoming: Vec::new(),
             spares: (0..count).map(|_| Vec::new()).collect(),
+            next_key: 0,
         };
         p.tells_remote =
             (0..me).all(|q| p.links.is_remote(q)) && (0..count).any(|q| p.links.is_remote(q));
@@ -440,8 +448,9 @@ pub(crate) fn thread_main(seed: Seed) {
                         }
                     }
                 }
-                Cmd::Run(opts, stop, free, reply) => {
+                Cmd::Run(opts, stop, free, next_key, reply) => {
                     p.stop = stop;
+                    p.next_key = next_key;
                     let outcome = p.run(opts, free).await;
                     let _ = reply.send(outcome);
                 }

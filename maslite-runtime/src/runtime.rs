@@ -253,6 +253,7 @@ impl Builder {
             outside: 0,
             now: 0.0,
             stopped: false,
+            failed: false,
             gauges,
             pressure: Arc::new(Backpressure::default()),
         })
@@ -341,6 +342,8 @@ pub struct Runtime {
     outside: u64,
     now: f64,
     stopped: bool,
+    /// A run failed: the agents can be read, nothing more runs.
+    failed: bool,
     gauges: Gauges,
     pressure: Arc<Backpressure>,
 }
@@ -414,6 +417,15 @@ impl Runtime {
     }
 
     fn check(&self, partition: usize) -> Result<()> {
+        if self.failed {
+            return Err(Error::Stopped);
+        }
+        self.check_open(partition)
+    }
+
+    /// Like `check`, but a runtime whose run failed still opens its
+    /// partitions to reading (a post-mortem).
+    fn check_open(&self, partition: usize) -> Result<()> {
         if self.stopped {
             return Err(Error::Stopped);
         }
@@ -694,7 +706,7 @@ impl Runtime {
 
     fn stamp(&mut self, env: &mut Envelope) {
         self.outside += 1;
-        env.set_origin(Origin { key: 0, seq: self.outside });
+        env.set_origin(Origin { key: 0, seq: self.outside, ..Origin::default() });
     }
 
     /// Posts a message from outside; it is delivered when the next run
@@ -753,7 +765,7 @@ impl Runtime {
         R: Send + 'static,
         F: FnOnce(&mut Scheduler) -> R + Send + 'static,
     {
-        self.check(partition)?;
+        self.check_open(partition)?;
         self.local(partition)?;
         let (tx, rx) = oneshot::channel();
         self.post(partition, move |p| {
@@ -796,8 +808,12 @@ impl Runtime {
     /// [`run_async`](Self::run_async).
     ///
     /// A run that fails (an agent panicked, a partition's thread died, the
-    /// lookahead was broken) stops and joins every partition and returns
-    /// the error naming the partition and the agent; the runtime is spent.
+    /// lookahead was broken) returns the error naming the partition and the
+    /// agent, and the runtime is spent: nothing more runs or is sent
+    /// ([`Error::Stopped`]). Its agents can still be read for a post-mortem
+    /// ([`with_agent`](Self::with_agent), [`with_partition`](Self::with_partition)),
+    /// unless a partition's thread died or a host was lost: then every
+    /// partition is stopped and joined.
     pub fn run_with(&mut self, opts: RunOptions) -> Result<RunReport> {
         let spin = self.spin();
         crate::wait::block_on(self.run_async(opts), spin)
@@ -829,7 +845,7 @@ impl Runtime {
                 continue;
             }
             let (tx, rx) = oneshot::channel();
-            let cmd = Cmd::Run(opts, stop.clone(), free.clone(), tx);
+            let cmd = Cmd::Run(opts, stop.clone(), free.clone(), self.next_key, tx);
             let sent = self.parts[q].cmds.as_ref().map(|c| c.send(cmd).is_ok());
             if sent != Some(true) {
                 let e = self.died(q);
@@ -840,10 +856,13 @@ impl Runtime {
         }
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(replies.len());
         let mut failure: Option<Error> = None;
+        // Whether a failure leaves every partition's thread alive.
+        let mut threads_alive = true;
         for (q, rx) in replies {
             match rx.await {
                 Ok(outcome) => outcomes.push(outcome),
                 Err(_) => {
+                    threads_alive = false;
                     // The others stop, even one waiting on the outside world.
                     stop.cancel();
                     let e = self.died(q);
@@ -862,10 +881,22 @@ impl Runtime {
             }
         }
         if let Some(e) = failure {
-            self.shut_down();
+            let post_mortem = threads_alive
+                && self.placement.is_none()
+                && !matches!(e, Error::PartitionDied { .. } | Error::Transport { .. });
+            if post_mortem {
+                // The partitions wait between runs: their agents can still
+                // be read (`with_agent`, `with_partition`); nothing else
+                // runs.
+                self.failed = true;
+            } else {
+                self.shut_down();
+            }
             return Err(e);
         }
         let end_time = outcomes.iter().map(|o| o.end_time).fold(f64::NEG_INFINITY, f64::max);
+        // Agents created in the run took keys (the same on every partition).
+        self.next_key = outcomes.iter().map(|o| o.next_key).fold(self.next_key, u64::max);
         self.now = end_time;
         // Each partition's last word on an id is where that id stands: an
         // agent may leave a partition and come back within one run. Leaves

@@ -111,7 +111,11 @@ impl Intake {
 
     fn stamp(&mut self, me: usize, count: usize, mut env: Envelope) -> Envelope {
         self.seq += 1;
-        env.set_origin(Origin { key: 0, seq: INLET_SEQ + self.seq * count as u64 + me as u64 });
+        env.set_origin(Origin {
+            key: 0,
+            seq: INLET_SEQ + self.seq * count as u64 + me as u64,
+            ..Origin::default()
+        });
         env
     }
 

@@ -11,11 +11,16 @@
 //!   resolves recipients on all partitions ([`recipients_into`]) and hands
 //!   each partition its share, which it puts in inboxes ([`deliver_to`]) in
 //!   origin order;
-//! - alarms at the same time fire in origin order, not setting order;
-//! - agents added at run time get keys (and ids) derived from their creator,
-//!   and every change to agents and subscriptions is journaled
-//!   ([`take_changes_into`]) for the other partitions ([`apply_change`]).
+//! - agents added at run time come after every placed agent until the
+//!   runtime gives them their places ([`set_key`]), from the creation
+//!   stamps their [`Change::Added`] carry; every change to agents and
+//!   subscriptions is journaled ([`take_changes_into`]) for the other
+//!   partitions ([`apply_change`]).
 //!
+//! Alarms fire in origin order in every mode (on one kernel that is the
+//! order they were set in).
+//!
+//! [`set_key`]: Scheduler::set_key
 //! [`take_outbox_into`]: Scheduler::take_outbox_into
 //! [`recipients_into`]: Scheduler::recipients_into
 //! [`deliver_to`]: Scheduler::deliver_to
@@ -43,7 +48,6 @@ impl Scheduler {
             reg.partitioned = true;
             reg.hold_mail = true;
         }
-        self.shared.alarms_mut(|a| a.canonical = true);
         self.shared.export_alarms.set(export_remote_alarms);
     }
 
@@ -110,9 +114,23 @@ impl Scheduler {
         if t < now {
             return Err(Error::AlarmInPast { at: t, now });
         }
-        self.clock.jump_to(t);
-        self.shared.now.set(self.clock.read());
+        self.jump_to(t);
         Ok(())
+    }
+
+    /// Gives the agent `id` (on this partition) the ordering key `key`: its
+    /// place in the order of insertion, which the runtime decides at the
+    /// end of the step in which it was created (see [`Change::Added`]).
+    pub fn set_key(&mut self, id: AgentId, key: u64) -> Result<()> {
+        let mut reg = self.shared.reg.borrow_mut();
+        let Some(&index) = reg.ids.get(&id) else { return Err(Error::UnknownAgent(id)) };
+        match reg.agents.get_mut(index as usize) {
+            Some(rec) if rec.id == id => {
+                rec.order = key;
+                Ok(())
+            }
+            _ => Err(Error::UnknownAgent(id)),
+        }
     }
 
     /// Reads the real-time clock into `now` (a no-op on the simulated one).
@@ -161,10 +179,18 @@ impl Scheduler {
 
     /// Sets an alarm from outside, stamped as a send from outside.
     pub fn set_alarm_stamped(&mut self, mut alarm: Alarm) -> Result<()> {
-        if self.is_partitioned() && alarm.envelope.origin().seq == 0 {
-            self.shared.reg.borrow_mut().stamp(None, &mut alarm.envelope);
+        self.tick_real();
+        let now = self.shared.now.get();
+        let mut origin = alarm.envelope.origin();
+        if origin.seq == 0 {
+            self.shared.reg.borrow_mut().stamp(None, now, &mut alarm.envelope);
+        } else {
+            // Stamped by the runtime's handle (its count of calls): set now.
+            origin.when = crate::Origin::when_of(now);
+            origin.round = self.shared.reg.borrow().round;
+            alarm.envelope.set_origin(origin);
         }
-        self.set_alarm(alarm)
+        self.shared.set_alarm(alarm)
     }
 
     /// Applies another partition's change to this partition's mailing list
@@ -176,7 +202,7 @@ impl Scheduler {
         let changed = {
             let mut mailing = self.shared.mailing.borrow_mut();
             match change {
-                Change::Added(_) | Change::RemoveRequested(_) => false,
+                Change::Added(..) | Change::RemoveRequested(_) => false,
                 Change::Removed(id) | Change::UnsubscribedAll(id) => {
                     mailing.unsubscribe_all(*id) > 0
                 }
@@ -297,19 +323,20 @@ mod tests {
         s.deliver_to(t, out.pop().unwrap()).unwrap();
         s.step_round().unwrap();
         s.take_outbox_into(&mut out);
-        let origins: Vec<_> = out.iter().map(|e| (e.origin().key, e.origin().seq)).collect();
-        assert_eq!(origins, [(42, 1), (42, 2)]);
+        let origins: Vec<_> =
+            out.iter().map(|e| (e.origin().round, e.origin().key, e.origin().seq)).collect();
+        assert_eq!(origins, [(1, 42, 1), (1, 42, 2)], "in the first round at this time");
         // Nothing was delivered by the kernel itself.
         assert!(!s.has_round_work());
     }
 
     #[test]
-    fn alarms_at_one_time_fire_in_origin_order_not_setting_order() {
+    fn alarms_at_one_time_fire_in_origin_order() {
         let mut s = partitioned();
         let r = s.add_keyed(AgentId(5), 1, Talker { to: AgentId(5), notes: vec![] }).unwrap();
         let stamped = |key, seq, n| {
             let mut e = Envelope::new(Note(n)).to(r);
-            e.set_origin(crate::Origin { key, seq });
+            e.set_origin(crate::Origin { key, seq, ..Default::default() });
             e
         };
         s.import_alarm(2.0, stamped(9, 1, 1));
@@ -376,7 +403,8 @@ mod tests {
         assert_eq!(
             changes,
             [
-                Change::Added(a),
+                // From outside (key 0), the second addition.
+                Change::Added(a, crate::Origin { key: 0, seq: 2, ..Default::default() }),
                 Change::Subscribed(a, Subscription::new().topic("news")),
                 Change::UnsubscribedAll(a),
                 Change::Removed(a),
