@@ -21,10 +21,11 @@
 //! ```
 //!
 //! The console's server listens on `--console HOST:PORT`, or
-//! `$TOKIO_CONSOLE_BIND`, or 127.0.0.1:6669. Each second a line of live
-//! figures is printed; the last line reads `console: <n> orders filled,
-//! <m> quotes in <s> s`.
+//! `$TOKIO_CONSOLE_BIND`, or 127.0.0.1:6669 (`-- --help` says what each
+//! flag does). Each second a line of live figures is printed; the last line
+//! reads `console: <n> orders filled, <m> quotes in <s> s`.
 
+use clap::Parser;
 use futures::StreamExt;
 use maslite::prelude::*;
 use maslite::runtime::{RunReport, ServeOptions};
@@ -172,27 +173,39 @@ pub async fn market(
     Ok(Summary { report, orders, fills })
 }
 
+/// A small market on the wall clock, served in the background of a tokio
+/// application, to watch in tokio-console: a feed quotes every 10 ms, the
+/// application orders every 50 ms. Build with `RUSTFLAGS="--cfg
+/// tokio_unstable"` and `--features console`, then run `tokio-console
+/// http://<address>`.
+#[derive(Debug, Parser)]
+#[command(name = "console")]
+struct Args {
+    /// The console server's address [default: $TOKIO_CONSOLE_BIND, else
+    /// 127.0.0.1:6669].
+    #[arg(long, value_name = "HOST:PORT")]
+    console: Option<String>,
+    /// How long to run, in wall-clock seconds.
+    #[arg(long, value_name = "S", default_value_t = 60.0)]
+    seconds: f64,
+}
+
 /// The console's address: `--console HOST:PORT`, else
 /// `$TOKIO_CONSOLE_BIND`, else 127.0.0.1:6669; and how long to run:
 /// `--seconds S` (default 60).
 fn options() -> (SocketAddr, f64) {
-    let mut addr = std::env::var("TOKIO_CONSOLE_BIND").ok();
-    let mut seconds = 60.0;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--console" => addr = args.next(),
-            "--seconds" => {
-                seconds = args.next().and_then(|s| s.parse().ok()).expect("--seconds <number>");
-            }
-            other => panic!("unknown argument {other:?} (--console HOST:PORT, --seconds S)"),
-        }
-    }
+    let args = Args::parse();
+    let addr = args.console.or_else(|| std::env::var("TOKIO_CONSOLE_BIND").ok());
     let addr = addr.map_or(maslite::runtime::console::DEFAULT_ADDR, |a| {
         let mut found = a.to_socket_addrs().into_iter().flatten();
         found.next().expect("the console's address as HOST:PORT, e.g. 127.0.0.1:6669")
     });
-    (addr, seconds)
+    if !(args.seconds.is_finite() && args.seconds >= 0.0) {
+        use clap::CommandFactory;
+        let e = "--seconds: a number of seconds >= 0";
+        Args::command().error(clap::error::ErrorKind::ValueValidation, e).exit();
+    }
+    (addr, args.seconds)
 }
 
 pub fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -17,16 +17,22 @@
 //! 3 hand-over crosses partitions: its three messages and the alarm after
 //! it happen in the same simulated instant, as on one partition.
 //!
-//! Run it: `cargo run --release --example conveyor`. The last lines read
-//! `conveyor: trace <hex>` (a hash of the four logs) and `conveyor: sim
-//! 4.75 wall <seconds> ratio <R>x`, the wall time counting the start and
-//! stop of both partitions.
+//! Run it: `cargo run --release --example conveyor` (`-- --help` says
+//! what each flag does). The last lines read `conveyor: trace <hex>` (a
+//! hash of the four logs) and `conveyor: sim 4.75 wall <seconds> ratio
+//! <R>x`, the wall time counting the start and stop of the partitions.
+//!
+//! `--partitions 1` runs the four conveyors on one partition: the same
+//! story and trace, with no message crossing. The model has two pairs of
+//! conveyors, so it runs on 1 or 2 partitions (the default: 2); other
+//! counts are refused.
 //!
 //! ## On two hosts
 //!
-//! With `--hosts 2 --host <h>` the process runs partition `h` only and
-//! reaches the other through a NATS server (`--nats`, default
-//! `nats://127.0.0.1:4222`; `--run` names the run, default `conveyor`):
+//! With `--hosts 2 --host <h>` (and two partitions) the process runs
+//! partition `h` only and reaches the other through a NATS server
+//! (`--nats`, default `nats://127.0.0.1:4222`; `--run` names the run,
+//! default `conveyor`):
 //!
 //! ```text
 //! nats-server -a 127.0.0.1 -p 4222 &
@@ -37,6 +43,8 @@
 //! Each host prints its conveyors' logs and `conveyor: host <h> of 2 trace
 //! <hex>`: the two hashes add up (mod 2⁶⁴) to the one-process trace.
 
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use maslite::prelude::*;
 use maslite::runtime::transport::{Placement, Transport};
 use maslite::runtime::{RunReport, StopReason};
@@ -133,8 +141,8 @@ impl Agent for Conveyor {
     }
 }
 
-/// Conveyors 1..=4 on `partitions` partitions (1, 2 on partition 0; 3, 4
-/// on partition 1 % partitions), with the box loaded on conveyor 1.
+/// Conveyors 1..=4 on `partitions` partitions, 1 or 2 (1, 2 on partition
+/// 0; 3, 4 on partition 1 % partitions), with the box loaded on conveyor 1.
 pub fn build(partitions: usize) -> Result<Runtime, maslite::runtime::Error> {
     build_on(partitions, None)
 }
@@ -160,6 +168,11 @@ pub fn build_on(
     partitions: usize,
     transport: Option<std::boxed::Box<dyn Transport>>,
 ) -> Result<Runtime, maslite::runtime::Error> {
+    if !PARTITIONS.contains(&partitions) {
+        return Err(maslite::runtime::Error::Config(format!(
+            "the conveyor model runs on 1 or 2 partitions, not {partitions}"
+        )));
+    }
     let mut builder = Runtime::builder().partitions(partitions);
     if let Some(transport) = transport {
         builder = builder.transport(transport);
@@ -180,8 +193,11 @@ pub fn logs(rt: &mut Runtime) -> Result<Vec<Vec<Event>>, maslite::runtime::Error
     (1..=4).map(|i| rt.with_agent(AgentId(i), |c: &Conveyor| c.log.clone())).collect()
 }
 
+/// Conveyors' logs, by id.
+pub type Logs = Vec<(u64, Vec<Event>)>;
+
 /// The logs of the conveyors on this host's partitions, by id.
-pub fn local_logs(rt: &mut Runtime) -> Result<Vec<(u64, Vec<Event>)>, maslite::runtime::Error> {
+pub fn local_logs(rt: &mut Runtime) -> Result<Logs, maslite::runtime::Error> {
     let mut out = Vec::new();
     for i in 1..=4u64 {
         if rt.partition_of(AgentId(i)).is_some_and(|p| rt.is_local(p)) {
@@ -228,12 +244,102 @@ pub fn timed_run(partitions: usize) -> Result<(RunReport, f64), maslite::runtime
     Ok((report, wall.elapsed().as_secs_f64()))
 }
 
-pub fn main() -> Result<(), maslite::runtime::Error> {
-    cli(std::env::args().skip(1))
+/// The partition counts the model runs on: its two pairs of conveyors on
+/// one partition, or a pair on each of two.
+pub const PARTITIONS: std::ops::RangeInclusive<usize> = 1..=2;
+
+/// A box rides four conveyors on one simulated clock, on 1 or 2 partitions.
+///
+/// The box goes 1 -> 2 -> 3 -> 4, handed over at 0.75, 2.75 and 4.75 s.
+/// Prints the conveyors' logs, the run's report, `conveyor: trace <hex>` (a
+/// hash of the logs: the same on 1 or 2 partitions, and the sum of the
+/// hosts' on two hosts) and the sim/wall ratio of a timed run.
+#[derive(Clone, Debug, PartialEq, Parser)]
+#[command(name = "conveyor")]
+pub struct Options {
+    /// Partitions: 1 (all four conveyors on one) or 2 (conveyors 1 and 2
+    /// on partition 0, 3 and 4 on partition 1).
+    #[arg(long, value_name = "P", default_value_t = 2)]
+    pub partitions: usize,
+    /// Hosts sharing the partitions over NATS: 1 (all here) or 2 (one
+    /// partition each; needs --partitions 2).
+    #[arg(long, value_name = "H", default_value_t = 1)]
+    pub hosts: u16,
+    /// This host (0..--hosts), which runs partition h: start the same
+    /// command once per host.
+    #[arg(long, value_name = "h", default_value_t = 0)]
+    pub host: u16,
+    /// The NATS server's URL (with two hosts).
+    #[arg(long, value_name = "URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// The run's name, the same on both hosts (with two hosts).
+    #[arg(long = "run", value_name = "NAME", default_value = "conveyor")]
+    pub run_name: String,
 }
 
-/// The command, given its flags.
-pub fn cli(args: impl Iterator<Item = String>) -> Result<(), maslite::runtime::Error> {
+impl Default for Options {
+    /// The command's defaults (as with no flags).
+    fn default() -> Self {
+        Options::try_parse_from(["conveyor"]).expect("the defaults are valid")
+    }
+}
+
+impl Options {
+    /// Parses a command line, the program's name first (as
+    /// `std::env::args_os` gives it), and [`check`](Options::check)s it.
+    /// Errors (and `--help`) are clap's: `e.exit()` prints them and exits
+    /// as a command does.
+    pub fn from_args<I, T>(args: I) -> Result<Options, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let o = Options::try_parse_from(args)?;
+        o.check().map_err(|e| Options::command().error(ErrorKind::ValueValidation, e))?;
+        Ok(o)
+    }
+
+    /// The partition count the model runs on, and hosts that fit it.
+    pub fn check(&self) -> Result<(), String> {
+        if !PARTITIONS.contains(&self.partitions) {
+            return Err(format!(
+                "--partitions {}: the model runs on 1 or 2 partitions (conveyors 1 and 2 on \
+                 partition 0, 3 and 4 on partition 1)",
+                self.partitions
+            ));
+        }
+        if !(self.hosts == 1 || self.hosts == 2) || self.host >= self.hosts {
+            return Err("--hosts is 1 or 2 (two partitions), and --host < --hosts".into());
+        }
+        if self.hosts == 2 && self.partitions != 2 {
+            return Err("--hosts 2 runs a partition on each host: it needs --partitions 2".into());
+        }
+        Ok(())
+    }
+}
+
+/// The command line: `conveyor --help` says what each flag does.
+pub fn main() -> Result<(), maslite::runtime::Error> {
+    let options = Options::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    command(&options)
+}
+
+/// The story as `options` say: the run's report and the logs of this
+/// host's conveyors (all four on one host), by id.
+pub fn story(options: &Options) -> Result<(RunReport, Logs), maslite::runtime::Error> {
+    let transport: Option<std::boxed::Box<dyn Transport>> = match options.hosts {
+        1 => None,
+        _ => Some(std::boxed::Box::new(nats(&options.nats, &options.run_name, options.host)?)),
+    };
+    let mut rt = build_on(options.partitions, transport)?;
+    let report = rt.run()?;
+    let logs = local_logs(&mut rt)?;
+    Ok((report, logs))
+}
+
+/// The command, on parsed flags: the story, its trace and (on one host)
+/// the timing.
+pub fn command(options: &Options) -> Result<(), maslite::runtime::Error> {
     // Logs on stderr: warnings (a dead letter, say) by default; more with
     // RUST_LOG, e.g. `RUST_LOG=maslite_runtime=debug`.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -243,59 +349,24 @@ pub fn cli(args: impl Iterator<Item = String>) -> Result<(), maslite::runtime::E
         .with_thread_names(true)
         .with_writer(std::io::stderr)
         .try_init();
-    let (hosts, host, url, run) = match flags(args) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("conveyor: {e}");
-            std::process::exit(2);
-        }
-    };
-    let transport: Option<std::boxed::Box<dyn Transport>> = match hosts {
-        1 => None,
-        _ => Some(std::boxed::Box::new(nats(&url, &run, host)?)),
-    };
     // The story, with the logs read back from the conveyors.
-    let mut rt = build_on(2, transport)?;
-    let report = rt.run()?;
+    let (report, logs) = story(options)?;
     assert_eq!(report.reason, StopReason::Idle);
-    let logs = local_logs(&mut rt)?;
     for (i, log) in &logs {
         for e in log {
             println!("conveyor {i}: {e:?}");
         }
     }
     print!("{report}");
-    drop(rt);
-    if hosts > 1 {
+    if options.hosts > 1 {
+        let (host, hosts) = (options.host, options.hosts);
         println!("conveyor: host {host} of {hosts} trace {:016x}", trace_hash(&logs));
         return Ok(());
     }
     println!("conveyor: trace {:016x}", trace_hash(&logs));
     // The timing, start and stop of the partitions included.
-    let (report, wall) = timed_run(2)?;
+    let (report, wall) = timed_run(options.partitions)?;
     let sim = report.sim_seconds();
     println!("conveyor: sim {sim} wall {wall:.6} ratio {:.0}x", sim / wall);
     Ok(())
-}
-
-/// `--hosts`, `--host`, `--nats`, `--run`: (hosts, host, url, run name).
-pub fn flags(args: impl IntoIterator<Item = String>) -> Result<(u16, u16, String, String), String> {
-    let (mut hosts, mut host) = (1u16, 0u16);
-    let (mut url, mut run) = ("nats://127.0.0.1:4222".to_string(), "conveyor".to_string());
-    let mut args = args.into_iter();
-    while let Some(flag) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
-        match flag.as_str() {
-            "--hosts" => hosts = value.parse().map_err(|e| bad(&e))?,
-            "--host" => host = value.parse().map_err(|e| bad(&e))?,
-            "--nats" => url = value,
-            "--run" => run = value,
-            _ => return Err(format!("unknown flag {flag}")),
-        }
-    }
-    if !(hosts == 1 || hosts == 2) || host >= hosts {
-        return Err("--hosts is 1 or 2 (two partitions), and --host < --hosts".into());
-    }
-    Ok((hosts, host, url, run))
 }

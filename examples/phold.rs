@@ -17,11 +17,17 @@
 //! on the order the partitions processed them in, and it is the same on 1,
 //! 2 or N partitions — or the runtime is wrong.
 //!
-//! Run it: `cargo run --release --example phold -- --partitions 2`. Flags
-//! (defaults): `--agents 4096 --events 4 --remote 0.25 --lookahead 0.1
-//! --mean 1 --end 100 --partitions 1 --seed 1`, and `--window <L>` for the
-//! runtime's lookahead (default: `--lookahead`; `0` runs lockstep). The last
-//! line reads `phold: partitions <P> events <N> hash <hex> events/s <N>`.
+//! Run it: `cargo run --release --example phold -- --partitions 2`
+//! (`-- --help` says what each flag does). Flags (defaults): `--agents 4096
+//! --events 4 --remote 0.25 --lookahead 0.1 --mean 1 --end 100 --partitions
+//! 1 --seed 1`, and `--window <L>` for the runtime's lookahead (default:
+//! `--lookahead`; `0` runs lockstep). The last line reads
+//! `phold: partitions <P> events <N> hash <hex> events/s <N>`.
+//!
+//! `--placement block|round-robin|random` places the agents on the
+//! partitions: contiguous blocks of ids (the default), id mod P, or blocks
+//! of a random permutation of the ids, seeded by `--placement-seed`
+//! (default: `--seed`). The hash is the same under every placement.
 //!
 //! ## On several hosts
 //!
@@ -40,81 +46,120 @@
 //! Each host prints the events and hash of its own agents; the run's hash
 //! is the sum of the hosts' hashes (mod 2⁶⁴), the same as on one host.
 
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
 use maslite::prelude::*;
 use maslite::runtime::transport::{Placement, Transport};
 use maslite::runtime::RunReport;
 use maslite_nats::{Codec, NatsTransport};
 use serde::{Deserialize, Serialize};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// The model's parameters (the command's flags).
-#[derive(Clone, Debug, PartialEq)]
+/// How the agents are spread over the partitions (`--placement`). The
+/// model, and so the run's hash, is the same under every placement; only
+/// the traffic between partitions changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum AgentPlacement {
+    /// Contiguous blocks of ids, one per partition: agents 0..N/P on
+    /// partition 0, and so on.
+    #[default]
+    #[value(alias = "blocks")]
+    Block,
+    /// Agent i on partition i mod P.
+    RoundRobin,
+    /// Blocks of a random permutation of the ids (equal shares, the same
+    /// on every host), seeded by `--placement-seed`.
+    Random,
+}
+
+/// The PHOLD benchmark model, on any number of partitions and hosts.
+///
+/// N agents start with E events each. Processing an event schedules one
+/// more, at now + lookahead + Exp(mean - lookahead), for the agent itself
+/// or, with probability `remote`, for an agent chosen uniformly. The last
+/// line reads `phold: partitions <P> events <N> hash <hex> events/s <N>`:
+/// the hash does not depend on the partitions, the placement or the hosts.
+#[derive(Clone, Debug, PartialEq, Parser)]
+#[command(name = "phold")]
 pub struct Params {
+    /// Agents (logical processes), at least 1.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
     pub agents: u64,
+    /// Events each agent starts with.
+    #[arg(long, value_name = "E", default_value_t = 4)]
     pub events: u32,
+    /// Probability (0..=1) that an event is for an agent chosen uniformly
+    /// rather than for the agent itself.
+    #[arg(long, value_name = "P", default_value_t = 0.25)]
     pub remote: f64,
+    /// The model's lookahead: the least delay of an event after the one
+    /// that scheduled it, in simulated seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.1)]
     pub lookahead: f64,
+    /// The mean delay of an event after the one that scheduled it (more
+    /// than --lookahead).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub mean: f64,
+    /// The simulated time the run ends at.
+    #[arg(long, value_name = "SECONDS", default_value_t = 100.0)]
     pub end: f64,
+    /// Partitions (one thread each), at least 1 (and at least --hosts).
+    #[arg(long, value_name = "P", default_value_t = 1)]
     pub partitions: usize,
+    /// How the agents are placed on the partitions.
+    #[arg(long, value_enum, default_value_t = AgentPlacement::Block)]
+    pub placement: AgentPlacement,
+    /// The seed of `--placement random` [default: --seed].
+    #[arg(long, value_name = "SEED")]
+    pub placement_seed: Option<u64>,
+    /// The seed of the agents' random streams.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// The runtime's lookahead (by default the model's).
+    /// The runtime's lookahead, the length of the windows the partitions
+    /// run on their own; 0 runs lockstep [default: --lookahead].
+    #[arg(long, value_name = "SECONDS")]
     pub window: Option<f64>,
-    /// Hosts sharing the partitions (1: all here).
+    /// Hosts sharing the partitions (in blocks) over NATS; 1: all here.
+    #[arg(long, value_name = "H", default_value_t = 1)]
     pub hosts: u16,
-    /// This host (0..hosts).
+    /// This host (0..--hosts): start the same command once per host.
+    #[arg(long, value_name = "h", default_value_t = 0)]
     pub host: u16,
     /// The NATS server's URL (with several hosts).
+    #[arg(long, value_name = "URL", default_value = "nats://127.0.0.1:4222")]
     pub nats: String,
-    /// The run's name (the same on every host).
+    /// The run's name, the same on every host (with several hosts).
+    #[arg(long = "run", value_name = "NAME", default_value = "phold")]
     pub run_name: String,
 }
 
 impl Default for Params {
+    /// The command's defaults (as with no flags).
     fn default() -> Self {
-        Params {
-            agents: 4096,
-            events: 4,
-            remote: 0.25,
-            lookahead: 0.1,
-            mean: 1.0,
-            end: 100.0,
-            partitions: 1,
-            seed: 1,
-            window: None,
-            hosts: 1,
-            host: 0,
-            nats: "nats://127.0.0.1:4222".into(),
-            run_name: "phold".into(),
-        }
+        Params::try_parse_from(["phold"]).expect("the defaults are valid")
     }
 }
 
 impl Params {
-    /// Parses `--flag value` pairs; unknown flags and bad values are errors.
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Params, String> {
-        let mut p = Params::default();
-        let mut args = args.into_iter();
-        while let Some(flag) = args.next() {
-            let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
-            match flag.as_str() {
-                "--agents" => p.agents = value.parse().map_err(|e| bad(&e))?,
-                "--events" => p.events = value.parse().map_err(|e| bad(&e))?,
-                "--remote" => p.remote = value.parse().map_err(|e| bad(&e))?,
-                "--lookahead" => p.lookahead = value.parse().map_err(|e| bad(&e))?,
-                "--mean" => p.mean = value.parse().map_err(|e| bad(&e))?,
-                "--end" => p.end = value.parse().map_err(|e| bad(&e))?,
-                "--partitions" => p.partitions = value.parse().map_err(|e| bad(&e))?,
-                "--seed" => p.seed = value.parse().map_err(|e| bad(&e))?,
-                "--window" => p.window = Some(value.parse().map_err(|e| bad(&e))?),
-                "--hosts" => p.hosts = value.parse().map_err(|e| bad(&e))?,
-                "--host" => p.host = value.parse().map_err(|e| bad(&e))?,
-                "--nats" => p.nats = value,
-                "--run" => p.run_name = value,
-                _ => return Err(format!("unknown flag {flag}")),
-            }
-        }
+    /// Parses a command line, the program's name first (as
+    /// `std::env::args_os` gives it), and [`check`](Params::check)s it.
+    /// Errors (and `--help`, `--version`) are clap's: `e.exit()` prints
+    /// them and exits as a command does.
+    pub fn from_args<I, T>(args: I) -> Result<Params, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let p = Params::try_parse_from(args)?;
+        p.check().map_err(|e| Params::command().error(ErrorKind::ValueValidation, e))?;
+        Ok(p)
+    }
+
+    /// What the flags' types do not say: counts of at least 1, a
+    /// probability, a lookahead below the mean, a host among the hosts.
+    pub fn check(&self) -> Result<(), String> {
+        let p = self;
         if p.agents == 0 || p.partitions == 0 {
             return Err("--agents and --partitions must be at least 1".into());
         }
@@ -127,7 +172,33 @@ impl Params {
         if !(p.lookahead >= 0.0 && p.mean > p.lookahead && p.end.is_finite() && p.end >= 0.0) {
             return Err("need 0 <= --lookahead < --mean and a finite --end >= 0".into());
         }
-        Ok(p)
+        Ok(())
+    }
+
+    /// The partition of each agent, by id (0..agents), as `--placement`
+    /// says. Every host computes the same.
+    pub fn layout(&self) -> Vec<usize> {
+        let (n, parts) = (self.agents, self.partitions as u128);
+        let block = |k: u64| (k as u128 * parts / n as u128) as usize;
+        match self.placement {
+            AgentPlacement::Block => (0..n).map(block).collect(),
+            AgentPlacement::RoundRobin => (0..n).map(|i| (i as u128 % parts) as usize).collect(),
+            AgentPlacement::Random => {
+                // Fisher-Yates on a stream of its own (no agent has the id
+                // u64::MAX), then blocks of the shuffled ids.
+                let mut rng = Rng::new(self.placement_seed.unwrap_or(self.seed), u64::MAX);
+                let mut ids: Vec<u64> = (0..n).collect();
+                for k in (1..ids.len()).rev() {
+                    let j = (rng.next_u64() % (k as u64 + 1)) as usize;
+                    ids.swap(k, j);
+                }
+                let mut layout = vec![0; ids.len()];
+                for (k, id) in ids.into_iter().enumerate() {
+                    layout[id as usize] = block(k as u64);
+                }
+                layout
+            }
+        }
     }
 }
 
@@ -228,7 +299,7 @@ pub struct Outcome {
     pub events_per_second: f64,
 }
 
-/// Builds the model (agents in contiguous blocks, one per partition) and
+/// Builds the model (the agents placed as [`Params::layout`] says) and
 /// runs it to `end`.
 pub fn run(params: &Params) -> Result<Outcome, maslite::runtime::Error> {
     run_watched(params, |_| {})
@@ -274,9 +345,9 @@ pub fn run_hosted(
         builder = builder.transport(transport);
     }
     let mut rt = builder.build()?;
-    for i in 0..params.agents {
-        let partition = (i as u128 * params.partitions as u128 / params.agents as u128) as usize;
-        rt.add_with_id(partition, AgentId(i), Lp::new(params, AgentId(i)))?;
+    for (i, partition) in params.layout().into_iter().enumerate() {
+        let id = AgentId(i as u64);
+        rt.add_with_id(partition, id, Lp::new(params, id))?;
     }
     watch(&rt);
     let wall = Instant::now();
@@ -301,12 +372,15 @@ pub fn run_hosted(
     Ok(Outcome { report, events, hash, events_per_second: events as f64 / wall })
 }
 
-pub fn main() {
-    cli(std::env::args().skip(1))
+/// The command line: `phold --help` says what each flag does.
+pub fn main() -> ExitCode {
+    let params = Params::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    command(&params)
 }
 
-/// The command, given its flags.
-pub fn cli(args: impl Iterator<Item = String>) {
+/// The command, on parsed flags: the run's progress and report on stderr,
+/// its result line on stdout.
+pub fn command(params: &Params) -> ExitCode {
     // Logs on stderr: warnings (a dead letter, say) by default; more with
     // RUST_LOG, e.g. `RUST_LOG=maslite_runtime=debug`.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -316,16 +390,9 @@ pub fn cli(args: impl Iterator<Item = String>) {
         .with_thread_names(true)
         .with_writer(std::io::stderr)
         .try_init();
-    let params = match Params::parse(args) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("phold: {e}");
-            std::process::exit(2);
-        }
-    };
     let end = params.end;
     let mut shown = None;
-    let outcome = run_watched(&params, |rt| {
+    let outcome = run_watched(params, |rt| {
         let progress = rt.progress(Duration::from_millis(100));
         shown = Some(std::thread::spawn(move || show_progress(progress, end)));
     });
@@ -345,10 +412,11 @@ pub fn cli(args: impl Iterator<Item = String>) {
                 "phold: {who}partitions {} events {} hash {:016x} events/s {:.0}",
                 params.partitions, o.events, o.hash, o.events_per_second
             );
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("phold: {e}");
-            std::process::exit(1);
+            ExitCode::FAILURE
         }
     }
 }

@@ -5,9 +5,11 @@
 //! it back. Every message is one round: an update, a send, a delivery. The
 //! ball's box is allocated once and travels for the whole run.
 //!
-//! Run it in release: `cargo run --release --example pingpong [seconds]`.
-//! The last line reads `pingpong: <N> messages/s`.
+//! Run it in release: `cargo run --release --example pingpong [seconds]`
+//! (default 2 s; `-- --help` says so too). The last line reads `pingpong:
+//! <N> messages/s`.
 
+use clap::{CommandFactory, Parser};
 use maslite::prelude::*;
 use std::time::{Duration, Instant};
 
@@ -30,8 +32,22 @@ impl Agent for Player {
     }
 }
 
+/// Two agents bounce one ball as fast as the kernel goes, for a number of
+/// wall-clock seconds; prints the messages and messages/s.
+#[derive(Debug, Parser)]
+#[command(name = "pingpong")]
+struct Args {
+    /// How long to bounce the ball, in wall-clock seconds.
+    #[arg(value_name = "SECONDS", default_value_t = 2.0)]
+    seconds: f64,
+}
+
 fn main() -> Result<(), Error> {
-    let seconds: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2.0);
+    let seconds = Args::parse().seconds;
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        let e = "SECONDS: a number of seconds >= 0";
+        Args::command().error(clap::error::ErrorKind::ValueValidation, e).exit();
+    }
     let mut s = Scheduler::simulated();
     let a = s.add(Player { hits: 0 })?;
     let b = s.add(Player { hits: 0 })?;

@@ -22,13 +22,16 @@
 //!
 //! Run it: `cargo run --example service -- --addr 127.0.0.1:3000`, then
 //! `curl -s localhost:3000/orders -d '{"symbol":"ACME","side":"sell","price":100,"qty":3}' -H 'content-type: application/json'`.
-//! The first line reads `service: listening on http://<addr>`.
+//! The first line reads `service: listening on http://<addr>`. Flags
+//! (defaults): `--addr 127.0.0.1:3000 --partitions 2` (the books of ACME,
+//! GLOBEX and INITECH go round the partitions); `-- --help` says more.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use clap::Parser;
 use futures::StreamExt;
 use maslite::prelude::*;
 use maslite::runtime::CancellationToken;
@@ -333,21 +336,34 @@ pub async fn start(
     Ok(Running { addr, app, stop, close_http, done })
 }
 
+/// An order-matching HTTP service: POST /orders (JSON: symbol, side, price
+/// in cents, qty) trades against the symbol's book, an agent; GET /stats
+/// answers live figures. The books are ACME, GLOBEX and INITECH. Ctrl-C
+/// stops it gracefully: orders taken in are answered, later ones get a 503.
+#[allow(dead_code)] // the tests start the service themselves
+#[derive(Debug, Parser)]
+#[command(name = "service")]
+struct Args {
+    /// The address to listen on (port 0: any free port).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:3000")]
+    addr: String,
+    /// Partitions the books go round (book i on partition i mod P), at
+    /// least 1.
+    #[arg(long, value_name = "P", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    partitions: u16,
+}
+
 #[allow(dead_code)]
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_thread_names(true).try_init();
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
-    let addr = flag("--addr").map_or("127.0.0.1:3000", |s| s.as_str()).to_string();
-    let partitions = match flag("--partitions") {
-        Some(p) => p.parse().map_err(|e| format!("--partitions {p}: {e}"))?,
-        None => 2,
-    };
-    let listener = TcpListener::bind(&addr).await?;
-    let running = start(listener, &["ACME", "GLOBEX", "INITECH"], partitions, false).await?;
+    let listener = TcpListener::bind(&args.addr).await?;
+    let symbols = ["ACME", "GLOBEX", "INITECH"];
+    let running = start(listener, &symbols, args.partitions.into(), false).await?;
     println!("service: listening on http://{}", running.addr);
     tokio::signal::ctrl_c().await?;
     println!("service: stopping");

@@ -10,10 +10,12 @@
 //! or orders do in a supply-chain model. Their slots are reused, so memory
 //! stays flat however many pass through.
 //!
-//! Run it in release: `cargo run --release --example spawn [N]`.
-//! It prints `spawn: <N> agents in <s> s, <B> bytes/agent ...` and then
-//! `churn: <N> agents came and went, <B> bytes kept per agent`.
+//! Run it in release: `cargo run --release --example spawn [N]` (`-- --help`
+//! says what N is). It prints `spawn: <N> agents in <s> s, <B>
+//! bytes/agent ...` and then `churn: <N> agents came and went, <B> bytes
+//! kept per agent`.
 
+use clap::Parser;
 use maslite::prelude::*;
 use std::time::Instant;
 
@@ -33,8 +35,20 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
+/// Adds N idle agents to one scheduler and reports the time and the memory
+/// each costs; then passes 10 waves of N/10 short-lived agents through and
+/// reports the memory kept per departed agent.
+#[derive(Debug, Parser)]
+#[command(name = "spawn")]
+struct Args {
+    /// Idle agents to add, at least 1.
+    #[arg(value_name = "N", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    agents: u64,
+}
+
 fn main() -> Result<(), Error> {
-    let n: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n = Args::parse().agents;
     let mut s = Scheduler::simulated();
     let before = rss_bytes();
     let start = Instant::now();

@@ -1,12 +1,19 @@
 //! The conveyor example: the box's hand-overs at 0.75, 2.75 and 4.75 s on
-//! one clock across two partitions. Checked on the example's own model.
+//! one clock across two partitions. Checked on the example's own model,
+//! and its command on flags given here (never the harness's own).
 
+#[allow(dead_code)] // `main` reads the command line: not run here
 #[path = "../examples/conveyor.rs"]
 mod conveyor;
 
-use conveyor::{build, handovers, logs, timed_run, Event};
+use conveyor::{build, command, handovers, logs, story, timed_run, trace_hash, Event, Options};
 use maslite::prelude::*;
 use maslite::runtime::StopReason;
+
+/// The command's flags, parsed as `main` parses them.
+fn options(args: &[&str]) -> Result<Options, clap::Error> {
+    Options::from_args(std::iter::once("conveyor").chain(args.iter().copied()))
+}
 
 #[test]
 fn the_box_is_handed_over_at_the_seeds_times_and_the_run_ends_at_4_75() {
@@ -45,5 +52,49 @@ fn the_timed_run_reports_the_simulated_span() {
 
 #[test]
 fn the_example_runs_to_its_end() {
-    conveyor::main().unwrap();
+    command(&options(&[]).unwrap()).unwrap();
+}
+
+#[test]
+fn the_partitions_flag_tells_the_same_story_on_one_and_two() {
+    let one = options(&["--partitions", "1"]).unwrap();
+    let two = options(&["--partitions", "2"]).unwrap();
+    assert_eq!(options(&[]).unwrap(), two, "two partitions by default");
+    assert_eq!(Options::default(), two);
+    let (r1, logs1) = story(&one).unwrap();
+    let (r2, logs2) = story(&two).unwrap();
+    assert_eq!(logs1, logs2);
+    assert_eq!(trace_hash(&logs1), trace_hash(&logs2));
+    assert_eq!(logs1.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!((r1.reason, r2.reason), (StopReason::Idle, StopReason::Idle));
+    assert_eq!((r1.end_time, r2.end_time), (4.75, 4.75));
+    assert_eq!((r1.cross_partition(), r2.cross_partition()), (0, 3));
+    command(&one).unwrap();
+}
+
+#[test]
+fn other_partition_counts_are_refused_with_a_reason() {
+    for p in ["0", "3", "4"] {
+        let e = options(&["--partitions", p]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        let text = e.to_string();
+        assert!(text.contains(&format!("--partitions {p}")) && text.contains("1 or 2"), "{text}");
+        let e = build(p.parse().unwrap()).err().expect("refused");
+        assert!(e.to_string().contains("1 or 2 partitions"), "{e}");
+    }
+    let e = options(&["--hosts", "2", "--host", "1", "--partitions", "1"]).unwrap_err();
+    assert!(e.to_string().contains("needs --partitions 2"), "{e}");
+    assert!(options(&["--hosts", "3"]).is_err());
+    assert!(options(&["--hosts", "2", "--host", "2"]).is_err());
+    // Flags it does not have, and missing values, are clap's errors.
+    assert_eq!(
+        options(&["--speed", "1"]).unwrap_err().kind(),
+        clap::error::ErrorKind::UnknownArgument
+    );
+    assert!(options(&["--partitions"]).is_err());
+    let help = options(&["--help"]).unwrap_err();
+    assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+    for flag in ["--partitions", "--hosts", "--host", "--nats", "--run"] {
+        assert!(help.to_string().contains(flag), "{flag}: {help}");
+    }
 }
