@@ -2,10 +2,10 @@
 //!
 //! A multi-partition runtime keeps every partition's mailing list and agent
 //! directory the same: a scheduler in
-//! [partitioned](crate::Scheduler::set_partitioned) mode records each agent
+//! [`Driver`](crate::Driver) records each agent
 //! added or removed and each subscription change of its own agents, the
 //! runtime hands them to the other partitions, and they apply them with
-//! [`Scheduler::apply_change`](crate::Scheduler::apply_change) before the
+//! [`Driver::apply_change`](crate::Driver::apply_change) before the
 //! round's mail is resolved — so that recipients are resolved at delivery,
 //! as on one partition.
 
@@ -60,6 +60,6 @@ pub const DERIVED: u64 = 1 << 63;
 
 /// The bit that marks an ordering key given to an agent added in
 /// partitioned mode until the runtime gives it its place (see
-/// [`Scheduler::set_key`](crate::Scheduler::set_key)): such keys sort after
+/// [`Driver::set_key`](crate::Driver::set_key)): such keys sort after
 /// every placed agent's, in the order of creation.
 pub const PROVISIONAL: u64 = 1 << 62;

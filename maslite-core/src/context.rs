@@ -19,7 +19,7 @@ use crate::envelope::{Envelope, Origin};
 use crate::error::{Error, Result};
 use crate::id::AgentId;
 use crate::mailing_list::{MailingList, Subscription};
-use crate::registry::{Registry, RESERVED};
+use crate::registry::{Mode, Registry, RESERVED};
 use crate::wake::is_kernel_waker;
 use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
@@ -85,9 +85,7 @@ pub(crate) struct Shared {
     pub epoch: Cell<u64>,
     /// Partitioned mode: what changed, for the other partitions.
     pub journal: RefCell<Vec<Change>>,
-    /// Lookahead mode: alarms for agents not on this partition are handed
-    /// to the runtime (`exported`) instead of being queued here.
-    pub export_alarms: Cell<bool>,
+    /// Alarms handed to the runtime (see [`Mode::Partition`]).
     pub exported: RefCell<Vec<(f64, Envelope)>>,
     /// Whether adds are journaled (not for the runtime's own adds).
     pub announce_adds: Cell<bool>,
@@ -129,7 +127,6 @@ impl Shared {
             waits: Cell::new(0),
             epoch: Cell::new(1),
             journal: RefCell::new(Vec::new()),
-            export_alarms: Cell::new(false),
             exported: RefCell::new(Vec::new()),
             announce_adds: Cell::new(true),
             fault: RefCell::new(None),
@@ -189,7 +186,7 @@ impl Shared {
 
     pub fn set_alarm(&self, alarm: Alarm) -> Result<()> {
         let at = alarm.due_time(self.now.get())?;
-        if self.export_alarms.get() {
+        if self.reg.borrow().mode == (Mode::Partition { export_alarms: true }) {
             if let Some(r) = alarm.envelope.receiver() {
                 if !self.reg.borrow().ids.contains_key(&r) {
                     self.exported.borrow_mut().push((at, alarm.envelope));
@@ -251,7 +248,7 @@ impl Shared {
     /// Records a change for the other partitions (partitioned mode only).
     #[inline]
     pub fn note_change(&self, change: impl FnOnce() -> Change) {
-        if self.reg.borrow().partitioned {
+        if self.reg.borrow().mode.is_partition() {
             self.journal.borrow_mut().push(change());
         }
     }
@@ -381,7 +378,7 @@ impl Cx {
             Ok(()) => return,
             Err(env) => env,
         };
-        if reg.partitioned {
+        if reg.mode.is_partition() {
             reg.stamp(self.shared.account(Some(self.index)), self.shared.now.get(), &mut env);
         }
         reg.outbox_used = true;
@@ -454,7 +451,7 @@ impl Cx {
     /// on where agents are placed): the matching alarms pending then go. The
     /// count returned is of this partition's matching alarms now.
     pub fn clear_alarms(&self, receiver: Option<AgentId>, topic: Option<&str>) -> usize {
-        if self.shared.reg.borrow().partitioned {
+        if self.shared.reg.borrow().mode.is_partition() {
             let topic_owned = topic.map(str::to_string);
             self.shared.note_change(|| Change::AlarmsCleared { receiver, topic: topic_owned });
             let pending = self.shared.alarms.borrow().list(receiver);
@@ -573,7 +570,7 @@ impl Cx {
     /// error (only its partition would know). An agent removing itself
     /// leaves as soon as it yields, as on one kernel.
     pub fn remove(&self, id: AgentId) -> Result<()> {
-        if id != self.id && id != AgentId::OUTSIDE && self.shared.reg.borrow().partitioned {
+        if id != self.id && id != AgentId::OUTSIDE && self.shared.reg.borrow().mode.is_partition() {
             self.shared.note_change(|| Change::RemoveRequested(id));
             return Ok(());
         }

@@ -70,7 +70,7 @@ pub(crate) struct Header {
 /// keep their order, so this order is the order of sending and setting; a
 /// multi-partition runtime gets the same order by sorting, whatever the
 /// number of partitions. The kernel stamps every alarm; sends only in
-/// [partitioned](crate::Scheduler::set_partitioned) mode (a lone kernel's
+/// [`Driver`](crate::Driver) (a lone kernel's
 /// outbox is already in this order).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Origin {

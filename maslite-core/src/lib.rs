@@ -111,6 +111,6 @@ pub use envelope::{Envelope, Origin};
 pub use error::{Error, Phase, Result};
 pub use id::AgentId;
 pub use mailing_list::{MailingList, Subscription};
-pub use scheduler::{RunOptions, RunReport, Scheduler, Stats, StopReason};
+pub use scheduler::{Driver, RemoteAlarms, RunOptions, RunReport, Scheduler, Stats, StopReason};
 pub use testbed::TestBed;
 pub use topic::Topic;

@@ -29,6 +29,37 @@ use crate::id::AgentId;
 use crate::id_map::IdMap;
 use std::collections::VecDeque;
 
+/// What a kernel does with its mail, alarms and changes: the one switch
+/// between a kernel on its own and one partition of a runtime. A lone kernel
+/// and a partition order everything alike (see [`Origin`]); they differ in
+/// where mail goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// A kernel on its own: it delivers its mail itself.
+    #[default]
+    Alone,
+    /// The test bed's: mail stays in the outbox, to be inspected.
+    Held,
+    /// A partition of a runtime: every send is stamped with its origin and
+    /// stays in the outbox for the runtime to route; changes to agents and
+    /// subscriptions are journaled for the other partitions; removals of
+    /// other agents and alarm clears are left to the runtime; with
+    /// `export_alarms`, alarms for agents elsewhere are handed out too.
+    Partition {
+        /// Alarms whose receiver is not here are handed to the runtime
+        /// (lookahead windows: the receiver's partition runs ahead).
+        export_alarms: bool,
+    },
+}
+
+impl Mode {
+    /// A runtime's partition.
+    #[inline]
+    pub fn is_partition(self) -> bool {
+        matches!(self, Mode::Partition { .. })
+    }
+}
+
 /// Index of an id that is reserved by an add still in the queue.
 pub(crate) const RESERVED: u32 = u32::MAX - 1;
 
@@ -73,13 +104,10 @@ pub(crate) struct Registry {
     pub outbox_used: bool,
     /// Someone subscribes to something.
     pub subscribed: bool,
-    /// Mail stays in the outbox (the test bed reads it there).
-    pub hold_mail: bool,
+    /// Where mail, alarms and changes go (see [`Mode`]).
+    pub mode: Mode,
     /// Messages delivered directly (they skip the outbox's counters).
     pub direct_sent: u64,
-    /// Partitioned mode: sends are stamped with their [`Origin`] and all
-    /// mail stays in the outbox for the runtime.
-    pub partitioned: bool,
     /// Sends and alarms from outside so far.
     pub outside_sent: u64,
     /// Agents added from outside so far.
@@ -147,7 +175,7 @@ impl Registry {
     /// (see the module docs); otherwise gives it back for the outbox.
     #[inline]
     pub fn try_direct(&mut self, env: Envelope) -> Result<(), Envelope> {
-        if self.outbox_used || self.subscribed || self.hold_mail {
+        if self.outbox_used || self.subscribed || self.mode != Mode::Alone {
             return Err(env);
         }
         let Some(&index) = env.receiver().and_then(|r| self.ids.get(&r)) else {

@@ -41,7 +41,9 @@
 //! `baseline` benches); the rest pays for the checks that make a run stop,
 //! fail and account for its mail cleanly.
 
-pub mod stepping;
+pub mod driver;
+
+pub use driver::{Driver, RemoteAlarms};
 
 use crate::agent::{Agent, Inspect, Installed, Installer};
 use crate::alarms::{Alarm, AlarmInfo, Fired};
@@ -52,7 +54,7 @@ use crate::envelope::Envelope;
 use crate::error::{Error, Phase, Result};
 use crate::id::AgentId;
 use crate::mailing_list::Subscription;
-use crate::registry::{AgentRecord, MAX_AGENTS, UPDATE_DUE};
+use crate::registry::{AgentRecord, Mode, MAX_AGENTS, UPDATE_DUE};
 use crate::topic::short_type_name;
 use crate::wake::{PollSite, ThreadWaker, WakeQueue};
 use std::any::Any;
@@ -282,6 +284,8 @@ pub struct Scheduler {
     failure: Option<Error>,
     /// The ordering key for the next agent added from outside.
     next_key: Option<u64>,
+    /// Queued adds and removes are being carried out (see `run_commands`).
+    in_commands: bool,
 }
 
 impl Scheduler {
@@ -306,6 +310,7 @@ impl Scheduler {
             stats: Stats::default(),
             failure: None,
             next_key: None,
+            in_commands: false,
         }
     }
 
@@ -369,30 +374,12 @@ impl Scheduler {
         self.take_failure().map(|()| id)
     }
 
-    /// Adds `agent` with id `id` and ordering key `key` (see
-    /// [`Origin`](crate::Origin)): for a runtime that numbers the agents of
-    /// all its partitions in one sequence.
-    ///
-    /// The runtime places such agents itself: in partitioned mode their
-    /// addition is not journaled as a [`Change::Added`].
-    pub fn add_keyed<A: Agent>(&mut self, id: AgentId, key: u64, agent: A) -> Result<AgentId> {
+    /// Adds an agent with id `id` and ordering key `key`, unannounced (see
+    /// [`Driver::add_placed`]).
+    fn add_keyed(&mut self, id: AgentId, key: u64, installer: Installer) -> Result<AgentId> {
         self.next_key = Some(key);
         self.shared.announce_adds.set(false);
-        let r = self.add_installer(Some(id), Installer::agent(agent));
-        self.shared.announce_adds.set(true);
-        r
-    }
-
-    /// Starts an async-fn agent with id `id` and ordering key `key` (see
-    /// [`add_keyed`](Self::add_keyed)).
-    pub fn spawn_keyed<F, Fut>(&mut self, id: AgentId, key: u64, body: F) -> Result<AgentId>
-    where
-        F: FnOnce(Cx) -> Fut + 'static,
-        Fut: Future<Output = ()> + 'static,
-    {
-        self.next_key = Some(key);
-        self.shared.announce_adds.set(false);
-        let r = self.add_installer(Some(id), Installer::process(body));
+        let r = self.add_installer(Some(id), installer);
         self.shared.announce_adds.set(true);
         r
     }
@@ -426,7 +413,7 @@ impl Scheduler {
             let order = key.unwrap_or_else(|| {
                 reg.next_order += 1;
                 let order = reg.next_order - 1;
-                if reg.partitioned {
+                if reg.mode.is_partition() {
                     order | crate::change::PROVISIONAL
                 } else {
                     order
@@ -670,7 +657,7 @@ impl Scheduler {
     /// Posts a message from outside; it is delivered when the next run starts
     /// (or by [`deliver_mail`](Self::deliver_mail)).
     pub fn send(&mut self, mut envelope: Envelope) {
-        if envelope.origin().seq == 0 && self.shared.reg.borrow().partitioned {
+        if envelope.origin().seq == 0 && self.shared.reg.borrow().mode.is_partition() {
             let now = self.shared.now.get();
             self.shared.reg.borrow_mut().stamp(None, now, &mut envelope);
         }
@@ -1230,7 +1217,21 @@ impl Scheduler {
         }
     }
 
+    /// Carries out the queued adds and removes, first come first served.
+    /// Not re-entered: a setup run here that queues more adds finds them
+    /// taken by this loop, in the same order, instead of by a nested one
+    /// (an agent adding a million others would otherwise nest a million
+    /// deep and overflow the stack).
     fn run_commands(&mut self) {
+        if self.in_commands {
+            return;
+        }
+        self.in_commands = true;
+        self.run_queued_commands();
+        self.in_commands = false;
+    }
+
+    fn run_queued_commands(&mut self) {
         loop {
             let Some(cmd) = self.shared.commands.borrow_mut().pop_front() else {
                 self.shared.has_commands.set(false);
@@ -1259,7 +1260,7 @@ impl Scheduler {
     fn deliver_outbox(&mut self) {
         {
             let mut outbox = self.shared.outbox.borrow_mut();
-            if self.shared.reg.borrow().hold_mail {
+            if self.shared.reg.borrow().mode != Mode::Alone {
                 return;
             }
             std::mem::swap(&mut self.mail, &mut *outbox);
@@ -1329,7 +1330,7 @@ impl Scheduler {
 
     /// Keeps mail in the outbox (the test bed reads it there).
     pub(crate) fn hold_mail(&mut self) {
-        self.shared.reg.borrow_mut().hold_mail = true;
+        self.shared.reg.borrow_mut().mode = Mode::Held;
     }
 
     /// Runs one update of an agent, whatever its inbox holds.

@@ -14,7 +14,7 @@ use crate::free::FreeRun;
 use crate::report::{PartitionReport, StopReason};
 use crate::route::{Counters, Directory, Router};
 use crate::runtime::Config;
-use maslite_core::{AgentId, Change, RunOptions, Scheduler};
+use maslite_core::{AgentId, Change, Driver, RemoteAlarms, RunOptions, Scheduler};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ pub(crate) struct Outcome {
 pub(crate) struct Partition {
     pub me: usize,
     pub count: usize,
-    pub kernel: Scheduler,
+    pub kernel: Driver,
     pub dir: Directory,
     pub links: Links,
     /// The current run's token: cancelled with the runtime's, when the run
@@ -199,18 +199,29 @@ impl Partition {
         // First, what happened to agents that left, up to their departure,
         // on the partition they left: an agent with the same id may join
         // another partition in this step, and its subscriptions must not be
-        // wiped by its predecessor's departure.
+        // wiped by its predecessor's departure. One pass per partition's
+        // list: a change goes first if it is about an agent that leaves
+        // later in the same list (linear in the number of changes).
         let mut done: Vec<Vec<bool>> = all.iter().map(|(_, c)| vec![false; c.len()]).collect();
         if !self.leaving.is_empty() {
+            let mut last_removal: rustc_hash::FxHashMap<AgentId, usize> = Default::default();
             for (k, (from, changes)) in all.iter().enumerate() {
-                let mut first: Vec<Change> = Vec::new();
+                last_removal.clear();
                 for (i, change) in changes.iter().enumerate() {
-                    let Change::Removed(gone) = change else { continue };
-                    for (j, c) in changes.iter().enumerate().take(i + 1) {
-                        if !done[k][j] && about(c) == Some(*gone) {
-                            done[k][j] = true;
-                            first.push(c.clone());
-                        }
+                    if let Change::Removed(gone) = change {
+                        last_removal.insert(*gone, i);
+                    }
+                }
+                if last_removal.is_empty() {
+                    continue;
+                }
+                let mut first: Vec<Change> = Vec::new();
+                for (j, c) in changes.iter().enumerate() {
+                    let leaves_later =
+                        about(c).and_then(|id| last_removal.get(&id)).is_some_and(|&i| j <= i);
+                    if leaves_later {
+                        done[k][j] = true;
+                        first.push(c.clone());
                     }
                 }
                 if let Err(e) = self.apply_changes(*from, &first) {
@@ -396,9 +407,13 @@ pub(crate) fn thread_main(seed: Seed) {
     let local = tokio::task::LocalSet::new();
     // As the task `maslite-partition-{me}` (for tokio-console, see `named`).
     crate::named::run_partition(&local, &rt, me, async move {
-        let mut kernel =
-            if config.real_time { Scheduler::real_time() } else { Scheduler::simulated() };
-        kernel.set_partitioned(config.lookahead > 0.0 && !config.real_time);
+        let kernel = if config.real_time { Scheduler::real_time() } else { Scheduler::simulated() };
+        let remote_alarms = if config.lookahead > 0.0 && !config.real_time {
+            RemoteAlarms::HandedOut
+        } else {
+            RemoteAlarms::Kept
+        };
+        let kernel = Driver::new(kernel, remote_alarms);
         let mut p = Partition {
             me,
             count,

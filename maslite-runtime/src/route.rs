@@ -15,7 +15,7 @@
 //! whatever order the batches arrived in.
 
 use crate::report::PairTraffic;
-use maslite_core::{AgentId, Envelope, Scheduler};
+use maslite_core::{AgentId, Driver, Envelope};
 use rustc_hash::FxHashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -128,7 +128,7 @@ impl Router {
     pub fn route(
         &mut self,
         me: usize,
-        kernel: &mut Scheduler,
+        kernel: &mut Driver,
         dir: &Directory,
         counters: &mut Counters,
         may_cross: bool,
@@ -207,7 +207,7 @@ impl Router {
     /// origin order.
     pub fn deliver(
         &mut self,
-        kernel: &mut Scheduler,
+        kernel: &mut Driver,
         incoming: &mut Vec<(AgentId, Envelope)>,
         counters: &mut Counters,
     ) {

@@ -16,7 +16,7 @@ use crate::route::top_pairs;
 use crate::transport::{Placement, Transport, Wires};
 use maslite_core::change::DERIVED;
 use maslite_core::{
-    Agent, AgentId, Alarm, Cx, Envelope, Origin, RunOptions, Scheduler, Subscription,
+    Agent, AgentId, Alarm, Cx, Driver, Envelope, Origin, RunOptions, Scheduler, Subscription,
 };
 use rustc_hash::FxHashMap;
 use std::future::Future;
@@ -547,7 +547,7 @@ impl Runtime {
                     return;
                 }
             };
-            if let Err(e) = p.kernel.add_keyed(id, key, agent) {
+            if let Err(e) = p.kernel.add_placed(id, key, agent) {
                 p.defer(e);
             }
         })?;
@@ -593,7 +593,7 @@ impl Runtime {
             return Ok(id);
         }
         self.post(partition, move |p| {
-            if let Err(e) = p.kernel.spawn_keyed(id, key, body) {
+            if let Err(e) = p.kernel.spawn_placed(id, key, body) {
                 p.defer(e);
             }
         })?;
@@ -735,7 +735,7 @@ impl Runtime {
                 .map(|_| ())
                 .map_err(|e| Error::Partition { partition: q, source: e });
         }
-        self.with_partition(q, move |s| s.set_alarm_stamped(alarm))?
+        self.with_driver(q, move |d| d.set_alarm_stamped(alarm))?
             .map_err(|e| Error::Partition { partition: q, source: e })
     }
 
@@ -764,6 +764,15 @@ impl Runtime {
     where
         R: Send + 'static,
         F: FnOnce(&mut Scheduler) -> R + Send + 'static,
+    {
+        self.with_driver(partition, move |d| f(d))
+    }
+
+    /// [`with_partition`](Self::with_partition) with the partition's driver.
+    fn with_driver<R, F>(&mut self, partition: usize, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Driver) -> R + Send + 'static,
     {
         self.check_open(partition)?;
         self.local(partition)?;

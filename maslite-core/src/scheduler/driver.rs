@@ -1,67 +1,98 @@
-//! Driving the kernel one step at a time, for a multi-partition runtime.
+//! The driver: a kernel run as one partition of a runtime.
 //!
 //! [`Scheduler::run_with`] owns the whole loop: rounds, delivery, the clock.
 //! A runtime that runs one kernel per partition must interleave those with
-//! the exchange of mail between partitions, so it drives the kernel through
-//! the smaller operations here instead, after switching it to *partitioned
-//! mode* ([`Scheduler::set_partitioned`]):
+//! the exchange of mail between partitions, so it owns each kernel through
+//! a [`Driver`] and drives it with the smaller operations here: a round, a
+//! time advance, the due alarms; the outbox taken
+//! ([`take_outbox_into`](Driver::take_outbox_into)), resolved on every
+//! partition ([`recipients_into`](Driver::recipients_into)) and handed back
+//! to inboxes in origin order ([`deliver_to`](Driver::deliver_to)); the
+//! journal of changes to agents and subscriptions
+//! ([`take_changes_into`](Driver::take_changes_into)) applied elsewhere
+//! ([`apply_change`](Driver::apply_change)); agents created at run time
+//! given their places ([`set_key`](Driver::set_key)).
 //!
-//! - every send is stamped with its canonical [`Origin`](crate::Origin) and
-//!   stays in the outbox; the runtime takes it ([`take_outbox_into`]),
-//!   resolves recipients on all partitions ([`recipients_into`]) and hands
-//!   each partition its share, which it puts in inboxes ([`deliver_to`]) in
-//!   origin order;
-//! - agents added at run time come after every placed agent until the
-//!   runtime gives them their places ([`set_key`]), from the creation
-//!   stamps their [`Change::Added`] carry; every change to agents and
-//!   subscriptions is journaled ([`take_changes_into`]) for the other
-//!   partitions ([`apply_change`]).
-//!
-//! Alarms fire in origin order in every mode (on one kernel that is the
-//! order they were set in).
-//!
-//! [`set_key`]: Scheduler::set_key
-//! [`take_outbox_into`]: Scheduler::take_outbox_into
-//! [`recipients_into`]: Scheduler::recipients_into
-//! [`deliver_to`]: Scheduler::deliver_to
-//! [`take_changes_into`]: Scheduler::take_changes_into
-//! [`apply_change`]: Scheduler::apply_change
+//! The driver's kernel orders everything as a lone one does (see
+//! [`Origin`](crate::Origin)); it differs only in where mail goes: it stays
+//! in the outbox, stamped, for the runtime. A `Driver` dereferences to its
+//! [`Scheduler`] for everything a user calls (adding agents, reading them).
 
 use super::{undeliverable, Scheduler};
+use crate::agent::{Agent, Installer};
 use crate::alarms::Alarm;
 use crate::change::Change;
+use crate::context::Cx;
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::id::AgentId;
+use crate::registry::Mode;
+use std::future::Future;
 use std::task::{Context, Poll};
 
-impl Scheduler {
-    /// Switches to partitioned mode (see [`stepping`](crate::scheduler::stepping)). With
-    /// `export_remote_alarms`, an alarm whose receiver is not on this
-    /// partition is not queued here but handed to the runtime
-    /// ([`take_exported_alarms_into`](Self::take_exported_alarms_into)),
-    /// which queues it on the receiver's partition: lookahead windows need
-    /// that, since the receiver's partition runs ahead on its own.
-    pub fn set_partitioned(&mut self, export_remote_alarms: bool) {
-        {
-            let mut reg = self.shared.reg.borrow_mut();
-            reg.partitioned = true;
-            reg.hold_mail = true;
-        }
-        self.shared.export_alarms.set(export_remote_alarms);
+/// Where a partition's kernel puts the alarms its agents set for agents on
+/// other partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteAlarms {
+    /// In its own queue: they fire here and their mail is routed like any
+    /// other (lockstep, where every partition takes every step).
+    Kept,
+    /// Handed to the runtime ([`Driver::take_exported_alarms_into`]), which
+    /// queues them on the receiver's partition: lookahead windows need that,
+    /// since the receiver's partition runs ahead on its own.
+    HandedOut,
+}
+
+/// A kernel run as one partition of a runtime: see the [module](self).
+pub struct Driver {
+    kernel: Scheduler,
+}
+
+impl std::ops::Deref for Driver {
+    type Target = Scheduler;
+    fn deref(&self) -> &Scheduler {
+        &self.kernel
+    }
+}
+
+impl std::ops::DerefMut for Driver {
+    fn deref_mut(&mut self) -> &mut Scheduler {
+        &mut self.kernel
+    }
+}
+
+impl Driver {
+    /// Takes `kernel` (new, with no agents yet) to run as a partition.
+    pub fn new(kernel: Scheduler, remote_alarms: RemoteAlarms) -> Driver {
+        let export_alarms = remote_alarms == RemoteAlarms::HandedOut;
+        kernel.shared.reg.borrow_mut().mode = Mode::Partition { export_alarms };
+        Driver { kernel }
     }
 
-    /// Whether the scheduler is in partitioned mode.
-    pub fn is_partitioned(&self) -> bool {
-        self.shared.reg.borrow().partitioned
+    /// Adds `agent` with id `id` and ordering key `key` (see
+    /// [`Origin`](crate::Origin)): for a runtime that numbers the agents of
+    /// all its partitions in one sequence. The runtime places such agents
+    /// itself: their addition is not journaled as a [`Change::Added`].
+    pub fn add_placed<A: Agent>(&mut self, id: AgentId, key: u64, agent: A) -> Result<AgentId> {
+        self.kernel.add_keyed(id, key, Installer::agent(agent))
+    }
+
+    /// Starts an async-fn agent with id `id` and ordering key `key` (see
+    /// [`add_placed`](Self::add_placed)).
+    pub fn spawn_placed<F, Fut>(&mut self, id: AgentId, key: u64, body: F) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.kernel.add_keyed(id, key, Installer::process(body))
     }
 
     /// Runs one round: agents with mail, wake-ups or kept awake are
     /// updated. An agent that panics gives [`Error::AgentPanicked`].
     pub fn step_round(&mut self) -> Result<()> {
-        self.round();
-        self.stats.rounds += 1;
-        self.take_failure()
+        self.kernel.round();
+        self.kernel.stats.rounds += 1;
+        self.kernel.take_failure()
     }
 
     /// Whether a round now has something to do: an agent has mail or a
@@ -69,30 +100,30 @@ impl Scheduler {
     /// updated in every round but do not call for one; see
     /// [`kept_awake`](Self::kept_awake).)
     pub fn has_round_work(&self) -> bool {
-        !self.shared.reg.borrow().marked.is_empty() || self.site.queue.has_any()
+        !self.kernel.shared.reg.borrow().marked.is_empty() || self.kernel.site.queue.has_any()
     }
 
     /// How many agents are kept awake.
     pub fn kept_awake(&self) -> usize {
-        self.shared.awake.get()
+        self.kernel.shared.awake.get()
     }
 
     /// Whether a pending alarm (or a sleeping agent's wake-up) keeps an idle
     /// real-time run alive (see [`Alarm::keep_alive`]).
     pub fn has_required_alarms(&self) -> bool {
-        self.shared.alarms.borrow().has_required()
+        self.kernel.shared.alarms.borrow().has_required()
     }
 
     /// How many agents are pending on something other than the kernel
     /// (tokio I/O, a channel): simulated time must wait for them.
     pub fn busy_agents(&self) -> usize {
-        self.busy
+        self.kernel.busy
     }
 
     /// Ready when some agent was woken from outside the kernel (its future
     /// can go on); otherwise registers `cx`'s waker to be woken then.
     pub fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let queue = &self.site.queue;
+        let queue = &self.kernel.site.queue;
         if queue.has_any() {
             return Poll::Ready(());
         }
@@ -107,14 +138,14 @@ impl Scheduler {
 
     /// Moves the simulated clock to `t` (not before now).
     pub fn set_time(&mut self, t: f64) -> Result<()> {
-        let now = self.shared.now.get();
+        let now = self.kernel.shared.now.get();
         if !t.is_finite() {
             return Err(Error::InvalidTime(t));
         }
         if t < now {
             return Err(Error::AlarmInPast { at: t, now });
         }
-        self.jump_to(t);
+        self.kernel.jump_to(t);
         Ok(())
     }
 
@@ -122,7 +153,7 @@ impl Scheduler {
     /// place in the order of insertion, which the runtime decides at the
     /// end of the step in which it was created (see [`Change::Added`]).
     pub fn set_key(&mut self, id: AgentId, key: u64) -> Result<()> {
-        let mut reg = self.shared.reg.borrow_mut();
+        let mut reg = self.kernel.shared.reg.borrow_mut();
         let Some(&index) = reg.ids.get(&id) else { return Err(Error::UnknownAgent(id)) };
         match reg.agents.get_mut(index as usize) {
             Some(rec) if rec.id == id => {
@@ -135,62 +166,62 @@ impl Scheduler {
 
     /// Reads the real-time clock into `now` (a no-op on the simulated one).
     pub fn tick(&mut self) {
-        self.tick_real();
+        self.kernel.tick_real();
     }
 
     /// Releases the alarms due now: their mail goes to the outbox, sleeping
     /// agents are marked for the next round. Returns how many fired.
     pub fn fire_due_alarms(&mut self) -> u64 {
-        let before = self.stats.alarms_fired;
-        let now = self.shared.now.get();
-        self.release_alarms(now);
-        self.stats.alarms_fired - before
+        let before = self.kernel.stats.alarms_fired;
+        let now = self.kernel.shared.now.get();
+        self.kernel.release_alarms(now);
+        self.kernel.stats.alarms_fired - before
     }
 
     /// The time of the earliest pending alarm or wake-up.
     pub fn next_alarm_time(&mut self) -> Option<f64> {
-        self.shared.alarms.borrow_mut().next_time()
+        self.kernel.shared.alarms.borrow_mut().next_time()
     }
 
     /// Moves the mail sent since the last call into `out` (appended), in
     /// send order; counted as messages sent.
     pub fn take_outbox_into(&mut self, out: &mut Vec<Envelope>) {
-        let mut outbox = self.shared.outbox.borrow_mut();
-        self.stats.messages += outbox.len() as u64;
+        let mut outbox = self.kernel.shared.outbox.borrow_mut();
+        self.kernel.stats.messages += outbox.len() as u64;
         out.append(&mut outbox);
-        self.shared.reg.borrow_mut().outbox_used = false;
+        self.kernel.shared.reg.borrow_mut().outbox_used = false;
     }
 
     /// Moves the journaled changes to agents and subscriptions into `out`.
     pub fn take_changes_into(&mut self, out: &mut Vec<Change>) {
-        out.append(&mut self.shared.journal.borrow_mut());
+        out.append(&mut self.kernel.shared.journal.borrow_mut());
     }
 
     /// Moves the alarms set for agents not on this partition into `out`,
     /// as (time, message).
     pub fn take_exported_alarms_into(&mut self, out: &mut Vec<(f64, Envelope)>) {
-        out.append(&mut self.shared.exported.borrow_mut());
+        out.append(&mut self.kernel.shared.exported.borrow_mut());
     }
 
     /// Queues an alarm exported by another partition (keeping its origin).
     pub fn import_alarm(&mut self, at: f64, envelope: Envelope) {
-        self.shared.alarms_mut(|a| a.set_mail(at, envelope, true));
+        self.kernel.shared.alarms_mut(|a| a.set_mail(at, envelope, true));
     }
 
     /// Sets an alarm from outside, stamped as a send from outside.
     pub fn set_alarm_stamped(&mut self, mut alarm: Alarm) -> Result<()> {
-        self.tick_real();
-        let now = self.shared.now.get();
+        self.kernel.tick_real();
+        let now = self.kernel.shared.now.get();
         let mut origin = alarm.envelope.origin();
         if origin.seq == 0 {
-            self.shared.reg.borrow_mut().stamp(None, now, &mut alarm.envelope);
+            self.kernel.shared.reg.borrow_mut().stamp(None, now, &mut alarm.envelope);
         } else {
             // Stamped by the runtime's handle (its count of calls): set now.
             origin.when = crate::Origin::when_of(now);
-            origin.round = self.shared.reg.borrow().round;
+            origin.round = self.kernel.shared.reg.borrow().round;
             alarm.envelope.set_origin(origin);
         }
-        self.shared.set_alarm(alarm)
+        self.kernel.shared.set_alarm(alarm)
     }
 
     /// Applies another partition's change to this partition's mailing list
@@ -200,14 +231,14 @@ impl Scheduler {
     /// [`remove`](Scheduler::remove).)
     pub fn apply_change(&mut self, change: &Change) -> Result<()> {
         let changed = {
-            let mut mailing = self.shared.mailing.borrow_mut();
+            let mut mailing = self.kernel.shared.mailing.borrow_mut();
             match change {
                 Change::Added(..) | Change::RemoveRequested(_) => false,
                 Change::Removed(id) | Change::UnsubscribedAll(id) => {
                     mailing.unsubscribe_all(*id) > 0
                 }
                 Change::AlarmsCleared { receiver, topic } => {
-                    self.shared.alarms_mut(|a| a.clear(*receiver, topic.as_deref()));
+                    self.kernel.shared.alarms_mut(|a| a.clear(*receiver, topic.as_deref()));
                     false
                 }
                 Change::Subscribed(id, pattern) => {
@@ -221,8 +252,8 @@ impl Scheduler {
             }
         };
         if changed {
-            let subscribed = !self.shared.mailing.borrow().is_empty();
-            self.shared.reg.borrow_mut().subscribed = subscribed;
+            let subscribed = !self.kernel.shared.mailing.borrow().is_empty();
+            self.kernel.shared.reg.borrow_mut().subscribed = subscribed;
         }
         Ok(())
     }
@@ -230,7 +261,7 @@ impl Scheduler {
     /// Whether anybody on any partition subscribes to anything (as far as
     /// this partition's copy of the mailing list knows).
     pub fn has_subscriptions(&self) -> bool {
-        !self.shared.mailing.borrow().is_empty()
+        !self.kernel.shared.mailing.borrow().is_empty()
     }
 
     /// The recipients of `env` under the mailing list now, appended to `out`:
@@ -240,7 +271,7 @@ impl Scheduler {
         if let Some(r) = env.receiver() {
             out.push(r);
         }
-        let mailing = self.shared.mailing.borrow();
+        let mailing = self.kernel.shared.mailing.borrow();
         if env.is_direct() || mailing.is_empty() {
             return;
         }
@@ -259,40 +290,39 @@ impl Scheduler {
     /// Puts `env` into the inbox of agent `id` on this partition (seen in
     /// the next round); gives it back if no such agent takes mail.
     pub fn deliver_to(&mut self, id: AgentId, env: Envelope) -> std::result::Result<(), Envelope> {
-        let mut reg = self.shared.reg.borrow_mut();
+        let mut reg = self.kernel.shared.reg.borrow_mut();
         let Some(&index) = reg.ids.get(&id) else { return Err(env) };
         reg.push(index, env)?;
-        self.stats.deliveries += 1;
+        self.kernel.stats.deliveries += 1;
         Ok(())
     }
 
     /// Counts `env` as a dead letter (no recipient took it) and logs it.
     pub fn dead_letter(&mut self, env: &Envelope) {
-        undeliverable(&mut self.stats, env);
+        undeliverable(&mut self.kernel.stats, env);
     }
 
     /// Whether an agent asked to pause (stop) the run since the last call.
     pub fn take_pause(&self) -> bool {
-        self.shared.paused.replace(false)
+        self.kernel.shared.paused.replace(false)
     }
 
     /// The number of messages waiting in inboxes (read or not yet seen).
     pub fn mail_in_inboxes(&self) -> u64 {
-        self.shared.reg.borrow().agents.iter().map(|r| r.inbox.len() as u64).sum()
+        self.kernel.shared.reg.borrow().agents.iter().map(|r| r.inbox.len() as u64).sum()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{Driver, RemoteAlarms};
     use crate::{Agent, AgentId, Alarm, Change, Cx, Envelope, Scheduler, Subscription};
 
     #[derive(Clone, Debug, PartialEq)]
     struct Note(u32);
 
-    fn partitioned() -> Scheduler {
-        let mut s = Scheduler::simulated();
-        s.set_partitioned(false);
-        s
+    fn partitioned() -> Driver {
+        Driver::new(Scheduler::simulated(), RemoteAlarms::Kept)
     }
 
     /// Sends `Note(n)` to `to` for each n it is told, on each update.
@@ -314,7 +344,7 @@ mod tests {
     #[test]
     fn sends_are_stamped_with_the_key_and_a_count_and_stay_in_the_outbox() {
         let mut s = partitioned();
-        let t = s.add_keyed(AgentId(1), 42, Talker { to: AgentId(9), notes: vec![1, 2] }).unwrap();
+        let t = s.add_placed(AgentId(1), 42, Talker { to: AgentId(9), notes: vec![1, 2] }).unwrap();
         s.send(Envelope::new(Note(0)).to(t));
         let mut out = Vec::new();
         s.take_outbox_into(&mut out);
@@ -333,7 +363,7 @@ mod tests {
     #[test]
     fn alarms_at_one_time_fire_in_origin_order() {
         let mut s = partitioned();
-        let r = s.add_keyed(AgentId(5), 1, Talker { to: AgentId(5), notes: vec![] }).unwrap();
+        let r = s.add_placed(AgentId(5), 1, Talker { to: AgentId(5), notes: vec![] }).unwrap();
         let stamped = |key, seq, n| {
             let mut e = Envelope::new(Note(n)).to(r);
             e.set_origin(crate::Origin { key, seq, ..Default::default() });
@@ -371,9 +401,9 @@ mod tests {
             let mut s = partitioned();
             // Other agents (and ids taken) must not change the derived ids.
             for i in 0..filler {
-                s.add_keyed(AgentId(1000 + i), 1000 + i, Parent { children: vec![] }).unwrap();
+                s.add_placed(AgentId(1000 + i), 1000 + i, Parent { children: vec![] }).unwrap();
             }
-            let p = s.add_keyed(AgentId(1), 7, Parent { children: vec![] }).unwrap();
+            let p = s.add_placed(AgentId(1), 7, Parent { children: vec![] }).unwrap();
             for _ in 0..2 {
                 s.deliver_to(p, Envelope::new(Note(0)).to(p)).unwrap();
                 s.step_round().unwrap();
@@ -394,7 +424,7 @@ mod tests {
         let mut there = partitioned();
         // Agents the runtime adds itself (keyed) are placed by it, not
         // announced; others are.
-        here.add_keyed(AgentId(9), 9, Parent { children: vec![] }).unwrap();
+        here.add_placed(AgentId(9), 9, Parent { children: vec![] }).unwrap();
         let a = here.add_with_id(AgentId(1), Parent { children: vec![] }).unwrap();
         here.subscribe(a, Subscription::new().topic("news")).unwrap();
         here.remove(a).unwrap();
@@ -425,9 +455,8 @@ mod tests {
 
     #[test]
     fn alarms_for_agents_elsewhere_are_exported_when_asked() {
-        let mut s = Scheduler::simulated();
-        s.set_partitioned(true);
-        let local = s.add_keyed(AgentId(1), 1, Parent { children: vec![] }).unwrap();
+        let mut s = Driver::new(Scheduler::simulated(), RemoteAlarms::HandedOut);
+        let local = s.add_placed(AgentId(1), 1, Parent { children: vec![] }).unwrap();
         s.set_alarm_stamped(Alarm::after(1.0, Envelope::new(Note(1)).to(AgentId(77)))).unwrap();
         s.set_alarm_stamped(Alarm::after(1.0, Envelope::new(Note(2)).to(local))).unwrap();
         let mut out = Vec::new();
