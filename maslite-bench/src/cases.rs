@@ -186,6 +186,46 @@ pub fn spawn(n: u64) -> f64 {
     wall
 }
 
+/// One spawner per partition of 2 adds `n / 2` agents in one update; each
+/// new agent leaves at t = 1 (its own alarm), all in one step: the changes
+/// of a step (`n` joins, then `n` departures) applied on every partition.
+/// Seconds for the run.
+pub fn churn(n: u64) -> f64 {
+    #[derive(Clone)]
+    struct Go;
+    /// Leaves when its alarm comes.
+    struct Leaver;
+    impl Agent for Leaver {
+        async fn setup(&mut self, cx: &Cx) {
+            cx.set_alarm(Alarm::after(1.0, Envelope::new(Go).to(cx.id()))).unwrap();
+        }
+        async fn update(&mut self, cx: &Cx) {
+            while cx.receive().is_some() {
+                cx.remove(cx.id()).unwrap();
+            }
+        }
+    }
+    let mut rt = Runtime::new(2).unwrap();
+    for p in 0..2 {
+        let share = n / 2;
+        let spawner = rt
+            .spawn(p, move |cx| async move {
+                let _go = cx.recv().await;
+                for _ in 0..share {
+                    cx.add(Leaver).unwrap();
+                }
+            })
+            .unwrap();
+        rt.send(Envelope::new(Go).to(spawner)).unwrap();
+    }
+    let start = Instant::now();
+    let report = rt.run().unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    assert_eq!(report.end_time, 1.0);
+    assert_eq!(report.partitions.iter().map(|p| p.agents).sum::<usize>(), 0);
+    wall
+}
+
 /// `idle` agents that never wake and one that sleeps `jumps` times: the
 /// clock jumps `jumps` times; jumps/s.
 pub fn idle_advance(idle: usize, jumps: u64) -> f64 {

@@ -37,6 +37,9 @@ enum Case {
     Conveyor,
     /// 1 M agents added to one partition (seconds, peak RSS bytes).
     Spawn,
+    /// 1 M agents made at run time on 2 partitions, then all leaving in
+    /// one step (seconds).
+    Churn,
     /// Sparse alarms on idle agents (time jumps/s).
     IdleAdvance,
     /// Every case, in this order.
@@ -44,7 +47,7 @@ enum Case {
 }
 
 /// Every case, in the order `all` runs them.
-const CASES: [Case; 8] = [
+const CASES: [Case; 9] = [
     Case::Pingpong,
     Case::Fanout,
     Case::Xstream,
@@ -52,6 +55,7 @@ const CASES: [Case; 8] = [
     Case::Phold,
     Case::Conveyor,
     Case::Spawn,
+    Case::Churn,
     Case::IdleAdvance,
 ];
 
@@ -208,6 +212,11 @@ fn run_case_with(
             let mut extra = Map::new();
             extra.insert("peak_rss_bytes".into(), json!(peak_rss_bytes()));
             vec![line("spawn", json!({"agents": n, "partitions": 1}), "s", &v, extra)]
+        }
+        Case::Churn => {
+            let n = pick(1_000_000, 1_000);
+            let v = repeat(runs, warmup, || cases::churn(n));
+            vec![line("churn", json!({"agents": n, "partitions": 2}), "s", &v, none())]
         }
         Case::IdleAdvance => {
             let (idle, jumps) = (pick(100_000, 100) as usize, pick(1_000_000, 1_000));
