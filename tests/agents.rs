@@ -469,3 +469,34 @@ fn an_agent_added_after_others_left_is_still_updated_last() {
     assert_eq!(*log.borrow(), ["c", "d", "e"]);
     assert_eq!(s.agent_ids(), [c, d, e]);
 }
+
+/// Was: each agent added in an update ran its setup, then carried out the
+/// adds still queued from inside that setup's poll, one level deeper each:
+/// an agent adding 500 000 others overflowed the stack.
+#[test]
+fn an_agent_adding_very_many_agents_in_one_update_does_not_nest() {
+    struct Quiet;
+    impl Agent for Quiet {
+        async fn setup(&mut self, cx: &Cx) {
+            // A setup that sends: it runs inside the queue's loop.
+            cx.send(Envelope::new(Note(0)).to(cx.id()));
+        }
+        async fn update(&mut self, cx: &Cx) {
+            while cx.receive().is_some() {}
+        }
+    }
+    const N: usize = 200_000;
+    let mut s = Scheduler::simulated();
+    let maker = s
+        .spawn(|cx| async move {
+            let _go = cx.recv().await;
+            for _ in 0..N {
+                cx.add(Quiet).unwrap();
+            }
+        })
+        .unwrap();
+    s.send(Envelope::new(Note(1)).to(maker));
+    let report = s.run().unwrap();
+    assert_eq!(s.len(), N, "every agent joined; the maker's body ended");
+    assert_eq!(report.stats.messages, N as u64 + 1, "and each setup's note was delivered");
+}
