@@ -135,13 +135,13 @@
 
 #![deny(missing_docs)]
 
+mod builder;
+mod config;
 #[cfg(feature = "console")]
 pub mod console;
 mod endpoint;
 mod error;
 mod exchange;
-mod free;
-pub mod lockstep;
 mod named;
 mod partition;
 mod progress;
@@ -152,11 +152,13 @@ pub mod service;
 pub mod transport;
 mod wait;
 
+pub use builder::Builder;
 pub use endpoint::{Outbound, Overflow};
 pub use error::{Error, Result};
+pub use partition::lockstep;
 pub use progress::{Progress, ProgressSample};
 pub use report::{PairTraffic, PartitionReport, RunReport, StopReason};
-pub use runtime::{Builder, Runtime};
+pub use runtime::Runtime;
 pub use service::{Inlet, ServeOptions, Service, ServiceStats};
 /// The token that stops a runtime (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;

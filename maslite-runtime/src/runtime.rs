@@ -5,15 +5,14 @@
 //! fails): leaving the scope that owns a `Runtime` — normally, by `?` or by
 //! a panic — never leaves a thread behind.
 
+use crate::config::{Config, Mode};
 use crate::endpoint::{Backpressure, Endpoint, EndpointCounts, Outbound, Overflow};
 use crate::error::{Error, Result};
-use crate::exchange::Links;
-use crate::free::FreeRun;
-use crate::partition::{panic_message, thread_main, Call, Cmd, Outcome, Partition, Seed};
+use crate::partition::{panic_message, Call, Cmd, FreeRun, Outcome, Partition};
 use crate::progress::{Gauges, Progress};
 use crate::report::{RunReport, StopReason};
 use crate::route::top_pairs;
-use crate::transport::{Placement, Transport, Wires};
+use crate::transport::Placement;
 use maslite_core::change::DERIVED;
 use maslite_core::{
     Agent, AgentId, Alarm, Cx, Driver, Envelope, Origin, RunOptions, Scheduler, Subscription,
@@ -26,258 +25,26 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// How a [`Runtime`] is set up (see [`Builder`]).
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) partitions: usize,
-    pub(crate) lookahead: f64,
-    pub(crate) real_time: bool,
-    pub(crate) spin: Option<Duration>,
-    pub(crate) pin: bool,
-}
-
-/// Builds a [`Runtime`].
-///
-/// ```
-/// use maslite_runtime::Runtime;
-/// let rt = Runtime::builder().partitions(2).lookahead(0.5).build().unwrap();
-/// assert_eq!(rt.partitions(), 2);
-/// ```
-pub struct Builder {
-    config: Config,
-    cancel: Option<CancellationToken>,
-    transport: Option<Box<dyn Transport>>,
-}
-
-impl std::fmt::Debug for Builder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Builder")
-            .field("config", &self.config)
-            .field("placement", &self.transport.as_ref().map(|t| t.placement()))
-            .finish()
-    }
-}
-
-impl Builder {
-    /// The number of partitions (default 1).
-    pub fn partitions(mut self, n: usize) -> Builder {
-        self.config.partitions = n;
-        self
-    }
-
-    /// Declares a lookahead `L` ≥ 0 (default 0) for the simulated clock: a
-    /// promise that nothing crosses partitions sooner than `L` seconds
-    /// after it is sent (agents on different partitions talk only through
-    /// alarms at least `L` ahead). Partitions then run windows of `L`
-    /// seconds on their own; a send that breaks the promise is an
-    /// [`Error::LookaheadBroken`].
-    pub fn lookahead(mut self, seconds: f64) -> Builder {
-        self.config.lookahead = seconds;
-        self
-    }
-
-    /// Runs on the real-time clock in free mode: no rounds in step, mail
-    /// crosses partitions as soon as it can, alarms fire on wall time.
-    pub fn real_time(mut self) -> Builder {
-        self.config.real_time = true;
-        self
-    }
-
-    /// Runs on the simulated clock (the default of [`Runtime::builder`];
-    /// [`Service::builder`](crate::Service::builder) starts from the real
-    /// one).
-    pub fn simulated(mut self) -> Builder {
-        self.config.real_time = false;
-        self
-    }
-
-    /// How long a partition spins waiting for another before parking its
-    /// thread (default: 50 µs when every partition has a core of its own,
-    /// else 0).
-    pub fn spin(mut self, spin: Duration) -> Builder {
-        self.config.spin = Some(spin);
-        self
-    }
-
-    /// Pins partition `p` to core `p` when there are at least as many cores
-    /// as partitions (default `true`); quietly unpinned otherwise.
-    pub fn pin_cores(mut self, on: bool) -> Builder {
-        self.config.pin = on;
-        self
-    }
-
-    /// Uses `token` (or a child of an application's token) to stop every
-    /// partition: cancelling it stops a run at the end of its step, with
-    /// [`StopReason::Cancelled`].
-    pub fn cancel_token(mut self, token: CancellationToken) -> Builder {
-        self.cancel = Some(token);
-        self
-    }
-
-    /// Runs this host's share of partitions spread over several hosts
-    /// (processes, machines): `transport` says which host runs which
-    /// partition and carries the packets between hosts. Every host runs
-    /// the same program (see [`transport`](crate::transport)). The
-    /// simulated clock only (lockstep or lookahead windows).
-    pub fn transport(mut self, transport: impl Transport) -> Builder {
-        self.transport = Some(Box::new(transport));
-        self
-    }
-
-    /// Starts the partitions' threads (and the transport's, if any).
-    pub fn build(self) -> Result<Runtime> {
-        let mut config = self.config;
-        let placement = self.transport.as_ref().map(|t| t.placement().clone());
-        if config.partitions == 0 || config.partitions > u16::MAX as usize {
-            return Err(Error::Config(format!(
-                "partitions must be 1..={}, not {}",
-                u16::MAX,
-                config.partitions
-            )));
-        }
-        if !config.lookahead.is_finite() || config.lookahead < 0.0 {
-            return Err(Error::Config(format!(
-                "lookahead must be finite and >= 0, not {}",
-                config.lookahead
-            )));
-        }
-        if config.real_time && config.lookahead > 0.0 {
-            return Err(Error::Config("lookahead applies to the simulated clock only".into()));
-        }
-        if let Some(placement) = &placement {
-            if placement.partitions() != config.partitions {
-                return Err(Error::Config(format!(
-                    "the placement has {} partitions, the runtime {}",
-                    placement.partitions(),
-                    config.partitions
-                )));
-            }
-            if config.real_time {
-                return Err(Error::Config(
-                    "partitions on several hosts run on the simulated clock only".into(),
-                ));
-            }
-        }
-        let local: Vec<bool> = (0..config.partitions)
-            .map(|p| placement.as_ref().is_none_or(|pl| pl.is_local(p)))
-            .collect();
-        let cores = core_affinity::get_core_ids().unwrap_or_default();
-        let here = local.iter().filter(|&&l| l).count();
-        let own_cores = cores.len() >= here;
-        let spin = config.spin.unwrap_or(if own_cores {
-            Duration::from_micros(50)
-        } else {
-            Duration::ZERO
-        });
-        config.spin = Some(spin);
-        let config = Arc::new(config);
-        // A child: stopping the runtime must not cancel the application's token.
-        let cancel = self.cancel.map(|t| t.child_token()).unwrap_or_default();
-        let mut parts: Vec<Handle> = Vec::with_capacity(config.partitions);
-        let gauges = Gauges::new(config.partitions);
-        // Partition p on core p mod cores, unless two of this host's
-        // partitions would share one: then in order.
-        let mut core_of: Vec<usize> = (0..config.partitions)
-            .map(|p| if cores.is_empty() { 0 } else { p % cores.len() })
-            .collect();
-        let mut taken: Vec<usize> =
-            (0..config.partitions).filter(|&p| local[p]).map(|p| core_of[p]).collect();
-        taken.sort_unstable();
-        taken.dedup();
-        if taken.len() < here {
-            for (rank, p) in (0..config.partitions).filter(|&p| local[p]).enumerate() {
-                core_of[p] = rank;
-            }
-        }
-        let (links, outgoing, feeds) = Links::hosted(&local, spin);
-        let lost: Arc<[std::sync::OnceLock<Error>]> =
-            (0..config.partitions).map(|_| std::sync::OnceLock::new()).collect();
-        for (me, links) in links.into_iter().enumerate() {
-            let Some(mut links) = links else {
-                parts.push(Handle { cmds: None, queued: Vec::new(), thread: None });
-                continue;
-            };
-            links.lost = Some(lost.clone());
-            // By the partition's number, not its rank here: hosts sharing a
-            // machine (two processes trying a placement) then pin their
-            // partitions to different cores.
-            let core = (config.pin && own_cores).then(|| cores[core_of[me]]);
-            let (tx, rx) = mpsc::unbounded_channel();
-            let seed = Seed {
-                me,
-                count: config.partitions,
-                links,
-                cancel: cancel.clone(),
-                config: config.clone(),
-                cmds: rx,
-                core,
-                gauges: gauges.clone(),
-            };
-            let thread = match std::thread::Builder::new()
-                .name(format!("maslite-p{me}"))
-                .spawn(move || thread_main(seed))
-            {
-                Ok(thread) => thread,
-                Err(e) => {
-                    // Stop and join the partitions already started.
-                    stop_started(&cancel, &mut parts);
-                    return Err(Error::Config(format!("cannot start a partition thread: {e}")));
-                }
-            };
-            parts.push(Handle { cmds: Some(tx), queued: Vec::new(), thread: Some(thread) });
-        }
-        // The transport last: it ends when the partitions are gone.
-        let stopping = CancellationToken::new();
-        let mut carrier = None;
-        if let (Some(transport), Some(placement)) = (self.transport, placement.clone()) {
-            let wires = Wires::new(outgoing, feeds, lost, placement, stopping.clone());
-            match transport.start(wires) {
-                Ok(thread) => carrier = Some(thread),
-                Err(e) => {
-                    stop_started(&cancel, &mut parts);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(Runtime {
-            placement,
-            carrier,
-            stopping,
-            config,
-            parts,
-            cancel,
-            dir: FxHashMap::default(),
-            placed: Vec::new(),
-            next_key: 1,
-            next_id: 1,
-            outside: 0,
-            now: 0.0,
-            stopped: false,
-            failed: false,
-            gauges,
-            pressure: Arc::new(Backpressure::default()),
-        })
-    }
-}
-
-/// Stops and joins the partitions a failed `build` had started.
-fn stop_started(cancel: &CancellationToken, parts: &mut [Handle]) {
-    cancel.cancel();
-    for part in parts {
-        part.cmds = None;
-        if let Some(t) = part.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Calls queued for a partition are sent in batches of at most this many.
 const BATCH: usize = 4096;
 
-struct Handle {
-    cmds: Option<mpsc::UnboundedSender<Cmd>>,
-    queued: Vec<Call>,
-    thread: Option<JoinHandle<()>>,
+/// The handle's side of one partition.
+pub(crate) struct Handle {
+    /// Its command channel (`None`: on another host, or stopped).
+    pub(crate) cmds: Option<mpsc::UnboundedSender<Cmd>>,
+    pub(crate) queued: Vec<Call>,
+    pub(crate) thread: Option<JoinHandle<()>>,
+}
+
+/// What [`Builder::build`] started, for the handle to own.
+pub(crate) struct Started {
+    pub(crate) config: Arc<Config>,
+    pub(crate) placement: Option<Placement>,
+    pub(crate) carrier: Option<JoinHandle<()>>,
+    pub(crate) stopping: CancellationToken,
+    pub(crate) parts: Vec<Handle>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) gauges: Gauges,
 }
 
 /// Partitions of maslite kernels on their own threads, run as one system.
@@ -349,28 +116,31 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// A runtime with the defaults: see [`Builder`].
-    pub fn builder() -> Builder {
-        Builder {
-            config: Config {
-                partitions: 1,
-                lookahead: 0.0,
-                real_time: false,
-                spin: None,
-                pin: true,
-            },
-            cancel: None,
-            transport: None,
+    /// The handle of what a builder started.
+    pub(crate) fn started(started: Started) -> Runtime {
+        let Started { config, placement, carrier, stopping, parts, cancel, gauges } = started;
+        Runtime {
+            placement,
+            carrier,
+            stopping,
+            config,
+            parts,
+            cancel,
+            dir: FxHashMap::default(),
+            placed: Vec::new(),
+            next_key: 1,
+            next_id: 1,
+            outside: 0,
+            now: 0.0,
+            stopped: false,
+            failed: false,
+            gauges,
+            pressure: Arc::new(Backpressure::default()),
         }
     }
 
-    /// `n` partitions on the simulated clock, lockstep.
-    pub fn new(n: usize) -> Result<Runtime> {
-        Runtime::builder().partitions(n).build()
-    }
-
     fn spin(&self) -> Duration {
-        self.config.spin.unwrap_or_default()
+        self.config.spin
     }
 
     /// The number of partitions (on all hosts).
@@ -379,7 +149,7 @@ impl Runtime {
     }
 
     /// Which host runs which partition, if they are spread over hosts
-    /// ([`Builder::transport`]).
+    /// ([`Builder::transport`](crate::Builder::transport)).
     pub fn placement(&self) -> Option<&Placement> {
         self.placement.as_ref()
     }
@@ -400,7 +170,7 @@ impl Runtime {
         }
     }
 
-    /// The token that stops every partition (see [`Builder::cancel_token`]).
+    /// The token that stops every partition (see [`Builder::cancel_token`](crate::Builder::cancel_token)).
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()
     }
@@ -547,7 +317,7 @@ impl Runtime {
                     return;
                 }
             };
-            if let Err(e) = p.kernel.add_placed(id, key, agent) {
+            if let Err(e) = p.kernel_mut().add_placed(id, key, agent) {
                 p.defer(e);
             }
         })?;
@@ -593,7 +363,7 @@ impl Runtime {
             return Ok(id);
         }
         self.post(partition, move |p| {
-            if let Err(e) = p.kernel.spawn_placed(id, key, body) {
+            if let Err(e) = p.kernel_mut().spawn_placed(id, key, body) {
                 p.defer(e);
             }
         })?;
@@ -692,7 +462,7 @@ impl Runtime {
                 0,
                 Box::new(move |p: &mut Partition| {
                     for &(id, at) in placed.iter() {
-                        p.dir.insert(id, at);
+                        p.place(id, at);
                     }
                 }),
             );
@@ -719,7 +489,7 @@ impl Runtime {
             // The receiver's host posts it.
             return Ok(());
         }
-        self.post(q, move |p| p.kernel.send(envelope))
+        self.post(q, move |p| p.kernel_mut().send(envelope))
     }
 
     /// Sets an alarm from outside (on its receiver's partition).
@@ -781,7 +551,7 @@ impl Runtime {
             // A panic in `f` is the caller's: it resumes on the caller's
             // thread, and the partition goes on.
             let _ = tx
-                .send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut p.kernel))));
+                .send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(p.kernel_mut()))));
         })?;
         self.flush()?;
         match crate::wait::block_on(rx, self.spin()) {
@@ -836,15 +606,13 @@ impl Runtime {
                 return Err(maslite_core::Error::InvalidTime(s).into());
             }
         }
-        if self.config.real_time && self.config.lookahead > 0.0 {
-            return Err(Error::Config("lookahead applies to the simulated clock only".into()));
-        }
         self.check(0)?;
         let wall = Instant::now();
         self.flush()?;
         let start_time = self.now;
         let mut replies = Vec::with_capacity(self.parts.len());
-        let free = self.config.real_time.then(|| Arc::new(FreeRun::new(self.parts.len())));
+        let free =
+            (self.config.mode == Mode::RealTime).then(|| Arc::new(FreeRun::new(self.parts.len())));
         // If this future is dropped before the partitions answer, the run
         // is abandoned: its token stops them at the end of their step.
         let stop = self.cancel.child_token();

@@ -303,7 +303,7 @@ impl Runtime {
                 seq: 0,
                 exhausted: false,
             };
-            self.post_call(q, move |p| p.intake = Some(intake))?;
+            self.post_call(q, move |p| p.serve(intake))?;
             txs.push(tx);
         }
         let inlet = Inlet { txs: txs.into(), dir: Arc::new(self.directory()), shared };

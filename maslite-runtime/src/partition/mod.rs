@@ -8,12 +8,16 @@
 //! (to add, inspect, send) and runs — so nothing of a partition is ever
 //! shared.
 
+mod free;
+pub mod lockstep;
+
+pub(crate) use free::FreeRun;
+
+use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::exchange::Links;
-use crate::free::FreeRun;
 use crate::report::{PartitionReport, StopReason};
 use crate::route::{Counters, Directory, Router};
-use crate::runtime::Config;
 use maslite_core::{AgentId, Change, Driver, RemoteAlarms, RunOptions, Scheduler};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -51,58 +55,76 @@ pub(crate) struct Outcome {
 
 /// The state of one partition, owned by its thread.
 pub(crate) struct Partition {
-    pub me: usize,
-    pub count: usize,
-    pub kernel: Driver,
-    pub dir: Directory,
-    pub links: Links,
+    me: usize,
+    count: usize,
+    kernel: Driver,
+    dir: Directory,
+    links: Links,
     /// The current run's token: cancelled with the runtime's, when the run
     /// is abandoned by its caller, or when a partition fails (so peers
     /// waiting on the outside world stop waiting).
-    pub stop: CancellationToken,
-    pub config: Arc<Config>,
-    pub router: Router,
-    pub counters: Counters,
-    pub changes: Vec<Change>,
+    stop: CancellationToken,
+    config: Arc<Config>,
+    router: Router,
+    counters: Counters,
+    changes: Vec<Change>,
     /// An error from between runs (a setup that panicked), reported by the
     /// next run.
-    pub deferred: Option<Error>,
-    pub joined: Vec<(AgentId, usize, bool)>,
+    deferred: Option<Error>,
+    joined: Vec<(AgentId, usize, bool)>,
     /// The lowest partition of this host with others elsewhere: it tells
     /// the handle of the agents that joined or left other hosts.
-    pub tells_remote: bool,
+    tells_remote: bool,
     /// Runs so far (this one included, during a run).
-    pub runs: u64,
+    runs: u64,
     /// This run's fingerprint (see [`Control::run`](crate::transport::Control::run)).
-    pub fingerprint: u64,
+    fingerprint: u64,
     /// An agent asked to stop this run.
-    pub paused: bool,
+    paused: bool,
     /// Ids leaving in the step being applied.
-    pub leaving: rustc_hash::FxHashSet<AgentId>,
+    leaving: rustc_hash::FxHashSet<AgentId>,
     /// Ids whose own subscription changes are applied again (see
     /// `apply_step_changes`).
-    pub replay: rustc_hash::FxHashSet<AgentId>,
+    replay: rustc_hash::FxHashSet<AgentId>,
     /// Free mode: (id, partition) of agents another partition added with
     /// an id this partition still knew on that one.
-    pub conflicts: Vec<(AgentId, usize)>,
+    conflicts: Vec<(AgentId, usize)>,
     /// Agents here that other partitions asked to remove.
-    pub to_remove: Vec<AgentId>,
+    to_remove: Vec<AgentId>,
     /// Partitions that remove an agent on request in this step (they send
     /// mail: the agent's teardown may).
-    pub removal_at: Vec<bool>,
+    removal_at: Vec<bool>,
     /// This partition's live figures.
-    pub gauges: crate::progress::Gauges,
+    gauges: crate::progress::Gauges,
     /// A service's inlet, while the runtime serves.
-    pub intake: Option<crate::service::Intake>,
+    intake: Option<crate::service::Intake>,
     /// Messages taken from the intake, to be sent.
-    pub taken: Vec<maslite_core::Envelope>,
+    taken: Vec<maslite_core::Envelope>,
     /// Mail from other partitions in this step (kept between steps).
-    pub incoming: Vec<(AgentId, maslite_core::Envelope)>,
+    incoming: Vec<(AgentId, maslite_core::Envelope)>,
     /// Emptied batch buffers, per partition they came from, to give back.
-    pub spares: Vec<Vec<(AgentId, maslite_core::Envelope)>>,
+    spares: Vec<Vec<(AgentId, maslite_core::Envelope)>>,
     /// The next free ordering key: the handle's between runs, then one per
     /// agent created in a run (see `place_new_agents`).
-    pub next_key: u64,
+    next_key: u64,
+}
+
+impl Partition {
+    /// The partition's kernel (for the handle's calls between runs).
+    pub(crate) fn kernel_mut(&mut self) -> &mut Driver {
+        &mut self.kernel
+    }
+
+    /// Learns that agent `id` is on partition `at` (placed by the handle).
+    pub(crate) fn place(&mut self, id: AgentId, at: usize) {
+        self.dir.insert(id, at);
+    }
+
+    /// Serves: messages from outside come in through `intake` (its run is
+    /// its only one).
+    pub(crate) fn serve(&mut self, intake: crate::service::Intake) {
+        self.intake = Some(intake);
+    }
 }
 
 /// Messages a partition takes from a service's inlet per step, at most.
@@ -294,7 +316,7 @@ impl Partition {
             match change {
                 Change::Added(id, _) => {
                     let holder = self.dir.get(*id).filter(|&q| q != from);
-                    if let (Some(q), true) = (holder, self.config.real_time) {
+                    if let (Some(q), true) = (holder, self.config.mode == Mode::RealTime) {
                         // Free mode: partitions' words cross on different
                         // wires, so the holder's `Removed` may still be on
                         // its way. A duplicate only if it never comes.
@@ -407,11 +429,10 @@ pub(crate) fn thread_main(seed: Seed) {
     let local = tokio::task::LocalSet::new();
     // As the task `maslite-partition-{me}` (for tokio-console, see `named`).
     crate::named::run_partition(&local, &rt, me, async move {
-        let kernel = if config.real_time { Scheduler::real_time() } else { Scheduler::simulated() };
-        let remote_alarms = if config.lookahead > 0.0 && !config.real_time {
-            RemoteAlarms::HandedOut
-        } else {
-            RemoteAlarms::Kept
+        let (kernel, remote_alarms) = match config.mode {
+            Mode::RealTime => (Scheduler::real_time(), RemoteAlarms::Kept),
+            Mode::Lockstep => (Scheduler::simulated(), RemoteAlarms::Kept),
+            Mode::Lookahead(_) => (Scheduler::simulated(), RemoteAlarms::HandedOut),
         };
         let kernel = Driver::new(kernel, remote_alarms);
         let mut p = Partition {
@@ -445,7 +466,7 @@ pub(crate) fn thread_main(seed: Seed) {
         };
         p.tells_remote =
             (0..me).all(|q| p.links.is_remote(q)) && (0..count).any(|q| p.links.is_remote(q));
-        let spin = p.config.spin.unwrap_or_default();
+        let spin = p.config.spin;
         while let Some(cmd) = next_command(&mut cmds, spin).await {
             match cmd {
                 Cmd::Calls(calls) => {

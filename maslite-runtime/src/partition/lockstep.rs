@@ -62,10 +62,9 @@
 //! `cx.pause()`) take hold at the end of the window: a program that keeps
 //! the lookahead promise does not depend on them within a window.
 
+use super::{FreeRun, Outcome, Partition};
 use crate::error::Error;
 use crate::exchange::{Control, Gone, Packet};
-use crate::free::FreeRun;
-use crate::partition::{Outcome, Partition};
 use crate::report::StopReason;
 use crate::route::{Counters, Routed};
 use maslite_core::Change;
@@ -234,7 +233,7 @@ impl Partition {
     }
 
     async fn run_simulated(&mut self, opts: &RunOptions) -> (Result<StopReason, Error>, u64) {
-        let lookahead = self.config.lookahead;
+        let lookahead = self.config.mode.lookahead();
         // Every partition ends a run on the same clock (see `finish`), so
         // they all start from the same time.
         let start = self.kernel.now();
@@ -615,7 +614,7 @@ impl Partition {
             from: self.me,
             to,
             delay,
-            lookahead: self.config.lookahead,
+            lookahead: self.config.mode.lookahead(),
         }
     }
 

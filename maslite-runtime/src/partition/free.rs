@@ -23,9 +23,9 @@
 //! delivers what is still on its wires up to that word, so every message
 //! sent is delivered, a dead letter, or counted pending.
 
+use super::Partition;
 use crate::error::Error;
 use crate::exchange::{Control, Gone, Packet};
-use crate::partition::Partition;
 use crate::report::StopReason;
 use maslite_core::{Change, RunOptions};
 use std::future::poll_fn;
