@@ -68,7 +68,8 @@ fn partitions_rounds_and_updates_are_spans_and_the_run_is_told_in_events() {
     assert!(hop.contains("partition{p=0}") && hop.contains("update{agent=1"), "{hop}");
     // The run's events.
     for p in 0..2 {
-        let starts = format!("partition{{p={p}}}: maslite_runtime::partition::lockstep: run starts");
+        let starts =
+            format!("partition{{p={p}}}: maslite_runtime::partition::lockstep: run starts");
         assert!(line(&starts).contains("DEBUG"), "{starts}");
     }
     let jump = line("time jumps");
