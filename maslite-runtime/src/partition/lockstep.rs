@@ -93,7 +93,86 @@ struct Agreed {
     now: f64,
     stop: Option<StopReason>,
     failed: bool,
+    /// The first partition of another host that failed.
+    failed_remote: Option<usize>,
     drained: bool,
+    /// This partition has mail to route in this step.
+    has_mail: bool,
+}
+
+/// What applying a step's changes found.
+struct Applied {
+    /// Agents were removed at another partition's request (their
+    /// teardowns' consequences go with the next controls).
+    removals: bool,
+    /// Alarms were cleared somewhere.
+    cleared: bool,
+    /// This partition sends mail in this step.
+    sends_mail: bool,
+}
+
+/// The lookahead windows' state (see the [module docs](self)).
+struct Window {
+    /// The lookahead: how long a window is.
+    length: f64,
+    /// Where the current window ends.
+    end: f64,
+    /// Alarms set here for agents elsewhere, to hand out with the controls.
+    exported: Vec<(f64, Envelope)>,
+}
+
+/// What a run of one partition carries from step to step (kept between
+/// steps: a step allocates nothing of its own).
+struct Steps {
+    opts: RunOptions,
+    /// The run's end time, if it has one.
+    end: Option<f64>,
+    step: Step,
+    steps: u64,
+    rounds: u64,
+    error: Option<Error>,
+    /// A stop agreed while a step still had consequences to exchange.
+    stopping: Option<StopReason>,
+    /// Nobody has work but agents waiting on the outside world.
+    wait_busy: bool,
+    peers: Vec<usize>,
+    no_changes: Arc<Vec<Change>>,
+    /// Alarms for each partition, sent with the next controls.
+    outgoing: Vec<Vec<(f64, Envelope)>>,
+    all_changes: Vec<(usize, Arc<Vec<Change>>)>,
+    /// Which partitions send mail in this step.
+    mail_from: Vec<bool>,
+    /// Lookahead windows, if the runtime runs them.
+    window: Option<Window>,
+}
+
+impl Steps {
+    fn new(p: &mut Partition, opts: RunOptions) -> Steps {
+        // Every partition ends a run on the same clock (see `finish`), so
+        // they all start from the same time.
+        let start = p.kernel.now();
+        let lookahead = p.config.mode.lookahead();
+        Steps {
+            opts,
+            end: opts.seconds_limit().map(|s| start + s),
+            step: Step::Deliver,
+            steps: 0,
+            rounds: 0,
+            error: p.deferred.take(),
+            stopping: None,
+            wait_busy: false,
+            peers: p.links.peers().collect(),
+            no_changes: Arc::new(Vec::new()),
+            outgoing: (0..p.count).map(|_| Vec::new()).collect(),
+            all_changes: Vec::with_capacity(p.count),
+            mail_from: vec![false; p.count],
+            window: (lookahead > 0.0).then(|| Window {
+                length: lookahead,
+                end: start + lookahead,
+                exported: Vec::new(),
+            }),
+        }
+    }
 }
 
 /// A run's fingerprint: the partition's count of runs and the run's
@@ -232,315 +311,324 @@ impl Partition {
         }
     }
 
+    /// The simulated clock's run: steps, each in five phases — take the
+    /// step, send the controls, receive them, apply what they changed,
+    /// exchange the mail — and then the decision every partition takes
+    /// alike.
     async fn run_simulated(&mut self, opts: &RunOptions) -> (Result<StopReason, Error>, u64) {
-        let lookahead = self.config.mode.lookahead();
-        // Every partition ends a run on the same clock (see `finish`), so
-        // they all start from the same time.
-        let start = self.kernel.now();
-        let end = opts.seconds_limit().map(|s| start + s);
-        let mut error: Option<Error> = self.deferred.take();
-        let mut step = Step::Deliver;
-        let mut steps = 0u64;
-        let mut rounds = 0u64;
-        let mut window_end = start + lookahead;
-        let mut exported: Vec<(f64, Envelope)> = Vec::new();
-        // A stop agreed while a step still had consequences to exchange.
-        let mut stopping: Option<StopReason> = None;
-        // Nobody has work but agents waiting on the outside world.
-        let mut wait_busy = false;
-        let peers: Vec<usize> = self.links.peers().collect();
-        // Kept between steps: a step allocates nothing of its own.
-        let no_changes: Arc<Vec<Change>> = Arc::new(Vec::new());
-        let mut outgoing: Vec<Vec<(f64, Envelope)>> = (0..self.count).map(|_| Vec::new()).collect();
-        let mut all_changes: Vec<(usize, Arc<Vec<Change>>)> = Vec::with_capacity(self.count);
-        let mut mail_from = vec![false; self.count];
+        let mut s = Steps::new(self, *opts);
         loop {
-            steps += 1;
-            if error.is_none() {
-                match step {
-                    Step::Deliver => {}
-                    Step::Round => {
-                        if wait_busy {
-                            // Only agents pending on the outside world are
-                            // left anywhere: simulated time waits for them.
-                            self.wait_for_busy().await;
-                        }
-                        rounds += 1;
-                        if let Err(e) = self.kernel.step_round() {
-                            error = Some(self.in_partition(e));
-                        }
-                    }
-                    Step::Advance(t) => {
-                        tracing::trace!(from = self.kernel.now(), to = t, "time jumps");
-                        if let Err(e) = self.kernel.set_time(t.max(self.kernel.now())) {
-                            error = Some(self.in_partition(e));
-                        }
-                        window_end = t + lookahead;
-                    }
-                }
+            s.steps += 1;
+            self.take_step(&mut s).await;
+            let (mut agreed, held) = self.send_controls(&mut s);
+            if let Err(e) = self.receive_controls(&mut s, &mut agreed).await {
+                return (Err(e), s.steps);
             }
-            if error.is_none() {
-                // Alarms fire after a round or a time advance, as on one
-                // kernel, where alarms due when a run starts are released
-                // after its first round.
-                if step != Step::Deliver {
-                    self.kernel.fire_due_alarms();
-                }
-                if lookahead > 0.0 && step != Step::Deliver {
-                    if let Err(e) = self.settle_window(window_end, end, &mut exported).await {
-                        error = Some(e);
-                    }
-                }
-                // Messages from outside go with this step's mail (after the
-                // window: they owe no lookahead), delivered for the next
-                // round.
-                self.take_intake();
+            let after = self.apply_step(&mut s, &mut agreed, held);
+            if let Err(e) = self.exchange_mail(&mut s, after.sends_mail).await {
+                return (Err(e), s.steps);
             }
-            self.kernel.take_outbox_into(&mut self.router.outbox);
-            if error.is_none() {
-                if let Err(e) = self.take_exported(window_end, &mut exported) {
-                    error = Some(e);
-                }
+            if let Some(result) = self.decide(&mut s, &agreed, &after).await {
+                return (result, s.steps);
             }
-            if error.is_some() {
-                // Peers waiting on the outside world stop waiting.
-                self.stop.cancel();
-            }
+        }
+    }
 
-            // Phase 1: controls.
-            self.kernel.take_changes_into(&mut self.changes);
-            let changes = if self.changes.is_empty() {
-                no_changes.clone()
-            } else {
-                Arc::new(std::mem::take(&mut self.changes))
-            };
-            let mut stop = stopping;
-            if self.stop.is_cancelled() {
-                stop = merge_stop(stop, Some(StopReason::Cancelled));
-            } else if self.pause_requested() {
-                stop = merge_stop(stop, Some(StopReason::Paused));
-            } else if opts.rounds_limit().is_some_and(|n| rounds >= n) {
-                stop = merge_stop(stop, Some(StopReason::Iterations));
-            }
-            let has_mail = !self.router.outbox.is_empty();
-            let active = has_mail || self.kernel.has_round_work();
-            let busy = self.kernel.busy_agents() > 0;
-            let mut next_alarm = self.kernel.next_alarm_time().unwrap_or(f64::INFINITY);
-            for (t, _) in &exported {
-                next_alarm = next_alarm.min(*t);
-            }
-            let failed = error.is_some();
-            let drained = self.intake_exhausted();
-            let mut held_now: Vec<(f64, Envelope)> = Vec::new();
-            for (t, env) in exported.drain(..) {
-                let Some(q) = env.receiver().and_then(|r| self.dir.get(r)) else {
-                    // For an agent nobody knows yet (maybe added elsewhere in
-                    // this window): resolved once this step's changes are in.
-                    held_now.push((t, env));
-                    continue;
-                };
-                if q != self.me {
-                    // Handed to another partition: counted as crossing here
-                    // (its delivery counts there, when it fires).
-                    let receiver = env.receiver().unwrap_or(AgentId::OUTSIDE);
-                    self.counters.crossing(env.sender(), receiver, q);
+    /// Phase 1: the step itself (a round, a time advance, or only the
+    /// delivery of mail from outside), then what it leaves to send.
+    async fn take_step(&mut self, s: &mut Steps) {
+        if s.error.is_none() {
+            match s.step {
+                Step::Deliver => {}
+                Step::Round => {
+                    if s.wait_busy {
+                        // Only agents pending on the outside world are
+                        // left anywhere: simulated time waits for them.
+                        self.wait_for_busy().await;
+                    }
+                    s.rounds += 1;
+                    if let Err(e) = self.kernel.step_round() {
+                        s.error = Some(self.in_partition(e));
+                    }
                 }
-                outgoing[q].push((t, env));
+                Step::Advance(t) => {
+                    tracing::trace!(from = self.kernel.now(), to = t, "time jumps");
+                    if let Err(e) = self.kernel.set_time(t.max(self.kernel.now())) {
+                        s.error = Some(self.in_partition(e));
+                    }
+                    if let Some(w) = s.window.as_mut() {
+                        w.end = t + w.length;
+                    }
+                }
             }
-            for (t, env) in outgoing[self.me].drain(..) {
+        }
+        if s.error.is_none() {
+            // Alarms fire after a round or a time advance, as on one
+            // kernel, where alarms due when a run starts are released
+            // after its first round.
+            if s.step != Step::Deliver {
+                self.kernel.fire_due_alarms();
+                if let Some(w) = s.window.as_mut() {
+                    if let Err(e) = self.settle_window(w, s.end).await {
+                        s.error = Some(e);
+                    }
+                }
+            }
+            // Messages from outside go with this step's mail (after the
+            // window: they owe no lookahead), delivered for the next round.
+            self.take_intake();
+        }
+        self.kernel.take_outbox_into(&mut self.router.outbox);
+        if s.error.is_none() {
+            if let Some(w) = s.window.as_mut() {
+                if let Err(e) = self.take_exported(w) {
+                    s.error = Some(e);
+                }
+            }
+        }
+        if s.error.is_some() {
+            // Peers waiting on the outside world stop waiting.
+            self.stop.cancel();
+        }
+    }
+
+    /// Phase 2: this partition's control to every other one (with the
+    /// alarms for their agents); returns it as the start of the agreement,
+    /// and the alarms held for agents nobody knows yet.
+    fn send_controls(&mut self, s: &mut Steps) -> (Agreed, Vec<(f64, Envelope)>) {
+        self.kernel.take_changes_into(&mut self.changes);
+        let changes = if self.changes.is_empty() {
+            s.no_changes.clone()
+        } else {
+            Arc::new(std::mem::take(&mut self.changes))
+        };
+        let mut stop = s.stopping;
+        if self.stop.is_cancelled() {
+            stop = merge_stop(stop, Some(StopReason::Cancelled));
+        } else if self.pause_requested() {
+            stop = merge_stop(stop, Some(StopReason::Paused));
+        } else if s.opts.rounds_limit().is_some_and(|n| s.rounds >= n) {
+            stop = merge_stop(stop, Some(StopReason::Iterations));
+        }
+        let has_mail = !self.router.outbox.is_empty();
+        let mut next_alarm = self.kernel.next_alarm_time().unwrap_or(f64::INFINITY);
+        let held = match s.window.as_mut() {
+            Some(w) => self.hand_out_alarms(w, &mut s.outgoing, &mut next_alarm),
+            None => Vec::new(),
+        };
+        let agreed = Agreed {
+            active: has_mail || self.kernel.has_round_work(),
+            busy: self.kernel.busy_agents() > 0,
+            held: !held.is_empty(),
+            next_alarm,
+            now: self.kernel.now(),
+            stop,
+            failed: s.error.is_some(),
+            failed_remote: None,
+            drained: self.intake_exhausted(),
+            has_mail,
+        };
+        for &q in &s.peers {
+            let control = Control {
+                changes: changes.clone(),
+                active: agreed.active,
+                busy: agreed.busy,
+                held: agreed.held,
+                has_mail,
+                next_alarm,
+                now: agreed.now,
+                stop,
+                failed: agreed.failed,
+                alarms: std::mem::take(&mut s.outgoing[q]),
+                drained: agreed.drained,
+                run: self.fingerprint,
+                spare: std::mem::take(&mut self.spares[q]),
+            };
+            // A peer that is gone shows up when we wait for it.
+            let _ = self.links.send(q, Packet::Control(control));
+        }
+        s.all_changes.clear();
+        s.all_changes.push((self.me, changes));
+        (agreed, held)
+    }
+
+    /// Phase 3: every other partition's control, merged into `agreed`.
+    async fn receive_controls(&mut self, s: &mut Steps, agreed: &mut Agreed) -> Result<(), Error> {
+        s.mail_from.iter_mut().for_each(|m| *m = false);
+        for &q in &s.peers {
+            let control = match self.links.recv(q).await {
+                Ok(Packet::Control(c)) => c,
+                Ok(Packet::Mail(_)) => unreachable!("mail before control breaks the protocol"),
+                Err(Gone(q)) => return Err(self.peer_died(q)),
+            };
+            if control.run != self.fingerprint {
+                // Another program: its steps would not be these.
+                return Err(self.other_program(q, &s.opts));
+            }
+            s.all_changes.push((q, control.changes));
+            self.router.reuse(q, control.spare);
+            for (t, env) in control.alarms {
                 self.kernel.import_alarm(t, env);
             }
-            let now = self.kernel.now();
-            for &q in &peers {
-                let control = Control {
-                    changes: changes.clone(),
-                    active,
-                    busy,
-                    held: !held_now.is_empty(),
-                    has_mail,
-                    next_alarm,
-                    now,
-                    stop,
-                    failed,
-                    alarms: std::mem::take(&mut outgoing[q]),
-                    drained,
-                    run: self.fingerprint,
-                    spare: std::mem::take(&mut self.spares[q]),
-                };
-                // A peer that is gone shows up when we wait for it.
-                let _ = self.links.send(q, Packet::Control(control));
+            agreed.active |= control.active;
+            agreed.busy |= control.busy;
+            agreed.held |= control.held;
+            agreed.next_alarm = agreed.next_alarm.min(control.next_alarm);
+            agreed.now = agreed.now.max(control.now);
+            agreed.stop = merge_stop(agreed.stop, control.stop);
+            if control.failed && self.links.is_remote(q) && agreed.failed_remote.is_none() {
+                agreed.failed_remote = Some(q);
             }
-            all_changes.clear();
-            all_changes.push((self.me, changes.clone()));
-            let mut failed_remote = None;
-            mail_from.iter_mut().for_each(|m| *m = false);
-            let mut agreed = Agreed {
-                active,
-                busy,
-                held: !held_now.is_empty(),
-                next_alarm,
-                now,
-                stop,
-                failed,
-                drained,
-            };
-            for &q in &peers {
-                let control = match self.links.recv(q).await {
-                    Ok(Packet::Control(c)) => c,
-                    Ok(Packet::Mail(_)) => unreachable!("mail before control breaks the protocol"),
-                    Err(Gone(q)) => return (Err(self.peer_died(q)), steps),
-                };
-                if control.run != self.fingerprint {
-                    // Another program: its steps would not be these.
-                    return (Err(self.other_program(q, opts)), steps);
-                }
-                all_changes.push((q, control.changes));
-                self.router.reuse(q, control.spare);
-                for (t, env) in control.alarms {
-                    self.kernel.import_alarm(t, env);
-                }
-                agreed.active |= control.active;
-                agreed.busy |= control.busy;
-                agreed.held |= control.held;
-                agreed.next_alarm = agreed.next_alarm.min(control.next_alarm);
-                agreed.now = agreed.now.max(control.now);
-                agreed.stop = merge_stop(agreed.stop, control.stop);
-                if control.failed && self.links.is_remote(q) && failed_remote.is_none() {
-                    failed_remote = Some(q);
-                }
-                agreed.failed |= control.failed;
-                mail_from[q] = control.has_mail;
-                agreed.drained &= control.drained;
-            }
+            agreed.failed |= control.failed;
+            s.mail_from[q] = control.has_mail;
+            agreed.drained &= control.drained;
+        }
+        Ok(())
+    }
 
-            all_changes.sort_by_key(|(q, _)| *q);
-            self.removal_at.iter_mut().for_each(|r| *r = false);
-            if let Err(e) = self.apply_step_changes(&all_changes) {
-                // Every partition finds it: the run fails on all of them.
-                agreed.failed = true;
-                error.get_or_insert(e);
+    /// Phase 4: the step's changes of every partition, applied alike
+    /// everywhere; agents made in the step placed; the alarms held for
+    /// unknown agents sent on; removals asked for carried out.
+    fn apply_step(
+        &mut self,
+        s: &mut Steps,
+        agreed: &mut Agreed,
+        held: Vec<(f64, Envelope)>,
+    ) -> Applied {
+        s.all_changes.sort_by_key(|(q, _)| *q);
+        self.removal_at.iter_mut().for_each(|r| *r = false);
+        let all = std::mem::take(&mut s.all_changes);
+        if let Err(e) = self.apply_step_changes(&all) {
+            // Every partition finds it: the run fails on all of them.
+            agreed.failed = true;
+            s.error.get_or_insert(e);
+        }
+        self.place_new_agents(&all);
+        // Alarms cleared on other partitions may have held the earliest
+        // time: the next alarm is agreed again before the clock moves.
+        let cleared =
+            all.iter().any(|(_, c)| c.iter().any(|c| matches!(c, Change::AlarmsCleared { .. })));
+        s.all_changes = all;
+        if let Some(w) = s.window.as_mut() {
+            if let Err(e) = self.resolve_held(w, held) {
+                s.error.get_or_insert(e);
             }
-            self.place_new_agents(&all_changes);
-            // Alarms held for unknown agents: sent with the next step's
-            // controls if the changes told where the agent is, else queued
-            // here (a dead letter when they fire, if still nobody has it).
-            for (t, env) in held_now {
-                let receiver = env.receiver().unwrap_or(AgentId::OUTSIDE);
-                match self.dir.get(receiver) {
-                    Some(q) if q != self.me => {
-                        if t < window_end && lookahead > 0.0 {
-                            let now = self.kernel.now();
-                            error.get_or_insert(self.broken(env.sender(), receiver, q, t - now));
-                        }
-                        exported.push((t, env));
-                    }
-                    _ => self.kernel.import_alarm(t, env),
-                }
+        }
+        // Agents removed at another partition's request leave now; what
+        // their teardowns send goes with this step's mail, and what else
+        // they did (changes, a panic) with the next step's controls: every
+        // partition knows there were such removals.
+        let removals = self.removal_at.iter().any(|&r| r);
+        match self.remove_requested() {
+            Ok(true) => self.kernel.take_outbox_into(&mut self.router.outbox),
+            Ok(false) => {}
+            Err(e) => {
+                s.error.get_or_insert(e);
             }
-            // Agents removed at another partition's request leave now; what
-            // their teardowns send goes with this step's mail, and what
-            // else they did (changes, a panic) with the next step's
-            // controls: every partition knows there were such removals.
-            let removals = self.removal_at.iter().any(|&r| r);
-            match self.remove_requested() {
-                Ok(true) => self.kernel.take_outbox_into(&mut self.router.outbox),
-                Ok(false) => {}
-                Err(e) => {
-                    error.get_or_insert(e);
-                }
-            }
-            // Alarms cleared on other partitions may have held the earliest
-            // time: the next alarm is agreed again before the clock moves.
-            let cleared = all_changes
-                .iter()
-                .any(|(_, c)| c.iter().any(|c| matches!(c, Change::AlarmsCleared { .. })));
+        }
+        let sends_mail = agreed.has_mail || self.removal_at[self.me];
+        Applied { removals, cleared, sends_mail }
+    }
 
-            // Phase 2: the step's mail. (Inside lookahead windows mail never
-            // crosses: `settle_window` refused it before the controls.)
-            if has_mail || self.removal_at[self.me] {
-                let _ = self.route_outbox(true);
-                for &q in &peers {
-                    let batch = std::mem::take(&mut self.router.batches[q]);
-                    let _ = self.links.send(q, Packet::Mail(batch));
-                }
+    /// Phase 5: the step's mail, resolved against the updated directory and
+    /// mailing list, one batch per partition pair, delivered in origin
+    /// order. (Inside lookahead windows mail never crosses:
+    /// `settle_window` refused it before the controls.) `sends`: this
+    /// partition has mail to route.
+    async fn exchange_mail(&mut self, s: &mut Steps, sends: bool) -> Result<(), Error> {
+        if sends {
+            let _ = self.route_outbox(true);
+            for &q in &s.peers {
+                let batch = std::mem::take(&mut self.router.batches[q]);
+                let _ = self.links.send(q, Packet::Mail(batch));
             }
-            for &q in &peers {
-                if !mail_from[q] && !self.removal_at[q] {
-                    continue;
-                }
-                match self.links.recv(q).await {
-                    Ok(Packet::Mail(batch)) => self.take_batch(q, batch),
-                    Ok(Packet::Control(_)) => unreachable!("two controls in one step"),
-                    Err(Gone(q)) => return (Err(self.peer_died(q)), steps),
-                }
-            }
-            self.router.deliver(&mut self.kernel, &mut self.incoming, &mut self.counters);
-            self.publish();
-
-            // Decide, as every other partition does from the same controls.
-            if agreed.failed {
-                // A failure on another host is told by that host: here it
-                // is named, not explained.
-                let remote = failed_remote.map(|q| Error::Transport {
-                    message: format!("partition {q}, on another host, failed (its host says why)"),
-                });
-                return (Err(error.or(remote).unwrap_or(Error::Stopped)), steps);
-            }
-            wait_busy = false;
-            if removals || cleared || agreed.held {
-                // One more exchange for what the removals and clears did
-                // (with no round if the run is stopping).
-                stopping = agreed.stop;
-                let round = stopping.is_none() && (agreed.active || removals);
-                step = if round { Step::Round } else { Step::Deliver };
+        }
+        for &q in &s.peers {
+            if !s.mail_from[q] && !self.removal_at[q] {
                 continue;
             }
-            if let Some(reason) = agreed.stop {
-                return (self.finish(agreed.now, Ok(reason)), steps);
+            match self.links.recv(q).await {
+                Ok(Packet::Mail(batch)) => self.take_batch(q, batch),
+                Ok(Packet::Control(_)) => unreachable!("two controls in one step"),
+                Err(Gone(q)) => return Err(self.peer_died(q)),
             }
-            if step != Step::Deliver && end.is_some_and(|e| agreed.now >= e) {
-                // The clock reached the end: what fired then is in the
-                // inboxes, unread, as on one kernel (and in maslite).
-                return (self.finish(agreed.now, Ok(StopReason::TimeLimit)), steps);
+        }
+        self.router.deliver(&mut self.kernel, &mut self.incoming, &mut self.counters);
+        self.publish();
+        Ok(())
+    }
+
+    /// The decision, as every other partition takes it from the same
+    /// controls: the next step, or the run's end.
+    async fn decide(
+        &mut self,
+        s: &mut Steps,
+        agreed: &Agreed,
+        after: &Applied,
+    ) -> Option<Result<StopReason, Error>> {
+        if agreed.failed {
+            // A failure on another host is told by that host: here it is
+            // named, not explained.
+            let remote = agreed.failed_remote.map(|q| Error::Transport {
+                message: format!("partition {q}, on another host, failed (its host says why)"),
+            });
+            return Some(Err(s.error.take().or(remote).unwrap_or(Error::Stopped)));
+        }
+        s.wait_busy = false;
+        if after.removals || after.cleared || agreed.held {
+            // One more exchange for what the removals and clears did (with
+            // no round if the run is stopping).
+            s.stopping = agreed.stop;
+            let round = s.stopping.is_none() && (agreed.active || after.removals);
+            s.step = if round { Step::Round } else { Step::Deliver };
+            return None;
+        }
+        if let Some(reason) = agreed.stop {
+            return Some(self.finish(agreed.now, Ok(reason)));
+        }
+        if s.step != Step::Deliver && s.end.is_some_and(|e| agreed.now >= e) {
+            // The clock reached the end: what fired then is in the inboxes,
+            // unread, as on one kernel (and in maslite).
+            return Some(self.finish(agreed.now, Ok(StopReason::TimeLimit)));
+        }
+        if agreed.active || agreed.busy {
+            s.wait_busy = !agreed.active;
+            s.step = Step::Round;
+            return None;
+        }
+        let t = agreed.next_alarm;
+        if let Some(intake) = &self.intake {
+            // Serving: a stop is graceful once nothing more can come in
+            // anywhere and no mail is left (alarms set for later do not
+            // hold it up).
+            if agreed.drained {
+                return Some(self.finish(agreed.now, Ok(StopReason::Idle)));
             }
-            if agreed.active || agreed.busy {
-                wait_busy = !agreed.active;
-                step = Step::Round;
-                continue;
-            }
-            let t = agreed.next_alarm;
-            if let Some(intake) = &self.intake {
-                // Serving: a stop is graceful once nothing more can come in
-                // anywhere and no mail is left (alarms set for later do
-                // not hold it up).
-                if agreed.drained {
-                    return (self.finish(agreed.now, Ok(StopReason::Idle)), steps);
-                }
-                if intake.draining() {
-                    step = Step::Deliver;
-                    continue;
-                }
-                if !t.is_finite() {
-                    // Idle: wait for the outside world, then take what came.
-                    if let Err(e) = self.wait_outside().await {
-                        return (Err(e), steps);
-                    }
-                    step = Step::Deliver;
-                    continue;
-                }
-            }
-            // No alarm at all is idle, not a time limit (as on one kernel):
-            // the clock stays; without `pause_if_idle` it runs to the end.
-            let past_end = t.is_finite() && end.is_some_and(|e| t > e);
-            if past_end || (!t.is_finite() && end.is_some() && !opts.pauses_if_idle()) {
-                let e = end.expect("checked");
-                return (self.finish(e.max(agreed.now), Ok(StopReason::TimeLimit)), steps);
+            if intake.draining() {
+                s.step = Step::Deliver;
+                return None;
             }
             if !t.is_finite() {
-                return (self.finish(agreed.now, Ok(StopReason::Idle)), steps);
+                // Idle: wait for the outside world, then take what came.
+                if let Err(e) = self.wait_outside().await {
+                    return Some(Err(e));
+                }
+                s.step = Step::Deliver;
+                return None;
             }
-            step = Step::Advance(t);
         }
+        // No alarm at all is idle, not a time limit (as on one kernel): the
+        // clock stays; without `pause_if_idle` it runs to the end.
+        let past_end = t.is_finite() && s.end.is_some_and(|e| t > e);
+        if past_end || (!t.is_finite() && s.end.is_some() && !s.opts.pauses_if_idle()) {
+            let e = s.end.expect("checked");
+            return Some(self.finish(e.max(agreed.now), Ok(StopReason::TimeLimit)));
+        }
+        if !t.is_finite() {
+            return Some(self.finish(agreed.now, Ok(StopReason::Idle)));
+        }
+        s.step = Step::Advance(t);
+        None
     }
 
     /// Ends a run with every partition's clock at `now` (the latest of
@@ -618,20 +706,17 @@ impl Partition {
         }
     }
 
-    /// Moves the alarms set here for agents elsewhere into `exported`;
-    /// one due before the window's end breaks the lookahead promise.
-    fn take_exported(
-        &mut self,
-        window_end: f64,
-        exported: &mut Vec<(f64, Envelope)>,
-    ) -> Result<(), Error> {
-        let from = exported.len();
-        self.kernel.take_exported_alarms_into(exported);
+    /// Moves the alarms set here for agents elsewhere into the window's
+    /// `exported`; one due before the window's end breaks the lookahead
+    /// promise.
+    fn take_exported(&mut self, w: &mut Window) -> Result<(), Error> {
+        let from = w.exported.len();
+        self.kernel.take_exported_alarms_into(&mut w.exported);
         let now = self.kernel.now();
-        for (t, env) in &exported[from..] {
+        for (t, env) in &w.exported[from..] {
             let receiver = env.receiver().unwrap_or(AgentId::OUTSIDE);
             match self.dir.get(receiver) {
-                Some(to) if to != self.me && *t < window_end => {
+                Some(to) if to != self.me && *t < w.end => {
                     return Err(self.broken(env.sender(), receiver, to, t - now));
                 }
                 _ => {}
@@ -640,17 +725,65 @@ impl Partition {
         Ok(())
     }
 
+    /// Hands the window's exported alarms to their receivers' partitions
+    /// (`outgoing`, sent with the controls; this partition's own queued
+    /// here), counting them in `next_alarm`; returns those for agents
+    /// nobody knows yet (maybe added elsewhere in this window), resolved
+    /// once this step's changes are in ([`resolve_held`](Self::resolve_held)).
+    fn hand_out_alarms(
+        &mut self,
+        w: &mut Window,
+        outgoing: &mut [Vec<(f64, Envelope)>],
+        next_alarm: &mut f64,
+    ) -> Vec<(f64, Envelope)> {
+        let mut held = Vec::new();
+        for (t, env) in w.exported.drain(..) {
+            *next_alarm = next_alarm.min(t);
+            let Some(q) = env.receiver().and_then(|r| self.dir.get(r)) else {
+                held.push((t, env));
+                continue;
+            };
+            if q != self.me {
+                // Handed to another partition: counted as crossing here (its
+                // delivery counts there, when it fires).
+                let receiver = env.receiver().unwrap_or(AgentId::OUTSIDE);
+                self.counters.crossing(env.sender(), receiver, q);
+            }
+            outgoing[q].push((t, env));
+        }
+        for (t, env) in outgoing[self.me].drain(..) {
+            self.kernel.import_alarm(t, env);
+        }
+        held
+    }
+
+    /// Alarms held for unknown agents: sent with the next step's controls
+    /// if the changes told where the agent is, else queued here (a dead
+    /// letter when they fire, if still nobody has it).
+    fn resolve_held(&mut self, w: &mut Window, held: Vec<(f64, Envelope)>) -> Result<(), Error> {
+        let mut broken = None;
+        for (t, env) in held {
+            let receiver = env.receiver().unwrap_or(AgentId::OUTSIDE);
+            match self.dir.get(receiver) {
+                Some(q) if q != self.me => {
+                    if t < w.end {
+                        let now = self.kernel.now();
+                        broken.get_or_insert(self.broken(env.sender(), receiver, q, t - now));
+                    }
+                    w.exported.push((t, env));
+                }
+                _ => self.kernel.import_alarm(t, env),
+            }
+        }
+        broken.map_or(Ok(()), Err)
+    }
+
     /// Lookahead windows: processes every local event before `window_end`
     /// (rounds, local mail, local time advances).
-    async fn settle_window(
-        &mut self,
-        window_end: f64,
-        end: Option<f64>,
-        exported: &mut Vec<(f64, Envelope)>,
-    ) -> Result<(), Error> {
+    async fn settle_window(&mut self, w: &mut Window, end: Option<f64>) -> Result<(), Error> {
         loop {
             self.kernel.take_outbox_into(&mut self.router.outbox);
-            self.take_exported(window_end, exported)?;
+            self.take_exported(w)?;
             if !self.router.outbox.is_empty() {
                 if let Routed::Crossing(sender, receiver, to) = self.route_outbox(false) {
                     return Err(self.broken(sender, receiver, to, 0.0));
@@ -676,7 +809,7 @@ impl Partition {
                 continue;
             }
             match self.kernel.next_alarm_time() {
-                Some(t) if t < window_end && end.is_none_or(|e| t <= e) => {
+                Some(t) if t < w.end && end.is_none_or(|e| t <= e) => {
                     self.kernel.set_time(t).map_err(|e| self.in_partition(e))?;
                     self.kernel.fire_due_alarms();
                 }
