@@ -1,8 +1,10 @@
 //! Edge cases found in review: each test pins down a behaviour that once went
 //! wrong (a hang, a lost or doubled message, a panic instead of an error).
 
-use maslite::prelude::*;
-use maslite::Stats;
+use maslite_core::{
+    Agent, AgentId, Alarm, Cx, Envelope, Error, RunOptions, Scheduler, Stats, StopReason,
+    Subscription, TestBed,
+};
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};

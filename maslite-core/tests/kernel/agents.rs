@@ -1,7 +1,7 @@
 //! Agents: ids, lifecycle, adding and removing agents while running, when
 //! `update` runs, and maslite's ping-pong test.
 
-use maslite::prelude::*;
+use maslite_core::{Agent, AgentId, Cx, Envelope, Error, RunOptions, Scheduler, StopReason};
 use std::cell::RefCell;
 use std::rc::Rc;
 

@@ -1,8 +1,9 @@
 //! Messages: addressing, copies for subscribers, direct mail, dead letters,
 //! and the order in which mail arrives.
 
-use maslite::prelude::*;
-use maslite::Stats;
+use maslite_core::{
+    Agent, AgentId, Alarm, Cx, Envelope, Error, Scheduler, Stats, StopReason, Subscription,
+};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};

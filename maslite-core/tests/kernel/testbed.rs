@@ -1,6 +1,6 @@
 //! The TestBed: one agent alone, given mail by hand, its output read back.
 
-use maslite::prelude::*;
+use maslite_core::{Agent, AgentId, Alarm, Cx, Envelope, Error, Subscription, TestBed};
 
 #[derive(Clone, Debug, PartialEq)]
 struct Order {
@@ -154,7 +154,7 @@ fn a_panicking_update_is_reported_by_the_bed() {
     match bed.update() {
         Err(Error::AgentPanicked { agent, phase, message }) => {
             assert_eq!(agent, AgentId(1));
-            assert_eq!(phase, maslite::Phase::Update);
+            assert_eq!(phase, maslite_core::Phase::Update);
             assert_eq!(message, "cracked");
         }
         other => panic!("expected a panic report, got {other:?}"),

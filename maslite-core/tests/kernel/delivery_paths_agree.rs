@@ -4,8 +4,9 @@
 //! outbox, so each random program runs twice — once bare, once with a
 //! subscription that matches nothing — and the traces must be equal.
 
-use maslite::prelude::*;
-use maslite::Stats;
+use maslite_core::{
+    Agent, AgentId, Alarm, Cx, Envelope, RunOptions, Scheduler, Stats, Subscription,
+};
 use proptest::prelude::*;
 use std::cell::RefCell;
 use std::rc::Rc;

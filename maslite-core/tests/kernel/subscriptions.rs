@@ -1,7 +1,7 @@
 //! Subscriptions: who gets a copy of what, through the scheduler and through
 //! an agent's `Cx`.
 
-use maslite::prelude::*;
+use maslite_core::{Agent, AgentId, Cx, Envelope, Scheduler, Subscription};
 
 #[derive(Clone, Debug, PartialEq)]
 struct Trial;

@@ -1,7 +1,7 @@
 //! The mailing list against a reference model: a plain list of
 //! (subscriber, pattern) pairs searched linearly.
 
-use maslite::{AgentId, Error, MailingList, Subscription};
+use maslite_core::{AgentId, Error, MailingList, Subscription};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 

@@ -1,8 +1,9 @@
 //! Alarms and clocks: maslite's clock facts, setting, listing and clearing
 //! alarms, and the real-time clock's idle rules.
 
-use maslite::prelude::*;
-use maslite::AlarmInfo;
+use maslite_core::{
+    Agent, AgentId, Alarm, AlarmInfo, Cx, Envelope, RunOptions, Scheduler, StopReason, Subscription,
+};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, PartialEq)]

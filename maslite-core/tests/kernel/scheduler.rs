@@ -1,6 +1,8 @@
 //! The scheduler loop: round order, stop conditions, run reports.
 
-use maslite::prelude::*;
+use maslite_core::{
+    Agent, AgentId, Alarm, Cx, Envelope, RunOptions, Scheduler, StopReason, Subscription,
+};
 use std::cell::RefCell;
 use std::rc::Rc;
 

@@ -1,7 +1,7 @@
 //! Agents written as async closures (`s.spawn(|cx| async move { .. })`), and
 //! trait agents that await inside `update`.
 
-use maslite::prelude::*;
+use maslite_core::{Agent, AgentId, Alarm, Cx, Envelope, Error, RunOptions, Scheduler};
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;

@@ -7,7 +7,7 @@
 mod common;
 use common::LogBuffer;
 
-use maslite::prelude::*;
+use maslite_core::{Agent, AgentId, Cx, Envelope, Scheduler};
 
 #[derive(Clone)]
 struct Note(u32);

@@ -1,8 +1,9 @@
 //! Bad input gives an `Error`, never a panic, and leaves the scheduler
 //! usable. An agent that panics is reported with `Error::AgentPanicked`.
 
-use maslite::prelude::*;
-use maslite::Phase;
+use maslite_core::{
+    Agent, AgentId, Alarm, Cx, Envelope, Error, Phase, RunOptions, Scheduler, Subscription,
+};
 use std::cell::RefCell;
 use std::rc::Rc;
 
