@@ -17,8 +17,8 @@
 //! exercise), kept as regression tests. `SAME_TRACE_CASES=2000` runs the
 //! properties longer.
 
-use maslite::prelude::*;
-use maslite::runtime::{Error as RtError, RunReport, StopReason};
+use maslite_core::{Agent, AgentId, Alarm, Cx, Envelope, Subscription};
+use maslite_runtime::{Error as RtError, RunReport, Runtime, StopReason};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -3,8 +3,8 @@
 //! stats, graceful and abrupt stops, backpressure and counted drops.
 
 use futures::StreamExt;
-use maslite::prelude::*;
-use maslite::runtime::{Error as RtError, Overflow, ServeOptions, StopReason};
+use maslite_core::{Agent, AgentId, Cx, Envelope};
+use maslite_runtime::{Error as RtError, Overflow, Runtime, ServeOptions, StopReason};
 use std::time::Duration;
 
 /// A request: answer `n * 2` to the sender.
@@ -30,7 +30,7 @@ impl Agent for Doubler {
 const DOUBLERS: [AgentId; 2] = [AgentId(1), AgentId(2)];
 const REPLIES: AgentId = AgentId(1000);
 
-fn system(partitions: usize, real_time: bool) -> (Runtime, maslite::runtime::Outbound) {
+fn system(partitions: usize, real_time: bool) -> (Runtime, maslite_runtime::Outbound) {
     let mut b = Runtime::builder().partitions(partitions);
     if real_time {
         b = b.real_time();
@@ -334,7 +334,7 @@ async fn a_lookahead_service_takes_broadcasts_between_windows() {
                 }
             })
             .unwrap();
-        rt.subscribe(id, maslite::prelude::Subscription::new().topic("news")).unwrap();
+        rt.subscribe(id, maslite_core::Subscription::new().topic("news")).unwrap();
     }
     let service = rt.serve(ServeOptions::new()).unwrap();
     // The windows are running: the ticker has moved the clock.

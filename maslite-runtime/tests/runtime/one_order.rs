@@ -2,8 +2,8 @@
 //! and the `Runtime` on any number of partitions, under any placement, give
 //! the same trace.
 //!
-//! `tests/runtime_same_trace.rs` compares the runtime with itself (1 to 4
-//! partitions); here the reference is the bare kernel, whose order is
+//! `same_trace.rs` (beside this file) compares the runtime with itself (1
+//! to 4 partitions); here the reference is the bare kernel, whose order is
 //! maslite's (Python's): agents updated in insertion order, mail delivered
 //! in the order sent, same-time alarms fired in the order they were set, an
 //! alarm due exactly at the end of a time-limited run delivered but not
@@ -30,19 +30,22 @@
 //!   Scheduler's (Python's) behaviour on the Scheduler itself and on the
 //!   Runtime with 1 and 2 partitions (several placements).
 //!
-//! Run: `cargo test --test one_order` (about 2 s in a debug build).
+//! Run: `cargo test -p maslite-runtime --test runtime one_order` (about 2 s
+//! in a debug build).
 //!
 //! Left out of the programs on purpose: what the runtime documents as done
-//! differently from one kernel (maslite-runtime/src/lockstep.rs, "What the
-//! runtime does differently"): `cx.remove(other)`, `cx.clear_alarms`,
-//! `cx.subscribers` and `cx.list_alarms`.
+//! differently from one kernel (maslite-runtime/src/partition/lockstep.rs,
+//! "What the runtime does differently"): `cx.remove(other)`,
+//! `cx.clear_alarms`, `cx.subscribers` and `cx.list_alarms`.
 //!
 //! One adapter trait, [`System`], lets one program description drive both
 //! (`Runtime::add` takes a partition, `Runtime::send` returns a `Result`,
 //! the reports differ).
 
-use maslite::prelude::*;
-use maslite::runtime::Error as RtError;
+use maslite_core::{
+    Agent, AgentId, Alarm, Cx, Envelope, Error, RunOptions, Scheduler, Subscription,
+};
+use maslite_runtime::{Error as RtError, Runtime};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::fmt::Debug;

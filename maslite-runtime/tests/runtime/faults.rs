@@ -10,9 +10,8 @@
 //! failure instead of blocking the suite (a correct runtime returns in
 //! milliseconds).
 
-use maslite::kernel::{Error as KernelError, Phase};
-use maslite::prelude::{Agent, AgentId, Cx, Envelope, RunOptions, Runtime};
-use maslite::runtime::{Error, RunReport, StopReason};
+use maslite_core::{Agent, AgentId, Cx, Envelope, Error as KernelError, Phase, RunOptions};
+use maslite_runtime::{Error, RunReport, Runtime, StopReason};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -599,7 +598,7 @@ fn free_mode_dead_letters_are_counted() {
 }
 
 // ---------------------------------------------------------------------------
-// 2 (counts). Dead letters in lockstep (the log is in runtime_dead_letter_log.rs)
+// 2 (counts). Dead letters in lockstep (the log: tests/dead_letter_log.rs)
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -661,7 +660,7 @@ fn the_report_counts_traffic_per_partition_and_pair() {
     assert_balanced(&report);
     assert_eq!(report.partitions.len(), 3);
     assert_eq!(report.traffic, vec![vec![2, 3, 2], vec![0, 0, 0], vec![4, 0, 1]]);
-    let per = |f: fn(&maslite::runtime::PartitionReport) -> u64| -> Vec<u64> {
+    let per = |f: fn(&maslite_runtime::PartitionReport) -> u64| -> Vec<u64> {
         report.partitions.iter().map(f).collect()
     };
     assert_eq!(per(|p| p.partition as u64), [0, 1, 2]);

@@ -7,9 +7,11 @@
 //! runtime answers in milliseconds): a hang shows as a failure with a clear
 //! message instead of blocking the suite. No assertion is about wall time.
 
-use maslite::kernel::{Error as KernelError, Phase};
-use maslite::prelude::*;
-use maslite::runtime::{Error as RtError, RunReport, StopReason};
+use maslite_core::{
+    Agent, AgentId, Alarm, Cx, Envelope, Error as KernelError, Phase, RunOptions, Scheduler,
+    Subscription,
+};
+use maslite_runtime::{Error as RtError, RunReport, Runtime, StopReason};
 use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -1070,7 +1072,7 @@ fn a_run_with_a_time_limit_and_nothing_left_is_idle_as_on_one_kernel() {
     kernel.add_with_id(AgentId(1), Sink::default()).unwrap();
     kernel.set_alarm(Alarm::at(2.0, Envelope::new(Note(1)).to(AgentId(1)))).unwrap();
     let one = kernel.run_with(RunOptions::new().seconds(10.0)).unwrap();
-    assert_eq!((one.reason, kernel.now()), (maslite::prelude::StopReason::Idle, 2.0));
+    assert_eq!((one.reason, kernel.now()), (maslite_core::StopReason::Idle, 2.0));
     for partitions in 1..=2 {
         let report = without_hanging("idle before the limit", move || {
             let mut rt = Runtime::new(partitions).unwrap();

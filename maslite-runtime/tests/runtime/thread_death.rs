@@ -3,8 +3,8 @@
 //! with an error naming that partition and the panic; the other partition
 //! sees its wire close and stops; every thread is joined; nothing hangs.
 
-use maslite::prelude::*;
-use maslite::runtime::Error as RtError;
+use maslite_core::{AgentId, Envelope};
+use maslite_runtime::{Error as RtError, Runtime};
 
 /// A payload that panics when the original (not a clone) is dropped.
 struct Grenade {

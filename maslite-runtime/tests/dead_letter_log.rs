@@ -8,8 +8,8 @@
 mod common;
 use common::LogBuffer;
 
-use maslite::prelude::{Agent, AgentId, Cx, Envelope, Runtime};
-use maslite::runtime::StopReason;
+use maslite_core::{Agent, AgentId, Cx, Envelope};
+use maslite_runtime::{Runtime, StopReason};
 
 #[derive(Clone)]
 struct Note(u32);

@@ -2,8 +2,8 @@
 //! partitions without blocking the application's executor, the runtime
 //! moves between tasks, and the application's cancellation token stops it.
 
-use maslite::prelude::*;
-use maslite::runtime::{CancellationToken, StopReason};
+use maslite_core::{AgentId, Envelope, RunOptions};
+use maslite_runtime::{CancellationToken, Runtime, StopReason};
 
 #[derive(Clone)]
 struct Tick(u32);

@@ -8,8 +8,8 @@
 mod common;
 use common::LogBuffer;
 
-use maslite::prelude::{Agent, AgentId, Cx, Envelope, Runtime};
-use maslite::runtime::StopReason;
+use maslite_core::{Agent, AgentId, Cx, Envelope};
+use maslite_runtime::{Runtime, StopReason};
 
 #[derive(Clone)]
 struct Hop(u32);
@@ -28,7 +28,7 @@ impl Agent for Relay {
                 cx.pause();
             } else {
                 let next = Envelope::new(Hop(hop + 1)).to(self.next);
-                cx.set_alarm(maslite::prelude::Alarm::after(1.0, next)).unwrap();
+                cx.set_alarm(maslite_core::Alarm::after(1.0, next)).unwrap();
             }
         }
     }
