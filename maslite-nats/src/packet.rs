@@ -123,6 +123,14 @@ impl PacketWriter {
                 }
                 MAIL
             }
+            // Refused by the runtime's configuration before any run.
+            Packet::Changes(_) | Packet::LastWord => {
+                return Err(Error::Malformed {
+                    from: sent.from as u16,
+                    to: sent.to as u16,
+                    message: "free mode's packets do not cross hosts".into(),
+                })
+            }
         };
         let (from, to) = (sent.from as u16, sent.to as u16);
         let body = std::mem::take(&mut self.body);

@@ -75,6 +75,13 @@ pub enum Packet {
     Control(Control),
     /// Mail for agents of the receiving partition: (recipient, envelope).
     Mail(Vec<(AgentId, Envelope)>),
+    /// Free mode: the sender's changes to agents and subscriptions, sent as
+    /// soon as made. (Free mode runs on one host: never handed to a
+    /// transport.)
+    Changes(Arc<Vec<Change>>),
+    /// Free mode: the sender's last word in a run; nothing more comes from
+    /// it until the next.
+    LastWord,
 }
 
 /// A packet from one partition to a partition of another host, for the

@@ -14,28 +14,11 @@
 //! inbox gets its mail in one order, whatever the number of partitions and
 //! whatever order the batches arrived in.
 
+use crate::partition::Directory;
 use crate::report::PairTraffic;
 use maslite_core::{AgentId, Driver, Envelope};
 use rustc_hash::FxHashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-/// Which partition each agent is on.
-#[derive(Default)]
-pub(crate) struct Directory {
-    map: FxHashMap<AgentId, u32>,
-}
-
-impl Directory {
-    pub fn get(&self, id: AgentId) -> Option<usize> {
-        self.map.get(&id).map(|&p| p as usize)
-    }
-    pub fn insert(&mut self, id: AgentId, partition: usize) {
-        self.map.insert(id, partition as u32);
-    }
-    pub fn remove(&mut self, id: AgentId) {
-        self.map.remove(&id);
-    }
-}
 
 /// A partition's counters (see [`PartitionReport`](crate::PartitionReport)).
 #[derive(Default, Clone)]

@@ -36,7 +36,7 @@ pub(crate) struct Handle {
     pub(crate) thread: Option<JoinHandle<()>>,
 }
 
-/// What [`Builder::build`] started, for the handle to own.
+/// What [`Builder::build`](crate::Builder::build) started, for the handle to own.
 pub(crate) struct Started {
     pub(crate) config: Arc<Config>,
     pub(crate) placement: Option<Placement>,

@@ -25,9 +25,9 @@
 
 use super::Partition;
 use crate::error::Error;
-use crate::exchange::{Control, Gone, Packet};
+use crate::exchange::{Gone, Packet};
 use crate::report::StopReason;
-use maslite_core::{Change, RunOptions};
+use maslite_core::{AgentId, Change, Envelope, RunOptions};
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -65,7 +65,34 @@ impl FreeRun {
     }
 }
 
+/// What a free-mode run of one partition carries from loop to loop.
+struct Free {
+    run: Arc<FreeRun>,
+    end: Option<f64>,
+    rounds: u64,
+    /// This partition holds a unit of the run's activity.
+    busy: bool,
+    error: Option<Error>,
+    peers: Vec<usize>,
+    incoming: Vec<(AgentId, Envelope)>,
+    /// Peers whose last word (they stopped) has come.
+    ended: Vec<bool>,
+}
+
+impl Free {
+    /// Becomes busy (again), holding a unit of the run's activity.
+    fn wake(&mut self) {
+        if !self.busy {
+            self.run.activity.fetch_add(1, Ordering::AcqRel);
+            self.busy = true;
+        }
+    }
+}
+
 impl Partition {
+    /// A free-mode run: deliver what arrived, run a round if anyone has
+    /// work and send its mail, see whether to stop, else wait; at the stop,
+    /// the last words.
     pub(crate) async fn run_free(
         &mut self,
         opts: &RunOptions,
@@ -73,189 +100,203 @@ impl Partition {
     ) -> (Result<StopReason, Error>, u64) {
         self.kernel.tick();
         let start = self.kernel.now();
-        let end = opts.seconds_limit().map(|s| start + s);
-        let mut error: Option<Error> = self.deferred.take();
-        let mut rounds = 0u64;
-        let mut busy = true; // counted in `activity` from the start
-        let peers: Vec<usize> = self.links.peers().collect();
-        let mut incoming = Vec::new();
-        // Peers whose last word (they stopped) has come.
-        let mut ended = vec![false; self.count];
-        if error.is_some() {
-            run.finish(StopReason::Cancelled);
+        let mut f = Free {
+            end: opts.seconds_limit().map(|s| start + s),
+            rounds: 0,
+            busy: true, // counted in `activity` from the start
+            error: self.deferred.take(),
+            peers: self.links.peers().collect(),
+            incoming: Vec::new(),
+            ended: vec![false; self.count],
+            run,
+        };
+        if f.error.is_some() {
+            f.run.finish(StopReason::Cancelled);
         }
-        while !run.done.is_cancelled() {
-            // What arrived.
-            for &q in &peers {
-                loop {
-                    match self.links.try_recv(q) {
-                        Ok(Some(packet)) => {
-                            if !busy {
-                                run.activity.fetch_add(1, Ordering::AcqRel);
-                                busy = true;
-                            }
-                            ended[q] |=
-                                self.take_packet(q, packet, &run, &mut incoming, &mut error);
-                        }
-                        Ok(None) => break,
-                        Err(Gone(q)) => {
-                            error.get_or_insert(self.peer_gone(q));
-                            run.finish(StopReason::Cancelled);
-                            break;
-                        }
-                    }
-                }
-            }
-            self.router.deliver(&mut self.kernel, &mut incoming, &mut self.counters);
-            if let Err(e) = self.remove_requested() {
-                error.get_or_insert(e);
-            }
-            if self.take_intake() > 0 && !busy {
-                run.activity.fetch_add(1, Ordering::AcqRel);
-                busy = true;
-            }
-
-            // A round, if anyone has work.
-            self.kernel.tick();
-            self.kernel.fire_due_alarms();
-            if self.kernel.has_round_work() || self.kernel.kept_awake() > 0 {
-                rounds += 1;
-                if let Err(e) = self.kernel.step_round() {
-                    error.get_or_insert(Error::Partition { partition: self.me, source: e });
-                }
-                self.kernel.fire_due_alarms();
-            }
-            self.share_changes(&run);
-            self.kernel.take_outbox_into(&mut self.router.outbox);
-            if !self.router.outbox.is_empty() {
-                let _ = self.route_outbox(true);
-                for &q in &peers {
-                    if !self.router.batches[q].is_empty() {
-                        let batch = std::mem::take(&mut self.router.batches[q]);
-                        run.activity.fetch_add(1, Ordering::AcqRel);
-                        if self.links.send(q, Packet::Mail(batch)).is_err() {
-                            run.release(1);
-                        }
-                    }
-                }
-                let mut none = Vec::new();
-                self.router.deliver(&mut self.kernel, &mut none, &mut self.counters);
-            }
-
+        while !f.run.done.is_cancelled() {
+            self.take_arrivals(&mut f);
+            self.free_round(&mut f);
             self.publish();
-
-            // Reasons to stop.
-            if error.is_some() || self.stop.is_cancelled() {
-                run.finish(StopReason::Cancelled);
-            } else if self.kernel.take_pause() {
-                run.finish(StopReason::Paused);
-            } else if opts.rounds_limit().is_some_and(|n| rounds >= n) {
-                run.finish(StopReason::Iterations);
-            } else if end.is_some_and(|e| self.kernel.now() >= e) {
-                run.finish(StopReason::TimeLimit);
-            }
-            if run.done.is_cancelled() {
+            if self.free_stop(&mut f, opts) {
                 break;
             }
             if self.kernel.has_round_work() {
                 continue;
             }
+            self.wait_free(&mut f, opts).await;
+        }
+        self.last_words(&mut f).await;
+        let reason =
+            f.run.reason.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(StopReason::Idle);
+        match f.error {
+            Some(e) => (Err(e), f.rounds),
+            None if self.stop.is_cancelled() => (Ok(StopReason::Cancelled), f.rounds),
+            None => (Ok(reason), f.rounds),
+        }
+    }
 
-            // Quiet here: wait for the next thing to happen.
-            // (Serving: quiet once a graceful stop has closed the inlet and
-            // it is empty; alarms set for later do not hold the stop up.)
-            let quiet = self.kernel.busy_agents() == 0
-                && match &self.intake {
-                    Some(_) => self.intake_exhausted(),
-                    None => !self.kernel.has_required_alarms() && opts.pauses_if_idle(),
-                };
-            if quiet && busy {
-                busy = false;
-                run.release(1);
-            }
-            let mut wait = match self.kernel.next_alarm_time() {
-                Some(t) => Some(t - self.kernel.now()),
-                None => None,
-            };
-            if let Some(e) = end {
-                let left = e - self.kernel.now();
-                wait = Some(wait.map_or(left, |w| w.min(left)));
-            }
-            if self.kernel.kept_awake() > 0 {
-                // Kept-awake agents are updated at 1 kHz, as in maslite.
-                wait = Some(wait.map_or(0.001, |w| w.min(0.001)));
-            }
-            let sleep = wait.map(|w| Duration::from_secs_f64(w.max(0.0)));
-            let kernel = &self.kernel;
-            let (me, count) = (self.me, self.count);
-            let outside = async {
-                match self.intake.as_mut() {
-                    Some(intake) => intake.wait(me, count).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let mut came = None;
-            tokio::select! {
-                got = outside => came = got,
-                got = self.links.recv_any() => match got {
-                    Ok((q, packet)) => {
-                        if !busy {
-                            run.activity.fetch_add(1, Ordering::AcqRel);
-                            busy = true;
-                        }
-                        ended[q] |= self.take_packet(q, packet, &run, &mut incoming, &mut error);
+    /// Takes every packet waiting on the wires, delivers the mail, carries
+    /// out removals asked for, and takes messages from outside.
+    fn take_arrivals(&mut self, f: &mut Free) {
+        for i in 0..f.peers.len() {
+            let q = f.peers[i];
+            loop {
+                match self.links.try_recv(q) {
+                    Ok(Some(packet)) => {
+                        f.wake();
+                        f.ended[q] |= self.take_packet(q, packet, f);
                     }
+                    Ok(None) => break,
                     Err(Gone(q)) => {
-                        error.get_or_insert(self.peer_gone(q));
-                        run.finish(StopReason::Cancelled);
+                        f.error.get_or_insert(self.peer_gone(q));
+                        f.run.finish(StopReason::Cancelled);
+                        break;
                     }
-                },
-                _ = async { match sleep { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
-                _ = poll_fn(|cx| kernel.poll_woken(cx)) => {}
-                _ = run.done.cancelled() => {}
-                _ = self.stop.cancelled() => {}
-            }
-            if let Some(env) = came {
-                self.kernel.send(env);
-            }
-            if !busy && !run.done.is_cancelled() {
-                run.activity.fetch_add(1, Ordering::AcqRel);
-                busy = true;
+                }
             }
         }
+        self.router.deliver(&mut self.kernel, &mut f.incoming, &mut self.counters);
+        if let Err(e) = self.remove_requested() {
+            f.error.get_or_insert(e);
+        }
+        if self.take_intake() > 0 {
+            f.wake();
+        }
+    }
 
-        // Tell every peer we are done, then take what is on the wires up to
-        // each peer's word.
-        for &q in &peers {
-            let _ = self.links.send(q, Packet::Control(final_control()));
+    /// A round, if anyone has work; then the changes and the mail it made
+    /// go out.
+    fn free_round(&mut self, f: &mut Free) {
+        self.kernel.tick();
+        self.kernel.fire_due_alarms();
+        if self.kernel.has_round_work() || self.kernel.kept_awake() > 0 {
+            f.rounds += 1;
+            if let Err(e) = self.kernel.step_round() {
+                f.error.get_or_insert(Error::Partition { partition: self.me, source: e });
+            }
+            self.kernel.fire_due_alarms();
         }
-        for &q in &peers {
-            while !ended[q] {
-                match self.links.recv(q).await {
-                    Ok(packet) => {
-                        ended[q] = self.take_packet(q, packet, &run, &mut incoming, &mut error)
+        self.share_changes(&f.run);
+        self.kernel.take_outbox_into(&mut self.router.outbox);
+        if !self.router.outbox.is_empty() {
+            let _ = self.route_outbox(true);
+            for &q in &f.peers {
+                if !self.router.batches[q].is_empty() {
+                    let batch = std::mem::take(&mut self.router.batches[q]);
+                    f.run.activity.fetch_add(1, Ordering::AcqRel);
+                    if self.links.send(q, Packet::Mail(batch)).is_err() {
+                        f.run.release(1);
                     }
+                }
+            }
+            let mut none = Vec::new();
+            self.router.deliver(&mut self.kernel, &mut none, &mut self.counters);
+        }
+    }
+
+    /// Whether the run stops now (for a reason seen here or elsewhere).
+    fn free_stop(&mut self, f: &mut Free, opts: &RunOptions) -> bool {
+        if f.error.is_some() || self.stop.is_cancelled() {
+            f.run.finish(StopReason::Cancelled);
+        } else if self.kernel.take_pause() {
+            f.run.finish(StopReason::Paused);
+        } else if opts.rounds_limit().is_some_and(|n| f.rounds >= n) {
+            f.run.finish(StopReason::Iterations);
+        } else if f.end.is_some_and(|e| self.kernel.now() >= e) {
+            f.run.finish(StopReason::TimeLimit);
+        }
+        f.run.done.is_cancelled()
+    }
+
+    /// Quiet here: gives up this partition's unit if nothing here can
+    /// happen by itself, then waits for the next thing to happen (a packet,
+    /// a message from outside, the next alarm, an agent woken from outside,
+    /// a stop).
+    async fn wait_free(&mut self, f: &mut Free, opts: &RunOptions) {
+        // (Serving: quiet once a graceful stop has closed the inlet and it
+        // is empty; alarms set for later do not hold the stop up.)
+        let quiet = self.kernel.busy_agents() == 0
+            && match &self.intake {
+                Some(_) => self.intake_exhausted(),
+                None => !self.kernel.has_required_alarms() && opts.pauses_if_idle(),
+            };
+        if quiet && f.busy {
+            f.busy = false;
+            f.run.release(1);
+        }
+        let mut wait = self.kernel.next_alarm_time().map(|t| t - self.kernel.now());
+        if let Some(e) = f.end {
+            let left = e - self.kernel.now();
+            wait = Some(wait.map_or(left, |w| w.min(left)));
+        }
+        if self.kernel.kept_awake() > 0 {
+            // Kept-awake agents are updated at 1 kHz, as in maslite.
+            wait = Some(wait.map_or(0.001, |w| w.min(0.001)));
+        }
+        let sleep = wait.map(|w| Duration::from_secs_f64(w.max(0.0)));
+        let kernel = &self.kernel;
+        let (me, count) = (self.me, self.count);
+        let outside = async {
+            match self.intake.as_mut() {
+                Some(intake) => intake.wait(me, count).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut came = None;
+        let mut packet = None;
+        tokio::select! {
+            got = outside => came = got,
+            got = self.links.recv_any() => packet = Some(got),
+            _ = async { match sleep { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
+            _ = poll_fn(|cx| kernel.poll_woken(cx)) => {}
+            _ = f.run.done.cancelled() => {}
+            _ = self.stop.cancelled() => {}
+        }
+        match packet {
+            Some(Ok((q, packet))) => {
+                f.wake();
+                f.ended[q] |= self.take_packet(q, packet, f);
+            }
+            Some(Err(Gone(q))) => {
+                f.error.get_or_insert(self.peer_gone(q));
+                f.run.finish(StopReason::Cancelled);
+            }
+            None => {}
+        }
+        if let Some(env) = came {
+            self.kernel.send(env);
+        }
+        if !f.run.done.is_cancelled() {
+            f.wake();
+        }
+    }
+
+    /// Tells every peer this partition is done, then takes what is on the
+    /// wires up to each peer's last word, so that every message sent is
+    /// delivered, a dead letter, or counted pending.
+    async fn last_words(&mut self, f: &mut Free) {
+        for &q in &f.peers {
+            let _ = self.links.send(q, Packet::LastWord);
+        }
+        for i in 0..f.peers.len() {
+            let q = f.peers[i];
+            while !f.ended[q] {
+                match self.links.recv(q).await {
+                    Ok(packet) => f.ended[q] = self.take_packet(q, packet, f),
                     Err(_) => break,
                 }
             }
         }
-        self.router.deliver(&mut self.kernel, &mut incoming, &mut self.counters);
+        self.router.deliver(&mut self.kernel, &mut f.incoming, &mut self.counters);
         // Mail sent since the last round (teardowns of agents removed in the
         // drain) is counted pending, and goes out at the next run.
         self.kernel.take_outbox_into(&mut self.router.outbox);
         // An id added on two partitions whose first holder never left.
-        if let Some(&(id, _)) = self.conflicts.first() {
+        if let Some(&(id, _)) = self.replica.conflicts.first() {
             let source = maslite_core::Error::DuplicateAgent(id);
-            error.get_or_insert(Error::Partition { partition: self.me, source });
+            f.error.get_or_insert(Error::Partition { partition: self.me, source });
         }
-        self.conflicts.clear();
-        let reason =
-            run.reason.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(StopReason::Idle);
-        match error {
-            Some(e) => (Err(e), rounds),
-            None if self.stop.is_cancelled() => (Ok(StopReason::Cancelled), rounds),
-            None => (Ok(reason), rounds),
-        }
+        self.replica.conflicts.clear();
     }
 
     /// Sends this partition's changes to agents and subscriptions to every
@@ -268,69 +309,41 @@ impl Partition {
         let changes: Arc<Vec<Change>> = Arc::new(std::mem::take(&mut self.changes));
         let _ = self.apply_changes(self.me, &changes);
         for q in self.links.peers().collect::<Vec<_>>() {
-            let mut control = final_control();
-            control.stop = None;
-            control.changes = changes.clone();
             // In flight until applied there (a removal asked for may be in
             // it): the run is not idle meanwhile.
             run.activity.fetch_add(1, Ordering::AcqRel);
-            if self.links.send(q, Packet::Control(control)).is_err() {
+            if self.links.send(q, Packet::Changes(changes.clone())).is_err() {
                 run.release(1);
             }
         }
     }
 
-    fn take_packet(
-        &mut self,
-        q: usize,
-        packet: Packet,
-        run: &FreeRun,
-        incoming: &mut Vec<(maslite_core::AgentId, maslite_core::Envelope)>,
-        error: &mut Option<Error>,
-    ) -> bool {
+    /// Takes one packet from partition `q`; returns whether it was `q`'s
+    /// last word.
+    fn take_packet(&mut self, q: usize, packet: Packet, f: &mut Free) -> bool {
         match packet {
             Packet::Mail(mut batch) => {
-                incoming.append(&mut batch);
-                run.release(1);
+                f.incoming.append(&mut batch);
+                f.run.release(1);
                 false
             }
-            Packet::Control(c) => {
-                if let Err(e) = self.apply_changes(q, &c.changes) {
-                    error.get_or_insert(e);
+            Packet::Changes(changes) => {
+                if let Err(e) = self.apply_changes(q, &changes) {
+                    f.error.get_or_insert(e);
                 }
                 if let Err(e) = self.remove_requested() {
-                    error.get_or_insert(e);
+                    f.error.get_or_insert(e);
                 }
-                // The last word carries no unit; changes do.
-                let last = c.stop.is_some();
-                if !last {
-                    run.release(1);
-                }
-                last
+                f.run.release(1);
+                false
             }
+            // The last word carries no unit of activity.
+            Packet::LastWord => true,
+            Packet::Control(_) => unreachable!("free mode sends no step controls"),
         }
     }
 
     fn peer_gone(&self, q: usize) -> Error {
         Error::PartitionDied { partition: q, message: "seen gone by a peer".into() }
-    }
-}
-
-/// The word a partition sends each other one when it stops.
-fn final_control() -> Control {
-    Control {
-        changes: Arc::new(Vec::new()),
-        active: false,
-        busy: false,
-        held: false,
-        has_mail: false,
-        next_alarm: f64::INFINITY,
-        now: 0.0,
-        stop: Some(StopReason::Cancelled),
-        failed: false,
-        alarms: Vec::new(),
-        drained: true,
-        run: 0,
-        spare: Vec::new(),
     }
 }

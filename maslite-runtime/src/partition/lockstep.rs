@@ -213,7 +213,7 @@ impl Partition {
         self.runs += 1;
         self.fingerprint = fingerprint(self.runs, &opts);
         self.counters = Counters { row: vec![0; self.count], ..Counters::default() };
-        self.joined.clear();
+        self.replica.joined.clear();
         // A pause asked for between runs (in a setup) does not stop this one.
         let _ = self.kernel.take_pause();
         self.paused = false;
@@ -259,8 +259,8 @@ impl Partition {
             steps,
             report: self.report(&before, stats0),
             counters: std::mem::take(&mut self.counters),
-            joined: std::mem::take(&mut self.joined),
-            next_key: self.next_key,
+            joined: std::mem::take(&mut self.replica.joined),
+            next_key: self.replica.next_key,
             result,
         }
     }
@@ -458,7 +458,7 @@ impl Partition {
         for &q in &s.peers {
             let control = match self.links.recv(q).await {
                 Ok(Packet::Control(c)) => c,
-                Ok(Packet::Mail(_)) => unreachable!("mail before control breaks the protocol"),
+                Ok(other) => unreachable!("{other:?} where a control belongs breaks the protocol"),
                 Err(Gone(q)) => return Err(self.peer_died(q)),
             };
             if control.run != self.fingerprint {
@@ -496,7 +496,7 @@ impl Partition {
         held: Vec<(f64, Envelope)>,
     ) -> Applied {
         s.all_changes.sort_by_key(|(q, _)| *q);
-        self.removal_at.iter_mut().for_each(|r| *r = false);
+        self.replica.removal_at.iter_mut().for_each(|r| *r = false);
         let all = std::mem::take(&mut s.all_changes);
         if let Err(e) = self.apply_step_changes(&all) {
             // Every partition finds it: the run fails on all of them.
@@ -518,7 +518,7 @@ impl Partition {
         // their teardowns send goes with this step's mail, and what else
         // they did (changes, a panic) with the next step's controls: every
         // partition knows there were such removals.
-        let removals = self.removal_at.iter().any(|&r| r);
+        let removals = self.replica.removal_at.iter().any(|&r| r);
         match self.remove_requested() {
             Ok(true) => self.kernel.take_outbox_into(&mut self.router.outbox),
             Ok(false) => {}
@@ -526,7 +526,7 @@ impl Partition {
                 s.error.get_or_insert(e);
             }
         }
-        let sends_mail = agreed.has_mail || self.removal_at[self.me];
+        let sends_mail = agreed.has_mail || self.replica.removal_at[self.me];
         Applied { removals, cleared, sends_mail }
     }
 
@@ -544,12 +544,12 @@ impl Partition {
             }
         }
         for &q in &s.peers {
-            if !s.mail_from[q] && !self.removal_at[q] {
+            if !s.mail_from[q] && !self.replica.removal_at[q] {
                 continue;
             }
             match self.links.recv(q).await {
                 Ok(Packet::Mail(batch)) => self.take_batch(q, batch),
-                Ok(Packet::Control(_)) => unreachable!("two controls in one step"),
+                Ok(other) => unreachable!("{other:?} where mail belongs breaks the protocol"),
                 Err(Gone(q)) => return Err(self.peer_died(q)),
             }
         }
@@ -645,36 +645,6 @@ impl Partition {
         }
     }
 
-    /// Gives the agents created in this step, on every partition, their
-    /// places in the order of insertion: sorted by creation stamp (when,
-    /// and on whose account, see [`Origin`](maslite_core::Origin)), they
-    /// take the next keys — the order in which one kernel would have
-    /// inserted them, computed alike by every partition from the same
-    /// changes.
-    fn place_new_agents(&mut self, all: &[(usize, Arc<Vec<Change>>)]) {
-        let mut made: Vec<(maslite_core::Origin, usize, AgentId)> = Vec::new();
-        for (q, changes) in all {
-            for c in changes.iter() {
-                if let Change::Added(id, stamp) = c {
-                    made.push((*stamp, *q, *id));
-                }
-            }
-        }
-        if made.is_empty() {
-            return;
-        }
-        // Stable: equal stamps (agents added from outside by hand) keep
-        // partition order.
-        made.sort_by_key(|&(stamp, q, _)| (stamp, q));
-        for (_, q, id) in made {
-            let key = self.next_key;
-            self.next_key += 1;
-            if q == self.me && self.dir.get(id) == Some(self.me) {
-                let _ = self.kernel.set_key(id, key);
-            }
-        }
-    }
-
     fn other_program(&self, q: usize, opts: &RunOptions) -> Error {
         Error::Config(format!(
             "partition {q} is in another run than partition {} (its run {} with {opts:?}): \
@@ -715,7 +685,7 @@ impl Partition {
         let now = self.kernel.now();
         for (t, env) in &w.exported[from..] {
             let receiver = env.receiver().unwrap_or(AgentId::OUTSIDE);
-            match self.dir.get(receiver) {
+            match self.replica.dir.get(receiver) {
                 Some(to) if to != self.me && *t < w.end => {
                     return Err(self.broken(env.sender(), receiver, to, t - now));
                 }
@@ -739,7 +709,7 @@ impl Partition {
         let mut held = Vec::new();
         for (t, env) in w.exported.drain(..) {
             *next_alarm = next_alarm.min(t);
-            let Some(q) = env.receiver().and_then(|r| self.dir.get(r)) else {
+            let Some(q) = env.receiver().and_then(|r| self.replica.dir.get(r)) else {
                 held.push((t, env));
                 continue;
             };
@@ -764,7 +734,7 @@ impl Partition {
         let mut broken = None;
         for (t, env) in held {
             let receiver = env.receiver().unwrap_or(AgentId::OUTSIDE);
-            match self.dir.get(receiver) {
+            match self.replica.dir.get(receiver) {
                 Some(q) if q != self.me => {
                     if t < w.end {
                         let now = self.kernel.now();

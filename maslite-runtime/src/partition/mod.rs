@@ -10,14 +10,17 @@
 
 mod free;
 pub mod lockstep;
+mod replica;
 
 pub(crate) use free::FreeRun;
+pub(crate) use replica::Directory;
+use replica::{Here, Replica};
 
 use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
 use crate::exchange::Links;
 use crate::report::{PartitionReport, StopReason};
-use crate::route::{Counters, Directory, Router};
+use crate::route::{Counters, Router};
 use maslite_core::{AgentId, Change, Driver, RemoteAlarms, RunOptions, Scheduler};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -34,7 +37,7 @@ pub(crate) enum Cmd {
     Calls(Vec<Call>),
     /// Runs the partition's part of a run, until it ends or the run's token
     /// (a child of the runtime's) is cancelled; the next free ordering key
-    /// comes along (see [`Partition::next_key`]).
+    /// comes along (see `Replica::next_key`).
     Run(RunOptions, CancellationToken, Option<Arc<FreeRun>>, u64, oneshot::Sender<Outcome>),
 }
 
@@ -58,7 +61,8 @@ pub(crate) struct Partition {
     me: usize,
     count: usize,
     kernel: Driver,
-    dir: Directory,
+    /// What this partition knows of every partition's agents.
+    replica: Replica,
     links: Links,
     /// The current run's token: cancelled with the runtime's, when the run
     /// is abandoned by its caller, or when a partition fails (so peers
@@ -71,29 +75,12 @@ pub(crate) struct Partition {
     /// An error from between runs (a setup that panicked), reported by the
     /// next run.
     deferred: Option<Error>,
-    joined: Vec<(AgentId, usize, bool)>,
-    /// The lowest partition of this host with others elsewhere: it tells
-    /// the handle of the agents that joined or left other hosts.
-    tells_remote: bool,
     /// Runs so far (this one included, during a run).
     runs: u64,
     /// This run's fingerprint (see [`Control::run`](crate::transport::Control::run)).
     fingerprint: u64,
     /// An agent asked to stop this run.
     paused: bool,
-    /// Ids leaving in the step being applied.
-    leaving: rustc_hash::FxHashSet<AgentId>,
-    /// Ids whose own subscription changes are applied again (see
-    /// `apply_step_changes`).
-    replay: rustc_hash::FxHashSet<AgentId>,
-    /// Free mode: (id, partition) of agents another partition added with
-    /// an id this partition still knew on that one.
-    conflicts: Vec<(AgentId, usize)>,
-    /// Agents here that other partitions asked to remove.
-    to_remove: Vec<AgentId>,
-    /// Partitions that remove an agent on request in this step (they send
-    /// mail: the agent's teardown may).
-    removal_at: Vec<bool>,
     /// This partition's live figures.
     gauges: crate::progress::Gauges,
     /// A service's inlet, while the runtime serves.
@@ -104,9 +91,6 @@ pub(crate) struct Partition {
     incoming: Vec<(AgentId, maslite_core::Envelope)>,
     /// Emptied batch buffers, per partition they came from, to give back.
     spares: Vec<Vec<(AgentId, maslite_core::Envelope)>>,
-    /// The next free ordering key: the handle's between runs, then one per
-    /// agent created in a run (see `place_new_agents`).
-    next_key: u64,
 }
 
 impl Partition {
@@ -117,7 +101,7 @@ impl Partition {
 
     /// Learns that agent `id` is on partition `at` (placed by the handle).
     pub(crate) fn place(&mut self, id: AgentId, at: usize) {
-        self.dir.insert(id, at);
+        self.replica.dir.insert(id, at);
     }
 
     /// Serves: messages from outside come in through `intake` (its run is
@@ -169,7 +153,13 @@ impl Partition {
 
     /// Routes the outbox (see [`Router::route`]).
     pub fn route_outbox(&mut self, may_cross: bool) -> crate::route::Routed {
-        self.router.route(self.me, &mut self.kernel, &self.dir, &mut self.counters, may_cross)
+        self.router.route(
+            self.me,
+            &mut self.kernel,
+            &self.replica.dir,
+            &mut self.counters,
+            may_cross,
+        )
     }
 
     /// Records an error from between runs.
@@ -196,109 +186,45 @@ impl Partition {
         }
     }
 
-    /// Applies the changes of every partition in one step, each
-    /// partition's in the order they were made, partitions in order — the
-    /// same on every partition — and then the removals asked for. An id
-    /// that leaves in this step may join another partition in the same
-    /// step.
-    pub fn apply_step_changes(&mut self, all: &[(usize, Arc<Vec<Change>>)]) -> Result<()> {
-        // Most steps change nothing: no work, no allocation.
-        if all.iter().all(|(_, c)| c.is_empty()) {
-            return Ok(());
-        }
-        self.leaving.clear();
-        for (_, changes) in all {
-            for change in changes.iter() {
-                // (Not a removal asked for: it applies to the agent there at
-                // the start of the step, so a new agent with its id is a
-                // duplicate, as on one kernel.)
-                if let Change::Removed(id) = change {
-                    self.leaving.insert(*id);
-                }
-            }
-        }
-        let mut result = Ok(());
-        // First, what happened to agents that left, up to their departure,
-        // on the partition they left: an agent with the same id may join
-        // another partition in this step, and its subscriptions must not be
-        // wiped by its predecessor's departure. One pass per partition's
-        // list: a change goes first if it is about an agent that leaves
-        // later in the same list (linear in the number of changes).
-        let mut done: Vec<Vec<bool>> = all.iter().map(|(_, c)| vec![false; c.len()]).collect();
-        if !self.leaving.is_empty() {
-            let mut last_removal: rustc_hash::FxHashMap<AgentId, usize> = Default::default();
-            for (k, (from, changes)) in all.iter().enumerate() {
-                last_removal.clear();
-                for (i, change) in changes.iter().enumerate() {
-                    if let Change::Removed(gone) = change {
-                        last_removal.insert(*gone, i);
-                    }
-                }
-                if last_removal.is_empty() {
-                    continue;
-                }
-                let mut first: Vec<Change> = Vec::new();
-                for (j, c) in changes.iter().enumerate() {
-                    let leaves_later =
-                        about(c).and_then(|id| last_removal.get(&id)).is_some_and(|&i| j <= i);
-                    if leaves_later {
-                        done[k][j] = true;
-                        first.push(c.clone());
-                    }
-                }
-                if let Err(e) = self.apply_changes(*from, &first) {
-                    result = result.and(Err(e));
-                }
-            }
-        }
-        // This partition's own subscription changes for an id another
-        // partition's agent left in this step belong to the id's new agent
-        // here: the departure just wiped them from this kernel's list, so
-        // they are applied again after it.
-        self.replay.clear();
-        for (from, changes) in all {
-            if *from != self.me {
-                for c in changes.iter() {
-                    if let Change::Removed(id) = c {
-                        self.replay.insert(*id);
-                    }
-                }
-            }
-        }
-        let asked = |c: &Change| matches!(c, Change::RemoveRequested(_));
-        for (k, (from, changes)) in all.iter().enumerate() {
-            let made: Vec<Change> = changes
-                .iter()
-                .enumerate()
-                .filter(|&(j, c)| !done[k][j] && !asked(c))
-                .map(|(_, c)| c.clone())
-                .collect();
-            if let Err(e) = self.apply_changes(*from, &made) {
-                result = result.and(Err(e));
-            }
-        }
-        // Removals asked of other agents come last: on one kernel they are
-        // carried out after the step's round, so after whatever the agent
-        // itself did in it (a subscription, say).
-        for (from, changes) in all {
-            let asks: Vec<Change> = changes.iter().filter(|c| asked(c)).cloned().collect();
-            if let Err(e) = self.apply_changes(*from, &asks) {
-                result = result.and(Err(e));
-            }
-        }
-        self.leaving.clear();
-        self.replay.clear();
-        result
+    /// Applies the changes of every partition in one step (see
+    /// [`Replica::apply_step_changes`]).
+    fn apply_step_changes(&mut self, all: &[(usize, Arc<Vec<Change>>)]) -> Result<()> {
+        let (replica, mut here) = self.replica_here();
+        replica.apply_step_changes(&mut here, all)
+    }
+
+    /// Applies partition `from`'s changes (see [`Replica::apply_changes`]).
+    fn apply_changes(&mut self, from: usize, changes: &[Change]) -> Result<()> {
+        let (replica, mut here) = self.replica_here();
+        replica.apply_changes(&mut here, from, changes)
+    }
+
+    /// Gives the agents created in this step their places (see
+    /// [`Replica::place_new_agents`]).
+    fn place_new_agents(&mut self, all: &[(usize, Arc<Vec<Change>>)]) {
+        let (replica, mut here) = self.replica_here();
+        replica.place_new_agents(&mut here, all)
+    }
+
+    /// The replica, and this partition as the replica needs it.
+    fn replica_here(&mut self) -> (&mut Replica, Here<'_>) {
+        let here = Here {
+            me: self.me,
+            kernel: &mut self.kernel,
+            links: &self.links,
+            free: self.config.mode == Mode::RealTime,
+        };
+        (&mut self.replica, here)
     }
 
     /// Removes the agents other partitions asked this one to remove (see
     /// [`Change::RemoveRequested`]); returns whether there were any (their
     /// teardowns may have sent mail).
     pub fn remove_requested(&mut self) -> Result<bool> {
-        if self.to_remove.is_empty() {
+        if self.replica.to_remove.is_empty() {
             return Ok(false);
         }
-        for id in std::mem::take(&mut self.to_remove) {
+        for id in std::mem::take(&mut self.replica.to_remove) {
             // Gone already (it left, or two asked) is fine.
             if self.kernel.contains(id) {
                 self.kernel
@@ -307,98 +233,6 @@ impl Partition {
             }
         }
         Ok(true)
-    }
-
-    /// Applies changes of partition `from` to the directory (and, if they
-    /// came from another partition, to the kernel's mailing list).
-    pub fn apply_changes(&mut self, from: usize, changes: &[Change]) -> Result<()> {
-        for change in changes {
-            match change {
-                Change::Added(id, _) => {
-                    let holder = self.dir.get(*id).filter(|&q| q != from);
-                    if let (Some(q), true) = (holder, self.config.mode == Mode::RealTime) {
-                        // Free mode: partitions' words cross on different
-                        // wires, so the holder's `Removed` may still be on
-                        // its way. A duplicate only if it never comes.
-                        self.conflicts.push((*id, q));
-                    } else if holder.is_some() && !self.leaving.contains(id) {
-                        // Two partitions hold an agent with one id: every
-                        // partition sees it in the same step and fails.
-                        return Err(Error::Partition {
-                            partition: from,
-                            source: maslite_core::Error::DuplicateAgent(*id),
-                        });
-                    }
-                    self.dir.insert(*id, from);
-                    if from == self.me || (self.tells_remote && self.links.is_remote(from)) {
-                        self.joined.push((*id, from, true));
-                    }
-                }
-                Change::Removed(id) => {
-                    if self.dir.get(*id) == Some(from) {
-                        self.dir.remove(*id);
-                    }
-                    self.conflicts.retain(|&(c, q)| !(c == *id && q == from));
-                    if from == self.me || (self.tells_remote && self.links.is_remote(from)) {
-                        self.joined.push((*id, from, false));
-                    }
-                }
-                Change::RemoveRequested(id) => {
-                    // Everyone forgets it now, so no mail of this step is
-                    // routed to it; its partition removes it.
-                    match self.dir.get(*id) {
-                        Some(q) if q == self.me => self.to_remove.push(*id),
-                        Some(q) => {
-                            self.removal_at[q] = true;
-                            self.dir.remove(*id);
-                            let gone = Change::Removed(*id);
-                            self.kernel
-                                .apply_change(&gone)
-                                .map_err(|e| Error::Partition { partition: self.me, source: e })?;
-                        }
-                        None => {}
-                    }
-                    if self.dir.get(*id) == Some(self.me) {
-                        self.removal_at[self.me] = true;
-                        self.dir.remove(*id);
-                    }
-                    continue;
-                }
-                _ => {}
-            }
-            // Alarm clears are deferred to here on every partition, the
-            // clearer's own included (see `Cx::clear_alarms`).
-            let replay = from == self.me
-                && matches!(
-                    change,
-                    Change::Subscribed(..) | Change::Unsubscribed(..) | Change::UnsubscribedAll(_)
-                )
-                && about(change).is_some_and(|id| self.replay.contains(&id));
-            if replay {
-                // Already in this kernel's list unless a departure wiped it.
-                let _ = self.kernel.apply_change(change);
-                continue;
-            }
-            if from != self.me || matches!(change, Change::AlarmsCleared { .. }) {
-                self.kernel
-                    .apply_change(change)
-                    .map_err(|e| Error::Partition { partition: self.me, source: e })?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The agent a change is about (none for alarm clears and removal
-/// requests, which concern other agents).
-fn about(change: &Change) -> Option<AgentId> {
-    match change {
-        Change::Added(id, _)
-        | Change::Removed(id)
-        | Change::Subscribed(id, _)
-        | Change::Unsubscribed(id, _)
-        | Change::UnsubscribedAll(id) => Some(*id),
-        _ => None,
     }
 }
 
@@ -439,7 +273,7 @@ pub(crate) fn thread_main(seed: Seed) {
             me,
             count,
             kernel,
-            dir: Directory::default(),
+            replica: Replica::new(count),
             links,
             stop: cancel.child_token(),
             router: Router::new(count),
@@ -447,24 +281,16 @@ pub(crate) fn thread_main(seed: Seed) {
             config,
             changes: Vec::new(),
             deferred: None,
-            joined: Vec::new(),
-            tells_remote: false,
             runs: 0,
             fingerprint: 0,
             paused: false,
-            leaving: Default::default(),
-            conflicts: Vec::new(),
-            replay: Default::default(),
-            to_remove: Vec::new(),
-            removal_at: vec![false; count],
             gauges,
             intake: None,
             taken: Vec::new(),
             incoming: Vec::new(),
             spares: (0..count).map(|_| Vec::new()).collect(),
-            next_key: 0,
         };
-        p.tells_remote =
+        p.replica.tells_remote =
             (0..me).all(|q| p.links.is_remote(q)) && (0..count).any(|q| p.links.is_remote(q));
         let spin = p.config.spin;
         while let Some(cmd) = next_command(&mut cmds, spin).await {
@@ -486,7 +312,7 @@ pub(crate) fn thread_main(seed: Seed) {
                 }
                 Cmd::Run(opts, stop, free, next_key, reply) => {
                     p.stop = stop;
-                    p.next_key = next_key;
+                    p.replica.next_key = next_key;
                     let outcome = p.run(opts, free).await;
                     let _ = reply.send(outcome);
                 }
