@@ -12,7 +12,7 @@
 //! binary. (`harness = false`: libtest-mimic gives the usual test flags.)
 
 #[allow(dead_code)] // the links' helper is for maslite-nats's own tests
-#[path = "../maslite-nats/tests/common/mod.rs"]
+#[path = "../maslite-nats/tests/nats/common.rs"]
 mod nats;
 
 #[allow(dead_code)]

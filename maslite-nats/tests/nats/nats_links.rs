@@ -2,8 +2,7 @@
 //! free port and killed at the end (`.ci/run` installs it:
 //! `apt-get install -y nats-server`).
 
-mod common;
-use common::Server;
+use crate::common::Server;
 
 use maslite_core::{AgentId, Envelope};
 use maslite_nats::link::HostLink;

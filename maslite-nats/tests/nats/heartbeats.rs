@@ -1,12 +1,11 @@
 //! Heartbeats through a real `nats-server` (started here on 127.0.0.1 with
-//! a free port, as in tests/nats_links.rs): a host that crashes, never
+//! a free port, as in nats_links.rs): a host that crashes, never
 //! comes, leaves cleanly, or is cut off with the server.
 //!
 //! Every wait is bounded by a timeout; the only timed waits that are not
 //! are the assertions that nothing is reported during a span.
 
-mod common;
-use common::{link, Server};
+use crate::common::{link, Server};
 
 use maslite_nats::heartbeat::{Heartbeat, HostEvent};
 use maslite_nats::link::HostLink;

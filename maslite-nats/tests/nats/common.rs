@@ -35,7 +35,6 @@ impl Server {
     }
 
     /// Kills the server process (SIGKILL) and reaps it.
-    #[allow(dead_code)] // not every test file kills it
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
