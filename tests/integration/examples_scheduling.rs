@@ -2,8 +2,7 @@
 //! products in the order A E B D G F C. Checked by running the example's own
 //! model, not by reading what it prints.
 
-#[path = "../examples/scheduling.rs"]
-mod scheduling;
+use crate::scheduling;
 
 use maslite::prelude::*;
 use scheduling::{build, m2_sequence, Machine, Order};

@@ -1,8 +1,7 @@
 //! The hello example runs and tells its story: the visitor says hello after
 //! one simulated second, the greeter answers, the visitor leaves.
 
-#[path = "../examples/hello.rs"]
-mod hello;
+use crate::hello;
 
 #[test]
 fn the_greeter_and_the_visitor_exchange_a_hello() {

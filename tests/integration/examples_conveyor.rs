@@ -2,9 +2,7 @@
 //! one clock across two partitions. Checked on the example's own model,
 //! and its command on flags given here (never the harness's own).
 
-#[allow(dead_code)] // `main` reads the command line: not run here
-#[path = "../examples/conveyor.rs"]
-mod conveyor;
+use crate::conveyor;
 
 use conveyor::{build, command, handovers, logs, story, timed_run, trace_hash, Event, Options};
 use maslite::prelude::*;

@@ -1,9 +1,7 @@
 //! The PHOLD example: one hash for the processed events on any number of
 //! partitions, lockstep or with lookahead windows.
 
-#[allow(dead_code)] // `main` reads the command line: not run here
-#[path = "../examples/phold.rs"]
-mod phold;
+use crate::phold;
 
 use phold::{command, run, AgentPlacement, Params};
 

@@ -4,12 +4,7 @@
 //! errors, a host that goes away or fails mid-run, and messages from
 //! outside. Every host runs under a watchdog: a hang fails the test.
 
-#[allow(dead_code)]
-#[path = "../examples/conveyor.rs"]
-mod conveyor;
-#[allow(dead_code)] // `main` reads the command line: not run here
-#[path = "../examples/phold.rs"]
-mod phold;
+use crate::{conveyor, phold};
 
 use maslite::kernel::Error as KernelError;
 use maslite::prelude::{Agent, AgentId, Alarm, Cx, Envelope, Runtime, Subscription};

@@ -1,8 +1,7 @@
 //! The chain example: four signers on two partitions, the contract stops
 //! everything. Checked by running the example's own model.
 
-#[path = "../examples/chain.rs"]
-mod chain;
+use crate::chain;
 
 use maslite::prelude::*;
 use maslite::runtime::StopReason;

@@ -2,8 +2,7 @@
 //! port, bad requests, live stats, and graceful shutdowns with requests in
 //! flight — each gets its answer or a clear 503, none is lost.
 
-#[path = "../examples/service.rs"]
-mod service;
+use crate::service;
 
 use maslite::runtime::StopReason;
 use service::{Ack, StatsBody};

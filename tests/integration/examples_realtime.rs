@@ -1,8 +1,7 @@
 //! The realtime example: free mode on the wall clock, a `!Send` agent, a
 //! pause that stops both partitions.
 
-#[path = "../examples/realtime.rs"]
-mod realtime;
+use crate::realtime;
 
 use maslite::runtime::StopReason;
 
