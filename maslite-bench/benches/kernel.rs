@@ -1,6 +1,6 @@
 //! Criterion benches of the kernel's hot paths: a round of ping-pong, the
 //! delivery of one broadcast to many subscribers, the alarm queue, adding
-//! agents. Run with `cargo bench -p maslite-core`.
+//! agents. Run with `cargo bench -p maslite-bench --bench kernel`.
 //!
 //! Two baselines run beside the kernel's ping-pong, so that the ratios come
 //! from one run on one machine: the same rounds and envelopes in a plain

@@ -1,4 +1,5 @@
-"""Prints the comparison table of bench/compare.sh from its results file."""
+"""Prints the comparison table of maslite-bench/compare.sh from its results
+file."""
 
 import json
 import sys

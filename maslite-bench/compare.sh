@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Measures maslite for Rust side by side with its peers, in one run on one
 # machine, and prints one JSON line per measurement set plus a summary
-# table. Run from anywhere: bench/compare.sh [--quick]
+# table. Run from anywhere: maslite-bench/compare.sh [--quick]
 #
 # Peers:
 # - Python maslite 2023.1.1 from PyPI (installed here into venvs under
 #   target/peers/), on CPython, and on PyPy when `pypy3` is installed
 #   (Debian: apt-get install pypy3) — the same ping-pong model as ours;
 # - ractor (a tokio actor framework), the same ping-pong, on tokio's
-#   multi-thread and current-thread runtimes (bench/peers/rust, a workspace
-#   of its own that default builds and CI do not compile);
+#   multi-thread and current-thread runtimes (maslite-bench/peers/rust, a
+#   workspace of its own that default builds and CI do not compile);
 # - nexosim (a discrete-event simulation framework), PHOLD with the
 #   parameters of `maslite-bench phold`, on its executor with 1 and 2
-#   threads (bench/peers/rust too). Its trace hash must equal ours.
+#   threads (maslite-bench/peers/rust too). Its trace hash must equal ours.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=${1:-}
@@ -33,7 +33,7 @@ results="$out/results.jsonl"
 
 echo "# building maslite-bench and the Rust peers" >&2
 cargo build -q --release -p maslite-bench
-(cd bench/peers/rust && cargo build -q --release)
+(cd maslite-bench/peers/rust && cargo build -q --release)
 
 echo "# maslite for Rust: pingpong" >&2
 ./target/release/maslite-bench pingpong --runs "$runs" \
@@ -64,13 +64,13 @@ pyvenv() { # interpreter, venv dir
 
 echo "# Python maslite on CPython" >&2
 pyvenv python3 "$out/venv-cpython"
-"$out/venv-cpython/bin/python" bench/peers/maslite_pingpong.py "$seconds" "$runs" 2>/dev/null \
+"$out/venv-cpython/bin/python" maslite-bench/peers/maslite_pingpong.py "$seconds" "$runs" 2>/dev/null \
   | summarize | tee -a "$results"
 
 if command -v pypy3 >/dev/null; then
   echo "# Python maslite on PyPy" >&2
   pyvenv pypy3 "$out/venv-pypy"
-  "$out/venv-pypy/bin/python" bench/peers/maslite_pingpong.py "$seconds" "$runs" 2>/dev/null \
+  "$out/venv-pypy/bin/python" maslite-bench/peers/maslite_pingpong.py "$seconds" "$runs" 2>/dev/null \
     | summarize | tee -a "$results"
 else
   echo "# pypy3 not installed: PyPy skipped (apt-get install pypy3)" >&2
@@ -78,12 +78,12 @@ fi
 
 for flavor in multi current; do
   echo "# ractor ($flavor-thread tokio runtime)" >&2
-  bench/peers/rust/target/release/ractor_pingpong "$messages" "$runs" "$flavor" \
+  maslite-bench/peers/rust/target/release/ractor_pingpong "$messages" "$runs" "$flavor" \
     | summarize | tee -a "$results"
 done
 
 echo "# summary: pingpong, messages/s (median of $runs runs; ratio = ours / peer)" >&2
-python3 bench/peers/summary.py "$results"
+python3 maslite-bench/peers/summary.py "$results"
 
 # PHOLD: ours (maslite-bench's case: 4096 agents, 4 events each, lookahead
 # 0.1, mean 1, to t = 100, seed 1; 1 and 2 partitions; remote 0, 0.25, 0.9)
@@ -98,7 +98,7 @@ for l in sys.stdin:
     print(json.dumps({"peer":"maslite-rust-%d-partition" % p["partitions"],"unit":v["unit"],
         "remote":p["remote"],"hash":v["hash"],"median":v["median"],"min":v["min"],"max":v["max"],"runs":v["runs"]}))' \
   | tee -a "$phold"
-nexosim=bench/peers/rust/target/release/nexosim_phold
+nexosim=maslite-bench/peers/rust/target/release/nexosim_phold
 for remote in 0 0.25 0.9; do
   echo "# nexosim: phold, remote $remote, 1 thread" >&2
   "$nexosim" --remote "$remote" --threads 1 --runs "$runs" | summarize | tee -a "$phold"
