@@ -82,7 +82,7 @@ pub(crate) struct AgentRecord {
     pub accepts: bool,
     pub keep_awake: bool,
     /// Last message that reached it as a subscriber (to deliver a copy once).
-    pub stamp: u64,
+    pub copied: u64,
     /// Sends and alarms so far (the `seq` of its [`Origin`] stamps).
     pub sent: u64,
     /// Agents added on its account so far (numbers their creation stamps).
@@ -126,7 +126,7 @@ impl AgentRecord {
             marked: false,
             accepts: true,
             keep_awake: false,
-            stamp: 0,
+            copied: 0,
             sent: 0,
             added: 0,
         }

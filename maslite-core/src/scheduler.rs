@@ -170,6 +170,10 @@ pub enum StopReason {
     /// Nothing left to do (see [`RunOptions::pause_if_idle`]), or nothing can
     /// ever happen again (no mail, no alarm, no busy or kept-awake agent).
     Idle,
+    /// The run was stopped from outside: a multi-partition runtime's
+    /// cancellation token was cancelled (a lone `Scheduler` has none, so
+    /// its runs never stop for this reason).
+    Cancelled,
 }
 
 /// Counters of a scheduler since it was made.
@@ -278,7 +282,8 @@ pub struct Scheduler {
     mail: Vec<Envelope>,
     recipients: Vec<AgentId>,
     busy: usize,
-    stamp: u64,
+    /// Numbers the deliveries to subscribers (see `AgentRecord::copied`).
+    copies: u64,
     site: PollSite,
     stats: Stats,
     failure: Option<Error>,
@@ -305,7 +310,7 @@ impl Scheduler {
             mail: Vec::new(),
             recipients: Vec::new(),
             busy: 0,
-            stamp: 0,
+            copies: 0,
             site: PollSite { index: 0, queue: Arc::new(WakeQueue::default()) },
             stats: Stats::default(),
             failure: None,
@@ -1265,14 +1270,14 @@ impl Scheduler {
             }
             std::mem::swap(&mut self.mail, &mut *outbox);
         }
-        let Scheduler { shared, stats, recipients, stamp, mail, failure, .. } = self;
+        let Scheduler { shared, stats, recipients, copies, mail, failure, .. } = self;
         let mut reg = shared.reg.borrow_mut();
         let mailing = shared.mailing.borrow();
         stats.messages += mail.len() as u64;
         for env in mail.drain(..) {
             let mut heard = false;
             if !env.is_direct() && !mailing.is_empty() {
-                *stamp += 1;
+                *copies += 1;
                 recipients.clear();
                 mailing.for_each_subscriber(
                     env.sender(),
@@ -1286,10 +1291,10 @@ impl Scheduler {
                     }
                     let Some(&index) = reg.ids.get(&sub) else { continue };
                     let Some(rec) = reg.agents.get_mut(index as usize) else { continue };
-                    if rec.stamp == *stamp {
+                    if rec.copied == *copies {
                         continue;
                     }
-                    rec.stamp = *stamp;
+                    rec.copied = *copies;
                     let copy = match catch_unwind(AssertUnwindSafe(|| env.clone())) {
                         Ok(copy) => copy,
                         Err(panic) => {

@@ -28,7 +28,7 @@ use crate::heartbeat::{Heartbeat, HostEvent};
 use crate::link::HostLink;
 use crate::packet::{Arrival, PacketReader, PacketWriter};
 use bytes::Bytes;
-use maslite_runtime::transport::{Placement, Sent, Transport, Wires};
+use maslite_runtime::transport::{HostWires, Placement, Sent, Transport};
 use std::time::Duration;
 
 /// Partitions on several hosts through a NATS server (see the [module
@@ -141,7 +141,7 @@ impl Transport for NatsTransport {
 
     fn start(
         self: Box<Self>,
-        wires: Wires,
+        host_wires: HostWires,
     ) -> maslite_runtime::Result<std::thread::JoinHandle<()>> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let me = self.placement.me();
@@ -208,7 +208,7 @@ impl Transport for NatsTransport {
                         Ok((link, beats)) => {
                             let _ = ready_tx.send(Ok(()));
                             let limit = t.every.saturating_mul(t.missed);
-                            Carrier::new(link, beats, t.codec, wires, limit).carry().await;
+                            Carrier::new(link, beats, t.codec, host_wires, limit).carry().await;
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -239,7 +239,7 @@ struct Carrier {
     link: HostLink,
     beats: Option<Heartbeat>,
     codec: Codec,
-    wires: Wires,
+    host_wires: HostWires,
     writers: Vec<PacketWriter>,
     reader: PacketReader,
     /// Hosts whose runtime stopped.
@@ -259,11 +259,11 @@ impl Carrier {
         link: HostLink,
         beats: Heartbeat,
         codec: Codec,
-        wires: Wires,
+        host_wires: HostWires,
         limit: Duration,
     ) -> Carrier {
-        let me = wires.placement().me();
-        let hosts = wires.placement().hosts();
+        let me = host_wires.placement().me();
+        let hosts = host_wires.placement().hosts();
         let max = link.max_payload();
         Carrier {
             writers: (0..hosts).map(|h| PacketWriter::new(me, h, max)).collect(),
@@ -272,7 +272,7 @@ impl Carrier {
             link,
             beats: Some(beats),
             codec,
-            wires,
+            host_wires,
             frames: Vec::new(),
             limit,
             watching: true,
@@ -281,13 +281,15 @@ impl Carrier {
     }
 
     fn others(&self) -> Vec<u16> {
-        let me = self.wires.placement().me();
-        (0..self.wires.placement().hosts()).filter(|&h| h != me && !self.left[h as usize]).collect()
+        let me = self.host_wires.placement().me();
+        (0..self.host_wires.placement().hosts())
+            .filter(|&h| h != me && !self.left[h as usize])
+            .collect()
     }
 
     /// Encodes and publishes one packet.
     async fn send(&mut self, sent: Sent) -> Result<(), String> {
-        let host = self.wires.placement().host_of(sent.to);
+        let host = self.host_wires.placement().host_of(sent.to);
         if self.left[host as usize] {
             return Ok(());
         }
@@ -342,7 +344,7 @@ impl Carrier {
     /// Publishes everything the partitions sent so far, then flushes.
     async fn push(&mut self, first: Option<Sent>) -> Result<(), String> {
         let mut next = first;
-        while let Some(sent) = next.take().or_else(|| self.wires.outgoing.try_recv().ok()) {
+        while let Some(sent) = next.take().or_else(|| self.host_wires.outgoing.try_recv().ok()) {
             self.send(sent).await?;
         }
         self.link.flush().await.map_err(|e| e.to_string())
@@ -372,12 +374,12 @@ impl Carrier {
     /// Fails the run here (and, if `tell`, on every other host, if the
     /// server takes the word within the heartbeat's limit).
     async fn fail(&mut self, why: &str, tell: bool) {
-        let me = self.wires.placement().me();
+        let me = self.host_wires.placement().me();
         tracing::error!(host = me, "{why}");
         // The partitions stop first: telling the others may wait.
         match self.typed.take() {
-            Some(error) => self.wires.fail_with(error),
-            None => self.wires.fail(why),
+            Some(error) => self.host_wires.fail_with(error),
+            None => self.host_wires.fail(why),
         }
         if tell {
             let limit = self.limit;
@@ -393,11 +395,11 @@ impl Carrier {
     }
 
     async fn carry(mut self) {
-        let stopping = self.wires.stopping();
+        let stopping = self.host_wires.stopping();
         loop {
             tokio::select! {
                 _ = stopping.cancelled() => return self.finish().await,
-                sent = self.wires.outgoing.recv() => match sent {
+                sent = self.host_wires.outgoing.recv() => match sent {
                     // Every partition here is gone.
                     None => return self.finish().await,
                     Some(sent) => {
@@ -414,13 +416,13 @@ impl Carrier {
                     match self.reader.read(&self.codec, &frame) {
                         Ok(Arrival::Partial) => {}
                         Ok(Arrival::Packet { from, to, packet }) => {
-                            if let Err(e) = self.wires.deliver(from, to, packet) {
+                            if let Err(e) = self.host_wires.deliver(from, to, packet) {
                                 return self.fail(&e.to_string(), true).await;
                             }
                         }
                         Ok(Arrival::Bye(h)) => {
                             self.left[h as usize] = true;
-                            self.wires.cut_host(h, &format!("host {h} left: its runtime stopped"));
+                            self.host_wires.cut_host(h, &format!("host {h} left: its runtime stopped"));
                         }
                         Ok(Arrival::Abort(h, why)) => {
                             return self.fail(&format!("host {h} failed: {why}"), false).await;

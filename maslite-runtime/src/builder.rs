@@ -4,11 +4,11 @@
 
 use crate::config::{Choices, Config};
 use crate::error::{Error, Result};
-use crate::exchange::Links;
+use crate::exchange::Wires;
 use crate::partition::{thread_main, Seed};
 use crate::progress::Gauges;
 use crate::runtime::{Handle, Runtime, Started};
-use crate::transport::{Transport, Wires};
+use crate::transport::{HostWires, Transport};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -146,15 +146,15 @@ impl Builder {
                 core_of[p] = rank;
             }
         }
-        let (links, outgoing, feeds) = Links::hosted(&local, spin);
+        let (wires, outgoing, feeds) = Wires::hosted(&local, spin);
         let lost: Arc<[std::sync::OnceLock<Error>]> =
             (0..config.partitions).map(|_| std::sync::OnceLock::new()).collect();
-        for (me, links) in links.into_iter().enumerate() {
-            let Some(mut links) = links else {
+        for (me, wires) in wires.into_iter().enumerate() {
+            let Some(mut wires) = wires else {
                 parts.push(Handle { cmds: None, queued: Vec::new(), thread: None });
                 continue;
             };
-            links.lost = Some(lost.clone());
+            wires.lost = Some(lost.clone());
             // By the partition's number, not its rank here: hosts sharing a
             // machine (two processes trying a placement) then pin their
             // partitions to different cores.
@@ -163,7 +163,7 @@ impl Builder {
             let seed = Seed {
                 me,
                 count: config.partitions,
-                links,
+                wires,
                 cancel: cancel.clone(),
                 config: config.clone(),
                 cmds: rx,
@@ -185,11 +185,11 @@ impl Builder {
         }
         // The transport last: it ends when the partitions are gone.
         let stopping = CancellationToken::new();
-        let mut carrier = None;
+        let mut transport_thread = None;
         if let (Some(transport), Some(placement)) = (self.transport, placement.clone()) {
-            let wires = Wires::new(outgoing, feeds, lost, placement, stopping.clone());
-            match transport.start(wires) {
-                Ok(thread) => carrier = Some(thread),
+            let host_wires = HostWires::new(outgoing, feeds, lost, placement, stopping.clone());
+            match transport.start(host_wires) {
+                Ok(thread) => transport_thread = Some(thread),
                 Err(e) => {
                     stop_started(&cancel, &mut parts);
                     return Err(e);
@@ -199,7 +199,7 @@ impl Builder {
         Ok(Runtime::started(Started {
             config,
             placement,
-            carrier,
+            transport_thread,
             stopping,
             parts,
             cancel,

@@ -97,7 +97,7 @@ pub struct Sent {
 }
 
 /// The sending end of a wire.
-enum Outlet {
+enum SendEnd {
     /// To a partition of this process.
     Local(UnboundedSender<Packet>),
     /// To a partition of another host, through this host's transport.
@@ -105,11 +105,11 @@ enum Outlet {
 }
 
 /// A partition's ends of the wires to and from every other partition.
-pub(crate) struct Links {
+pub(crate) struct Wires {
     me: usize,
-    to: Vec<Option<Outlet>>,
+    to: Vec<Option<SendEnd>>,
     from: Vec<Option<UnboundedReceiver<Packet>>>,
-    /// A packet taken early by [`wait_any`](Links::wait_any), per sender.
+    /// A packet taken early by [`wait_any`](Wires::wait_any), per sender.
     stash: Vec<Option<Packet>>,
     spin: Duration,
     /// Why a partition of another host is gone, if its transport said
@@ -119,11 +119,11 @@ pub(crate) struct Links {
 
 /// The far end of a wire closed: that partition's thread is gone.
 #[derive(Debug)]
-pub(crate) struct Gone(pub usize);
+pub(crate) struct PeerGone(pub usize);
 
-impl Links {
+impl Wires {
     /// The wires of the partitions `local[p]` says are on this host
-    /// (`links[p]` is `Some` for those): channels between them, and for
+    /// (`wires[p]` is `Some` for those): channels between them, and for
     /// each partition elsewhere, a sending end into the transport's
     /// receiver and a receiving end fed by the returned senders
     /// (`feeds[from][to]`, for `from` elsewhere and `to` here).
@@ -131,15 +131,15 @@ impl Links {
     pub fn hosted(
         local: &[bool],
         spin: Duration,
-    ) -> (Vec<Option<Links>>, UnboundedReceiver<Sent>, Vec<Vec<Option<UnboundedSender<Packet>>>>)
+    ) -> (Vec<Option<Wires>>, UnboundedReceiver<Sent>, Vec<Vec<Option<UnboundedSender<Packet>>>>)
     {
         let n = local.len();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let mut feeds: Vec<Vec<Option<UnboundedSender<Packet>>>> =
             (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-        let mut links: Vec<Option<Links>> = (0..n)
+        let mut wires: Vec<Option<Wires>> = (0..n)
             .map(|me| {
-                local[me].then(|| Links {
+                local[me].then(|| Wires {
                     me,
                     to: (0..n).map(|_| None).collect(),
                     from: (0..n).map(|_| None).collect(),
@@ -155,22 +155,22 @@ impl Links {
                     continue;
                 }
                 let (tx, rx) = mpsc::unbounded_channel();
-                if let Some(l) = links[q].as_mut() {
+                if let Some(l) = wires[q].as_mut() {
                     l.from[p] = Some(rx);
                 }
                 if local[p] {
-                    if let Some(l) = links[p].as_mut() {
-                        l.to[q] = Some(Outlet::Local(tx));
+                    if let Some(l) = wires[p].as_mut() {
+                        l.to[q] = Some(SendEnd::Local(tx));
                     }
                 } else {
                     feeds[p][q] = Some(tx);
-                    if let Some(l) = links[q].as_mut() {
-                        l.to[p] = Some(Outlet::Remote(out_tx.clone()));
+                    if let Some(l) = wires[q].as_mut() {
+                        l.to[p] = Some(SendEnd::Remote(out_tx.clone()));
                     }
                 }
             }
         }
-        (links, out_rx, feeds)
+        (wires, out_rx, feeds)
     }
 
     /// Why partition `q` is gone, if a transport said.
@@ -180,7 +180,7 @@ impl Links {
 
     /// Whether partition `q` is on another host.
     pub fn is_remote(&self, q: usize) -> bool {
-        matches!(self.to.get(q), Some(Some(Outlet::Remote(_))))
+        matches!(self.to.get(q), Some(Some(SendEnd::Remote(_))))
     }
 
     /// The other partitions' numbers.
@@ -189,33 +189,33 @@ impl Links {
     }
 
     /// Sends `packet` to partition `q`.
-    pub fn send(&self, q: usize, packet: Packet) -> Result<(), Gone> {
+    pub fn send(&self, q: usize, packet: Packet) -> Result<(), PeerGone> {
         match &self.to[q] {
-            Some(Outlet::Local(tx)) => tx.send(packet).map_err(|_| Gone(q)),
-            Some(Outlet::Remote(tx)) => {
-                tx.send(Sent { from: self.me, to: q, packet }).map_err(|_| Gone(q))
+            Some(SendEnd::Local(tx)) => tx.send(packet).map_err(|_| PeerGone(q)),
+            Some(SendEnd::Remote(tx)) => {
+                tx.send(Sent { from: self.me, to: q, packet }).map_err(|_| PeerGone(q))
             }
-            None => Err(Gone(q)),
+            None => Err(PeerGone(q)),
         }
     }
 
     /// The next packet from partition `q`: spins up to the spin time, then
     /// parks until it comes.
-    pub async fn recv(&mut self, q: usize) -> Result<Packet, Gone> {
+    pub async fn recv(&mut self, q: usize) -> Result<Packet, PeerGone> {
         if let Some(p) = self.stash[q].take() {
             return Ok(p);
         }
         // A packet from another host takes hundreds of microseconds:
-        // spinning for it would only take the core from its carrier.
+        // spinning for it would only take the core from its transport_thread.
         let spin = if self.is_remote(q) { Duration::ZERO } else { self.spin };
-        let Some(rx) = self.from[q].as_mut() else { return Err(Gone(q)) };
+        let Some(rx) = self.from[q].as_mut() else { return Err(PeerGone(q)) };
         if !spin.is_zero() {
             let start = Instant::now();
             loop {
                 for _ in 0..64 {
                     match rx.try_recv() {
                         Ok(p) => return Ok(p),
-                        Err(TryRecvError::Disconnected) => return Err(Gone(q)),
+                        Err(TryRecvError::Disconnected) => return Err(PeerGone(q)),
                         Err(TryRecvError::Empty) => std::hint::spin_loop(),
                     }
                 }
@@ -224,25 +224,25 @@ impl Links {
                 }
             }
         }
-        rx.recv().await.ok_or(Gone(q))
+        rx.recv().await.ok_or(PeerGone(q))
     }
 
     /// Takes the packet from `q` that is already there, if any.
-    pub fn try_recv(&mut self, q: usize) -> Result<Option<Packet>, Gone> {
+    pub fn try_recv(&mut self, q: usize) -> Result<Option<Packet>, PeerGone> {
         if let Some(p) = self.stash[q].take() {
             return Ok(Some(p));
         }
-        let Some(rx) = self.from[q].as_mut() else { return Err(Gone(q)) };
+        let Some(rx) = self.from[q].as_mut() else { return Err(PeerGone(q)) };
         match rx.try_recv() {
             Ok(p) => Ok(Some(p)),
             Err(TryRecvError::Empty) => Ok(None),
-            Err(TryRecvError::Disconnected) => Err(Gone(q)),
+            Err(TryRecvError::Disconnected) => Err(PeerGone(q)),
         }
     }
 
     /// Waits until a packet from some partition is there, without taking
-    /// it: the next [`recv`](Links::recv) from that partition returns it.
-    pub async fn wait_any(&mut self) -> Result<(), Gone> {
+    /// it: the next [`recv`](Wires::recv) from that partition returns it.
+    pub async fn wait_any(&mut self) -> Result<(), PeerGone> {
         if self.stash.iter().any(Option::is_some) {
             return Ok(());
         }
@@ -252,7 +252,7 @@ impl Links {
     }
 
     /// Waits for a packet from any partition: returns the sender.
-    pub async fn recv_any(&mut self) -> Result<(usize, Packet), Gone> {
+    pub async fn recv_any(&mut self) -> Result<(usize, Packet), PeerGone> {
         for q in 0..self.stash.len() {
             if let Some(p) = self.stash[q].take() {
                 return Ok((q, p));
@@ -274,7 +274,7 @@ impl Links {
                             return std::task::Poll::Ready(Ok((q, p)))
                         }
                         std::task::Poll::Ready(None) => {
-                            return std::task::Poll::Ready(Err(Gone(q)))
+                            return std::task::Poll::Ready(Err(PeerGone(q)))
                         }
                         std::task::Poll::Pending => {}
                     }

@@ -54,6 +54,47 @@
 //! // Leaving scope stops and joins both partition threads.
 //! ```
 //!
+//! ## The parts, and their names
+//!
+//! ```text
+//!  handle (Runtime) ── commands ──▶ partition 0          partition 1 ◀── commands ──┐
+//!                                   ┌──────────────┐      ┌──────────────┐           │
+//!                                   │ kernel       │ wire │ kernel       │           │
+//!                                   │ (Driver)     │─────▶│ (Driver)     │           │
+//!                                   │ router       │◀─────│ router       │           │
+//!                                   │ replica      │ wire │ replica      │           │
+//!                                   └──────┬───────┘      └──────────────┘           │
+//!                                          │ wires to partitions of other hosts      │
+//!                                          ▼                                         │
+//!                                   transport (HostWires) ══ NATS ══▶ other hosts ───┘
+//! ```
+//!
+//! - **partition**: one OS thread with a tokio `current_thread` runtime, a
+//!   `LocalSet` and one kernel, driven through a
+//!   [`Driver`](maslite_core::Driver).
+//! - **step**: what all partitions do between two exchanges — a round
+//!   (agents with mail are updated), a time advance (the due alarms fire),
+//!   or the delivery of mail from outside. In lookahead windows, a window.
+//! - **control**: what a partition tells every other one at the end of a
+//!   step ([`transport::Control`]): its changes, whether it has work, its
+//!   next alarm, a stop or a failure.
+//! - **mail batch**: a step's messages from one partition to another, one
+//!   batch per pair ([`transport::Packet::Mail`]).
+//! - **wire**: a one-way channel from one partition to another, carrying
+//!   packets (controls and mail batches) in order; a partition's wires to
+//!   and from all others are its `Wires`.
+//! - **router**: the part of a partition that resolves its outgoing mail
+//!   (receiver and subscribers, wherever they are) and delivers incoming
+//!   batches in the canonical order ([`Origin`](maslite_core::Origin)).
+//! - **replica**: what every partition knows of all agents — the directory
+//!   (which partition each agent is on) and the mailing list — kept equal
+//!   everywhere by the changes in the controls.
+//! - **host** and **transport**: a process running some of the partitions;
+//!   the [`transport::Transport`] carries packets on the wires that leave
+//!   the host ([`transport::HostWires`]).
+//! - **inlet** and **endpoint**: where a service's messages come in
+//!   ([`Inlet`]) and go out ([`Outbound`], the stream of an endpoint id).
+//!
 //! ## Modes
 //!
 //! - **Lockstep** (the default): [`Runtime::new`]`(n)`.
@@ -126,8 +167,9 @@
 //! - the [`CancellationToken`] of the
 //!   runtime is cancelled ([`StopReason::Cancelled`]);
 //! - an agent panics or a partition's thread dies: the run returns an error
-//!   naming the partition (and the agent), after stopping and joining every
-//!   partition — it never hangs.
+//!   naming the partition (and the agent) — it never hangs. The runtime is
+//!   then spent, but its agents can still be read for a post-mortem
+//!   ([`Runtime::with_agent`]) unless a thread died.
 //!
 //! Nothing is lost: every message is delivered, counted as a dead letter
 //! (with a `tracing` warning), or counted as pending in the

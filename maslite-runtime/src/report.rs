@@ -5,20 +5,9 @@ use maslite_core::AgentId;
 use std::fmt;
 use std::time::Duration;
 
-/// Why a run stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopReason {
-    /// Nothing left to do on any partition, nothing in flight, no alarm.
-    Idle,
-    /// The clock reached the end given by `RunOptions::seconds`.
-    TimeLimit,
-    /// The rounds given by `RunOptions::iterations` were run.
-    Iterations,
-    /// An agent called `cx.pause()`: it stops every partition.
-    Paused,
-    /// The runtime's `CancellationToken` was cancelled.
-    Cancelled,
-}
+/// Why a run stopped: the kernel's [`StopReason`](maslite_core::StopReason),
+/// one type for one kernel and for many partitions.
+pub use maslite_core::StopReason;
 
 /// One partition's share of a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! The handle that owns the partitions: the seed's `MPmain`, scoped.
+//! The handle that owns the partitions (what Python maslite's
+//! multiprocessing branch calls the main process), scoped.
 //!
 //! Partition threads start when the runtime is built and are stopped and
 //! joined when it is dropped (or [`stop`](Runtime::stop)ped, or a run
@@ -40,7 +41,7 @@ pub(crate) struct Handle {
 pub(crate) struct Started {
     pub(crate) config: Arc<Config>,
     pub(crate) placement: Option<Placement>,
-    pub(crate) carrier: Option<JoinHandle<()>>,
+    pub(crate) transport_thread: Option<JoinHandle<()>>,
     pub(crate) stopping: CancellationToken,
     pub(crate) parts: Vec<Handle>,
     pub(crate) cancel: CancellationToken,
@@ -95,7 +96,7 @@ pub struct Runtime {
     /// Which host runs which partition, when they are spread over hosts.
     placement: Option<Placement>,
     /// The transport's thread, then.
-    carrier: Option<JoinHandle<()>>,
+    transport_thread: Option<JoinHandle<()>>,
     /// Stops the transport.
     stopping: CancellationToken,
     parts: Vec<Handle>,
@@ -118,10 +119,11 @@ pub struct Runtime {
 impl Runtime {
     /// The handle of what a builder started.
     pub(crate) fn started(started: Started) -> Runtime {
-        let Started { config, placement, carrier, stopping, parts, cancel, gauges } = started;
+        let Started { config, placement, transport_thread, stopping, parts, cancel, gauges } =
+            started;
         Runtime {
             placement,
-            carrier,
+            transport_thread,
             stopping,
             config,
             parts,
@@ -747,7 +749,7 @@ impl Runtime {
                 });
             }
         }
-        if let Some(Err(panic)) = self.carrier.take().map(|t| t.join()) {
+        if let Some(Err(panic)) = self.transport_thread.take().map(|t| t.join()) {
             first.get_or_insert(Error::Transport {
                 message: format!("the transport's thread panicked: {}", panic_message(&*panic)),
             });

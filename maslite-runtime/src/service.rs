@@ -72,7 +72,7 @@ impl ServeOptions {
 }
 
 /// What a partition keeps of a service: its end of the inlet.
-pub(crate) struct Intake {
+pub(crate) struct InletQueue {
     rx: mpsc::Receiver<Envelope>,
     draining: CancellationToken,
     pressure: Arc<Backpressure>,
@@ -81,7 +81,7 @@ pub(crate) struct Intake {
     exhausted: bool,
 }
 
-impl Intake {
+impl InletQueue {
     /// Takes up to `max` messages waiting in the inlet (none while an
     /// endpoint is stalled), stamped with origins of the outside: `(me,
     /// count)` spread so that partitions never give the same one.
@@ -296,7 +296,7 @@ impl Runtime {
         let mut txs = Vec::with_capacity(self.partitions());
         for q in 0..self.partitions() {
             let (tx, rx) = mpsc::channel(options.capacity);
-            let intake = Intake {
+            let intake = InletQueue {
                 rx,
                 draining: shared.draining.clone(),
                 pressure: shared.pressure.clone(),

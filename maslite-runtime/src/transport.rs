@@ -24,13 +24,13 @@
 //! ([`with_agent`](crate::Runtime::with_agent)) or a partition — is
 //! [`Error::NotLocal`] elsewhere: ask [`Runtime::is_local`](crate::Runtime::is_local) first.
 //!
-//! A transport gets [`Wires`]: a stream of [`Sent`] packets from local
-//! partitions to remote ones, and [`Wires::deliver`] for the packets that
+//! A transport gets [`HostWires`]: a stream of [`Sent`] packets from local
+//! partitions to remote ones, and [`HostWires::deliver`] for the packets that
 //! arrive. It runs on a thread of its own ([`Transport::start`]) and ends
 //! when the partitions are gone (the stream ends) or the runtime stops
-//! ([`Wires::stopping`]). When it learns that another host is gone (dead,
-//! cut off, or left) it says so with [`Wires::cut_host`] or
-//! [`Wires::fail`]: the local partitions waiting on that host stop with
+//! ([`HostWires::stopping`]). When it learns that another host is gone (dead,
+//! cut off, or left) it says so with [`HostWires::cut_host`] or
+//! [`HostWires::fail`]: the local partitions waiting on that host stop with
 //! [`Error::Transport`], which carries its words.
 //!
 //! # One clock across hosts, without a coordinator
@@ -153,9 +153,9 @@ impl Placement {
     }
 }
 
-/// A transport's ends of the wires between this host's partitions and
+/// A transport's ends of the host_wires between this host's partitions and
 /// the partitions of other hosts (see the [module docs](self)).
-pub struct Wires {
+pub struct HostWires {
     /// Packets from partitions here to partitions elsewhere, in the order
     /// each partition sent them; ends when every local partition is gone.
     pub outgoing: UnboundedReceiver<Sent>,
@@ -165,21 +165,21 @@ pub struct Wires {
     stopping: CancellationToken,
 }
 
-impl std::fmt::Debug for Wires {
+impl std::fmt::Debug for HostWires {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wires").field("placement", &self.placement).finish_non_exhaustive()
+        f.debug_struct("HostWires").field("placement", &self.placement).finish_non_exhaustive()
     }
 }
 
-impl Wires {
+impl HostWires {
     pub(crate) fn new(
         outgoing: UnboundedReceiver<Sent>,
         feeds: Vec<Vec<Option<UnboundedSender<Packet>>>>,
         lost: Arc<[OnceLock<Error>]>,
         placement: Placement,
         stopping: CancellationToken,
-    ) -> Wires {
-        Wires { outgoing, feeds, lost, placement, stopping }
+    ) -> HostWires {
+        HostWires { outgoing, feeds, lost, placement, stopping }
     }
 
     /// The placement the runtime was built with.
@@ -262,9 +262,9 @@ pub trait Transport: Send + 'static {
 
     /// Starts carrying packets on a thread of its own and returns it once
     /// the other hosts are reachable (an error if they are not). The
-    /// thread ends when `wires.outgoing` ends or `wires.stopping()` is
+    /// thread ends when `host_wires.outgoing` ends or `host_wires.stopping()` is
     /// cancelled; the runtime joins it when it stops.
-    fn start(self: Box<Self>, wires: Wires) -> Result<std::thread::JoinHandle<()>>;
+    fn start(self: Box<Self>, host_wires: HostWires) -> Result<std::thread::JoinHandle<()>>;
 }
 
 /// A boxed transport is one (to choose one at run time).
@@ -273,8 +273,8 @@ impl Transport for Box<dyn Transport> {
         (**self).placement()
     }
 
-    fn start(self: Box<Self>, wires: Wires) -> Result<std::thread::JoinHandle<()>> {
-        (*self).start(wires)
+    fn start(self: Box<Self>, host_wires: HostWires) -> Result<std::thread::JoinHandle<()>> {
+        (*self).start(host_wires)
     }
 }
 
@@ -365,9 +365,9 @@ impl Transport for InProcess {
         &self.placement
     }
 
-    fn start(self: Box<Self>, mut wires: Wires) -> Result<std::thread::JoinHandle<()>> {
+    fn start(self: Box<Self>, mut host_wires: HostWires) -> Result<std::thread::JoinHandle<()>> {
         let InProcess { placement, to, mut from, gone, leaving } = *self;
-        let stopping = wires.stopping();
+        let stopping = host_wires.stopping();
         let me = placement.me();
         std::thread::Builder::new()
             .name(format!("maslite-host{me}"))
@@ -392,13 +392,13 @@ impl Transport for InProcess {
                                 // What the partitions sent goes first (the
                                 // last step's packets, for hosts still in
                                 // their run).
-                                while let Ok(sent) = wires.outgoing.try_recv() {
+                                while let Ok(sent) = host_wires.outgoing.try_recv() {
                                     let host = placement.host_of(sent.to);
                                     let _ = to[host as usize].send(sent);
                                 }
                                 break;
                             }
-                            sent = wires.outgoing.recv() => match sent {
+                            sent = host_wires.outgoing.recv() => match sent {
                                 Some(sent) => {
                                     let host = placement.host_of(sent.to);
                                     // A host that ended is cut below.
@@ -408,17 +408,17 @@ impl Transport for InProcess {
                                 None => break,
                             },
                             Some(sent) = from.recv() => {
-                                if let Err(e) = wires.deliver(sent.from, sent.to, sent.packet) {
-                                    wires.fail(&e.to_string());
+                                if let Err(e) = host_wires.deliver(sent.from, sent.to, sent.packet) {
+                                    host_wires.fail(&e.to_string());
                                 }
                             }
                             Some(h) = futures::StreamExt::next(&mut left) => {
                                 // It sent everything before it ended: take
                                 // that first.
                                 while let Ok(sent) = from.try_recv() {
-                                    let _ = wires.deliver(sent.from, sent.to, sent.packet);
+                                    let _ = host_wires.deliver(sent.from, sent.to, sent.packet);
                                 }
-                                wires.cut_host(h, &format!("host {h} left: its runtime stopped"));
+                                host_wires.cut_host(h, &format!("host {h} left: its runtime stopped"));
                             }
                         }
                     }

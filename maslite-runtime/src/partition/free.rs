@@ -25,7 +25,7 @@
 
 use super::Partition;
 use crate::error::Error;
-use crate::exchange::{Gone, Packet};
+use crate::exchange::{Packet, PeerGone};
 use crate::report::StopReason;
 use maslite_core::{AgentId, Change, Envelope, RunOptions};
 use std::future::poll_fn;
@@ -105,7 +105,7 @@ impl Partition {
             rounds: 0,
             busy: true, // counted in `activity` from the start
             error: self.deferred.take(),
-            peers: self.links.peers().collect(),
+            peers: self.wires.peers().collect(),
             incoming: Vec::new(),
             ended: vec![false; self.count],
             run,
@@ -141,13 +141,13 @@ impl Partition {
         for i in 0..f.peers.len() {
             let q = f.peers[i];
             loop {
-                match self.links.try_recv(q) {
+                match self.wires.try_recv(q) {
                     Ok(Some(packet)) => {
                         f.wake();
                         f.ended[q] |= self.take_packet(q, packet, f);
                     }
                     Ok(None) => break,
-                    Err(Gone(q)) => {
+                    Err(PeerGone(q)) => {
                         f.error.get_or_insert(self.peer_gone(q));
                         f.run.finish(StopReason::Cancelled);
                         break;
@@ -184,7 +184,7 @@ impl Partition {
                 if !self.router.batches[q].is_empty() {
                     let batch = std::mem::take(&mut self.router.batches[q]);
                     f.run.activity.fetch_add(1, Ordering::AcqRel);
-                    if self.links.send(q, Packet::Mail(batch)).is_err() {
+                    if self.wires.send(q, Packet::Mail(batch)).is_err() {
                         f.run.release(1);
                     }
                 }
@@ -246,7 +246,7 @@ impl Partition {
         let mut packet = None;
         tokio::select! {
             got = outside => came = got,
-            got = self.links.recv_any() => packet = Some(got),
+            got = self.wires.recv_any() => packet = Some(got),
             _ = async { match sleep { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
             _ = poll_fn(|cx| kernel.poll_woken(cx)) => {}
             _ = f.run.done.cancelled() => {}
@@ -257,7 +257,7 @@ impl Partition {
                 f.wake();
                 f.ended[q] |= self.take_packet(q, packet, f);
             }
-            Some(Err(Gone(q))) => {
+            Some(Err(PeerGone(q))) => {
                 f.error.get_or_insert(self.peer_gone(q));
                 f.run.finish(StopReason::Cancelled);
             }
@@ -276,12 +276,12 @@ impl Partition {
     /// delivered, a dead letter, or counted pending.
     async fn last_words(&mut self, f: &mut Free) {
         for &q in &f.peers {
-            let _ = self.links.send(q, Packet::LastWord);
+            let _ = self.wires.send(q, Packet::LastWord);
         }
         for i in 0..f.peers.len() {
             let q = f.peers[i];
             while !f.ended[q] {
-                match self.links.recv(q).await {
+                match self.wires.recv(q).await {
                     Ok(packet) => f.ended[q] = self.take_packet(q, packet, f),
                     Err(_) => break,
                 }
@@ -308,11 +308,11 @@ impl Partition {
         }
         let changes: Arc<Vec<Change>> = Arc::new(std::mem::take(&mut self.changes));
         let _ = self.apply_changes(self.me, &changes);
-        for q in self.links.peers().collect::<Vec<_>>() {
+        for q in self.wires.peers().collect::<Vec<_>>() {
             // In flight until applied there (a removal asked for may be in
             // it): the run is not idle meanwhile.
             run.activity.fetch_add(1, Ordering::AcqRel);
-            if self.links.send(q, Packet::Changes(changes.clone())).is_err() {
+            if self.wires.send(q, Packet::Changes(changes.clone())).is_err() {
                 run.release(1);
             }
         }

@@ -64,7 +64,7 @@
 
 use super::{FreeRun, Outcome, Partition};
 use crate::error::Error;
-use crate::exchange::{Control, Gone, Packet};
+use crate::exchange::{Control, Packet, PeerGone};
 use crate::report::StopReason;
 use crate::route::{Counters, Routed};
 use maslite_core::Change;
@@ -161,7 +161,7 @@ impl Steps {
             error: p.deferred.take(),
             stopping: None,
             wait_busy: false,
-            peers: p.links.peers().collect(),
+            peers: p.wires.peers().collect(),
             no_changes: Arc::new(Vec::new()),
             outgoing: (0..p.count).map(|_| Vec::new()).collect(),
             all_changes: Vec::with_capacity(p.count),
@@ -306,7 +306,7 @@ impl Partition {
                 }
                 Ok(())
             }
-            peer = self.links.wait_any() => peer.map_err(|Gone(q)| self.peer_died(q)),
+            peer = self.wires.wait_any() => peer.map_err(|PeerGone(q)| self.peer_died(q)),
             _ = self.stop.cancelled() => Ok(()),
         }
     }
@@ -445,7 +445,7 @@ impl Partition {
                 spare: std::mem::take(&mut self.spares[q]),
             };
             // A peer that is gone shows up when we wait for it.
-            let _ = self.links.send(q, Packet::Control(control));
+            let _ = self.wires.send(q, Packet::Control(control));
         }
         s.all_changes.clear();
         s.all_changes.push((self.me, changes));
@@ -456,10 +456,10 @@ impl Partition {
     async fn receive_controls(&mut self, s: &mut Steps, agreed: &mut Agreed) -> Result<(), Error> {
         s.mail_from.iter_mut().for_each(|m| *m = false);
         for &q in &s.peers {
-            let control = match self.links.recv(q).await {
+            let control = match self.wires.recv(q).await {
                 Ok(Packet::Control(c)) => c,
                 Ok(other) => unreachable!("{other:?} where a control belongs breaks the protocol"),
-                Err(Gone(q)) => return Err(self.peer_died(q)),
+                Err(PeerGone(q)) => return Err(self.peer_died(q)),
             };
             if control.run != self.fingerprint {
                 // Another program: its steps would not be these.
@@ -476,7 +476,7 @@ impl Partition {
             agreed.next_alarm = agreed.next_alarm.min(control.next_alarm);
             agreed.now = agreed.now.max(control.now);
             agreed.stop = merge_stop(agreed.stop, control.stop);
-            if control.failed && self.links.is_remote(q) && agreed.failed_remote.is_none() {
+            if control.failed && self.wires.is_remote(q) && agreed.failed_remote.is_none() {
                 agreed.failed_remote = Some(q);
             }
             agreed.failed |= control.failed;
@@ -540,17 +540,17 @@ impl Partition {
             let _ = self.route_outbox(true);
             for &q in &s.peers {
                 let batch = std::mem::take(&mut self.router.batches[q]);
-                let _ = self.links.send(q, Packet::Mail(batch));
+                let _ = self.wires.send(q, Packet::Mail(batch));
             }
         }
         for &q in &s.peers {
             if !s.mail_from[q] && !self.replica.removal_at[q] {
                 continue;
             }
-            match self.links.recv(q).await {
+            match self.wires.recv(q).await {
                 Ok(Packet::Mail(batch)) => self.take_batch(q, batch),
                 Ok(other) => unreachable!("{other:?} where mail belongs breaks the protocol"),
-                Err(Gone(q)) => return Err(self.peer_died(q)),
+                Err(PeerGone(q)) => return Err(self.peer_died(q)),
             }
         }
         self.router.deliver(&mut self.kernel, &mut self.incoming, &mut self.counters);
@@ -654,10 +654,10 @@ impl Partition {
     }
 
     fn peer_died(&self, q: usize) -> Error {
-        if let Some(error) = self.links.why_gone(q) {
+        if let Some(error) = self.wires.why_gone(q) {
             return error;
         }
-        if self.links.is_remote(q) {
+        if self.wires.is_remote(q) {
             return Error::Transport {
                 message: format!("partition {q}'s host is out of reach (its transport ended)"),
             };

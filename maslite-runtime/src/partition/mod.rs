@@ -18,7 +18,7 @@ use replica::{Here, Replica};
 
 use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
-use crate::exchange::Links;
+use crate::exchange::Wires;
 use crate::report::{PartitionReport, StopReason};
 use crate::route::{Counters, Router};
 use maslite_core::{AgentId, Change, Driver, RemoteAlarms, RunOptions, Scheduler};
@@ -63,7 +63,7 @@ pub(crate) struct Partition {
     kernel: Driver,
     /// What this partition knows of every partition's agents.
     replica: Replica,
-    links: Links,
+    wires: Wires,
     /// The current run's token: cancelled with the runtime's, when the run
     /// is abandoned by its caller, or when a partition fails (so peers
     /// waiting on the outside world stop waiting).
@@ -84,7 +84,7 @@ pub(crate) struct Partition {
     /// This partition's live figures.
     gauges: crate::progress::Gauges,
     /// A service's inlet, while the runtime serves.
-    intake: Option<crate::service::Intake>,
+    intake: Option<crate::service::InletQueue>,
     /// Messages taken from the intake, to be sent.
     taken: Vec<maslite_core::Envelope>,
     /// Mail from other partitions in this step (kept between steps).
@@ -106,7 +106,7 @@ impl Partition {
 
     /// Serves: messages from outside come in through `intake` (its run is
     /// its only one).
-    pub(crate) fn serve(&mut self, intake: crate::service::Intake) {
+    pub(crate) fn serve(&mut self, intake: crate::service::InletQueue) {
         self.intake = Some(intake);
     }
 }
@@ -211,7 +211,7 @@ impl Partition {
         let here = Here {
             me: self.me,
             kernel: &mut self.kernel,
-            links: &self.links,
+            wires: &self.wires,
             free: self.config.mode == Mode::RealTime,
         };
         (&mut self.replica, here)
@@ -225,7 +225,7 @@ impl Partition {
             return Ok(false);
         }
         for id in std::mem::take(&mut self.replica.to_remove) {
-            // Gone already (it left, or two asked) is fine.
+            // PeerGone already (it left, or two asked) is fine.
             if self.kernel.contains(id) {
                 self.kernel
                     .remove(id)
@@ -240,7 +240,7 @@ impl Partition {
 pub(crate) struct Seed {
     pub me: usize,
     pub count: usize,
-    pub links: Links,
+    pub wires: Wires,
     pub cancel: CancellationToken,
     pub config: Arc<Config>,
     pub cmds: mpsc::UnboundedReceiver<Cmd>,
@@ -251,7 +251,7 @@ pub(crate) struct Seed {
 /// The body of a partition's thread: serves commands until the handle
 /// closes the command channel.
 pub(crate) fn thread_main(seed: Seed) {
-    let Seed { me, count, links, cancel, config, mut cmds, core, gauges } = seed;
+    let Seed { me, count, wires, cancel, config, mut cmds, core, gauges } = seed;
     if let Some(core) = core {
         // Quietly unpinned if the OS refuses.
         let _ = core_affinity::set_for_current(core);
@@ -274,7 +274,7 @@ pub(crate) fn thread_main(seed: Seed) {
             count,
             kernel,
             replica: Replica::new(count),
-            links,
+            wires,
             stop: cancel.child_token(),
             router: Router::new(count),
             counters: Counters { row: vec![0; count], ..Counters::default() },
@@ -291,7 +291,7 @@ pub(crate) fn thread_main(seed: Seed) {
             spares: (0..count).map(|_| Vec::new()).collect(),
         };
         p.replica.tells_remote =
-            (0..me).all(|q| p.links.is_remote(q)) && (0..count).any(|q| p.links.is_remote(q));
+            (0..me).all(|q| p.wires.is_remote(q)) && (0..count).any(|q| p.wires.is_remote(q));
         let spin = p.config.spin;
         while let Some(cmd) = next_command(&mut cmds, spin).await {
             match cmd {

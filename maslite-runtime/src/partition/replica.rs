@@ -12,7 +12,7 @@
 
 use super::Driver;
 use crate::error::{Error, Result};
-use crate::exchange::Links;
+use crate::exchange::Wires;
 use maslite_core::{AgentId, Change};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
@@ -68,7 +68,7 @@ pub(crate) struct Replica {
 pub(super) struct Here<'a> {
     pub(super) me: usize,
     pub(super) kernel: &'a mut Driver,
-    pub(super) links: &'a Links,
+    pub(super) wires: &'a Wires,
     /// Free mode (partitions' words cross on different wires).
     pub(super) free: bool,
 }
@@ -204,7 +204,7 @@ impl Replica {
                         });
                     }
                     self.dir.insert(*id, from);
-                    if from == here.me || (self.tells_remote && here.links.is_remote(from)) {
+                    if from == here.me || (self.tells_remote && here.wires.is_remote(from)) {
                         self.joined.push((*id, from, true));
                     }
                 }
@@ -213,7 +213,7 @@ impl Replica {
                         self.dir.remove(*id);
                     }
                     self.conflicts.retain(|&(c, q)| !(c == *id && q == from));
-                    if from == here.me || (self.tells_remote && here.links.is_remote(from)) {
+                    if from == here.me || (self.tells_remote && here.wires.is_remote(from)) {
                         self.joined.push((*id, from, false));
                     }
                 }

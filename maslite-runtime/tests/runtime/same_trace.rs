@@ -8,16 +8,16 @@
 //! same in every run, and every run's counts must add up.
 //!
 //! A second property does the same for lookahead windows (agents on
-//! different partitions talk only through alarms at least `L` ahead), and a
-//! test checks that breaking that promise stops the run with
-//! `LookaheadBroken`.
+//! different partitions talk only through alarms at least `L` ahead) and
+//! runs each program on a bare `Scheduler` too; a test checks that breaking
+//! that promise stops the run with `LookaheadBroken`.
 //!
 //! The last section holds small deterministic tests, one per runtime bug
 //! found while writing the properties (by them, or by reading the code they
 //! exercise), kept as regression tests. `SAME_TRACE_CASES=2000` runs the
 //! properties longer.
 
-use maslite_core::{Agent, AgentId, Alarm, Cx, Envelope, Subscription};
+use maslite_core::{Agent, AgentId, Alarm, Cx, Envelope, Scheduler, Subscription};
 use maslite_runtime::{Error as RtError, RunReport, Runtime, StopReason};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -765,6 +765,36 @@ fn run_grouped(
     outcome(&report, traces, Vec::new())
 }
 
+/// The same program on a bare kernel: its traces and end time.
+fn run_grouped_bare(prog: &GProgram) -> (Traces, f64) {
+    let sink: Sink = Arc::default();
+    let k = prog.scripts.len();
+    let ids: Vec<AgentId> = (1..=k as u64).map(AgentId).collect();
+    let mut s = Scheduler::simulated();
+    for i in 0..k {
+        let agent = Grouped {
+            script: prog.scripts[i].clone(),
+            seed: prog.seeds[i],
+            budget: prog.budgets[i],
+            group: GROUP_TOPICS[i / 2],
+            partner: ids[i ^ 1],
+            known: ids.clone(),
+            children: Vec::new(),
+            child: false,
+            sink: sink.clone(),
+        };
+        s.add_with_id(ids[i], agent).unwrap();
+    }
+    for &(to, val) in &prog.kicks {
+        s.send(Envelope::new(Msg { val, hops: 0 }).to(ids[to as usize % k]));
+    }
+    let report = s.run().unwrap();
+    assert_eq!(report.reason, StopReason::Idle);
+    drop(s);
+    let traces = std::mem::take(&mut *sink.lock().unwrap());
+    (traces, report.end_time)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: cases(32),
@@ -775,6 +805,10 @@ proptest! {
     #[test]
     fn lookahead_windows_give_the_lockstep_trace(prog in gprogram()) {
         let reference = run_grouped(&prog, 1, Placement::RoundRobin, 0.0);
+        // One kernel tells the same story.
+        let (bare, end_time) = run_grouped_bare(&prog);
+        prop_assert_eq!(&bare, &reference.traces, "a bare Scheduler");
+        prop_assert_eq!(end_time, reference.end_time, "a bare Scheduler");
         for lookahead in [0.0, LOOKAHEAD] {
             for (p, placement) in layouts(prog.place_seed) {
                 if p == 1 && lookahead == 0.0 {
