@@ -817,34 +817,8 @@ impl Scheduler {
             if !idle || self.site.queue.has_any() {
                 continue;
             }
-            let kept_awake = self.shared.awake.get() > 0;
-            if self.busy > 0 {
-                // Something outside the kernel holds time: wait for it (and,
-                // on the real clock, for the next alarm).
-                let until = if simulated { None } else { self.next_deadline(end) };
-                self.park(&waker, until);
-                continue;
-            }
-            if simulated {
-                let no_alarms = self.shared.alarms.borrow_mut().is_empty();
-                if no_alarms && (opts.pause_if_idle || !kept_awake) {
-                    break Ok(StopReason::Idle);
-                }
-                continue;
-            }
-            // Real-time clock, idle.
-            if opts.pause_if_idle && !self.shared.alarms.borrow().has_required() {
-                break Ok(StopReason::Idle);
-            }
-            let mut until = self.next_deadline(end);
-            if kept_awake {
-                // Kept-awake agents are polled at 1 kHz, as in maslite.
-                let pace = Instant::now() + Duration::from_millis(1);
-                until = Some(until.map_or(pace, |u| u.min(pace)));
-            }
-            match until {
-                Some(_) => self.park(&waker, until),
-                None => break Ok(StopReason::Idle),
+            if let Some(stop) = self.when_idle(&opts, end, &waker) {
+                break Ok(stop);
             }
         };
         let mut alarms_cleared = 0;
@@ -867,6 +841,48 @@ impl Scheduler {
             stats: self.stats_since(before),
             alarms_cleared,
         })
+    }
+
+    /// Nothing to do after a round: waits for what holds time (busy agents,
+    /// the real clock's next alarm), or says why the run stops idle.
+    #[inline]
+    fn when_idle(
+        &mut self,
+        opts: &RunOptions,
+        end: Option<f64>,
+        waker: &Waker,
+    ) -> Option<StopReason> {
+        let simulated = self.clock.is_simulated();
+        let kept_awake = self.shared.awake.get() > 0;
+        if self.busy > 0 {
+            // Something outside the kernel holds time: wait for it (and, on
+            // the real clock, for the next alarm).
+            let until = if simulated { None } else { self.next_deadline(end) };
+            self.park(waker, until);
+            return None;
+        }
+        if simulated {
+            let no_alarms = self.shared.alarms.borrow_mut().is_empty();
+            let stop = no_alarms && (opts.pause_if_idle || !kept_awake);
+            return stop.then_some(StopReason::Idle);
+        }
+        // Real-time clock, idle.
+        if opts.pause_if_idle && !self.shared.alarms.borrow().has_required() {
+            return Some(StopReason::Idle);
+        }
+        let mut until = self.next_deadline(end);
+        if kept_awake {
+            // Kept-awake agents are polled at 1 kHz, as in maslite.
+            let pace = Instant::now() + Duration::from_millis(1);
+            until = Some(until.map_or(pace, |u| u.min(pace)));
+        }
+        match until {
+            Some(_) => {
+                self.park(waker, until);
+                None
+            }
+            None => Some(StopReason::Idle),
+        }
     }
 
     /// The end of a round, once the due alarms are released: deliver the

@@ -673,6 +673,13 @@ impl Runtime {
             }
             return Err(e);
         }
+        Ok(self.settle(outcomes, start_time, wall))
+    }
+
+    /// What the handle learns from a run that went well: the clock, the
+    /// next key, where agents made or removed in it are; and the run's
+    /// report.
+    fn settle(&mut self, outcomes: Vec<Outcome>, start_time: f64, wall: Instant) -> RunReport {
         let end_time = outcomes.iter().map(|o| o.end_time).fold(f64::NEG_INFINITY, f64::max);
         // Agents created in the run took keys (the same on every partition).
         self.next_key = outcomes.iter().map(|o| o.next_key).fold(self.next_key, u64::max);
@@ -699,7 +706,7 @@ impl Runtime {
         let reason = outcomes[0].result.clone().unwrap_or(StopReason::Idle);
         let counters: Vec<(usize, &crate::route::Counters)> =
             outcomes.iter().map(|o| (o.report.partition, &o.counters)).collect();
-        Ok(RunReport {
+        RunReport {
             reason,
             start_time,
             end_time,
@@ -717,7 +724,7 @@ impl Runtime {
             top_pairs: top_pairs(&counters, 10),
             untracked_crossings: outcomes.iter().map(|o| o.counters.untracked).sum(),
             partitions: outcomes.into_iter().map(|o| o.report).collect(),
-        })
+        }
     }
 
     /// The error for partition `q`'s thread having died (joined, to read
