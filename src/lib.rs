@@ -41,7 +41,7 @@ pub mod prelude {
         Agent, AgentId, Alarm, Clock, Cx, Envelope, Error, RunOptions, Scheduler, StopReason,
         Subscription, TestBed, Topic,
     };
-    pub use maslite_runtime::Runtime;
+    pub use maslite_runtime::{RunSummary, Runtime, System};
 }
 
 /// The README's examples, compiled and run as doc tests.

@@ -95,6 +95,12 @@
 //! - **inlet** and **endpoint**: where a service's messages come in
 //!   ([`Inlet`]) and go out ([`Outbound`], the stream of an endpoint id).
 //!
+//! ## One model, any host
+//!
+//! A model's set-up written against the [`System`] trait runs on a bare
+//! [`Scheduler`](maslite_core::Scheduler) and on a [`Runtime`] alike, and
+//! gives the same trace on both (see the [`system`] module).
+//!
 //! ## Modes
 //!
 //! - **Lockstep** (the default): [`Runtime::new`]`(n)`.
@@ -191,6 +197,7 @@ mod report;
 mod route;
 mod runtime;
 pub mod service;
+pub mod system;
 pub mod transport;
 mod wait;
 
@@ -202,5 +209,6 @@ pub use progress::{Progress, ProgressSample};
 pub use report::{PairTraffic, PartitionReport, RunReport, StopReason};
 pub use runtime::Runtime;
 pub use service::{Inlet, ServeOptions, Service, ServiceStats};
+pub use system::{RunSummary, System};
 /// The token that stops a runtime (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;
