@@ -36,33 +36,12 @@
 //!
 //! # What the runtime does differently from one bare kernel
 //!
-//! To keep that promise, a few things happen at the end of the step, on any
-//! number of partitions (one included):
-//!
-//! - `cx.remove(other)` removes the other agent at the end of the step,
-//!   wherever it is (after everything it did in the step); an unknown id is
-//!   ignored. An agent removing itself leaves at once, as on one kernel.
-//! - `cx.clear_alarms(..)` clears the matching alarms of every partition
-//!   at the end of the step (also those set later in the step; an alarm
-//!   due in that very step has fired already). Its count is of the
-//!   matching alarms of its own partition when called.
-//! - An alarm set for an agent nobody knows yet (lookahead windows: added
-//!   on another partition in the same window) waits one exchange for the
-//!   directory, then goes to that agent's partition, or stays as a dead
-//!   letter to be.
-//! - In lookahead mode an alarm that crosses partitions must name its
-//!   receiver: a broadcast alarm is resolved where it fires, so a
-//!   subscriber on another partition gets it with no lookahead, which is
-//!   a [`LookaheadBroken`](crate::Error::LookaheadBroken).
-//! - `cx.subscribers(..)` and `cx.list_alarms(..)` show this partition's
-//!   view: subscriptions made on other partitions in this step, and alarms
-//!   set on other partitions, are not in it.
-//!
-//! With lookahead windows, these cross-partition effects (and a
-//! `cx.pause()`) take hold at the end of the window: a program that keeps
-//! the lookahead promise does not depend on them within a window.
+//! A few things an agent does to agents elsewhere (removing another agent,
+//! clearing alarms) take effect at the end of the step, on any number of
+//! partitions (one included), and with lookahead windows cross-partition
+//! effects take hold at the window's end: the README's "Where it differs"
+//! lists each, with its reason — the one list of every difference.
 
-use super::{FreeRun, Outcome, Partition};
 use crate::error::Error;
 use crate::exchange::{Control, Packet, PeerGone};
 use crate::report::StopReason;
