@@ -42,6 +42,7 @@
 //! effects take hold at the window's end: the README's "Where it differs"
 //! lists each, with its reason — the one list of every difference.
 
+use super::{FreeRun, Outcome, Partition};
 use crate::error::Error;
 use crate::exchange::{Control, Packet, PeerGone};
 use crate::report::StopReason;
