@@ -2,8 +2,10 @@
 //! two OS processes give the run's hash of one process; a host killed
 //! mid-run is named by the other; an unregistered payload type stops both
 //! hosts naming it; a payload over the server's limit is split and
-//! arrives whole. Each test starts its own `nats-server` (`.ci/run`
-//! installs it) on a free port of 127.0.0.1.
+//! arrives whole. Each test starts its own `nats-server` on a free port of
+//! 127.0.0.1 (`apt-get install -y nats-server`). Without one on PATH the
+//! tests are ignored, with the reason, and one line on stderr says so;
+//! `MASLITE_REQUIRE_NATS=1` (as in `.ci/run`) makes that a failure.
 //!
 //! The hosts are this test binary run again as the example: with
 //! `MASLITE_EXAMPLE=phold` (or `conveyor`) in its environment, `main` runs
@@ -11,7 +13,7 @@
 //! processes run the examples' code as built with this test, never a stale
 //! binary. (`harness = false`: libtest-mimic gives the usual test flags.)
 
-#[allow(dead_code)] // the links' helper is for maslite-nats's own tests
+#[allow(dead_code)] // the links' helper and ServerTests are for maslite-nats's own tests
 #[path = "../maslite-nats/tests/nats/common.rs"]
 mod nats;
 
@@ -73,8 +75,7 @@ fn number_after(out: &Output, word: &str) -> u64 {
     words.next().unwrap().parse().unwrap()
 }
 
-fn phold_on_two_processes_gives_the_hash_of_one() {
-    let server = Server::start();
+fn phold_on_two_processes_gives_the_hash_of_one(server: Server) {
     let model = ["--agents", "128", "--events", "3", "--remote", "0.5", "--end", "10"];
     let one = spawn("phold", &[&model[..], &["--partitions", "2"]].concat());
     let one = finish(one, Duration::from_secs(60));
@@ -100,8 +101,7 @@ fn phold_on_two_processes_gives_the_hash_of_one() {
     assert_eq!(sum, hex_after(&one, "phold:", "hash"));
 }
 
-fn conveyor_on_two_processes_tells_the_story_of_one() {
-    let server = Server::start();
+fn conveyor_on_two_processes_tells_the_story_of_one(server: Server) {
     let one = finish(spawn("conveyor", &[]), Duration::from_secs(60));
     assert!(one.status.success());
     let host = |h: &str| {
@@ -122,8 +122,7 @@ fn conveyor_on_two_processes_tells_the_story_of_one() {
     assert!(story.contains("conveyor 4: Arrived { at: 4.75, item: 1 }"), "{story}");
 }
 
-fn a_host_killed_mid_run_is_named_by_the_other() {
-    let server = Server::start();
+fn a_host_killed_mid_run_is_named_by_the_other(server: Server) {
     let host = |h: &str| {
         let args = ["--partitions", "2", "--hosts", "2", "--host", h, "--end", "1000000"];
         let mut args = args.to_vec();
@@ -232,8 +231,7 @@ fn host_beating(
     })
 }
 
-fn a_payload_over_the_servers_limit_is_split_and_arrives_whole() {
-    let server = Server::start();
+fn a_payload_over_the_servers_limit_is_split_and_arrives_whole(server: Server) {
     // 3 MiB, three times the server's default max_payload (1 MiB).
     let blob = || Envelope::new(Blob(vec![7u8; 3 << 20]));
     let h0 = host(server.url.clone(), "big", 0, blob());
@@ -242,8 +240,7 @@ fn a_payload_over_the_servers_limit_is_split_and_arrives_whole() {
     assert_eq!(h1.join().unwrap().unwrap(), [(AgentId(1), 3 << 20)]);
 }
 
-fn a_step_longer_than_the_heartbeat_limit_is_not_a_cut_off() {
-    let server = Server::start();
+fn a_step_longer_than_the_heartbeat_limit_is_not_a_cut_off(server: Server) {
     // 16 MiB in one step (seconds to encode in a debug build) with a
     // 250 ms heartbeat limit: the frames keep
     // moving, and beats go on a connection of their own.
@@ -255,8 +252,7 @@ fn a_step_longer_than_the_heartbeat_limit_is_not_a_cut_off() {
     assert_eq!(h1.join().unwrap().unwrap(), [(AgentId(1), 16 << 20)]);
 }
 
-fn an_unregistered_type_stops_both_hosts_naming_it() {
-    let server = Server::start();
+fn an_unregistered_type_stops_both_hosts_naming_it(server: Server) {
     let h0 = host(server.url.clone(), "secret", 0, Envelope::new(Secret));
     let h1 = host(server.url.clone(), "secret", 1, Envelope::new(Secret));
     let e0 = h0.join().unwrap().unwrap_err();
@@ -285,8 +281,7 @@ impl Agent for Rally {
     }
 }
 
-fn the_server_killed_mid_run_stops_both_hosts_saying_so() {
-    let mut server = Server::start();
+fn the_server_killed_mid_run_stops_both_hosts_saying_so(mut server: Server) {
     let (tx, rx) = mpsc::channel();
     for me in 0..2u16 {
         let (url, tx) = (server.url.clone(), tx.clone());
@@ -322,8 +317,7 @@ fn the_server_killed_mid_run_stops_both_hosts_saying_so() {
     assert!(killed.elapsed() < Duration::from_secs(10), "{:?}", killed.elapsed());
 }
 
-fn a_host_that_never_comes_is_named_when_building() {
-    let server = Server::start();
+fn a_host_that_never_comes_is_named_when_building(server: Server) {
     let placement = Placement::new(vec![0, 1], 0).unwrap();
     let nats = NatsTransport::new(&server.url, "alone", placement, Codec::new())
         .unwrap()
@@ -355,8 +349,10 @@ fn main() -> std::process::ExitCode {
         }
         _ => {}
     }
-    use libtest_mimic::{Arguments, Trial};
-    let tests: [(&str, fn()); 8] = [
+    use libtest_mimic::{Arguments, Completion, Trial};
+    /// A test, given its own server.
+    type Test = fn(Server);
+    let tests: [(&str, Test); 8] = [
         (
             "phold_on_two_processes_gives_the_hash_of_one",
             phold_on_two_processes_gives_the_hash_of_one,
@@ -390,19 +386,30 @@ fn main() -> std::process::ExitCode {
             the_server_killed_mid_run_stops_both_hosts_saying_so,
         ),
     ];
-    let trials = tests
+    // Without nats-server (and not required): every trial is ignored with
+    // the reason, and one line on stderr says so.
+    let skip = nats::missing().filter(|_| !nats::required());
+    let trials: Vec<Trial> = tests
         .into_iter()
         .map(|(name, f)| {
-            Trial::test(name, move || {
-                std::panic::catch_unwind(f).map_err(|p| {
+            Trial::ignorable_test(name, move || {
+                if let Some(why) = skip {
+                    return Ok(Completion::ignored_with(why));
+                }
+                std::panic::catch_unwind(|| f(Server::start())).map_err(|p| {
                     p.downcast_ref::<String>()
                         .cloned()
                         .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_default()
-                        .into()
-                })
+                })?;
+                Ok(Completion::Completed)
             })
         })
         .collect();
-    libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
+    let args = Arguments::from_args();
+    let count = trials.iter().filter(|t| !args.is_filtered_out(t) && !args.is_ignored(t)).count();
+    if skip.is_some() && !args.list && count > 0 {
+        nats::say_skipped("hosts_nats tests", count);
+    }
+    libtest_mimic::run(&args, trials).exit_code()
 }

@@ -5,7 +5,7 @@
 //! Every wait is bounded by a timeout; the only timed waits that are not
 //! are the assertions that nothing is reported during a span.
 
-use crate::common::{link, Server};
+use crate::common::link;
 
 use maslite_nats::heartbeat::{Heartbeat, HostEvent};
 use maslite_nats::link::HostLink;
@@ -75,7 +75,7 @@ async fn quiet(hb: &mut Heartbeat, span: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_host_is_named_within_the_limit() {
-    let server = Server::start();
+    let server = server_or_skip!(a_crashed_host_is_named_within_the_limit);
     let a = server.link("hb1", 0, 2).await;
     let mut hb = beat(&a, "hb1", 2).await;
     let b = Doomed::start(&server.url, "hb1", 1, 2).await;
@@ -103,7 +103,7 @@ async fn a_crashed_host_is_named_within_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_that_never_comes_is_named_after_the_grace() {
-    let server = Server::start();
+    let server = server_or_skip!(a_host_that_never_comes_is_named_after_the_grace);
     let (a, b) = (server.link("hb2", 0, 3).await, server.link("hb2", 1, 3).await);
     let started = Instant::now();
     let mut ha = beat(&a, "hb2", 3).await;
@@ -128,7 +128,7 @@ async fn a_host_that_never_comes_is_named_after_the_grace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_that_stops_cleanly_has_left_and_is_not_lost() {
-    let server = Server::start();
+    let server = server_or_skip!(a_host_that_stops_cleanly_has_left_and_is_not_lost);
     let a = server.link("hb3", 0, 3).await;
     let b = server.link("hb3", 1, 3).await;
     let c = server.link("hb3", 2, 3).await;
@@ -150,7 +150,7 @@ async fn a_host_that_stops_cleanly_has_left_and_is_not_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_server_dies_every_host_stops_with_an_error() {
-    let mut server = Server::start();
+    let mut server = server_or_skip!(when_the_server_dies_every_host_stops_with_an_error);
     let (a, b) = (server.link("hb4", 0, 2).await, server.link("hb4", 1, 2).await);
     let (mut ha, mut hb) = (beat(&a, "hb4", 2).await, beat(&b, "hb4", 2).await);
     quiet(&mut ha, EVERY * 6).await;
