@@ -1,6 +1,8 @@
 //! The runtime's integration tests, one binary: partitions on cores, the
 //! lockstep clock and lookahead windows, free mode, services, faults, and
-//! the runtime against a bare `Scheduler` (`one_order`).
+//! the runtime against a bare `Scheduler` (`one_order`). `programs` holds
+//! what the two trace properties (`same_trace`, `one_order`) share: the
+//! scripted agents, their steps, the placements.
 //!
 //! Run: `cargo test -p maslite-runtime --test runtime` (a module or a test
 //! by name after it: `-- one_order::`). The two tests that install a global
@@ -10,6 +12,7 @@
 mod faults;
 mod in_tokio;
 mod one_order;
+mod programs;
 mod regressions;
 mod same_trace;
 mod service;

@@ -36,12 +36,22 @@
 //! Left out of the programs on purpose: what the runtime documents as done
 //! differently from one kernel (maslite-runtime/src/partition/lockstep.rs,
 //! "What the runtime does differently"): `cx.remove(other)`,
-//! `cx.clear_alarms`, `cx.subscribers` and `cx.list_alarms`.
+//! `cx.clear_alarms`, `cx.subscribers` and `cx.list_alarms` (the shared
+//! steps `RemovePeer` and `RemoveChild` are `same_trace`'s: this file's
+//! `action()` never draws them).
+//!
+//! The programs' pieces (the message, the scripted agents and their steps,
+//! what the test does from outside, the placements) are in `programs.rs`,
+//! shared with `same_trace`; this file draws its own mix of them and keeps
+//! its own trace (`Event`, with names normalised).
 //!
 //! One adapter trait, [`System`], lets one program description drive both
 //! (`Runtime::add` takes a partition, `Runtime::send` returns a `Result`,
 //! the reports differ).
 
+use crate::programs::{
+    cases, kick, layouts, topic, Action, Actor, Cast, Journal, Moment, Msg, Outside, Posted,
+};
 use maslite_core::{
     Agent, AgentId, Alarm, Cx, Envelope, Error, RunOptions, Scheduler, Subscription,
 };
@@ -240,28 +250,16 @@ impl System for Parted {
     }
 }
 
-// ----- what agents exchange and record ------------------------------------------
-
-#[derive(Clone, Debug, PartialEq)]
-struct Msg {
-    val: u64,
-    hops: u8,
-}
+// ----- what agents record ------------------------------------------------------------
 
 /// One line of an agent's trace; `I` is how agents are named: raw ids
 /// while running, normalised names (see [`Record::name`]) to compare.
 #[derive(Clone, Debug, PartialEq)]
 enum Event<I> {
-    /// Setup ran, or an async body started.
-    Started { now: f64 },
+    /// Started, woke from a sleep, torn down, ended.
+    Life { now: f64, what: Moment },
     /// A message was taken from the inbox.
     Got { now: f64, receiver: Option<I>, sender: I, topic: String, val: u64, hops: u8 },
-    /// A sleep ended.
-    Woke { now: f64 },
-    /// Teardown ran (the agent was removed).
-    Torn { now: f64 },
-    /// An async body (or its trait twin, [`Echo`]) is done.
-    Ended { now: f64 },
 }
 
 #[derive(Default)]
@@ -295,123 +293,47 @@ fn log(sink: &Sink, id: AgentId, event: Event<AgentId>) {
     sink.lock().unwrap().traces.entry(id).or_default().push(event);
 }
 
-fn got(sink: &Sink, cx: &Cx, env: &Envelope) -> Msg {
-    let m = env.payload::<Msg>().expect("only Msg is ever sent").clone();
-    let event = Event::Got {
-        now: cx.now(),
-        receiver: env.receiver(),
-        sender: env.sender(),
-        topic: env.topic().to_string(),
-        val: m.val,
-        hops: m.hops,
-    };
-    log(sink, cx.id(), event);
-    m
-}
+impl Journal for Sink {
+    fn got(&self, cx: &Cx, env: &Envelope) -> Msg {
+        let m = Msg::of(env);
+        let event = Event::Got {
+            now: cx.now(),
+            receiver: env.receiver(),
+            sender: env.sender(),
+            topic: env.topic().to_string(),
+            val: m.val,
+            hops: m.hops,
+        };
+        log(self, cx.id(), event);
+        m
+    }
 
-/// Names a child made by `creator` as its `nth` addition, if its id was
-/// allocated (see [`Record::name`]).
-fn note_child(sink: &Sink, creator: AgentId, nth: u32, child: AgentId, allocated: bool) {
-    if allocated {
-        let mut rec = sink.lock().unwrap();
-        let name = format!("{}/{nth}", rec.name(creator));
-        rec.names.insert(child, name);
+    fn note(&self, cx: &Cx, what: Moment) {
+        log(self, cx.id(), Event::Life { now: cx.now(), what });
+    }
+
+    /// Names a child made by `creator` as its `nth` addition, if its id was
+    /// allocated (see [`Record::name`]).
+    fn made(&self, creator: AgentId, nth: u32, child: AgentId, allocated: bool) {
+        if allocated {
+            let mut rec = self.lock().unwrap();
+            let name = format!("{}/{nth}", rec.name(creator));
+            rec.names.insert(child, name);
+        }
     }
 }
 
-/// The id a program gives the `nth` child of `parent` (explicit ids):
-/// unique, since parents and children are at most two generations deep
-/// (1..=8, then 1011..=1082, then 11111..=11822).
-fn child_id(parent: AgentId, nth: u32) -> AgentId {
-    AgentId(1000 + parent.0 * 10 + nth as u64)
-}
-
-/// splitmix64: the scripts' only source of "randomness".
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Alarm and sleep delays: exact in binary, so equal times tie exactly.
-const DELAYS: [f64; 4] = [0.0, 0.25, 0.5, 1.0];
-/// Absolute alarm times, and the first run's time limits: many alarms are
-/// due at the same time, and some exactly at the end of the first run.
-const AT: [f64; 4] = [0.25, 0.5, 1.0, 1.5];
+/// The first run's time limits: the times of absolute alarms
+/// (`programs::at`), so some alarms are due exactly at the end of the run.
 const LIMITS: [f64; 4] = [0.25, 0.5, 1.0, 1.5];
-const TOPICS: [&str; 3] = ["red", "green", "blue"];
-/// An agent acts on a message only if it has made fewer hops than this.
-const MAX_HOPS: u8 = 6;
 /// An id nobody has (mail to it is a dead letter), far above the ids the
 /// kernel allocates.
 const NOBODY: AgentId = AgentId(1 << 40);
 
-fn delay(d: u8) -> f64 {
-    DELAYS[d as usize % DELAYS.len()]
-}
-
-fn at(t: u8) -> f64 {
-    AT[t as usize % AT.len()]
-}
-
-fn topic(t: u8) -> &'static str {
-    TOPICS[t as usize % TOPICS.len()]
-}
-
 // ----- the random programs ---------------------------------------------------------
 
-/// One step of an agent's script.
-#[derive(Clone, Debug)]
-enum Action {
-    /// To a known agent (maybe unknown or gone: a dead letter).
-    Send {
-        to: u8,
-        direct: bool,
-    },
-    /// To a known agent, under a topic (its subscribers get copies).
-    SendTopic {
-        to: u8,
-        topic: u8,
-    },
-    /// To whoever subscribes to the topic.
-    Broadcast {
-        topic: u8,
-    },
-    /// An alarm `delay` ahead for a known agent (or, `to: None`, a
-    /// broadcast on a topic).
-    Alarm {
-        to: Option<u8>,
-        delay: u8,
-        topic: u8,
-    },
-    /// An alarm at an absolute time (if not past) for one of the first
-    /// agents: same-time alarms set in different rounds, by different
-    /// agents, for one receiver.
-    AlarmAt {
-        to: u8,
-        at: u8,
-    },
-    SubTopic(u8),
-    UnsubTopic(u8),
-    SubSender(u8),
-    SubReceiver(u8),
-    UnsubPeer(u8),
-    /// Drops each of its subscriptions, one by one.
-    UnsubEach,
-    /// Drops all its subscriptions at once.
-    UnsubAll,
-    /// Adds a trait agent (an [`Actor`]).
-    AddChild,
-    /// Starts an async-fn agent (programs with allocated ids), or adds its
-    /// trait twin [`Echo`] with an explicit id.
-    SpawnChild {
-        delay: u8,
-    },
-    RemoveSelf,
-    Sleep(u8),
-}
-
+/// This property's mix of [`Action`]s: all but `RemovePeer` and
+/// `RemoveChild` (see the top of this file).
 fn action() -> impl Strategy<Value = Action> {
     let small = 0u8..16;
     prop_oneof![
@@ -435,259 +357,8 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
-/// A trait agent that runs its script, driven by what it receives.
-struct Actor {
-    script: Vec<Action>,
-    seed: u64,
-    /// Messages it still acts on.
-    budget: u32,
-    /// Agents it may address (the initial ones, [`NOBODY`], and those it
-    /// heard from or made).
-    known: Vec<AgentId>,
-    /// Topics it subscribes to in its setup.
-    setup_topics: Vec<u8>,
-    made: u32,
-    generation: u8,
-    parent: Option<AgentId>,
-    /// Children get allocated ids (`cx.add`, `cx.spawn`), else explicit
-    /// ones (`cx.add_with_id`).
-    allocated: bool,
-    sink: Sink,
-}
-
-impl Actor {
-    /// The agent `known[i]` (indices wrap).
-    fn peer(&self, i: u8) -> AgentId {
-        self.known[i as usize % self.known.len()]
-    }
-
-    fn may_have_children(&self) -> bool {
-        self.generation < 2 && self.made < 2
-    }
-
-    /// Does `action`; false if the agent removed itself (stop acting).
-    async fn act(&mut self, cx: &Cx, action: &Action, r: u64, hops: u8) -> bool {
-        let msg = Msg { val: r >> 44, hops };
-        match *action {
-            Action::Send { to, direct } => {
-                let env = Envelope::new(msg).to(self.peer(to));
-                cx.send(if direct { env.direct().unwrap() } else { env });
-            }
-            Action::SendTopic { to, topic: t } => {
-                cx.send(Envelope::new(msg).to(self.peer(to)).topic_is(topic(t)));
-            }
-            Action::Broadcast { topic: t } => cx.send(Envelope::new(msg).topic_is(topic(t))),
-            Action::Alarm { to, delay: d, topic: t } => {
-                let env = Envelope::new(msg).topic_is(topic(t));
-                let env = match to {
-                    Some(to) => env.to(self.peer(to)),
-                    None => env,
-                };
-                cx.set_alarm(Alarm::after(delay(d), env)).unwrap();
-            }
-            Action::AlarmAt { to, at: t } => {
-                if at(t) >= cx.now() {
-                    let env = Envelope::new(msg).to(self.peer(to));
-                    cx.set_alarm(Alarm::at(at(t), env)).unwrap();
-                }
-            }
-            Action::SubTopic(t) => {
-                cx.subscribe(Subscription::new().topic(topic(t))).unwrap();
-            }
-            Action::UnsubTopic(t) => cx.unsubscribe(&Subscription::new().topic(topic(t))).unwrap(),
-            Action::SubSender(i) => {
-                cx.subscribe(Subscription::new().sender(self.peer(i))).unwrap();
-            }
-            Action::SubReceiver(i) => {
-                cx.subscribe(Subscription::new().receiver(self.peer(i))).unwrap();
-            }
-            Action::UnsubPeer(i) => {
-                let p = self.peer(i);
-                cx.unsubscribe(&Subscription::new().sender(p)).unwrap();
-                cx.unsubscribe(&Subscription::new().receiver(p)).unwrap();
-            }
-            Action::UnsubEach => {
-                for pattern in cx.subscriptions() {
-                    cx.unsubscribe(&pattern).unwrap();
-                }
-            }
-            Action::UnsubAll => cx.unsubscribe_all(),
-            Action::AddChild if self.may_have_children() => {
-                self.made += 1;
-                let mut script = self.script.clone();
-                script.rotate_left(1);
-                let mut known = self.known.clone();
-                known.push(cx.id());
-                let mut setup_topics = self.setup_topics.clone();
-                if !setup_topics.is_empty() {
-                    setup_topics.rotate_left(1);
-                }
-                let child = Actor {
-                    script,
-                    seed: mix(r),
-                    budget: 4,
-                    known,
-                    setup_topics,
-                    made: 0,
-                    generation: self.generation + 1,
-                    parent: Some(cx.id()),
-                    allocated: self.allocated,
-                    sink: self.sink.clone(),
-                };
-                let id = if self.allocated {
-                    cx.add(child).unwrap()
-                } else {
-                    cx.add_with_id(child_id(cx.id(), self.made), child).unwrap()
-                };
-                note_child(&self.sink, cx.id(), self.made, id, self.allocated);
-                self.known.push(id);
-            }
-            Action::SpawnChild { delay: d } if self.may_have_children() => {
-                self.made += 1;
-                let (sink, parent) = (self.sink.clone(), cx.id());
-                let id = if self.allocated {
-                    cx.spawn(move |cx| async move {
-                        log(&sink, cx.id(), Event::Started { now: cx.now() });
-                        cx.send(Envelope::new(Msg { val: 7, hops }).to(parent));
-                        for _ in 0..2 {
-                            let env = cx.recv().await;
-                            let m = got(&sink, &cx, &env);
-                            cx.sleep(delay(d)).await;
-                            if m.hops < MAX_HOPS {
-                                let reply = Msg { val: m.val * 3 + 1, hops: m.hops + 1 };
-                                cx.send(Envelope::new(reply).to(env.sender()));
-                            }
-                        }
-                        log(&sink, cx.id(), Event::Ended { now: cx.now() });
-                    })
-                    .unwrap()
-                } else {
-                    let echo = Echo { parent, hops, pause: delay(d), left: 2, sink };
-                    cx.add_with_id(child_id(cx.id(), self.made), echo).unwrap()
-                };
-                note_child(&self.sink, cx.id(), self.made, id, self.allocated);
-                self.known.push(id);
-            }
-            Action::AddChild | Action::SpawnChild { .. } => {}
-            Action::RemoveSelf => {
-                cx.remove(cx.id()).unwrap();
-                return false;
-            }
-            Action::Sleep(d) => {
-                cx.sleep(delay(d)).await;
-                log(&self.sink, cx.id(), Event::Woke { now: cx.now() });
-            }
-        }
-        true
-    }
-}
-
-impl Agent for Actor {
-    async fn setup(&mut self, cx: &Cx) {
-        log(&self.sink, cx.id(), Event::Started { now: cx.now() });
-        for &t in &self.setup_topics {
-            cx.subscribe(Subscription::new().topic(topic(t))).unwrap();
-        }
-        if let Some(parent) = self.parent {
-            // A child tells its creator at once: children made in one round
-            // (by one creator or several) are heard in creation order.
-            cx.send(Envelope::new(Msg { val: self.seed >> 50, hops: 1 }).to(parent));
-        }
-    }
-
-    async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
-            let m = got(&self.sink, cx, &env);
-            let s = env.sender();
-            if s != AgentId::OUTSIDE && !self.known.contains(&s) && self.known.len() < 16 {
-                self.known.push(s);
-            }
-            if m.hops >= MAX_HOPS || self.budget == 0 {
-                continue;
-            }
-            self.budget -= 1;
-            self.seed = mix(self.seed ^ m.val.rotate_left(17) ^ m.hops as u64);
-            let n = 1 + self.seed % 3;
-            for k in 0..n {
-                let r = mix(self.seed.wrapping_add(k));
-                let action = self.script[(r % self.script.len() as u64) as usize].clone();
-                if !self.act(cx, &action, r, m.hops + 1).await {
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn teardown(&mut self, cx: &Cx) {
-        log(&self.sink, cx.id(), Event::Torn { now: cx.now() });
-    }
-}
-
-/// The trait twin of the async child of `SpawnChild`, for programs with
-/// explicit ids (`Cx` has no `spawn_with_id`): tells its creator at once,
-/// answers two messages (sleeping before each answer), then leaves.
-struct Echo {
-    parent: AgentId,
-    hops: u8,
-    pause: f64,
-    left: u8,
-    sink: Sink,
-}
-
-impl Agent for Echo {
-    async fn setup(&mut self, cx: &Cx) {
-        log(&self.sink, cx.id(), Event::Started { now: cx.now() });
-        cx.send(Envelope::new(Msg { val: 7, hops: self.hops }).to(self.parent));
-    }
-
-    async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
-            let m = got(&self.sink, cx, &env);
-            cx.sleep(self.pause).await;
-            if m.hops < MAX_HOPS {
-                let reply = Msg { val: m.val * 3 + 1, hops: m.hops + 1 };
-                cx.send(Envelope::new(reply).to(env.sender()));
-            }
-            self.left -= 1;
-            if self.left == 0 {
-                log(&self.sink, cx.id(), Event::Ended { now: cx.now() });
-                cx.remove(cx.id()).unwrap();
-                return;
-            }
-        }
-    }
-
-    async fn teardown(&mut self, cx: &Cx) {
-        log(&self.sink, cx.id(), Event::Torn { now: cx.now() });
-    }
-}
-
-/// Something the test does from outside, before a run.
-#[derive(Clone, Debug)]
-enum Outside {
-    Send {
-        to: u8,
-        val: u64,
-        topic: Option<u8>,
-        direct: bool,
-    },
-    Broadcast {
-        topic: u8,
-        val: u64,
-    },
-    Alarm {
-        to: u8,
-        delay: u8,
-        val: u64,
-    },
-    /// At an absolute time: before the first run only.
-    AlarmAt {
-        to: u8,
-        at: u8,
-        val: u64,
-    },
-}
-
+/// This property's mix of what the test does from outside (`absolute`:
+/// with `AlarmAt`).
 fn outside(absolute: bool) -> impl Strategy<Value = Outside> {
     let at_weight = if absolute { 2 } else { 0 };
     prop_oneof![
@@ -701,9 +372,7 @@ fn outside(absolute: bool) -> impl Strategy<Value = Outside> {
 
 #[derive(Clone, Debug)]
 struct Program {
-    scripts: Vec<Vec<Action>>,
-    seeds: Vec<u64>,
-    budgets: Vec<u32>,
+    cast: Cast<Action>,
     /// Topics each agent subscribes to in its setup.
     setup_topics: Vec<Vec<u8>>,
     /// Subscriptions made from outside before the first run: (agent, topic).
@@ -725,9 +394,7 @@ fn program() -> impl Strategy<Value = Program> {
     (3usize..=8).prop_flat_map(|k| {
         (
             (
-                prop::collection::vec(prop::collection::vec(action(), 1..6), k),
-                prop::collection::vec(any::<u64>(), k),
-                prop::collection::vec(3u32..12, k),
+                Cast::of(k, action()),
                 prop::collection::vec(prop::collection::vec(0u8..3, 0..2), k),
                 prop::collection::vec((0u8..8, 0u8..3), 0..4),
             ),
@@ -742,12 +409,10 @@ fn program() -> impl Strategy<Value = Program> {
         )
             .prop_map(
                 |(
-                    (scripts, seeds, budgets, setup_topics, subs),
+                    (cast, setup_topics, subs),
                     (outside, between, limit, keep_alarms, allocated, place_seed),
                 )| Program {
-                    scripts,
-                    seeds,
-                    budgets,
+                    cast,
                     setup_topics,
                     subs,
                     outside,
@@ -759,22 +424,6 @@ fn program() -> impl Strategy<Value = Program> {
                 },
             )
     })
-}
-
-/// How agents are spread over partitions.
-#[derive(Clone, Copy, Debug)]
-enum Placement {
-    RoundRobin,
-    Seeded(u64),
-}
-
-impl Placement {
-    fn of(self, i: usize, partitions: usize) -> usize {
-        match self {
-            Placement::RoundRobin => i % partitions,
-            Placement::Seeded(seed) => (mix(seed ^ i as u64) % partitions as u64) as usize,
-        }
-    }
 }
 
 /// How one run ended, with names normalised.
@@ -793,50 +442,22 @@ struct Outcome {
 }
 
 fn do_outside<S: System>(sys: &mut S, ids: &[AgentId], o: &Outside) {
-    let k = ids.len();
-    match *o {
-        Outside::Send { to, val, topic: t, direct } => {
-            let env = Envelope::new(Msg { val, hops: 0 }).to(ids[to as usize % k]);
-            let env = match t {
-                Some(t) => env.topic_is(topic(t)),
-                None => env,
-            };
-            sys.send(if direct { env.direct().unwrap() } else { env });
-        }
-        Outside::Broadcast { topic: t, val } => {
-            sys.send(Envelope::new(Msg { val, hops: 0 }).topic_is(topic(t)));
-        }
-        Outside::Alarm { to, delay: d, val } => {
-            let env = Envelope::new(Msg { val, hops: 0 }).to(ids[to as usize % k]);
-            sys.set_alarm(Alarm::after(delay(d), env));
-        }
-        Outside::AlarmAt { to, at: t, val } => {
-            let env = Envelope::new(Msg { val, hops: 0 }).to(ids[to as usize % k]);
-            sys.set_alarm(Alarm::at(at(t), env));
-        }
+    match o.posted(ids) {
+        Posted::Mail(env) => sys.send(env),
+        Posted::Alarm(alarm) => sys.set_alarm(alarm),
     }
 }
 
 fn run_program<S: System>(prog: &Program, mut sys: S) -> Outcome {
     let sink: Sink = Arc::default();
-    let k = prog.scripts.len();
-    let ids: Vec<AgentId> = (1..=k as u64).map(AgentId).collect();
+    let k = prog.cast.len();
+    let ids = prog.cast.ids();
     let mut known = ids.clone();
     known.push(NOBODY);
     // Added in id order: both systems order agents by when they were added.
     for (i, &id) in ids.iter().enumerate() {
-        let actor = Actor {
-            script: prog.scripts[i].clone(),
-            seed: prog.seeds[i],
-            budget: prog.budgets[i],
-            known: known.clone(),
-            setup_topics: prog.setup_topics[i].clone(),
-            made: 0,
-            generation: 0,
-            parent: None,
-            allocated: prog.allocated,
-            sink: sink.clone(),
-        };
+        let mind = prog.cast.mind(i, known.clone());
+        let actor = Actor::new(mind, prog.setup_topics[i].clone(), prog.allocated, sink.clone());
         sys.add(i, id, actor);
     }
     for &(a, t) in &prog.subs {
@@ -878,10 +499,7 @@ fn run_program<S: System>(prog: &Program, mut sys: S) -> Outcome {
                         val: *val,
                         hops: *hops,
                     },
-                    Event::Started { now } => Event::Started { now: *now },
-                    Event::Woke { now } => Event::Woke { now: *now },
-                    Event::Torn { now } => Event::Torn { now: *now },
-                    Event::Ended { now } => Event::Ended { now: *now },
+                    Event::Life { now, what } => Event::Life { now: *now, what: *what },
                 })
                 .collect();
             (name(id), events)
@@ -935,26 +553,9 @@ fn first_difference(want: &Outcome, got: &Outcome) -> Option<String> {
     }
     (want != got).then(|| "the outcomes differ".to_string())
 }
-
-/// Cases for the property: `n`, or `ONE_ORDER_CASES` from the environment.
-fn cases(n: u32) -> u32 {
-    std::env::var("ONE_ORDER_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(n)
-}
-
-/// The partition counts and placements every program runs under on the
-/// runtime.
-fn layouts(place_seed: u64) -> Vec<(usize, Placement)> {
-    let mut all = vec![(1, Placement::RoundRobin)];
-    for p in 2..=4 {
-        all.push((p, Placement::RoundRobin));
-        all.push((p, Placement::Seeded(place_seed)));
-    }
-    all
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(24),
+        cases: cases("ONE_ORDER_CASES", 24),
         failure_persistence: None,
         // A failing case is shrunk for at most this long.
         max_shrink_time: 15_000,
@@ -1005,10 +606,6 @@ fn everywhere<C: Scenario>(what: &str, scenario: &C, places2: &[&[usize]], expec
         "{what}\n  expected (the Scheduler's, Python's): {expected:?}\n  got instead:\n    {}",
         wrong.join("\n    ")
     );
-}
-
-fn kick(to: AgentId) -> Envelope {
-    Envelope::new(Msg { val: 0, hops: 0 }).to(to)
 }
 
 /// What an agent read: (time, sender, value), in the order read.

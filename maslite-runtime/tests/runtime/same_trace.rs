@@ -16,34 +16,31 @@
 //! found while writing the properties (by them, or by reading the code they
 //! exercise), kept as regression tests. `SAME_TRACE_CASES=2000` runs the
 //! properties longer.
+//!
+//! The programs' pieces (the message, the scripted agents and their steps,
+//! what the test does from outside, the placements) are in `programs.rs`,
+//! shared with `one_order`; this file draws its own mix of them and keeps
+//! its own trace (`Event`).
 
+use crate::programs::{
+    cases, delay, kick, layouts, topic, Action, Actor, Cast, Journal, Mind, Moment, Msg, Outside,
+    Placement, Posted, Scripted,
+};
 use maslite_core::{Agent, AgentId, Alarm, Cx, Envelope, Scheduler, Subscription};
 use maslite_runtime::{Error as RtError, RunReport, Runtime, StopReason};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-// ----- what agents exchange and record ---------------------------------------
-
-#[derive(Clone, Debug, PartialEq)]
-struct Msg {
-    val: u64,
-    hops: u8,
-}
+// ----- what agents record ------------------------------------------------------
 
 /// One line of an agent's trace.
 #[derive(Clone, Debug, PartialEq)]
 enum Event {
-    /// Setup ran (for agents added before the run and at run time).
-    Started { now: f64 },
+    /// Started, woke from a sleep, torn down, ended.
+    Life { now: f64, what: Moment },
     /// A message was taken from the inbox.
     Got { now: f64, me: AgentId, sender: AgentId, topic: String, val: u64, hops: u8 },
-    /// A sleep inside an update ended.
-    Woke { now: f64 },
-    /// Teardown ran (the agent was removed).
-    Torn { now: f64 },
-    /// An async-fn agent's body returned.
-    Ended { now: f64 },
     /// It asked to remove agent `id`; `ok`: `cx.remove` said yes.
     Removed { id: AgentId, ok: bool },
 }
@@ -56,92 +53,35 @@ fn log(sink: &Sink, id: AgentId, event: Event) {
     sink.lock().unwrap().entry(id).or_default().push(event);
 }
 
-fn got(sink: &Sink, cx: &Cx, env: &Envelope) -> Msg {
-    let m = env.payload::<Msg>().expect("only Msg is ever sent").clone();
-    log(
-        sink,
-        cx.id(),
-        Event::Got {
+impl Journal for Sink {
+    fn got(&self, cx: &Cx, env: &Envelope) -> Msg {
+        let m = Msg::of(env);
+        let event = Event::Got {
             now: cx.now(),
             me: cx.id(),
             sender: env.sender(),
             topic: env.topic().to_string(),
             val: m.val,
             hops: m.hops,
-        },
-    );
-    m
+        };
+        log(self, cx.id(), event);
+        m
+    }
+
+    fn note(&self, cx: &Cx, what: Moment) {
+        log(self, cx.id(), Event::Life { now: cx.now(), what });
+    }
 }
 
-/// splitmix64: the scripts' only source of "randomness".
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Alarm and sleep delays: exact in binary, so equal times tie exactly.
-const DELAYS: [f64; 4] = [0.0, 0.25, 0.5, 1.0];
-const TOPICS: [&str; 3] = ["red", "green", "blue"];
-/// An agent acts on a message only if it has made fewer hops than this.
-const MAX_HOPS: u8 = 6;
 /// An id nobody has: mail to it is a dead letter.
 const NOBODY: AgentId = AgentId(99);
 
-fn delay(d: u8) -> f64 {
-    DELAYS[d as usize % DELAYS.len()]
-}
-
-fn topic(t: u8) -> &'static str {
-    TOPICS[t as usize % TOPICS.len()]
-}
+/// The environment variable that sets the properties' number of cases.
+const CASES: &str = "SAME_TRACE_CASES";
 
 // ----- the lockstep program ----------------------------------------------------
 
-/// One step of an agent's script.
-#[derive(Clone, Debug)]
-enum Action {
-    /// To a known agent (maybe unknown or removed: a dead letter).
-    Send {
-        to: u8,
-        direct: bool,
-    },
-    /// To a known agent, under a topic (its subscribers get copies).
-    SendTopic {
-        to: u8,
-        topic: u8,
-    },
-    /// To whoever subscribes to the topic.
-    Broadcast {
-        topic: u8,
-    },
-    /// An alarm for a known agent (or, `to: None`, a broadcast on a topic).
-    Alarm {
-        to: Option<u8>,
-        delay: u8,
-        topic: u8,
-    },
-    SubTopic(u8),
-    UnsubTopic(u8),
-    SubSender(u8),
-    SubReceiver(u8),
-    UnsubPeer(u8),
-    /// Drops each of its subscriptions, one by one.
-    UnsubEach,
-    /// Drops all its subscriptions at once.
-    UnsubAll,
-    /// Asks to remove an agent it knows (wherever it is; maybe gone).
-    RemovePeer(u8),
-    AddChild,
-    SpawnChild {
-        delay: u8,
-    },
-    RemoveChild,
-    RemoveSelf,
-    Sleep(u8),
-}
-
+/// This property's mix of [`Action`]s (all but `AlarmAt`).
 fn action() -> impl Strategy<Value = Action> {
     let small = 0u8..16;
     prop_oneof![
@@ -166,193 +106,12 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
-/// A trait agent that runs its script, driven by what it receives.
-struct Actor {
-    script: Vec<Action>,
-    seed: u64,
-    /// Messages it still acts on.
-    budget: u32,
-    /// Agents it may address (the initial ones, [`NOBODY`], and those it
-    /// heard from or made).
-    known: Vec<AgentId>,
-    /// The async-fn children it started: the only ones it removes (they
-    /// never subscribe; a trait child might have subscribed in the same
-    /// step, see `an_agent_that_subscribes_and_leaves_in_one_step_leaves_no_subscription`).
-    spawned: Vec<AgentId>,
-    made: u32,
-    generation: u8,
-    parent: Option<AgentId>,
-    sink: Sink,
-}
-
-impl Actor {
-    /// The agent `known[i]` (indices wrap).
-    fn peer(&self, i: u8) -> AgentId {
-        self.known[i as usize % self.known.len()]
-    }
-
-    fn may_have_children(&self) -> bool {
-        self.generation < 2 && self.made < 2
-    }
-
-    /// Does `action`; false if the agent removed itself (stop acting).
-    async fn act(&mut self, cx: &Cx, action: &Action, r: u64, hops: u8) -> bool {
-        let msg = Msg { val: r >> 44, hops };
-        match *action {
-            Action::Send { to, direct } => {
-                let env = Envelope::new(msg).to(self.peer(to));
-                cx.send(if direct { env.direct().unwrap() } else { env });
-            }
-            Action::SendTopic { to, topic: t } => {
-                cx.send(Envelope::new(msg).to(self.peer(to)).topic_is(topic(t)));
-            }
-            Action::Broadcast { topic: t } => cx.send(Envelope::new(msg).topic_is(topic(t))),
-            Action::Alarm { to, delay: d, topic: t } => {
-                let env = Envelope::new(msg).topic_is(topic(t));
-                let env = match to {
-                    Some(to) => env.to(self.peer(to)),
-                    None => env,
-                };
-                cx.set_alarm(Alarm::after(delay(d), env)).unwrap();
-            }
-            Action::SubTopic(t) => {
-                cx.subscribe(Subscription::new().topic(topic(t))).unwrap();
-            }
-            Action::UnsubTopic(t) => cx.unsubscribe(&Subscription::new().topic(topic(t))).unwrap(),
-            Action::SubSender(i) => {
-                cx.subscribe(Subscription::new().sender(self.peer(i))).unwrap();
-            }
-            Action::SubReceiver(i) => {
-                cx.subscribe(Subscription::new().receiver(self.peer(i))).unwrap();
-            }
-            Action::UnsubPeer(i) => {
-                let p = self.peer(i);
-                cx.unsubscribe(&Subscription::new().sender(p)).unwrap();
-                cx.unsubscribe(&Subscription::new().receiver(p)).unwrap();
-            }
-            Action::UnsubEach => {
-                for pattern in cx.subscriptions() {
-                    cx.unsubscribe(&pattern).unwrap();
-                }
-            }
-            Action::UnsubAll => cx.unsubscribe_all(),
-            Action::RemovePeer(i) => {
-                let p = self.peer(i);
-                if p != cx.id() {
-                    cx.remove(p).unwrap();
-                }
-            }
-            Action::AddChild if self.may_have_children() => {
-                self.made += 1;
-                let mut script = self.script.clone();
-                script.rotate_left(1);
-                let mut known = self.known.clone();
-                known.push(cx.id());
-                let child = Actor {
-                    script,
-                    seed: mix(r),
-                    budget: 4,
-                    known,
-                    spawned: Vec::new(),
-                    made: 0,
-                    generation: self.generation + 1,
-                    parent: Some(cx.id()),
-                    sink: self.sink.clone(),
-                };
-                let id = cx.add(child).unwrap();
-                self.known.push(id);
-            }
-            Action::SpawnChild { delay: d } if self.may_have_children() => {
-                self.made += 1;
-                let (sink, parent) = (self.sink.clone(), cx.id());
-                let id = cx
-                    .spawn(move |cx| async move {
-                        log(&sink, cx.id(), Event::Started { now: cx.now() });
-                        cx.send(Envelope::new(Msg { val: 7, hops }).to(parent));
-                        for _ in 0..2 {
-                            let env = cx.recv().await;
-                            let m = got(&sink, &cx, &env);
-                            cx.sleep(delay(d)).await;
-                            if m.hops < MAX_HOPS {
-                                let reply = Msg { val: m.val * 3 + 1, hops: m.hops + 1 };
-                                cx.send(Envelope::new(reply).to(env.sender()));
-                            }
-                        }
-                        log(&sink, cx.id(), Event::Ended { now: cx.now() });
-                    })
-                    .unwrap();
-                self.spawned.push(id);
-                self.known.push(id);
-            }
-            Action::AddChild | Action::SpawnChild { .. } => {}
-            Action::RemoveChild => {
-                if let Some(c) = self.spawned.pop() {
-                    // A child is always on its creator's partition; one that
-                    // has ended already is unknown, the same everywhere.
-                    let _ = cx.remove(c);
-                }
-            }
-            Action::RemoveSelf => {
-                cx.remove(cx.id()).unwrap();
-                return false;
-            }
-            Action::Sleep(d) => {
-                cx.sleep(delay(d)).await;
-                log(&self.sink, cx.id(), Event::Woke { now: cx.now() });
-            }
-        }
-        true
-    }
-}
-
-impl Agent for Actor {
-    async fn setup(&mut self, cx: &Cx) {
-        log(&self.sink, cx.id(), Event::Started { now: cx.now() });
-        if let Some(parent) = self.parent {
-            cx.send(Envelope::new(Msg { val: self.seed >> 50, hops: 1 }).to(parent));
-        }
-    }
-
-    async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
-            let m = got(&self.sink, cx, &env);
-            let s = env.sender();
-            if s != AgentId::OUTSIDE && !self.known.contains(&s) && self.known.len() < 16 {
-                self.known.push(s);
-            }
-            if m.hops >= MAX_HOPS || self.budget == 0 {
-                continue;
-            }
-            self.budget -= 1;
-            self.seed = mix(self.seed ^ m.val.rotate_left(17) ^ m.hops as u64);
-            let n = 1 + self.seed % 3;
-            for k in 0..n {
-                let r = mix(self.seed.wrapping_add(k));
-                let action = self.script[(r % self.script.len() as u64) as usize].clone();
-                if !self.act(cx, &action, r, m.hops + 1).await {
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn teardown(&mut self, cx: &Cx) {
-        log(&self.sink, cx.id(), Event::Torn { now: cx.now() });
-    }
-}
-
-/// Something the test sends from outside before the run.
-#[derive(Clone, Debug)]
-enum Outside {
-    Send { to: u8, val: u64, topic: Option<u8> },
-    Broadcast { topic: u8, val: u64 },
-    Alarm { to: u8, delay: u8, val: u64 },
-}
-
+/// This property's mix of what the test does from outside (no direct mail,
+/// no `AlarmAt`).
 fn outside() -> impl Strategy<Value = Outside> {
     prop_oneof![
         3 => (0u8..8, 0u64..1000, prop::option::of(0u8..3))
-            .prop_map(|(to, val, topic)| Outside::Send { to, val, topic }),
+            .prop_map(|(to, val, topic)| Outside::Send { to, val, topic, direct: false }),
         1 => (0u8..3, 0u64..1000).prop_map(|(topic, val)| Outside::Broadcast { topic, val }),
         2 => (0u8..8, 0u8..4, 0u64..1000).prop_map(|(to, delay, val)| Outside::Alarm { to, delay, val }),
     ]
@@ -360,9 +119,7 @@ fn outside() -> impl Strategy<Value = Outside> {
 
 #[derive(Clone, Debug)]
 struct Program {
-    scripts: Vec<Vec<Action>>,
-    seeds: Vec<u64>,
-    budgets: Vec<u32>,
+    cast: Cast<Action>,
     /// Subscriptions made from outside before the run: (agent, topic).
     subs: Vec<(u8, u8)>,
     outside: Vec<Outside>,
@@ -372,38 +129,18 @@ struct Program {
 fn program() -> impl Strategy<Value = Program> {
     (3usize..=8).prop_flat_map(|k| {
         (
-            prop::collection::vec(prop::collection::vec(action(), 1..6), k),
-            prop::collection::vec(any::<u64>(), k),
-            prop::collection::vec(3u32..12, k),
+            Cast::of(k, action()),
             prop::collection::vec((0u8..8, 0u8..3), 0..4),
             prop::collection::vec(outside(), 2..8),
             any::<u64>(),
         )
-            .prop_map(|(scripts, seeds, budgets, subs, outside, place_seed)| Program {
-                scripts,
-                seeds,
-                budgets,
+            .prop_map(|(cast, subs, outside, place_seed)| Program {
+                cast,
                 subs,
                 outside,
                 place_seed,
             })
     })
-}
-
-/// How agents (or groups of agents) are spread over partitions.
-#[derive(Clone, Copy, Debug)]
-enum Placement {
-    RoundRobin,
-    Seeded(u64),
-}
-
-impl Placement {
-    fn of(self, i: usize, partitions: usize) -> usize {
-        match self {
-            Placement::RoundRobin => i % partitions,
-            Placement::Seeded(seed) => (mix(seed ^ i as u64) % partitions as u64) as usize,
-        }
-    }
 }
 
 /// What one run gave: the traces and the report's totals.
@@ -443,78 +180,42 @@ fn outcome(
 
 fn run_program(prog: &Program, partitions: usize, placement: Placement) -> Outcome {
     let sink: Sink = Arc::default();
-    let k = prog.scripts.len();
-    let ids: Vec<AgentId> = (1..=k as u64).map(AgentId).collect();
+    let k = prog.cast.len();
+    let ids = prog.cast.ids();
     let mut known = ids.clone();
     known.push(NOBODY);
     let mut rt = Runtime::new(partitions).unwrap();
     // Added in id order whatever the placement: the runtime numbers agents'
     // ordering keys in the order they are added.
     for (i, &id) in ids.iter().enumerate() {
-        let actor = Actor {
-            script: prog.scripts[i].clone(),
-            seed: prog.seeds[i],
-            budget: prog.budgets[i],
-            known: known.clone(),
-            spawned: Vec::new(),
-            made: 0,
-            generation: 0,
-            parent: None,
-            sink: sink.clone(),
-        };
+        let actor = Actor::new(prog.cast.mind(i, known.clone()), Vec::new(), true, sink.clone());
         rt.add_with_id(placement.of(i, partitions), id, actor).unwrap();
     }
     for &(a, t) in &prog.subs {
         rt.subscribe(ids[a as usize % k], Subscription::new().topic(topic(t))).unwrap();
     }
     for o in &prog.outside {
-        match *o {
-            Outside::Send { to, val, topic: t } => {
-                let env = Envelope::new(Msg { val, hops: 0 }).to(ids[to as usize % k]);
-                rt.send(match t {
-                    Some(t) => env.topic_is(topic(t)),
-                    None => env,
-                })
-                .unwrap();
-            }
-            Outside::Broadcast { topic: t, val } => {
-                rt.send(Envelope::new(Msg { val, hops: 0 }).topic_is(topic(t))).unwrap();
-            }
-            Outside::Alarm { to, delay: d, val } => {
-                let env = Envelope::new(Msg { val, hops: 0 }).to(ids[to as usize % k]);
-                rt.set_alarm(Alarm::after(delay(d), env)).unwrap();
-            }
+        match o.posted(&ids) {
+            Posted::Mail(env) => rt.send(env).unwrap(),
+            Posted::Alarm(alarm) => rt.set_alarm(alarm).unwrap(),
         }
     }
     let report = rt.run().unwrap();
     let states = ids
         .iter()
-        .map(|&id| rt.with_agent::<Actor, _, _>(id, |a| (a.seed, a.budget, a.known.clone())).ok())
+        .map(|&id| {
+            let state = |a: &Actor<Sink>| (a.mind.seed, a.mind.budget, a.mind.known.clone());
+            rt.with_agent::<Actor<Sink>, _, _>(id, state).ok()
+        })
         .collect();
     drop(rt);
-    let traces = std::mem::take(&mut *sink.lock().unwrap());
+    let traces = take_traces(&sink);
     outcome(&report, traces, states)
-}
-
-/// Cases per property: `n`, or `SAME_TRACE_CASES` from the environment for
-/// a longer hunt.
-fn cases(n: u32) -> u32 {
-    std::env::var("SAME_TRACE_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(n)
-}
-
-/// The partition counts and placements every program runs under.
-fn layouts(place_seed: u64) -> Vec<(usize, Placement)> {
-    let mut all = vec![(1, Placement::RoundRobin)];
-    for p in 2..=4 {
-        all.push((p, Placement::RoundRobin));
-        all.push((p, Placement::Seeded(place_seed)));
-    }
-    all
 }
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(40),
+        cases: cases(CASES, 40),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
@@ -582,13 +283,10 @@ fn gaction() -> impl Strategy<Value = GAction> {
 }
 
 struct Grouped {
-    script: Vec<GAction>,
-    seed: u64,
-    budget: u32,
+    mind: Mind<GAction>,
     group: &'static str,
     /// Its pair (for a child: its creator); always on its partition.
     partner: AgentId,
-    known: Vec<AgentId>,
     /// Its children, with the time each was added.
     children: Vec<(AgentId, f64)>,
     child: bool,
@@ -597,8 +295,17 @@ struct Grouped {
 
 const GROUP_TOPICS: [&str; 4] = ["g0", "g1", "g2", "g3"];
 
-impl Grouped {
-    /// Does `action`; false if the agent removed itself (stop acting).
+impl Scripted for Grouped {
+    type Step = GAction;
+
+    fn mind(&mut self) -> &mut Mind<GAction> {
+        &mut self.mind
+    }
+
+    fn got(&self, cx: &Cx, env: &Envelope) -> Msg {
+        self.sink.got(cx, env)
+    }
+
     async fn act(&mut self, cx: &Cx, action: &GAction, r: u64, hops: u8) -> bool {
         let msg = Msg { val: r >> 44, hops };
         match *action {
@@ -621,24 +328,19 @@ impl Grouped {
                 cx.set_alarm(Alarm::after(delay(d), Envelope::new(msg).to(to))).unwrap();
             }
             GAction::FarAlarm { to, delay: d } => {
-                let to = self.known[to as usize % self.known.len()];
+                let to = self.mind.peer(to);
                 let at = FAR[d as usize % FAR.len()];
                 cx.set_alarm(Alarm::after(at, Envelope::new(msg).to(to))).unwrap();
             }
             GAction::Sleep(d) => {
                 cx.sleep(delay(d)).await;
-                log(&self.sink, cx.id(), Event::Woke { now: cx.now() });
+                self.sink.note(cx, Moment::Woke);
             }
             GAction::AddChild if !self.child && self.children.len() < 2 => {
-                let mut script = self.script.clone();
-                script.rotate_left(1);
                 let child = Grouped {
-                    script,
-                    seed: mix(r),
-                    budget: 6,
+                    mind: self.mind.child(r, 6),
                     group: self.group,
                     partner: cx.id(),
-                    known: self.known.clone(),
                     children: Vec::new(),
                     child: true,
                     sink: self.sink.clone(),
@@ -659,50 +361,30 @@ impl Grouped {
 
 impl Agent for Grouped {
     async fn setup(&mut self, cx: &Cx) {
-        log(&self.sink, cx.id(), Event::Started { now: cx.now() });
+        self.sink.note(cx, Moment::Started);
         if self.child {
-            cx.send(Envelope::new(Msg { val: self.seed >> 50, hops: 1 }).to(self.partner));
+            let seed = self.mind.seed;
+            cx.send(Envelope::new(Msg { val: seed >> 50, hops: 1 }).to(self.partner));
             // And a kick for itself, the lookahead ahead or more (sooner, it
             // is lost: see `mail_to_an_agent_added_in_the_same_window_is_delivered`).
-            let kick = Envelope::new(Msg { val: self.seed >> 52, hops: 1 }).to(cx.id());
-            cx.set_alarm(Alarm::after(FAR[self.seed as usize % FAR.len()], kick)).unwrap();
+            let kick = Envelope::new(Msg { val: seed >> 52, hops: 1 }).to(cx.id());
+            cx.set_alarm(Alarm::after(FAR[seed as usize % FAR.len()], kick)).unwrap();
         }
     }
 
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
-            let m = got(&self.sink, cx, &env);
-            let s = env.sender();
-            if s != AgentId::OUTSIDE && !self.known.contains(&s) && self.known.len() < 16 {
-                self.known.push(s);
-            }
-            if m.hops >= MAX_HOPS || self.budget == 0 {
-                continue;
-            }
-            self.budget -= 1;
-            self.seed = mix(self.seed ^ m.val.rotate_left(17) ^ m.hops as u64);
-            let n = 1 + self.seed % 3;
-            for k in 0..n {
-                let r = mix(self.seed.wrapping_add(k));
-                let action = self.script[(r % self.script.len() as u64) as usize].clone();
-                if !self.act(cx, &action, r, m.hops + 1).await {
-                    return;
-                }
-            }
-        }
+        self.read_mail(cx).await;
     }
 
     async fn teardown(&mut self, cx: &Cx) {
-        log(&self.sink, cx.id(), Event::Torn { now: cx.now() });
+        self.sink.note(cx, Moment::Torn);
     }
 }
 
 #[derive(Clone, Debug)]
 struct GProgram {
     /// Two agents per group.
-    scripts: Vec<Vec<GAction>>,
-    seeds: Vec<u64>,
-    budgets: Vec<u32>,
+    cast: Cast<GAction>,
     /// Mail from outside at the start: (agent, value).
     kicks: Vec<(u8, u64)>,
     place_seed: u64,
@@ -711,21 +393,24 @@ struct GProgram {
 fn gprogram() -> impl Strategy<Value = GProgram> {
     (2usize..=4).prop_flat_map(|groups| {
         let k = 2 * groups;
-        (
-            prop::collection::vec(prop::collection::vec(gaction(), 1..6), k),
-            prop::collection::vec(any::<u64>(), k),
-            prop::collection::vec(3u32..12, k),
-            prop::collection::vec((0u8..8, 0u64..1000), 2..6),
-            any::<u64>(),
-        )
-            .prop_map(|(scripts, seeds, budgets, kicks, place_seed)| GProgram {
-                scripts,
-                seeds,
-                budgets,
-                kicks,
-                place_seed,
-            })
+        (Cast::of(k, gaction()), prop::collection::vec((0u8..8, 0u64..1000), 2..6), any::<u64>())
+            .prop_map(|(cast, kicks, place_seed)| GProgram { cast, kicks, place_seed })
     })
+}
+
+impl GProgram {
+    /// Its agent `i` (of `ids`, all the agents added from outside), in
+    /// group `i / 2`.
+    fn agent(&self, i: usize, ids: &[AgentId], sink: &Sink) -> Grouped {
+        Grouped {
+            mind: self.cast.mind(i, ids.to_vec()),
+            group: GROUP_TOPICS[i / 2],
+            partner: ids[i ^ 1],
+            children: Vec::new(),
+            child: false,
+            sink: sink.clone(),
+        }
+    }
 }
 
 fn run_grouped(
@@ -735,22 +420,12 @@ fn run_grouped(
     lookahead: f64,
 ) -> Outcome {
     let sink: Sink = Arc::default();
-    let k = prog.scripts.len();
-    let ids: Vec<AgentId> = (1..=k as u64).map(AgentId).collect();
+    let k = prog.cast.len();
+    let ids = prog.cast.ids();
     let mut rt = Runtime::builder().partitions(partitions).lookahead(lookahead).build().unwrap();
     for i in 0..k {
         let group = i / 2;
-        let agent = Grouped {
-            script: prog.scripts[i].clone(),
-            seed: prog.seeds[i],
-            budget: prog.budgets[i],
-            group: GROUP_TOPICS[group],
-            partner: ids[i ^ 1],
-            known: ids.clone(),
-            children: Vec::new(),
-            child: false,
-            sink: sink.clone(),
-        };
+        let agent = prog.agent(i, &ids, &sink);
         rt.add_with_id(placement.of(group, partitions), ids[i], agent).unwrap();
     }
     for &(to, val) in &prog.kicks {
@@ -761,28 +436,18 @@ fn run_grouped(
         Err(e) => panic!("{partitions} partitions, {placement:?}, lookahead {lookahead}: {e}"),
     };
     drop(rt);
-    let traces = std::mem::take(&mut *sink.lock().unwrap());
+    let traces = take_traces(&sink);
     outcome(&report, traces, Vec::new())
 }
 
 /// The same program on a bare kernel: its traces and end time.
 fn run_grouped_bare(prog: &GProgram) -> (Traces, f64) {
     let sink: Sink = Arc::default();
-    let k = prog.scripts.len();
-    let ids: Vec<AgentId> = (1..=k as u64).map(AgentId).collect();
+    let k = prog.cast.len();
+    let ids = prog.cast.ids();
     let mut s = Scheduler::simulated();
     for i in 0..k {
-        let agent = Grouped {
-            script: prog.scripts[i].clone(),
-            seed: prog.seeds[i],
-            budget: prog.budgets[i],
-            group: GROUP_TOPICS[i / 2],
-            partner: ids[i ^ 1],
-            known: ids.clone(),
-            children: Vec::new(),
-            child: false,
-            sink: sink.clone(),
-        };
+        let agent = prog.agent(i, &ids, &sink);
         s.add_with_id(ids[i], agent).unwrap();
     }
     for &(to, val) in &prog.kicks {
@@ -791,13 +456,13 @@ fn run_grouped_bare(prog: &GProgram) -> (Traces, f64) {
     let report = s.run().unwrap();
     assert_eq!(report.reason, StopReason::Idle);
     drop(s);
-    let traces = std::mem::take(&mut *sink.lock().unwrap());
+    let traces = take_traces(&sink);
     (traces, report.end_time)
 }
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(32),
+        cases: cases(CASES, 32),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
@@ -899,7 +564,7 @@ fn unsubscribe_all_run(partitions: usize) -> (Traces, u64) {
     let s = sink.clone();
     rt.spawn_with_id(0, a, move |cx| async move {
         let env = cx.recv().await;
-        got(&s, &cx, &env);
+        s.got(&cx, &env);
         cx.send(Envelope::new(Msg { val: 2, hops: 2 }).topic_is("blue"));
     })
     .unwrap();
@@ -908,14 +573,14 @@ fn unsubscribe_all_run(partitions: usize) -> (Traces, u64) {
         cx.subscribe(Subscription::new().topic("blue")).unwrap();
         loop {
             let env = cx.recv().await;
-            if got(&s, &cx, &env).hops == 0 {
+            if s.got(&cx, &env).hops == 0 {
                 cx.unsubscribe_all();
                 cx.send(Envelope::new(Msg { val: 1, hops: 1 }).to(a));
             }
         }
     })
     .unwrap();
-    rt.send(Envelope::new(Msg { val: 0, hops: 0 }).to(b)).unwrap();
+    rt.send(kick(b)).unwrap();
     let report = rt.run().unwrap();
     assert_eq!(report.sent(), report.delivered() + report.dead_letters() + report.pending());
     (take_traces(&sink), report.dead_letters())
@@ -941,18 +606,18 @@ fn child_mail_run(partitions: usize, lookahead: f64) -> (Traces, u64) {
     let s = sink.clone();
     rt.spawn_with_id(0, AgentId(1), move |cx| async move {
         let env = cx.recv().await;
-        got(&s, &cx, &env);
+        s.got(&cx, &env);
         let s2 = s.clone();
         let child = cx
             .spawn(move |cx| async move {
                 let env = cx.recv().await;
-                got(&s2, &cx, &env);
+                s2.got(&cx, &env);
             })
             .unwrap();
         cx.send(Envelope::new(Msg { val: 1, hops: 1 }).to(child));
     })
     .unwrap();
-    rt.send(Envelope::new(Msg { val: 0, hops: 0 }).to(AgentId(1))).unwrap();
+    rt.send(kick(AgentId(1))).unwrap();
     let report = rt.run().unwrap();
     assert_eq!(report.sent(), report.delivered() + report.dead_letters() + report.pending());
     (take_traces(&sink), report.dead_letters())
@@ -984,7 +649,7 @@ fn alarm_for_run(lookahead: f64, to: AgentId) -> Result<RunReport, RtError> {
         cx.set_alarm(Alarm::after(0.25, Envelope::new(Msg { val: 1, hops: 1 }).to(to))).unwrap();
     })
     .unwrap();
-    rt.send(Envelope::new(Msg { val: 0, hops: 0 }).to(AgentId(1))).unwrap();
+    rt.send(kick(AgentId(1))).unwrap();
     rt.run()
 }
 
@@ -1019,7 +684,7 @@ fn clear_alarms_run(partitions: usize) -> Traces {
     let s = sink.clone();
     rt.spawn_with_id(0, b, move |cx| async move {
         let env = cx.recv().await;
-        got(&s, &cx, &env);
+        s.got(&cx, &env);
     })
     .unwrap();
     rt.spawn_with_id(partitions - 1, c, move |cx| async move {
@@ -1027,7 +692,7 @@ fn clear_alarms_run(partitions: usize) -> Traces {
         cx.clear_alarms(Some(b), None);
     })
     .unwrap();
-    rt.send(Envelope::new(Msg { val: 0, hops: 0 }).to(a)).unwrap();
+    rt.send(kick(a)).unwrap();
     let report = rt.run().unwrap();
     assert_eq!(report.sent(), report.delivered() + report.dead_letters() + report.pending());
     take_traces(&sink)
@@ -1061,10 +726,10 @@ fn remove_other_run(partitions: usize) -> Traces {
     let s = sink.clone();
     rt.spawn_with_id(partitions - 1, b, move |cx| async move {
         let env = cx.recv().await;
-        got(&s, &cx, &env);
+        s.got(&cx, &env);
     })
     .unwrap();
-    rt.send(Envelope::new(Msg { val: 0, hops: 0 }).to(a)).unwrap();
+    rt.send(kick(a)).unwrap();
     let report = rt.run().unwrap();
     assert_eq!(report.sent(), report.delivered() + report.dead_letters() + report.pending());
     take_traces(&sink)
@@ -1099,7 +764,7 @@ fn subscribe_and_leave_run(partitions: usize) -> (RunReport, Vec<Vec<AgentId>>) 
         // The body returns: B leaves in this step.
     })
     .unwrap();
-    rt.send(Envelope::new(Msg { val: 0, hops: 0 }).to(b)).unwrap();
+    rt.send(kick(b)).unwrap();
     let report = rt.run().unwrap();
     assert_eq!(report.sent(), report.delivered() + report.dead_letters() + report.pending());
     let lists = (0..partitions)
@@ -1143,7 +808,7 @@ fn add_and_remove_run(partitions: usize) -> (Option<usize>, AgentId) {
         *slot.lock().unwrap() = Some(c);
     })
     .unwrap();
-    rt.send(Envelope::new(Msg { val: 0, hops: 0 }).to(AgentId(1))).unwrap();
+    rt.send(kick(AgentId(1))).unwrap();
     rt.run().unwrap();
     let c = child.lock().unwrap().expect("the child was made");
     (rt.partition_of(c), c)
@@ -1157,7 +822,7 @@ fn re_add_run(partitions: usize) -> Result<StopReason, RtError> {
         cx.recv().await;
         let c = cx.add_with_id(AgentId(500), Forward { to: NOBODY, alarm: None }).unwrap();
         cx.remove(c).unwrap();
-        cx.send(Envelope::new(Msg { val: 0, hops: 0 }).to(AgentId(2)));
+        cx.send(kick(AgentId(2)));
     })
     .unwrap();
     rt.spawn_with_id(partitions - 1, AgentId(2), move |cx| async move {
@@ -1165,7 +830,7 @@ fn re_add_run(partitions: usize) -> Result<StopReason, RtError> {
         cx.add_with_id(AgentId(500), Forward { to: NOBODY, alarm: None }).unwrap();
     })
     .unwrap();
-    rt.send(Envelope::new(Msg { val: 0, hops: 0 }).to(AgentId(1))).unwrap();
+    rt.send(kick(AgentId(1))).unwrap();
     rt.run().map(|report| report.reason)
 }
 
