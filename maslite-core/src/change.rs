@@ -40,19 +40,22 @@ pub enum Change {
     RemoveRequested(AgentId),
 }
 
-/// The id of an agent added without a chosen one, from its creation stamp:
-/// a function of on whose account it was created and that account's count
-/// of additions (never of a shared counter), so it is the same on one
-/// kernel and on any number of partitions. Such ids have the top bit
-/// ([`DERIVED`]) set; ids chosen by users may not.
-pub fn derived_id(made: &crate::Origin) -> AgentId {
-    // splitmix64 of the pair.
-    let mut z =
-        made.key.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ made.seq.wrapping_add(0x632B_E59B_D9B4_E019);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    AgentId((z | DERIVED) & !1) // never u64::MAX (AgentId::OUTSIDE)
+/// The id of an agent added without a chosen one: a function of the id of
+/// the agent on whose account it was created, the clock, and that agent's
+/// count of additions (never of a shared counter or of an ordering key,
+/// which an agent made in a lookahead window does not have yet), so it is
+/// the same on one kernel and on any number of partitions. Such ids have
+/// the top bit ([`DERIVED`]) set; ids chosen by users may not.
+pub fn derived_id(creator: AgentId, made: &crate::Origin) -> AgentId {
+    // splitmix64 over the words.
+    let mut h = 0x632B_E59B_D9B4_E019u64;
+    for w in [creator.0, made.when, made.seq] {
+        let mut z = (h ^ w).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h = z ^ (z >> 31);
+    }
+    AgentId((h | DERIVED) & !1) // never u64::MAX (AgentId::OUTSIDE)
 }
 
 /// The bit that marks derived ids.

@@ -110,7 +110,12 @@ impl Shared {
             now: Cell::new(now),
             // Sends before the first run go through the outbox (see
             // `Scheduler::between_runs`).
-            reg: RefCell::new(Registry { outbox_used: true, next_order: 1, ..Registry::default() }),
+            reg: RefCell::new(Registry {
+                outbox_used: true,
+                next_order: 1,
+                round: crate::registry::BETWEEN_RUNS,
+                ..Registry::default()
+            }),
             outbox: RefCell::new(Vec::new()),
             alarms: RefCell::new(AlarmQueue::default()),
             next_alarm: Cell::new(f64::INFINITY),
@@ -378,9 +383,9 @@ impl Cx {
             Ok(()) => return,
             Err(env) => env,
         };
-        if reg.mode.is_partition() {
-            reg.stamp(self.shared.account(Some(self.index)), self.shared.now.get(), &mut env);
-        }
+        // (Mail delivered straight to the inbox above needs no stamp: its
+        // round's outbox is in origin order already.)
+        reg.stamp(self.shared.account(Some(self.index)), self.shared.now.get(), &mut env);
         reg.outbox_used = true;
         drop(reg);
         self.shared.outbox.borrow_mut().push(env);
@@ -542,7 +547,8 @@ impl Cx {
             let mine = reg.own(self.index, self.id).is_some().then_some(self.index);
             reg.creation(self.shared.account(mine), self.shared.now.get())
         };
-        let id = self.shared.reserve_id(Some(id.unwrap_or_else(|| derived_id(&made))), made);
+        let (made, by) = made;
+        let id = self.shared.reserve_id(Some(id.unwrap_or_else(|| derived_id(by, &made))), made);
         let id = match id {
             Ok(id) => id,
             Err(e) => {

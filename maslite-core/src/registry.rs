@@ -60,6 +60,10 @@ impl Mode {
     }
 }
 
+/// The round count between runs: after every round of the run before, and
+/// before every round of the run after (see [`Registry::round_stamp`]).
+pub(crate) const BETWEEN_RUNS: u64 = u32::MAX as u64;
+
 /// Index of an id that is reserved by an add still in the queue.
 pub(crate) const RESERVED: u32 = u32::MAX - 1;
 
@@ -112,7 +116,10 @@ pub(crate) struct Registry {
     pub outside_sent: u64,
     /// Agents added from outside so far.
     pub outside_added: u64,
-    /// Rounds since the clock last moved (the `round` of [`Origin`]).
+    /// Runs so far (this one included, during a run).
+    pub run: u64,
+    /// Rounds of this run since the clock last moved; [`BETWEEN_RUNS`]
+    /// between runs.
     pub round: u64,
 }
 
@@ -134,12 +141,33 @@ impl AgentRecord {
 }
 
 impl Registry {
+    /// The `round` of an [`Origin`] made now: the run's number, then the
+    /// rounds of the run at this time. Counting rounds per run (from zero
+    /// at each run's start and each time the clock moves) keeps partitions
+    /// that ran different numbers of rounds at one time inside lookahead
+    /// windows in step from the next run on.
+    #[inline]
+    pub fn round_stamp(&self) -> u64 {
+        (self.run << 32) | self.round.min(BETWEEN_RUNS)
+    }
+
+    /// A run starts: rounds count from zero.
+    pub fn begin_run(&mut self) {
+        self.run += 1;
+        self.round = 0;
+    }
+
+    /// A run ended: what is stamped until the next comes after it.
+    pub fn end_run(&mut self) {
+        self.round = BETWEEN_RUNS;
+    }
+
     /// Stamps `env` with the canonical origin of a send or alarm on the
     /// account of the agent in slot `account` (from outside if `None`) at
     /// clock `now`.
     #[inline]
     pub fn stamp(&mut self, account: Option<u32>, now: f64, env: &mut Envelope) {
-        let round = self.round;
+        let round = self.round_stamp();
         let (key, seq) = match account.and_then(|i| self.agents.get_mut(i as usize)) {
             Some(rec) => {
                 rec.sent += 1;
@@ -156,19 +184,20 @@ impl Registry {
     /// The creation stamp of an agent added now on the account of slot
     /// `account` (see [`Origin`]; its `seq` counts additions): its place in
     /// the order of insertion, and the seed of an allocated id.
-    pub fn creation(&mut self, account: Option<u32>, now: f64) -> Origin {
-        let round = self.round;
-        let (key, seq) = match account.and_then(|i| self.agents.get_mut(i as usize)) {
+    /// Also returns the id of the agent on whose account (OUTSIDE if none).
+    pub fn creation(&mut self, account: Option<u32>, now: f64) -> (Origin, AgentId) {
+        let round = self.round_stamp();
+        let (key, seq, by) = match account.and_then(|i| self.agents.get_mut(i as usize)) {
             Some(rec) => {
                 rec.added += 1;
-                (rec.order, rec.added)
+                (rec.order, rec.added, rec.id)
             }
             None => {
                 self.outside_added += 1;
-                (0, self.outside_added)
+                (0, self.outside_added, AgentId::OUTSIDE)
             }
         };
-        Origin { when: Origin::when_of(now), round, key, seq }
+        (Origin { when: Origin::when_of(now), round, key, seq }, by)
     }
 
     /// Puts `env` straight into its receiver's inbox if the rules allow

@@ -367,7 +367,7 @@ impl Scheduler {
         self.free.append(&mut self.freed);
         let made = {
             let now = self.shared.now.get();
-            self.shared.reg.borrow_mut().creation(None, now)
+            self.shared.reg.borrow_mut().creation(None, now).0
         };
         let reserved = self.shared.reserve_id(id, made);
         // Only the agent added here may go unannounced, not those its setup
@@ -442,7 +442,11 @@ impl Scheduler {
             at_rest: false,
         });
         self.live += 1;
-        self.poll(index, 0);
+        // Outside a round (an add from outside), what the new agent's setup
+        // does, and the agents it adds do, is on its own account (see
+        // `Origin`): each agent's account is its own, whatever the
+        // partition.
+        self.poll_on_account(index, 0);
         // An agent whose start (setup, or an async body before its first
         // wait) panicked never joined.
         if self.slots[index as usize].as_ref().is_some_and(|s| s.future.is_none()) {
@@ -498,7 +502,7 @@ impl Scheduler {
             let cx = Cx { shared: self.shared.clone(), index, id };
             slot.future = Some(agent.teardown(cx));
         }
-        self.poll(index, 0);
+        self.poll_on_account(index, 0);
     }
 
     /// Drops the agent in `index` and accounts for what it leaves.
@@ -662,7 +666,7 @@ impl Scheduler {
     /// Posts a message from outside; it is delivered when the next run starts
     /// (or by [`deliver_mail`](Self::deliver_mail)).
     pub fn send(&mut self, mut envelope: Envelope) {
-        if envelope.origin().seq == 0 && self.shared.reg.borrow().mode.is_partition() {
+        if envelope.origin().seq == 0 {
             let now = self.shared.now.get();
             self.shared.reg.borrow_mut().stamp(None, now, &mut envelope);
         }
@@ -671,6 +675,7 @@ impl Scheduler {
 
     /// Delivers the posted mail now, without running any agent.
     pub fn deliver_mail(&mut self) -> Result<()> {
+        self.order_posted_mail();
         self.deliver();
         self.between_runs();
         self.take_failure()
@@ -784,8 +789,11 @@ impl Scheduler {
         }
         self.shared.paused.set(false);
         self.failure = None;
+        self.shared.reg.borrow_mut().begin_run();
+        self.order_posted_mail();
         self.deliver();
         if let Some(e) = self.failure.take() {
+            self.between_runs();
             return Err(e);
         }
         let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
@@ -914,11 +922,22 @@ impl Scheduler {
         None
     }
 
+    /// Puts the mail posted between runs in the canonical order (see
+    /// [`Origin`](crate::Origin)): from outside first, then each setup's or
+    /// teardown's on its agent's account — as a runtime merges it.
+    fn order_posted_mail(&mut self) {
+        let mut outbox = self.shared.outbox.borrow_mut();
+        if outbox.len() > 1 && self.shared.reg.borrow().mode == Mode::Alone {
+            outbox.sort_by_key(|env| env.origin());
+        }
+    }
+
     /// Between runs there are no rounds: the last round's direct mail counts
     /// as delivered (nothing to take back), and mail sent now (by a setup)
     /// goes through the outbox, to be delivered when the next run starts.
     fn between_runs(&mut self) {
         let mut reg = self.shared.reg.borrow_mut();
+        reg.end_run();
         reg.direct_log.clear();
         reg.outbox_used = true;
     }
@@ -1123,6 +1142,18 @@ impl Scheduler {
         self.shared.actor.set(Some(index));
         self.poll(index, ask);
         self.shared.actor.set(None);
+    }
+
+    /// Polls an agent outside a round's top (a setup or teardown): within a
+    /// round's update it acts on the updated agent's account, outside one
+    /// on its own.
+    #[inline]
+    fn poll_on_account(&mut self, index: u32, ask: u8) {
+        if self.shared.actor.get().is_some() {
+            self.poll(index, ask);
+        } else {
+            self.poll_as_actor(index, ask);
+        }
     }
 
     /// Polls one agent's future, then carries out what it asked for. `ask`

@@ -413,6 +413,7 @@ fn codec_costs(o: &Opts) -> Costs {
         failed: false,
         alarms: Vec::new(),
         drained: false,
+        awake: false,
         run: 1,
         spare: Vec::new(),
     };

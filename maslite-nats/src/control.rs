@@ -92,6 +92,7 @@ struct WireControl {
     stop: Option<StopCode>,
     failed: bool,
     drained: bool,
+    awake: bool,
     run: u64,
     /// Alarm times; their envelopes follow the control, in order.
     alarm_times: Vec<f64>,
@@ -159,6 +160,7 @@ pub fn encode(codec: &Codec, control: &Control, out: &mut Vec<u8>) -> Result<()>
         stop: control.stop.map(Into::into),
         failed: control.failed,
         drained: control.drained,
+        awake: control.awake,
         run: control.run,
         alarm_times: control.alarms.iter().map(|(t, _)| *t).collect(),
     };
@@ -205,6 +207,7 @@ pub fn decode(codec: &Codec, bytes: &[u8]) -> Result<Control> {
         stop: wire.stop.map(Into::into),
         failed: wire.failed,
         drained: wire.drained,
+        awake: wire.awake,
         run: wire.run,
         alarms,
         spare: Vec::new(),

@@ -57,6 +57,10 @@ pub struct Control {
     /// A service is stopping and nothing more can come in from outside
     /// here (or the runtime is not serving).
     pub drained: bool,
+    /// Agents there are kept awake: updated in a round at every time the
+    /// clock reaches (and at a run's start), as on one kernel, whose every
+    /// turn has a round.
+    pub awake: bool,
     /// The run it is in: its count of runs and the run's options, hashed.
     /// All partitions of one system agree; hosts that do not run the same
     /// program (other runs, other options) fail at the first step instead

@@ -665,8 +665,10 @@ impl Runtime {
                 && !matches!(e, Error::PartitionDied { .. } | Error::Transport { .. });
             if post_mortem {
                 // The partitions wait between runs: their agents can still
-                // be read (`with_agent`, `with_partition`); nothing else
-                // runs.
+                // be read (`with_agent`, `with_partition`), those made in
+                // the run too; nothing else runs.
+                self.learn_placements(&outcomes);
+                self.now = outcomes.iter().map(|o| o.end_time).fold(self.now, f64::max);
                 self.failed = true;
             } else {
                 self.shut_down();
@@ -684,25 +686,7 @@ impl Runtime {
         // Agents created in the run took keys (the same on every partition).
         self.next_key = outcomes.iter().map(|o| o.next_key).fold(self.next_key, u64::max);
         self.now = end_time;
-        // Each partition's last word on an id is where that id stands: an
-        // agent may leave a partition and come back within one run. Leaves
-        // first, then joins (at most one partition holds an id).
-        let mut last: FxHashMap<(AgentId, usize), bool> = FxHashMap::default();
-        for o in &outcomes {
-            for &(id, q, joined) in &o.joined {
-                last.insert((id, q), joined);
-            }
-        }
-        for (&(id, q), &joined) in &last {
-            if !joined && self.dir.get(&id) == Some(&q) {
-                self.dir.remove(&id);
-            }
-        }
-        for (&(id, q), &joined) in &last {
-            if joined {
-                self.dir.insert(id, q);
-            }
-        }
+        self.learn_placements(&outcomes);
         let reason = outcomes[0].result.clone().unwrap_or(StopReason::Idle);
         let counters: Vec<(usize, &crate::route::Counters)> =
             outcomes.iter().map(|o| (o.report.partition, &o.counters)).collect();
@@ -724,6 +708,29 @@ impl Runtime {
             top_pairs: top_pairs(&counters, 10),
             untracked_crossings: outcomes.iter().map(|o| o.counters.untracked).sum(),
             partitions: outcomes.into_iter().map(|o| o.report).collect(),
+        }
+    }
+
+    /// Learns where the agents made or removed in a run are. Each
+    /// partition's last word on an id is where that id stands: an agent may
+    /// leave a partition and come back within one run. Leaves first, then
+    /// joins (at most one partition holds an id).
+    fn learn_placements(&mut self, outcomes: &[Outcome]) {
+        let mut last: FxHashMap<(AgentId, usize), bool> = FxHashMap::default();
+        for o in outcomes {
+            for &(id, q, joined) in &o.joined {
+                last.insert((id, q), joined);
+            }
+        }
+        for (&(id, q), &joined) in &last {
+            if !joined && self.dir.get(&id) == Some(&q) {
+                self.dir.remove(&id);
+            }
+        }
+        for (&(id, q), &joined) in &last {
+            if joined {
+                self.dir.insert(id, q);
+            }
         }
     }
 

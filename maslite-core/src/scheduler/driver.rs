@@ -87,6 +87,16 @@ impl Driver {
         self.kernel.add_keyed(id, key, Installer::process(body))
     }
 
+    /// A run starts (rounds count from zero; see [`Origin`](crate::Origin)).
+    pub fn begin_run(&mut self) {
+        self.kernel.shared.reg.borrow_mut().begin_run();
+    }
+
+    /// A run ended: what is stamped until the next one comes after it.
+    pub fn end_run(&mut self) {
+        self.kernel.shared.reg.borrow_mut().end_run();
+    }
+
     /// Runs one round: agents with mail, wake-ups or kept awake are
     /// updated. An agent that panics gives [`Error::AgentPanicked`].
     pub fn step_round(&mut self) -> Result<()> {
@@ -218,7 +228,7 @@ impl Driver {
         } else {
             // Stamped by the runtime's handle (its count of calls): set now.
             origin.when = crate::Origin::when_of(now);
-            origin.round = self.kernel.shared.reg.borrow().round;
+            origin.round = self.kernel.shared.reg.borrow().round_stamp();
             alarm.envelope.set_origin(origin);
         }
         self.kernel.shared.set_alarm(alarm)
@@ -351,11 +361,14 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].origin().key, out[0].origin().seq), (0, 1), "outside: key 0");
         s.deliver_to(t, out.pop().unwrap()).unwrap();
+        s.begin_run();
         s.step_round().unwrap();
         s.take_outbox_into(&mut out);
         let origins: Vec<_> =
             out.iter().map(|e| (e.origin().round, e.origin().key, e.origin().seq)).collect();
-        assert_eq!(origins, [(1, 42, 1), (1, 42, 2)], "in the first round at this time");
+        // Run 1, its first round at this time.
+        let first = (1 << 32) | 1;
+        assert_eq!(origins, [(first, 42, 1), (first, 42, 2)]);
         // Nothing was delivered by the kernel itself.
         assert!(!s.has_round_work());
     }
@@ -433,8 +446,16 @@ mod tests {
         assert_eq!(
             changes,
             [
-                // From outside (key 0), the second addition.
-                Change::Added(a, crate::Origin { key: 0, seq: 2, ..Default::default() }),
+                // From outside (key 0), the second addition, before any run.
+                Change::Added(
+                    a,
+                    crate::Origin {
+                        key: 0,
+                        seq: 2,
+                        round: crate::registry::BETWEEN_RUNS,
+                        ..Default::default()
+                    }
+                ),
                 Change::Subscribed(a, Subscription::new().topic("news")),
                 Change::UnsubscribedAll(a),
                 Change::Removed(a),

@@ -23,6 +23,7 @@ fn empty() -> Control {
         failed: false,
         alarms: Vec::new(),
         drained: false,
+        awake: false,
         run: 0,
         spare: Vec::new(),
     }
@@ -57,6 +58,7 @@ fn every_change_flag_and_alarm_round_trips() {
         stop: Some(StopReason::Paused),
         failed: false,
         drained: true,
+        awake: false,
         alarms: vec![
             (3.0, Envelope::new(Tick(1)).from(AgentId(1)).to(AgentId(2))),
             (4.5, Envelope::new(Tick(2)).to(AgentId(3)).topic_is("late")),

@@ -76,6 +76,8 @@ struct Agreed {
     /// The first partition of another host that failed.
     failed_remote: Option<usize>,
     drained: bool,
+    /// Some partition keeps agents awake.
+    awake: bool,
     /// This partition has mail to route in this step.
     has_mail: bool,
 }
@@ -197,6 +199,7 @@ impl Partition {
         // A pause asked for between runs (in a setup) does not stop this one.
         let _ = self.kernel.take_pause();
         self.paused = false;
+        self.kernel.begin_run();
         let before = self.counters.clone();
         // Everything the run logs (the kernel's round and update spans
         // included) is inside this partition's span.
@@ -221,6 +224,7 @@ impl Partition {
         if opts.clears_alarms_at_end() {
             self.kernel.clear_alarms(None, None);
         }
+        self.kernel.end_run();
         // A service's run is its only one: its inlet closes with it.
         self.intake = None;
         self.publish();
@@ -332,6 +336,12 @@ impl Partition {
                     }
                 }
                 Step::Advance(t) => {
+                    if s.steps == 2 {
+                        // Straight after the run's first delivery: where one
+                        // kernel's first turn had an empty round (it counts
+                        // for the run's iterations).
+                        s.rounds += 1;
+                    }
                     tracing::trace!(from = self.kernel.now(), to = t, "time jumps");
                     if let Err(e) = self.kernel.set_time(t.max(self.kernel.now())) {
                         s.error = Some(self.in_partition(e));
@@ -406,6 +416,7 @@ impl Partition {
             failed: s.error.is_some(),
             failed_remote: None,
             drained: self.intake_exhausted(),
+            awake: self.kernel.kept_awake() > 0,
             has_mail,
         };
         for &q in &s.peers {
@@ -421,6 +432,7 @@ impl Partition {
                 failed: agreed.failed,
                 alarms: std::mem::take(&mut s.outgoing[q]),
                 drained: agreed.drained,
+                awake: agreed.awake,
                 run: self.fingerprint,
                 spare: std::mem::take(&mut self.spares[q]),
             };
@@ -462,6 +474,7 @@ impl Partition {
             agreed.failed |= control.failed;
             s.mail_from[q] = control.has_mail;
             agreed.drained &= control.drained;
+            agreed.awake |= control.awake;
         }
         Ok(())
     }
@@ -555,24 +568,43 @@ impl Partition {
             return Some(Err(s.error.take().or(remote).unwrap_or(Error::Stopped)));
         }
         s.wait_busy = false;
+        let at_end = s.step != Step::Deliver && s.end.is_some_and(|e| agreed.now >= e);
         if after.removals || after.cleared || agreed.held {
             // One more exchange for what the removals and clears did (with
-            // no round if the run is stopping).
-            s.stopping = agreed.stop;
+            // no round if the run is stopping, or at its end).
+            s.stopping = agreed.stop.or(at_end.then_some(StopReason::TimeLimit));
             let round = s.stopping.is_none() && (agreed.active || after.removals);
             s.step = if round { Step::Round } else { Step::Deliver };
             return None;
         }
         if let Some(reason) = agreed.stop {
+            // One kernel moves its clock (and fires what is due) in the
+            // turn in which it pauses or runs its last iteration, when
+            // nothing is left at this time: so does the runtime, before it
+            // stops.
+            let last_turn = matches!(reason, StopReason::Paused | StopReason::Iterations)
+                && s.step == Step::Round
+                && s.stopping.is_none()
+                && !agreed.active
+                && !agreed.busy;
+            if let Some(t) = self.next_turn_time(s, agreed).filter(|_| last_turn) {
+                s.stopping = Some(reason);
+                s.step = Step::Advance(t);
+                return None;
+            }
             return Some(self.finish(agreed.now, Ok(reason)));
         }
-        if s.step != Step::Deliver && s.end.is_some_and(|e| agreed.now >= e) {
+        if at_end {
             // The clock reached the end: what fired then is in the inboxes,
             // unread, as on one kernel (and in maslite).
             return Some(self.finish(agreed.now, Ok(StopReason::TimeLimit)));
         }
-        if agreed.active || agreed.busy {
-            s.wait_busy = !agreed.active;
+        // Kept-awake agents are updated in a round after every time
+        // advance and at the run's start (one kernel's every turn has a
+        // round), but do not by themselves call for more rounds.
+        let awake = agreed.awake && s.step != Step::Round;
+        if agreed.active || agreed.busy || awake {
+            s.wait_busy = !agreed.active && !awake;
             s.step = Step::Round;
             return None;
         }
@@ -609,6 +641,20 @@ impl Partition {
         }
         s.step = Step::Advance(t);
         None
+    }
+
+    /// Where one kernel's clock would jump when nothing is left to do now:
+    /// the next alarm (capped at the run's end), or the end if there is no
+    /// alarm and the run does not pause when idle.
+    fn next_turn_time(&self, s: &Steps, agreed: &Agreed) -> Option<f64> {
+        let t = agreed.next_alarm;
+        let target = match (t.is_finite(), s.end) {
+            (true, Some(e)) => Some(t.min(e)),
+            (true, None) => Some(t),
+            (false, Some(e)) if !s.opts.pauses_if_idle() => Some(e),
+            _ => None,
+        };
+        target.filter(|&t| t > agreed.now)
     }
 
     /// Ends a run with every partition's clock at `now` (the latest of
