@@ -19,8 +19,11 @@ pub enum Change {
     /// [`Origin`](crate::Origin), whose `seq` counts additions) places it
     /// in the order of insertion. The runtime's own adds are not announced.
     Added(AgentId, crate::Origin),
-    /// An agent left this partition (its subscriptions went with it).
-    Removed(AgentId),
+    /// An agent left this partition (its subscriptions went with it); the
+    /// stamp of its departure (on the account that was acting, see
+    /// [`Origin`](crate::Origin)) orders it against additions elsewhere in
+    /// the same step: an id re-added after it left is no duplicate.
+    Removed(AgentId, crate::Origin),
     /// An agent subscribed to a pattern.
     Subscribed(AgentId, Subscription),
     /// An agent unsubscribed from a pattern.

@@ -403,7 +403,7 @@ impl Scheduler {
                 }
                 None => {
                     self.shared.reg.borrow_mut().ids.remove(&id);
-                    self.shared.note_change(|| Change::Removed(id));
+                    self.shared.note_change(|| Change::Removed(id, Default::default()));
                     self.failure.get_or_insert(Error::TooManyAgents);
                     return;
                 }
@@ -523,7 +523,11 @@ impl Scheduler {
             (id, left)
         };
         self.shared.unsubscribe_all(id);
-        self.shared.note_change(|| Change::Removed(id));
+        let shared = &self.shared;
+        shared.note_change(|| {
+            let now = shared.now.get();
+            Change::Removed(id, shared.reg.borrow_mut().creation(shared.account(Some(index)), now).0)
+        });
         self.shared.set_keep_awake(index, false);
         self.shared.forget_foreign(index);
         if slot.busy {

@@ -69,7 +69,8 @@ struct WireSubscription {
 enum WireChange {
     /// The id and its creation stamp (when, round, key, seq).
     Added(u64, [u64; 4]),
-    Removed(u64),
+    /// The id and the stamp of its departure (when, round, key, seq).
+    Removed(u64, [u64; 4]),
     Subscribed(u64, WireSubscription),
     Unsubscribed(u64, WireSubscription),
     UnsubscribedAll(u64),
@@ -117,7 +118,7 @@ fn from_wire_sub(w: WireSubscription) -> Subscription {
 fn to_wire(c: &Change) -> WireChange {
     match c {
         Change::Added(a, o) => WireChange::Added(a.0, [o.when, o.round, o.key, o.seq]),
-        Change::Removed(a) => WireChange::Removed(a.0),
+        Change::Removed(a, o) => WireChange::Removed(a.0, [o.when, o.round, o.key, o.seq]),
         Change::Subscribed(a, s) => WireChange::Subscribed(a.0, to_wire_sub(s)),
         Change::Unsubscribed(a, s) => WireChange::Unsubscribed(a.0, to_wire_sub(s)),
         Change::UnsubscribedAll(a) => WireChange::UnsubscribedAll(a.0),
@@ -133,7 +134,9 @@ fn from_wire(w: WireChange) -> Change {
         WireChange::Added(a, [when, round, key, seq]) => {
             Change::Added(AgentId(a), maslite_core::Origin { when, round, key, seq })
         }
-        WireChange::Removed(a) => Change::Removed(AgentId(a)),
+        WireChange::Removed(a, [when, round, key, seq]) => {
+            Change::Removed(AgentId(a), maslite_core::Origin { when, round, key, seq })
+        }
         WireChange::Subscribed(a, s) => Change::Subscribed(AgentId(a), from_wire_sub(s)),
         WireChange::Unsubscribed(a, s) => Change::Unsubscribed(AgentId(a), from_wire_sub(s)),
         WireChange::UnsubscribedAll(a) => Change::UnsubscribedAll(AgentId(a)),

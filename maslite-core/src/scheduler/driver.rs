@@ -244,7 +244,7 @@ impl Driver {
             let mut mailing = self.kernel.shared.mailing.borrow_mut();
             match change {
                 Change::Added(..) | Change::RemoveRequested(_) => false,
-                Change::Removed(id) | Change::UnsubscribedAll(id) => {
+                Change::Removed(id, _) | Change::UnsubscribedAll(id) => {
                     mailing.unsubscribe_all(*id) > 0
                 }
                 Change::AlarmsCleared { receiver, topic } => {
@@ -443,6 +443,9 @@ mod tests {
         here.remove(a).unwrap();
         let mut changes = Vec::new();
         here.take_changes_into(&mut changes);
+        // The departure's stamp: on its own account (a removal from outside).
+        let Some(&Change::Removed(_, left)) = changes.get(3) else { panic!("{changes:?}") };
+        assert_eq!(left.seq, 1, "its first addition or departure");
         assert_eq!(
             changes,
             [
@@ -458,7 +461,7 @@ mod tests {
                 ),
                 Change::Subscribed(a, Subscription::new().topic("news")),
                 Change::UnsubscribedAll(a),
-                Change::Removed(a),
+                Change::Removed(a, left),
             ]
         );
         // Applied on another partition, the subscription routes mail to

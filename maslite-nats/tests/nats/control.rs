@@ -45,7 +45,7 @@ fn every_change_flag_and_alarm_round_trips() {
         Change::AlarmsCleared { receiver: Some(AgentId(2)), topic: Some("Tick".into()) },
         Change::AlarmsCleared { receiver: None, topic: None },
         Change::RemoveRequested(AgentId(7)),
-        Change::Removed(AgentId(5)),
+        Change::Removed(AgentId(5), Origin { when: 3, round: 1, key: 2, seq: 9 }),
     ];
     let control = Control {
         changes: Arc::new(changes.clone()),

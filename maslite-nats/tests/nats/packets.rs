@@ -23,7 +23,7 @@ fn control() -> Control {
     Control {
         changes: Arc::new(vec![
             Change::Added(AgentId(4), Origin { when: 2, round: 1, key: 7, seq: 3 }),
-            Change::Removed(AgentId(2)),
+            Change::Removed(AgentId(2), Origin { when: 3, round: 1, key: 2, seq: 9 }),
         ]),
         active: true,
         busy: false,
@@ -99,7 +99,7 @@ fn controls_and_mail_cross_whole_and_in_order_however_large() {
         *k.changes,
         [
             Change::Added(AgentId(4), Origin { when: 2, round: 1, key: 7, seq: 3 }),
-            Change::Removed(AgentId(2))
+            Change::Removed(AgentId(2), Origin { when: 3, round: 1, key: 2, seq: 9 })
         ]
     );
     assert_eq!(

@@ -40,8 +40,9 @@ impl Directory {
 pub(crate) struct Replica {
     /// Which partition each agent is on.
     pub(super) dir: Directory,
-    /// Ids leaving in the step being applied.
-    leaving: FxHashSet<AgentId>,
+    /// Ids leaving in the step being applied, with the stamp of the first
+    /// departure and the partition it left.
+    leaving: FxHashMap<AgentId, (maslite_core::Origin, usize)>,
     /// Ids whose own subscription changes are applied again (see
     /// `apply_step_changes`).
     replay: FxHashSet<AgentId>,
@@ -74,6 +75,24 @@ pub(super) struct Here<'a> {
 }
 
 impl Replica {
+    /// Whether agent `id` was still held elsewhere when partition `from`
+    /// added an agent with its id (stamped `made`): held now by `holder`
+    /// and not left before the addition, or left in this step but after
+    /// it (the stamps order them as one kernel would have).
+    fn held_when_added(
+        &self,
+        id: AgentId,
+        from: usize,
+        holder: Option<usize>,
+        made: &maslite_core::Origin,
+    ) -> bool {
+        match self.leaving.get(&id) {
+            Some((left, q)) if *q != from => left > made,
+            Some((left, _)) => holder.is_some() && left > made,
+            None => holder.is_some(),
+        }
+    }
+
     /// A replica for a partition of `count`.
     pub(super) fn new(count: usize) -> Replica {
         Replica { removal_at: vec![false; count], ..Replica::default() }
@@ -94,13 +113,16 @@ impl Replica {
             return Ok(());
         }
         self.leaving.clear();
-        for (_, changes) in all {
+        for (q, changes) in all {
             for change in changes.iter() {
                 // (Not a removal asked for: it applies to the agent there at
                 // the start of the step, so a new agent with its id is a
                 // duplicate, as on one kernel.)
-                if let Change::Removed(id) = change {
-                    self.leaving.insert(*id);
+                if let Change::Removed(id, left) = change {
+                    let first = self.leaving.entry(*id).or_insert((*left, *q));
+                    if *left < first.0 {
+                        *first = (*left, *q);
+                    }
                 }
             }
         }
@@ -117,7 +139,7 @@ impl Replica {
             for (k, (from, changes)) in all.iter().enumerate() {
                 last_removal.clear();
                 for (i, change) in changes.iter().enumerate() {
-                    if let Change::Removed(gone) = change {
+                    if let Change::Removed(gone, _) = change {
                         last_removal.insert(*gone, i);
                     }
                 }
@@ -146,7 +168,7 @@ impl Replica {
         for (from, changes) in all {
             if *from != here.me {
                 for c in changes.iter() {
-                    if let Change::Removed(id) = c {
+                    if let Change::Removed(id, _) = c {
                         self.replay.insert(*id);
                     }
                 }
@@ -188,16 +210,18 @@ impl Replica {
     ) -> Result<()> {
         for change in changes {
             match change {
-                Change::Added(id, _) => {
+                Change::Added(id, made) => {
                     let holder = self.dir.get(*id).filter(|&q| q != from);
                     if let (Some(q), true) = (holder, here.free) {
                         // Free mode: partitions' words cross on different
                         // wires, so the holder's `Removed` may still be on
                         // its way. A duplicate only if it never comes.
                         self.conflicts.push((*id, q));
-                    } else if holder.is_some() && !self.leaving.contains(id) {
-                        // Two partitions hold an agent with one id: every
-                        // partition sees it in the same step and fails.
+                    } else if self.held_when_added(*id, from, holder, made) {
+                        // Two partitions hold an agent with one id (its
+                        // holder leaves, if at all, after this addition, as
+                        // their stamps tell): every partition sees it in the
+                        // same step and fails, as one kernel does.
                         return Err(Error::Partition {
                             partition: from,
                             source: maslite_core::Error::DuplicateAgent(*id),
@@ -208,7 +232,7 @@ impl Replica {
                         self.joined.push((*id, from, true));
                     }
                 }
-                Change::Removed(id) => {
+                Change::Removed(id, _) => {
                     if self.dir.get(*id) == Some(from) {
                         self.dir.remove(*id);
                     }
@@ -225,7 +249,7 @@ impl Replica {
                         Some(q) => {
                             self.removal_at[q] = true;
                             self.dir.remove(*id);
-                            let gone = Change::Removed(*id);
+                            let gone = Change::Removed(*id, Default::default());
                             here.kernel
                                 .apply_change(&gone)
                                 .map_err(|e| Error::Partition { partition: here.me, source: e })?;
@@ -302,7 +326,7 @@ impl Replica {
 fn about(change: &Change) -> Option<AgentId> {
     match change {
         Change::Added(id, _)
-        | Change::Removed(id)
+        | Change::Removed(id, _)
         | Change::Subscribed(id, _)
         | Change::Unsubscribed(id, _)
         | Change::UnsubscribedAll(id) => Some(*id),

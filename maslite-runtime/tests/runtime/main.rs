@@ -1,6 +1,7 @@
 //! The runtime's integration tests, one binary: partitions on cores, the
 //! lockstep clock and lookahead windows, free mode, services, faults, and
-//! the runtime against a bare `Scheduler` (`one_order`). `programs` holds
+//! the runtime against a bare `Scheduler` (`one_order`, and the review's
+//! `probes`). `programs` holds
 //! what the two trace properties (`same_trace`, `one_order`) share: the
 //! scripted agents, their steps, the placements.
 //!
@@ -12,6 +13,7 @@
 mod faults;
 mod in_tokio;
 mod one_order;
+mod probes;
 mod programs;
 mod regressions;
 mod same_trace;
