@@ -526,7 +526,10 @@ impl Scheduler {
         let shared = &self.shared;
         shared.note_change(|| {
             let now = shared.now.get();
-            Change::Removed(id, shared.reg.borrow_mut().creation(shared.account(Some(index)), now).0)
+            Change::Removed(
+                id,
+                shared.reg.borrow_mut().creation(shared.account(Some(index)), now).0,
+            )
         });
         self.shared.set_keep_awake(index, false);
         self.shared.forget_foreign(index);
