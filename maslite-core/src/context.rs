@@ -96,6 +96,10 @@ pub(crate) struct Shared {
     /// setup or teardown nested in it): what happens meanwhile is on its
     /// account (see [`Origin`]).
     pub actor: Cell<Option<u32>>,
+    /// The number of the round running (or last run): see [`Cx::round`].
+    pub round_no: Cell<u64>,
+    /// Partitioned: the runtime numbers the rounds (`Driver::set_round`).
+    pub numbered_outside: Cell<bool>,
 }
 
 pub(crate) enum Command {
@@ -136,6 +140,8 @@ impl Shared {
             announce_adds: Cell::new(true),
             fault: RefCell::new(None),
             actor: Cell::new(None),
+            round_no: Cell::new(0),
+            numbered_outside: Cell::new(false),
         }
     }
 
@@ -502,6 +508,16 @@ impl Cx {
     /// Whether this agent is kept awake.
     pub fn keep_awake(&self) -> bool {
         self.shared.reg.borrow_mut().own(self.index, self.id).is_some_and(|r| r.keep_awake)
+    }
+
+    /// The number of the round running now: rounds in which some agent was
+    /// updated, counted over the whole system since the scheduler (or
+    /// runtime) was made, this one included — the same number on one
+    /// kernel and on any number of partitions in lockstep. (In lookahead
+    /// windows a partition runs its rounds on its own: there it counts its
+    /// own.) Outside a round (a setup run from outside), the last round's.
+    pub fn round(&self) -> u64 {
+        self.shared.round_no.get()
     }
 
     /// Stops the run at the end of this round.

@@ -291,6 +291,8 @@ pub struct Scheduler {
     next_key: Option<u64>,
     /// Queued adds and removes are being carried out (see `run_commands`).
     in_commands: bool,
+    /// The last round polled some agent.
+    polled: bool,
 }
 
 impl Scheduler {
@@ -316,6 +318,7 @@ impl Scheduler {
             failure: None,
             next_key: None,
             in_commands: false,
+            polled: false,
         }
     }
 
@@ -1104,6 +1107,10 @@ impl Scheduler {
             reg.start_round(&mut self.round);
         }
         self.site.queue.drain_into(&mut self.woken);
+        self.polled = !self.round.is_empty() || !self.woken.is_empty();
+        if self.polled && !self.shared.numbered_outside.get() {
+            self.shared.round_no.set(self.shared.round_no.get() + 1);
+        }
         // An agent polled for a wake-up may have taken the mail its round
         // entry was made for: then its update is checked against its inbox.
         let verify = if self.woken.is_empty() { 0 } else { signal::VERIFY };

@@ -414,6 +414,7 @@ fn codec_costs(o: &Opts) -> Costs {
         alarms: Vec::new(),
         drained: false,
         awake: false,
+        polled: false,
         run: 1,
         spare: Vec::new(),
     };

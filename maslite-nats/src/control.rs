@@ -94,6 +94,7 @@ struct WireControl {
     failed: bool,
     drained: bool,
     awake: bool,
+    polled: bool,
     run: u64,
     /// Alarm times; their envelopes follow the control, in order.
     alarm_times: Vec<f64>,
@@ -164,6 +165,7 @@ pub fn encode(codec: &Codec, control: &Control, out: &mut Vec<u8>) -> Result<()>
         failed: control.failed,
         drained: control.drained,
         awake: control.awake,
+        polled: control.polled,
         run: control.run,
         alarm_times: control.alarms.iter().map(|(t, _)| *t).collect(),
     };
@@ -211,6 +213,7 @@ pub fn decode(codec: &Codec, bytes: &[u8]) -> Result<Control> {
         failed: wire.failed,
         drained: wire.drained,
         awake: wire.awake,
+        polled: wire.polled,
         run: wire.run,
         alarms,
         spare: Vec::new(),

@@ -61,6 +61,9 @@ pub struct Control {
     /// clock reaches (and at a run's start), as on one kernel, whose every
     /// turn has a round.
     pub awake: bool,
+    /// Its round in this step updated some agent (lockstep: the rounds that
+    /// did anywhere are numbered, see `Cx::round`).
+    pub polled: bool,
     /// The run it is in: its count of runs and the run's options, hashed.
     /// All partitions of one system agree; hosts that do not run the same
     /// program (other runs, other options) fail at the first step instead

@@ -97,6 +97,18 @@ impl Driver {
         self.kernel.shared.reg.borrow_mut().end_run();
     }
 
+    /// Numbers the next round `n` (see [`Cx::round`]): in lockstep the
+    /// runtime counts the rounds that updated an agent on any partition.
+    pub fn set_round(&mut self, n: u64) {
+        self.kernel.shared.numbered_outside.set(true);
+        self.kernel.shared.round_no.set(n);
+    }
+
+    /// Whether the last round updated (polled) some agent here.
+    pub fn round_polled(&self) -> bool {
+        self.kernel.polled
+    }
+
     /// Runs one round: agents with mail, wake-ups or kept awake are
     /// updated. An agent that panics gives [`Error::AgentPanicked`].
     pub fn step_round(&mut self) -> Result<()> {

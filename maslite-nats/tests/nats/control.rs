@@ -24,6 +24,7 @@ fn empty() -> Control {
         alarms: Vec::new(),
         drained: false,
         awake: false,
+        polled: false,
         run: 0,
         spare: Vec::new(),
     }
@@ -59,6 +60,7 @@ fn every_change_flag_and_alarm_round_trips() {
         failed: false,
         drained: true,
         awake: false,
+        polled: false,
         alarms: vec![
             (3.0, Envelope::new(Tick(1)).from(AgentId(1)).to(AgentId(2))),
             (4.5, Envelope::new(Tick(2)).to(AgentId(3)).topic_is("late")),

@@ -36,6 +36,7 @@ fn control() -> Control {
         alarms: vec![(3.0, Envelope::new(Blob(vec![1, 2])).to(AgentId(9)))],
         drained: true,
         awake: false,
+        polled: false,
         run: 42,
         spare: vec![(AgentId(1), Envelope::new(Blob(Vec::new())))],
     }

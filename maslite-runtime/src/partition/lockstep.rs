@@ -78,6 +78,8 @@ struct Agreed {
     drained: bool,
     /// Some partition keeps agents awake.
     awake: bool,
+    /// Some partition's round in this step updated an agent.
+    polled: bool,
     /// This partition has mail to route in this step.
     has_mail: bool,
 }
@@ -331,6 +333,11 @@ impl Partition {
                         self.wait_for_busy().await;
                     }
                     s.rounds += 1;
+                    if s.window.is_none() {
+                        // Lockstep: rounds are numbered over all partitions
+                        // (windows run theirs on their own).
+                        self.kernel.set_round(self.rounds_polled + 1);
+                    }
                     if let Err(e) = self.kernel.step_round() {
                         s.error = Some(self.in_partition(e));
                     }
@@ -417,6 +424,7 @@ impl Partition {
             failed_remote: None,
             drained: self.intake_exhausted(),
             awake: self.kernel.kept_awake() > 0,
+            polled: s.step == Step::Round && self.kernel.round_polled(),
             has_mail,
         };
         for &q in &s.peers {
@@ -433,6 +441,7 @@ impl Partition {
                 alarms: std::mem::take(&mut s.outgoing[q]),
                 drained: agreed.drained,
                 awake: agreed.awake,
+                polled: agreed.polled,
                 run: self.fingerprint,
                 spare: std::mem::take(&mut self.spares[q]),
             };
@@ -475,6 +484,10 @@ impl Partition {
             s.mail_from[q] = control.has_mail;
             agreed.drained &= control.drained;
             agreed.awake |= control.awake;
+            agreed.polled |= control.polled;
+        }
+        if agreed.polled {
+            self.rounds_polled += 1;
         }
         Ok(())
     }

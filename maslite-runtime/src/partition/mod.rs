@@ -81,6 +81,9 @@ pub(crate) struct Partition {
     fingerprint: u64,
     /// An agent asked to stop this run.
     paused: bool,
+    /// Lockstep: the rounds that updated an agent on some partition, since
+    /// the runtime was made (the same on every partition; see `Cx::round`).
+    rounds_polled: u64,
     /// This partition's live figures.
     gauges: crate::progress::Gauges,
     /// A service's inlet, while the runtime serves.
@@ -284,6 +287,7 @@ pub(crate) fn thread_main(seed: Seed) {
             runs: 0,
             fingerprint: 0,
             paused: false,
+            rounds_polled: 0,
             gauges,
             intake: None,
             taken: Vec::new(),

@@ -1127,3 +1127,55 @@ fn teardowns_of_removed_agents_adding_agents_do_not_fail_the_run() {
         removed_teardowns_add(Rt::lockstep(2)),
     ]);
 }
+
+// ----- the round number (`cx.round()`) ------------------------------------------------
+
+/// Passes a note on to the next agent (a dead letter at the end of the
+/// line), once by mail, once by an alarm a second ahead; logs the round
+/// number and the clock of each update.
+struct Counted {
+    next: AgentId,
+    log: Log,
+}
+
+impl Agent for Counted {
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(env) = cx.receive() {
+            push(&self.log, format!("{} at {} in round {}", cx.id(), cx.now(), cx.round()));
+            if env.topic() == "mail" {
+                cx.send(Envelope::new(Note("mail")).topic_is("mail").to(self.next));
+            } else {
+                let late = Envelope::new(Note("late")).topic_is("late").to(self.next);
+                cx.set_alarm(Alarm::after(1.0, late)).unwrap();
+            }
+        }
+    }
+}
+
+fn counted_rounds<S: System + Probe>(mut sys: S) -> (String, (String, Vec<String>)) {
+    let log = new_log();
+    let n = sys.partitions();
+    for i in 1..=4u64 {
+        // Agent 4 passes to 5, which does not exist: dead letters.
+        let agent = Counted { next: AgentId(i + 1), log: log.clone() };
+        sys.add_with_id_on(i as usize % n, AgentId(i), agent).unwrap();
+    }
+    sys.post(Envelope::new(Note("mail")).topic_is("mail").to(AgentId(1))).unwrap();
+    sys.post(Envelope::new(Note("late")).topic_is("late").to(AgentId(3))).unwrap();
+    let first = ran(&mut sys, RunOptions::new().seconds(1.0).clear_alarms_at_end(false));
+    let second = ran(&mut sys, RunOptions::new());
+    (sys.label(), (format!("{first}; {second}"), lines(&log)))
+}
+
+/// `cx.round()` numbers the rounds that updated some agent: the same
+/// numbers on one kernel and on 1-3 partitions in lockstep, across runs.
+#[test]
+fn the_round_number_is_the_same_on_one_kernel_and_on_partitions() {
+    let mut all = vec![counted_rounds(Scheduler::simulated())];
+    for n in 1..=3 {
+        all.push(counted_rounds(Rt::lockstep(n)));
+    }
+    let rounds = all[0].1 .1.clone();
+    assert!(rounds.iter().any(|l| l.ends_with("in round 1")), "{rounds:?}");
+    assert_all_equal(all);
+}
