@@ -65,7 +65,7 @@ pub fn derived_id(creator: AgentId, made: &crate::Origin) -> AgentId {
 pub const DERIVED: u64 = 1 << 63;
 
 /// The bit that marks an ordering key given to an agent added in
-/// partitioned mode until the runtime gives it its place (see
+/// a partition's kernel until the runtime gives it its place (see
 /// [`Driver::set_key`](crate::Driver::set_key)): such keys sort after
 /// every placed agent's, in the order of creation.
 pub const PROVISIONAL: u64 = 1 << 62;

@@ -247,8 +247,8 @@ impl Shared {
         Ok(())
     }
 
-    /// Unsubscribes an agent from everything (it is leaving: in partitioned
-    /// mode its `Removed` change says so to the others).
+    /// Unsubscribes an agent from everything (it is leaving: on a partition
+    /// its `Removed` change says so to the others).
     pub fn unsubscribe_all(&self, subscriber: AgentId) {
         if self.mailing.borrow_mut().unsubscribe_all(subscriber) > 0 {
             self.note_change(|| Change::UnsubscribedAll(subscriber));
@@ -256,7 +256,7 @@ impl Shared {
         }
     }
 
-    /// Records a change for the other partitions (partitioned mode only).
+    /// Records a change for the other partitions (a partition's kernel only).
     #[inline]
     pub fn note_change(&self, change: impl FnOnce() -> Change) {
         if self.reg.borrow().mode.is_partition() {

@@ -415,7 +415,7 @@ impl Scheduler {
         {
             let mut reg = self.shared.reg.borrow_mut();
             // Agents are updated in the order of their keys: the order of
-            // insertion here; in partitioned mode the runtime gives an agent
+            // insertion here; on a partition the runtime gives an agent
             // created at run time its place at the end of the step, and
             // until then it comes after every placed agent.
             let order = key.unwrap_or_else(|| {
