@@ -5,6 +5,8 @@
 //! not see them: this test installs a global one, which a process can do
 //! only once — hence a test binary of its own, with this one test.
 
+// The kernel's tests' log buffer, one copy for both crates.
+#[path = "../../maslite-core/tests/common/mod.rs"]
 mod common;
 use common::LogBuffer;
 

@@ -5,6 +5,8 @@
 //!
 //! A global subscriber can be installed once per process: one test here.
 
+// The kernel's tests' log buffer, one copy for both crates.
+#[path = "../../maslite-core/tests/common/mod.rs"]
 mod common;
 use common::LogBuffer;
 
