@@ -12,7 +12,7 @@
 //! `chain: contract by 4 signed by [1, 2, 3, 4]`.
 
 use maslite::prelude::*;
-use maslite::runtime::{RunReport, StopReason};
+use maslite::runtime::{RuntimeReport, StopReason};
 
 /// The message that collects signatures.
 #[derive(Clone, Debug)]
@@ -70,7 +70,7 @@ pub const REGISTRAR: AgentId = AgentId(100);
 
 /// Builds the chain on `partitions` partitions: agent `i` (1..=4) on
 /// partition `(i - 1) / 2 % partitions`, the registrar on partition 0.
-pub fn build(partitions: usize) -> Result<Runtime, maslite::runtime::Error> {
+pub fn build(partitions: usize) -> Result<Runtime, maslite::Error> {
     let mut rt = Runtime::new(partitions)?;
     let everyone: Vec<AgentId> = (1..=4).map(AgentId).collect();
     rt.add_with_id(0, REGISTRAR, Registrar::default())?;
@@ -78,19 +78,19 @@ pub fn build(partitions: usize) -> Result<Runtime, maslite::runtime::Error> {
         let p = (id.0 as usize - 1) / 2 % partitions;
         rt.add_with_id(p, id, Signer { everyone: everyone.clone(), registrar: REGISTRAR })?;
     }
-    rt.send(Envelope::new(ChainMsg { signatures: Vec::new() }).to(AgentId(1)))?;
+    rt.send(Envelope::new(ChainMsg { signatures: Vec::new() }).to(AgentId(1)));
     Ok(rt)
 }
 
 /// Runs the chain; returns the run's report and the registrar's contract.
-pub fn run(partitions: usize) -> Result<(RunReport, Option<Contract>), maslite::runtime::Error> {
+pub fn run(partitions: usize) -> Result<(RuntimeReport, Option<Contract>), maslite::Error> {
     let mut rt = build(partitions)?;
     let report = rt.run()?;
     let contract = rt.with_agent(REGISTRAR, |r: &Registrar| r.contract.clone())?;
     Ok((report, contract))
 }
 
-pub fn main() -> Result<(), maslite::runtime::Error> {
+pub fn main() -> Result<(), maslite::Error> {
     // Logs on stderr: warnings (a dead letter, say) by default; more with
     // RUST_LOG, e.g. `RUST_LOG=maslite_runtime=debug`.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -28,7 +28,7 @@
 use clap::Parser;
 use futures::StreamExt;
 use maslite::prelude::*;
-use maslite::runtime::{RunReport, ServeOptions};
+use maslite::runtime::{RuntimeReport, ServeOptions};
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -107,7 +107,7 @@ impl Agent for Desk {
 #[derive(Debug)]
 pub struct Summary {
     /// The service's run report.
-    pub report: RunReport,
+    pub report: RuntimeReport,
     /// Orders the application sent.
     pub orders: u64,
     /// Fills it read.
@@ -119,7 +119,7 @@ pub struct Summary {
 pub async fn market(
     until: impl Future<Output = ()>,
     every: Duration,
-) -> Result<Summary, maslite::runtime::Error> {
+) -> Result<Summary, maslite::Error> {
     let mut rt = Runtime::builder().partitions(2).real_time().build()?;
     rt.add_with_id(0, FEED, Feed { every: 0.01, price: 10_000 })?;
     rt.add_with_id(1, DESK, Desk { last: None })?;

@@ -47,7 +47,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use maslite::prelude::*;
 use maslite::runtime::transport::{Placement, Transport};
-use maslite::runtime::{RunReport, StopReason};
+use maslite::runtime::{RuntimeReport, StopReason};
 use maslite_nats::{Codec, NatsTransport};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -143,7 +143,7 @@ impl Agent for Conveyor {
 
 /// Conveyors 1..=4 on `partitions` partitions, 1 or 2 (1, 2 on partition
 /// 0; 3, 4 on partition 1 % partitions), with the box loaded on conveyor 1.
-pub fn build(partitions: usize) -> Result<Runtime, maslite::runtime::Error> {
+pub fn build(partitions: usize) -> Result<Runtime, maslite::Error> {
     build_on(partitions, None)
 }
 
@@ -158,7 +158,7 @@ pub fn codec() -> Codec {
 }
 
 /// Host `host` of 2 (partition `host`), through the NATS server at `url`.
-pub fn nats(url: &str, run: &str, host: u16) -> Result<NatsTransport, maslite::runtime::Error> {
+pub fn nats(url: &str, run: &str, host: u16) -> Result<NatsTransport, maslite::Error> {
     NatsTransport::new(url, run, Placement::new(vec![0, 1], host)?, codec())
 }
 
@@ -167,9 +167,9 @@ pub fn nats(url: &str, run: &str, host: u16) -> Result<NatsTransport, maslite::r
 pub fn build_on(
     partitions: usize,
     transport: Option<std::boxed::Box<dyn Transport>>,
-) -> Result<Runtime, maslite::runtime::Error> {
+) -> Result<Runtime, maslite::Error> {
     if !PARTITIONS.contains(&partitions) {
-        return Err(maslite::runtime::Error::Config(format!(
+        return Err(maslite::Error::Config(format!(
             "the conveyor model runs on 1 or 2 partitions, not {partitions}"
         )));
     }
@@ -184,12 +184,12 @@ pub fn build_on(
         rt.add_with_id(p, AgentId(i), Conveyor { next, on_belt: None, log: Vec::new() })?;
     }
     let item = Box { id: 1, length_mm: 500.0 };
-    rt.send(Envelope::new(Transfer { item, front_mm: 1250.0 }).to(AgentId(1)))?;
+    rt.send(Envelope::new(Transfer { item, front_mm: 1250.0 }).to(AgentId(1)));
     Ok(rt)
 }
 
 /// The conveyors' logs, 1..=4.
-pub fn logs(rt: &mut Runtime) -> Result<Vec<Vec<Event>>, maslite::runtime::Error> {
+pub fn logs(rt: &mut Runtime) -> Result<Vec<Vec<Event>>, maslite::Error> {
     (1..=4).map(|i| rt.with_agent(AgentId(i), |c: &Conveyor| c.log.clone())).collect()
 }
 
@@ -197,7 +197,7 @@ pub fn logs(rt: &mut Runtime) -> Result<Vec<Vec<Event>>, maslite::runtime::Error
 pub type Logs = Vec<(u64, Vec<Event>)>;
 
 /// The logs of the conveyors on this host's partitions, by id.
-pub fn local_logs(rt: &mut Runtime) -> Result<Logs, maslite::runtime::Error> {
+pub fn local_logs(rt: &mut Runtime) -> Result<Logs, maslite::Error> {
     let mut out = Vec::new();
     for i in 1..=4u64 {
         if rt.partition_of(AgentId(i)).is_some_and(|p| rt.is_local(p)) {
@@ -236,7 +236,7 @@ pub fn handovers(logs: &[Vec<Event>]) -> Vec<f64> {
 
 /// Runs the model: the report, and the wall seconds from starting the
 /// partitions to having joined them.
-pub fn timed_run(partitions: usize) -> Result<(RunReport, f64), maslite::runtime::Error> {
+pub fn timed_run(partitions: usize) -> Result<(RuntimeReport, f64), maslite::Error> {
     let wall = Instant::now();
     let mut rt = build(partitions)?;
     let report = rt.run()?;
@@ -319,14 +319,14 @@ impl Options {
 }
 
 /// The command line: `conveyor --help` says what each flag does.
-pub fn main() -> Result<(), maslite::runtime::Error> {
+pub fn main() -> Result<(), maslite::Error> {
     let options = Options::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     command(&options)
 }
 
 /// The story as `options` say: the run's report and the logs of this
 /// host's conveyors (all four on one host), by id.
-pub fn story(options: &Options) -> Result<(RunReport, Logs), maslite::runtime::Error> {
+pub fn story(options: &Options) -> Result<(RuntimeReport, Logs), maslite::Error> {
     let transport: Option<std::boxed::Box<dyn Transport>> = match options.hosts {
         1 => None,
         _ => Some(std::boxed::Box::new(nats(&options.nats, &options.run_name, options.host)?)),
@@ -339,7 +339,7 @@ pub fn story(options: &Options) -> Result<(RunReport, Logs), maslite::runtime::E
 
 /// The command, on parsed flags: the story, its trace and (on one host)
 /// the timing.
-pub fn command(options: &Options) -> Result<(), maslite::runtime::Error> {
+pub fn command(options: &Options) -> Result<(), maslite::Error> {
     // Logs on stderr: warnings (a dead letter, say) by default; more with
     // RUST_LOG, e.g. `RUST_LOG=maslite_runtime=debug`.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -50,7 +50,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
 use maslite::prelude::*;
 use maslite::runtime::transport::{Placement, Transport};
-use maslite::runtime::RunReport;
+use maslite::runtime::RuntimeReport;
 use maslite_nats::{Codec, NatsTransport};
 use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
@@ -293,7 +293,7 @@ impl Agent for Lp {
 /// What a run of the model gave.
 #[derive(Clone, Debug)]
 pub struct Outcome {
-    pub report: RunReport,
+    pub report: RuntimeReport,
     pub events: u64,
     pub hash: u64,
     pub events_per_second: f64,
@@ -301,7 +301,7 @@ pub struct Outcome {
 
 /// Builds the model (the agents placed as [`Params::layout`] says) and
 /// runs it to `end`.
-pub fn run(params: &Params) -> Result<Outcome, maslite::runtime::Error> {
+pub fn run(params: &Params) -> Result<Outcome, maslite::Error> {
     run_watched(params, |_| {})
 }
 
@@ -314,7 +314,7 @@ pub fn codec() -> Codec {
 
 /// The transport to the other hosts, if there are any: NATS, with the
 /// partitions in blocks.
-pub fn transport(params: &Params) -> Result<Option<Box<dyn Transport>>, maslite::runtime::Error> {
+pub fn transport(params: &Params) -> Result<Option<Box<dyn Transport>>, maslite::Error> {
     if params.hosts <= 1 {
         return Ok(None);
     }
@@ -328,7 +328,7 @@ pub fn transport(params: &Params) -> Result<Option<Box<dyn Transport>>, maslite:
 pub fn run_watched(
     params: &Params,
     watch: impl FnOnce(&Runtime),
-) -> Result<Outcome, maslite::runtime::Error> {
+) -> Result<Outcome, maslite::Error> {
     run_hosted(params, transport(params)?, watch)
 }
 
@@ -338,7 +338,7 @@ pub fn run_hosted(
     params: &Params,
     transport: Option<Box<dyn Transport>>,
     watch: impl FnOnce(&Runtime),
-) -> Result<Outcome, maslite::runtime::Error> {
+) -> Result<Outcome, maslite::Error> {
     let window = params.window.unwrap_or(params.lookahead);
     let mut builder = Runtime::builder().partitions(params.partitions).lookahead(window);
     if let Some(transport) = transport {

@@ -11,7 +11,7 @@
 //! `realtime: bought at <price> after 5 quotes in <ms> ms`.
 
 use maslite::prelude::*;
-use maslite::runtime::{RunReport, StopReason};
+use maslite::runtime::{RuntimeReport, StopReason};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -71,7 +71,7 @@ impl Agent for Trader {
 
 /// Runs the market; returns the report, the price bought at and the number
 /// of quotes the trader saw.
-pub fn run() -> Result<(RunReport, Option<u64>, usize), maslite::runtime::Error> {
+pub fn run() -> Result<(RuntimeReport, Option<u64>, usize), maslite::Error> {
     let mut rt = Runtime::builder().partitions(2).real_time().build()?;
     let trader = AgentId(2);
     rt.add_with_id(0, AgentId(1), Feed { to: trader, every: 0.01, price: 10_000 })?;
@@ -85,7 +85,7 @@ pub fn run() -> Result<(RunReport, Option<u64>, usize), maslite::runtime::Error>
     Ok((report, bought, seen))
 }
 
-pub fn main() -> Result<(), maslite::runtime::Error> {
+pub fn main() -> Result<(), maslite::Error> {
     // Logs on stderr: warnings (a dead letter, say) by default; more with
     // RUST_LOG, e.g. `RUST_LOG=maslite_runtime=debug`.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

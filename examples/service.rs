@@ -35,7 +35,7 @@ use clap::Parser;
 use futures::StreamExt;
 use maslite::prelude::*;
 use maslite::runtime::CancellationToken;
-use maslite::runtime::{Error as RuntimeError, Inlet, Outbound, RunReport, ServeOptions, Service};
+use maslite::runtime::{Inlet, Outbound, RuntimeReport, ServeOptions, Service};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -212,9 +212,7 @@ async fn post_order(State(app): State<App>, body: axum::body::Bytes) -> Response
     if let Err(e) = sent {
         app.waiting.lock().unwrap().remove(&request);
         return match e {
-            RuntimeError::Stopped => {
-                error(StatusCode::SERVICE_UNAVAILABLE, "the service is stopping")
-            }
+            Error::Stopped => error(StatusCode::SERVICE_UNAVAILABLE, "the service is stopping"),
             e => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         };
     }
@@ -280,7 +278,7 @@ pub struct Running {
     /// is false.
     pub close_http: CancellationToken,
     /// The agents' run report, once stopped.
-    pub done: tokio::task::JoinHandle<maslite::runtime::Result<RunReport>>,
+    pub done: tokio::task::JoinHandle<maslite::Result<RuntimeReport>>,
 }
 
 /// Starts the service on `listener` with `symbols`, one book per partition
@@ -291,7 +289,7 @@ pub async fn start(
     symbols: &[&str],
     partitions: usize,
     linger: bool,
-) -> maslite::runtime::Result<Running> {
+) -> maslite::Result<Running> {
     let mut rt = Service::builder().partitions(partitions).build()?;
     // The endpoint's id first: the books take the next free ids.
     let answers = rt.endpoint(0, ANSWERS)?;
@@ -314,7 +312,7 @@ pub async fn start(
         .route("/orders", post(post_order))
         .route("/stats", get(get_stats))
         .with_state(app.clone());
-    let addr = listener.local_addr().map_err(|e| RuntimeError::Config(e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
     let stop = CancellationToken::new();
     let close_http = CancellationToken::new();
     let server =

@@ -38,10 +38,10 @@ pub use maslite_runtime as runtime;
 /// Everything an agent program usually needs.
 pub mod prelude {
     pub use maslite_core::{
-        Agent, AgentId, Alarm, Clock, Cx, Envelope, Error, RunOptions, Scheduler, StopReason,
-        Subscription, TestBed, Topic,
+        Agent, AgentId, Alarm, Clock, Cx, Envelope, Error, RunOptions, RunReport, Scheduler,
+        StopReason, Subscription, TestBed, Topic,
     };
-    pub use maslite_runtime::{RunSummary, Runtime, System};
+    pub use maslite_runtime::{RunSummary, Runtime, RuntimeReport, System};
 }
 
 /// The README's examples, compiled and run as doc tests.

@@ -143,7 +143,7 @@ pub fn xpingpong(hops: u64) -> f64 {
         })
         .unwrap();
     }
-    rt.send(Envelope::new(0u64).to(a)).unwrap();
+    rt.send(Envelope::new(0u64).to(a));
     let start = Instant::now();
     let report = rt.run().unwrap();
     let wall = start.elapsed().as_secs_f64();
@@ -216,7 +216,7 @@ pub fn churn(n: u64) -> f64 {
                 }
             })
             .unwrap();
-        rt.send(Envelope::new(Go).to(spawner)).unwrap();
+        rt.send(Envelope::new(Go).to(spawner));
     }
     let start = Instant::now();
     let report = rt.run().unwrap();

@@ -1,5 +1,9 @@
-//! The one error type of the kernel: every variant names what was wrong and
-//! which agent it concerns.
+//! The one error type of maslite, for a bare kernel and for the runtime
+//! alike: the same program fails with the same value on a `Scheduler` and
+//! on any number of partitions, so a test can compare errors as it compares
+//! traces. Every variant names what was wrong and which agent it concerns.
+//! The variants after [`Error::NotInspectable`] come only from a runtime
+//! (partitions, hosts, services); a bare kernel never returns them.
 
 use crate::id::AgentId;
 use std::fmt;
@@ -28,9 +32,10 @@ impl fmt::Display for Phase {
     }
 }
 
-/// Errors of the kernel. Bad input is reported with one of these, never by a
-/// panic.
+/// What went wrong, on a kernel or a runtime. Bad input is reported with one
+/// of these, never by a panic.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An agent with this id is already registered.
     #[error("agent id {0} is already in use")]
@@ -125,7 +130,86 @@ pub enum Error {
     /// Agents written as async fns keep their state inside the future.
     #[error("agent {0} is an async fn; its state is not inspectable")]
     NotInspectable(AgentId),
+
+    // ----- only a runtime returns these ---------------------------------
+    /// A partition's thread died outside any agent (a bug in the runtime,
+    /// or a payload whose `Drop` panicked).
+    #[error("partition {partition}: thread died: {message}")]
+    PartitionDied {
+        /// The partition.
+        partition: usize,
+        /// The panic message, if it could be read.
+        message: String,
+    },
+    /// A message crossed partitions sooner than the declared lookahead.
+    #[error(
+        "lookahead broken: {sender} (partition {from}) -> {receiver} (partition {to}) \
+         after {delay} s, lookahead is {lookahead} s"
+    )]
+    LookaheadBroken {
+        /// Who sent it (or set the alarm).
+        sender: AgentId,
+        /// Who it was for.
+        receiver: AgentId,
+        /// The sender's partition.
+        from: usize,
+        /// The receiver's partition.
+        to: usize,
+        /// How long after it was sent it was due.
+        delay: f64,
+        /// The declared lookahead.
+        lookahead: f64,
+    },
+    /// No partition with this number.
+    #[error("no partition {partition} (the runtime has {partitions})")]
+    NoPartition {
+        /// The number asked for.
+        partition: usize,
+        /// How many there are.
+        partitions: usize,
+    },
+    /// A setting that cannot work (zero partitions, a negative lookahead...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The runtime was stopped (cancelled, or a run failed) and its
+    /// partitions are gone, or a service is stopping and takes no more
+    /// messages.
+    #[error("the runtime has stopped")]
+    Stopped,
+    /// The partition runs on another host: it cannot be reached from here.
+    #[error("partition {partition} runs on host {host}, not on this one")]
+    NotLocal {
+        /// The partition.
+        partition: usize,
+        /// Its host.
+        host: u16,
+    },
+    /// The hosts' transport failed, or another host is gone (dead, cut
+    /// off, left, or it failed): the message says which and how.
+    #[error("across hosts: {message}")]
+    Transport {
+        /// What the transport said.
+        message: String,
+    },
+    /// A message's payload type cannot cross to another host: the hosts'
+    /// transport does not know how to serialize it (with NATS: it is not
+    /// registered in the `Codec`).
+    #[error(
+        "payload type {type_name} crosses hosts (partition {from} -> partition {to}) \
+         but the transport cannot carry it: register it (Codec::register)"
+    )]
+    Unregistered {
+        /// The payload's type, as Rust names it.
+        type_name: String,
+        /// The sending partition.
+        from: usize,
+        /// The receiving partition.
+        to: usize,
+    },
+    /// A service's intake is full right now (`Inlet::try_send`).
+    #[error("the service's intake is full")]
+    Full,
 }
 
-/// The kernel's result type.
+/// maslite's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

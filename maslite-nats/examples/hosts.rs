@@ -39,7 +39,7 @@ use maslite_core::{AgentId, Envelope};
 use maslite_nats::packet::{Arrival, PacketReader, PacketWriter};
 use maslite_nats::{Codec, NatsTransport};
 use maslite_runtime::transport::{Control, InProcess, Packet, Placement, Sent};
-use maslite_runtime::{Builder, RunReport, Runtime, StopReason};
+use maslite_runtime::{Builder, Runtime, RuntimeReport, StopReason};
 use serde::{Deserialize, Serialize};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
@@ -203,7 +203,7 @@ fn model(rt: &mut Runtime, case: Case, o: &Opts) {
                 })
                 .unwrap();
             }
-            rt.send(Envelope::new(0u64).to(a)).unwrap();
+            rt.send(Envelope::new(0u64).to(a));
         }
         Case::Stream => {
             let (messages, batch) = (o.messages, o.batch);
@@ -234,7 +234,7 @@ fn model(rt: &mut Runtime, case: Case, o: &Opts) {
 
 /// Checks this host's share of the run: messages crossing from each of
 /// its partitions, and why it stopped.
-fn check(case: Case, o: &Opts, report: &RunReport) {
+fn check(case: Case, o: &Opts, report: &RuntimeReport) {
     let (reason, crossing): (StopReason, [u64; 2]) = match case {
         // Agent 1 answers the even counts below `hops`, agent 2 the odd.
         Case::PingPong => (StopReason::Paused, [o.hops.div_ceil(2), o.hops / 2]),

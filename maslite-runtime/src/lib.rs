@@ -46,7 +46,7 @@
 //! let mut rt = Runtime::new(2).unwrap();
 //! let a = rt.add_with_id(0, AgentId(1), Relay { next: AgentId(2) }).unwrap();
 //! rt.add_with_id(1, AgentId(2), Relay { next: a }).unwrap();
-//! rt.send(Envelope::new(Token { hops: 0 }).to(a)).unwrap();
+//! rt.send(Envelope::new(Token { hops: 0 }).to(a));
 //! let report = rt.run().unwrap();
 //! assert_eq!(report.reason, StopReason::Paused);
 //! assert_eq!(report.cross_partition(), 9);
@@ -147,7 +147,7 @@
 //! assert_eq!(*out.next().await.unwrap().payload::<u32>()?, 7);
 //! let report = service.shutdown(std::time::Duration::from_secs(1)).await?;
 //! assert_eq!(report.dead_letters(), 0);
-//! # Ok::<(), maslite_runtime::Error>(())
+//! # Ok::<(), maslite_core::Error>(())
 //! # }).unwrap();
 //! ```
 //!
@@ -179,7 +179,7 @@
 //!
 //! Nothing is lost: every message is delivered, counted as a dead letter
 //! (with a `tracing` warning), or counted as pending in the
-//! [`RunReport`], and the counts add up.
+//! [`RuntimeReport`], and the counts add up.
 
 #![deny(missing_docs)]
 
@@ -206,7 +206,7 @@ pub use endpoint::{Outbound, Overflow};
 pub use error::{Error, Result};
 pub use partition::lockstep;
 pub use progress::{Progress, ProgressSample};
-pub use report::{PairTraffic, PartitionReport, RunReport, StopReason};
+pub use report::{PairTraffic, PartitionReport, RuntimeReport, StopReason};
 pub use runtime::Runtime;
 pub use service::{Inlet, ServeOptions, Service, ServiceStats};
 pub use system::{RunSummary, System};

@@ -56,7 +56,7 @@ pub struct PairTraffic {
 
 /// What one run did.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RunReport {
+pub struct RuntimeReport {
     /// Why it stopped.
     pub reason: StopReason,
     /// The clock when it started.
@@ -85,7 +85,7 @@ pub struct RunReport {
     pub top_pairs: Vec<PairTraffic>,
 }
 
-impl RunReport {
+impl RuntimeReport {
     /// Simulated seconds run.
     pub fn sim_seconds(&self) -> f64 {
         self.end_time - self.start_time
@@ -127,7 +127,7 @@ impl RunReport {
     }
 }
 
-impl fmt::Display for RunReport {
+impl fmt::Display for RuntimeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,

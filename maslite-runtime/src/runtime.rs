@@ -8,10 +8,10 @@
 
 use crate::config::{Config, Mode};
 use crate::endpoint::{Backpressure, Endpoint, EndpointCounts, Outbound, Overflow};
-use crate::error::{Error, Result};
+use crate::error::{rank, Error, Result};
 use crate::partition::{panic_message, Call, Cmd, FreeRun, Outcome, Partition};
 use crate::progress::{Gauges, Progress};
-use crate::report::{RunReport, StopReason};
+use crate::report::{RuntimeReport, StopReason};
 use crate::route::top_pairs;
 use crate::transport::Placement;
 use maslite_core::change::DERIVED;
@@ -79,7 +79,7 @@ pub(crate) struct Started {
 /// // Subscriptions and alarms from outside, wherever the agents are.
 /// rt.subscribe(reader, Subscription::new().topic("news")).unwrap();
 /// rt.set_alarm(Alarm::at(2.0, Envelope::new(News("late")).topic_is("news"))).unwrap();
-/// rt.send(Envelope::new(News("early")).topic_is("news")).unwrap();
+/// rt.send(Envelope::new(News("early")).topic_is("news"));
 /// let report = rt.run_with(RunOptions::new().seconds(10.0)).unwrap();
 /// // Idle once the alarm at 2 has fired: the clock stays there.
 /// assert_eq!(report.reason, StopReason::Idle);
@@ -210,16 +210,10 @@ impl Runtime {
     fn claim(&mut self, partition: usize, id: Option<AgentId>) -> Result<(AgentId, u64)> {
         self.check(partition)?;
         let id = match id {
-            Some(AgentId::OUTSIDE) => {
-                return Err(maslite_core::Error::ReservedId(AgentId::OUTSIDE).into())
-            }
+            Some(AgentId::OUTSIDE) => return Err(Error::ReservedId(AgentId::OUTSIDE)),
             // The top bit belongs to ids derived at run time.
-            Some(id) if id.0 & DERIVED != 0 => {
-                return Err(maslite_core::Error::ReservedId(id).into())
-            }
-            Some(id) if self.dir.contains_key(&id) => {
-                return Err(maslite_core::Error::DuplicateAgent(id).into())
-            }
+            Some(id) if id.0 & DERIVED != 0 => return Err(Error::ReservedId(id)),
+            Some(id) if self.dir.contains_key(&id) => return Err(Error::DuplicateAgent(id)),
             Some(id) => id,
             None => {
                 while self.dir.contains_key(&AgentId(self.next_id)) {
@@ -315,7 +309,7 @@ impl Runtime {
                 Err(panic) => {
                     let message = panic_message(panic.as_ref());
                     let phase = maslite_core::Phase::Setup;
-                    p.defer(maslite_core::Error::AgentPanicked { agent: id, phase, message });
+                    p.defer(Error::AgentPanicked { agent: id, phase, message });
                     return;
                 }
             };
@@ -383,7 +377,7 @@ impl Runtime {
     ///
     /// let mut rt = Runtime::new(1).unwrap();
     /// let mut out = rt.endpoint(0, AgentId(100)).unwrap();
-    /// rt.send(Envelope::new("hello").to(AgentId(100))).unwrap();
+    /// rt.send(Envelope::new("hello").to(AgentId(100)));
     /// rt.run().unwrap();
     /// assert_eq!(*out.try_recv().unwrap().payload::<&str>().unwrap(), "hello");
     /// ```
@@ -482,16 +476,25 @@ impl Runtime {
     }
 
     /// Posts a message from outside; it is delivered when the next run
-    /// starts (to its receiver and subscribers, wherever they are).
-    pub fn send(&mut self, mut envelope: Envelope) -> Result<()> {
-        self.check(0)?;
+    /// starts (to its receiver and subscribers, wherever they are), as
+    /// [`Scheduler::send`](maslite_core::Scheduler::send) does.
+    ///
+    /// A runtime that has stopped (cancelled, or its run failed) can
+    /// deliver nothing more: the message is dropped with a `tracing`
+    /// warning, and the next [`run`](Self::run) returns
+    /// [`Error::Stopped`].
+    pub fn send(&mut self, mut envelope: Envelope) {
         self.stamp(&mut envelope);
         let q = self.partition_for(envelope.receiver());
         if !self.is_local(q) {
             // The receiver's host posts it.
-            return Ok(());
+            return;
         }
-        self.post(q, move |p| p.kernel_mut().send(envelope))
+        let posted =
+            self.check(q).and_then(|()| self.post(q, move |p| p.kernel_mut().send(envelope)));
+        if let Err(e) = posted {
+            tracing::warn!(error = %e, "a message posted to a stopped runtime is dropped");
+        }
     }
 
     /// Sets an alarm from outside (on its receiver's partition).
@@ -502,32 +505,21 @@ impl Runtime {
         if !self.is_local(q) {
             // Its host sets it; here the same answer, so that every host
             // goes on the same way.
-            return alarm
-                .due_time(self.now)
-                .map(|_| ())
-                .map_err(|e| Error::Partition { partition: q, source: e });
+            return alarm.due_time(self.now).map(|_| ());
         }
         self.with_driver(q, move |d| d.set_alarm_stamped(alarm))?
-            .map_err(|e| Error::Partition { partition: q, source: e })
     }
 
     /// Subscribes an agent (on whichever partition) to a pattern; every
     /// partition knows from the next step on.
     pub fn subscribe(&mut self, subscriber: AgentId, pattern: Subscription) -> Result<()> {
-        let q = self
-            .dir
-            .get(&subscriber)
-            .copied()
-            .ok_or(maslite_core::Error::UnknownAgent(subscriber))?;
+        let q = self.dir.get(&subscriber).copied().ok_or(Error::UnknownAgent(subscriber))?;
         if !self.is_local(q) {
             // Its host subscribes it; every partition hears of it. Here the
             // same answer to a pattern that names too much or too little.
-            return pattern
-                .validate(subscriber)
-                .map_err(|e| Error::Partition { partition: q, source: e });
+            return pattern.validate(subscriber);
         }
         self.with_partition(q, move |s| s.subscribe(subscriber, pattern))?
-            .map_err(|e| Error::Partition { partition: q, source: e })
     }
 
     /// Runs `f` with partition `partition`'s kernel, on its thread, between
@@ -573,13 +565,12 @@ impl Runtime {
         R: Send + 'static,
         F: FnOnce(&A) -> R + Send + 'static,
     {
-        let q = self.dir.get(&id).copied().ok_or(maslite_core::Error::UnknownAgent(id))?;
+        let q = self.dir.get(&id).copied().ok_or(Error::UnknownAgent(id))?;
         self.with_partition(q, move |s| s.agent::<A>(id).map(|a| f(&a)))?
-            .map_err(|e| Error::Partition { partition: q, source: e })
     }
 
     /// Runs until idle (see [`run_with`](Self::run_with)).
-    pub fn run(&mut self) -> Result<RunReport> {
+    pub fn run(&mut self) -> Result<RuntimeReport> {
         self.run_with(RunOptions::default())
     }
 
@@ -595,17 +586,17 @@ impl Runtime {
     /// ([`with_agent`](Self::with_agent), [`with_partition`](Self::with_partition)),
     /// unless a partition's thread died or a host was lost: then every
     /// partition is stopped and joined.
-    pub fn run_with(&mut self, opts: RunOptions) -> Result<RunReport> {
+    pub fn run_with(&mut self, opts: RunOptions) -> Result<RuntimeReport> {
         let spin = self.spin();
         crate::wait::block_on(self.run_async(opts), spin)
     }
 
     /// [`run_with`](Self::run_with) for async code: awaits the partitions
     /// without blocking the caller's executor thread.
-    pub async fn run_async(&mut self, opts: RunOptions) -> Result<RunReport> {
+    pub async fn run_async(&mut self, opts: RunOptions) -> Result<RuntimeReport> {
         if let Some(s) = opts.seconds_limit() {
             if !s.is_finite() || s < 0.0 {
-                return Err(maslite_core::Error::InvalidTime(s).into());
+                return Err(Error::InvalidTime(s));
             }
         }
         self.check(0)?;
@@ -645,7 +636,7 @@ impl Runtime {
                     // The others stop, even one waiting on the outside world.
                     stop.cancel();
                     let e = self.died(q);
-                    if failure.as_ref().is_none_or(|f| e.rank() > f.rank()) {
+                    if failure.as_ref().is_none_or(|f| rank(&e) > rank(f)) {
                         failure = Some(e);
                     }
                 }
@@ -654,7 +645,7 @@ impl Runtime {
         abandon.disarm();
         for o in &outcomes {
             if let Err(e) = &o.result {
-                if failure.as_ref().is_none_or(|f| e.rank() > f.rank()) {
+                if failure.as_ref().is_none_or(|f| rank(e) > rank(f)) {
                     failure = Some(e.clone());
                 }
             }
@@ -681,7 +672,7 @@ impl Runtime {
     /// What the handle learns from a run that went well: the clock, the
     /// next key, where agents made or removed in it are; and the run's
     /// report.
-    fn settle(&mut self, outcomes: Vec<Outcome>, start_time: f64, wall: Instant) -> RunReport {
+    fn settle(&mut self, outcomes: Vec<Outcome>, start_time: f64, wall: Instant) -> RuntimeReport {
         let end_time = outcomes.iter().map(|o| o.end_time).fold(f64::NEG_INFINITY, f64::max);
         // Agents created in the run took keys (the same on every partition).
         self.next_key = outcomes.iter().map(|o| o.next_key).fold(self.next_key, u64::max);
@@ -690,7 +681,7 @@ impl Runtime {
         let reason = outcomes[0].result.clone().unwrap_or(StopReason::Idle);
         let counters: Vec<(usize, &crate::route::Counters)> =
             outcomes.iter().map(|o| (o.report.partition, &o.counters)).collect();
-        RunReport {
+        RuntimeReport {
             reason,
             start_time,
             end_time,

@@ -7,7 +7,7 @@
 //! [`Outbound`](crate::Outbound) stream from
 //! [`Runtime::endpoint`]), reads live [`ServiceStats`], and stops it
 //! gracefully ([`Service::shutdown`]) or at once (its
-//! [`CancellationToken`]), awaiting the final [`RunReport`].
+//! [`CancellationToken`]), awaiting the final [`RuntimeReport`].
 //!
 //! Messages from outside enter each partition through a bounded channel of
 //! its own: a partition takes what is there at the start of each step (free
@@ -21,7 +21,7 @@
 use crate::endpoint::Backpressure;
 use crate::error::{Error, Result};
 use crate::progress::Gauges;
-use crate::report::RunReport;
+use crate::report::RuntimeReport;
 use crate::runtime::Runtime;
 use maslite_core::{AgentId, Envelope, Origin, RunOptions};
 use rustc_hash::FxHashMap;
@@ -257,7 +257,7 @@ pub struct Service {
     inlet: Inlet,
     cancel: CancellationToken,
     /// `None` once awaited.
-    task: Option<tokio::task::JoinHandle<Result<RunReport>>>,
+    task: Option<tokio::task::JoinHandle<Result<RuntimeReport>>>,
 }
 
 impl Drop for Service {
@@ -356,7 +356,7 @@ impl Service {
     /// ([`Error::Stopped`]), those already taken in are carried through
     /// until no mail is left anywhere, and then the run ends — or, after
     /// `grace`, is cancelled. Returns the run's report.
-    pub async fn shutdown(mut self, grace: Duration) -> Result<RunReport> {
+    pub async fn shutdown(mut self, grace: Duration) -> Result<RuntimeReport> {
         self.inlet.shared.draining.cancel();
         let mut task = self.task.take().expect("awaited once");
         match tokio::time::timeout(grace, &mut task).await {
@@ -370,14 +370,14 @@ impl Service {
 
     /// Awaits the end of the run (its time limit, an agent's pause, the
     /// cancel token, or a failure) without stopping it.
-    pub async fn join(mut self) -> Result<RunReport> {
+    pub async fn join(mut self) -> Result<RuntimeReport> {
         flatten(self.task.take().expect("awaited once").await)
     }
 }
 
 fn flatten(
-    joined: std::result::Result<Result<RunReport>, tokio::task::JoinError>,
-) -> Result<RunReport> {
+    joined: std::result::Result<Result<RuntimeReport>, tokio::task::JoinError>,
+) -> Result<RuntimeReport> {
     match joined {
         Ok(r) => r,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

@@ -7,14 +7,14 @@
 //! bare kernel has one partition and ignores the partition it is given.
 //!
 //! ```
-//! use maslite_core::{AgentId, Envelope, RunOptions, Scheduler, StopReason};
+//! use maslite_core::{AgentId, Envelope, Result, RunOptions, Scheduler, StopReason};
 //! use maslite_runtime::{Runtime, RunSummary, System};
 //!
 //! #[derive(Clone)]
 //! struct Car(u32);
 //!
 //! /// A car wash: cars arrive one second apart; the wash takes 1.5 s each.
-//! fn car_wash<S: System>(sys: &mut S) -> Result<Vec<(f64, u32)>, S::Error> {
+//! fn car_wash<S: System>(sys: &mut S) -> Result<Vec<(f64, u32)>> {
 //!     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
 //!     let seen = log.clone();
 //!     let wash = sys.spawn_on(sys.partitions() - 1, move |cx| async move {
@@ -43,9 +43,9 @@
 //! # let _ = AgentId(0);
 //! ```
 
-use crate::error::Error;
-use crate::report::RunReport;
+use crate::report::RuntimeReport;
 use crate::runtime::Runtime;
+use maslite_core::Result;
 use maslite_core::{
     Agent, AgentId, Alarm, Cx, Envelope, RunOptions, Scheduler, StopReason, Subscription,
 };
@@ -73,7 +73,7 @@ impl RunSummary for maslite_core::RunReport {
     }
 }
 
-impl RunSummary for RunReport {
+impl RunSummary for RuntimeReport {
     fn reason(&self) -> StopReason {
         self.reason
     }
@@ -88,10 +88,9 @@ impl RunSummary for RunReport {
 /// The calls a model makes from outside, alike on a [`Scheduler`] and a
 /// [`Runtime`] (see the [module](self)). Agents must be `Send`, as a
 /// runtime needs (build `!Send` ones on their partition with
-/// [`Runtime::add_made`]).
+/// [`Runtime::add_made`]). Both return the one [`Error`](maslite_core::Error): the same
+/// program fails with the same value on either.
 pub trait System {
-    /// The error of its calls.
-    type Error: std::error::Error + From<maslite_core::Error> + 'static;
     /// What a run reports.
     type Report: RunSummary;
 
@@ -100,11 +99,7 @@ pub trait System {
 
     /// Adds `agent` with an allocated id on `partition` (a bare kernel has
     /// one).
-    fn add_on<A: Agent + Send>(
-        &mut self,
-        partition: usize,
-        agent: A,
-    ) -> Result<AgentId, Self::Error>;
+    fn add_on<A: Agent + Send>(&mut self, partition: usize, agent: A) -> Result<AgentId>;
 
     /// Adds `agent` with id `id` on `partition`.
     fn add_with_id_on<A: Agent + Send>(
@@ -112,28 +107,28 @@ pub trait System {
         partition: usize,
         id: AgentId,
         agent: A,
-    ) -> Result<AgentId, Self::Error>;
+    ) -> Result<AgentId>;
 
     /// Starts an async-fn agent on `partition`.
-    fn spawn_on<F, Fut>(&mut self, partition: usize, body: F) -> Result<AgentId, Self::Error>
+    fn spawn_on<F, Fut>(&mut self, partition: usize, body: F) -> Result<AgentId>
     where
         F: FnOnce(Cx) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + 'static;
 
     /// Posts a message from outside, delivered when the next run starts.
-    fn post(&mut self, envelope: Envelope) -> Result<(), Self::Error>;
+    fn send(&mut self, envelope: Envelope);
 
     /// Sets an alarm from outside.
-    fn set_alarm(&mut self, alarm: Alarm) -> Result<(), Self::Error>;
+    fn set_alarm(&mut self, alarm: Alarm) -> Result<()>;
 
     /// Subscribes an agent to a pattern.
-    fn subscribe(&mut self, subscriber: AgentId, pattern: Subscription) -> Result<(), Self::Error>;
+    fn subscribe(&mut self, subscriber: AgentId, pattern: Subscription) -> Result<()>;
 
     /// Runs until a stop condition of `opts` holds.
-    fn run_with(&mut self, opts: RunOptions) -> Result<Self::Report, Self::Error>;
+    fn run_with(&mut self, opts: RunOptions) -> Result<Self::Report>;
 
     /// Reads agent `id` (of type `A`) with `f`, between runs.
-    fn with_agent<A, R, F>(&mut self, id: AgentId, f: F) -> Result<R, Self::Error>
+    fn with_agent<A, R, F>(&mut self, id: AgentId, f: F) -> Result<R>
     where
         A: Agent,
         R: Send + 'static,
@@ -141,13 +136,12 @@ pub trait System {
 }
 
 impl System for Scheduler {
-    type Error = maslite_core::Error;
     type Report = maslite_core::RunReport;
 
     fn partitions(&self) -> usize {
         1
     }
-    fn add_on<A: Agent + Send>(&mut self, _: usize, agent: A) -> maslite_core::Result<AgentId> {
+    fn add_on<A: Agent + Send>(&mut self, _: usize, agent: A) -> Result<AgentId> {
         self.add(agent)
     }
     fn add_with_id_on<A: Agent + Send>(
@@ -155,34 +149,29 @@ impl System for Scheduler {
         _: usize,
         id: AgentId,
         agent: A,
-    ) -> maslite_core::Result<AgentId> {
+    ) -> Result<AgentId> {
         self.add_with_id(id, agent)
     }
-    fn spawn_on<F, Fut>(&mut self, _: usize, body: F) -> maslite_core::Result<AgentId>
+    fn spawn_on<F, Fut>(&mut self, _: usize, body: F) -> Result<AgentId>
     where
         F: FnOnce(Cx) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + 'static,
     {
         self.spawn(body)
     }
-    fn post(&mut self, envelope: Envelope) -> maslite_core::Result<()> {
-        self.send(envelope);
-        Ok(())
+    fn send(&mut self, envelope: Envelope) {
+        Scheduler::send(self, envelope)
     }
-    fn set_alarm(&mut self, alarm: Alarm) -> maslite_core::Result<()> {
+    fn set_alarm(&mut self, alarm: Alarm) -> Result<()> {
         Scheduler::set_alarm(self, alarm)
     }
-    fn subscribe(
-        &mut self,
-        subscriber: AgentId,
-        pattern: Subscription,
-    ) -> maslite_core::Result<()> {
+    fn subscribe(&mut self, subscriber: AgentId, pattern: Subscription) -> Result<()> {
         Scheduler::subscribe(self, subscriber, pattern)
     }
-    fn run_with(&mut self, opts: RunOptions) -> maslite_core::Result<maslite_core::RunReport> {
+    fn run_with(&mut self, opts: RunOptions) -> Result<maslite_core::RunReport> {
         Scheduler::run_with(self, opts)
     }
-    fn with_agent<A, R, F>(&mut self, id: AgentId, f: F) -> maslite_core::Result<R>
+    fn with_agent<A, R, F>(&mut self, id: AgentId, f: F) -> Result<R>
     where
         A: Agent,
         R: Send + 'static,
@@ -193,13 +182,12 @@ impl System for Scheduler {
 }
 
 impl System for Runtime {
-    type Error = Error;
-    type Report = RunReport;
+    type Report = RuntimeReport;
 
     fn partitions(&self) -> usize {
         Runtime::partitions(self)
     }
-    fn add_on<A: Agent + Send>(&mut self, partition: usize, agent: A) -> Result<AgentId, Error> {
+    fn add_on<A: Agent + Send>(&mut self, partition: usize, agent: A) -> Result<AgentId> {
         self.add(partition, agent)
     }
     fn add_with_id_on<A: Agent + Send>(
@@ -207,29 +195,29 @@ impl System for Runtime {
         partition: usize,
         id: AgentId,
         agent: A,
-    ) -> Result<AgentId, Error> {
+    ) -> Result<AgentId> {
         self.add_with_id(partition, id, agent)
     }
-    fn spawn_on<F, Fut>(&mut self, partition: usize, body: F) -> Result<AgentId, Error>
+    fn spawn_on<F, Fut>(&mut self, partition: usize, body: F) -> Result<AgentId>
     where
         F: FnOnce(Cx) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + 'static,
     {
         self.spawn(partition, body)
     }
-    fn post(&mut self, envelope: Envelope) -> Result<(), Error> {
-        self.send(envelope)
+    fn send(&mut self, envelope: Envelope) {
+        Runtime::send(self, envelope)
     }
-    fn set_alarm(&mut self, alarm: Alarm) -> Result<(), Error> {
+    fn set_alarm(&mut self, alarm: Alarm) -> Result<()> {
         Runtime::set_alarm(self, alarm)
     }
-    fn subscribe(&mut self, subscriber: AgentId, pattern: Subscription) -> Result<(), Error> {
+    fn subscribe(&mut self, subscriber: AgentId, pattern: Subscription) -> Result<()> {
         Runtime::subscribe(self, subscriber, pattern)
     }
-    fn run_with(&mut self, opts: RunOptions) -> Result<RunReport, Error> {
+    fn run_with(&mut self, opts: RunOptions) -> Result<RuntimeReport> {
         Runtime::run_with(self, opts)
     }
-    fn with_agent<A, R, F>(&mut self, id: AgentId, f: F) -> Result<R, Error>
+    fn with_agent<A, R, F>(&mut self, id: AgentId, f: F) -> Result<R>
     where
         A: Agent,
         R: Send + 'static,

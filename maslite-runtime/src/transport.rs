@@ -309,7 +309,7 @@ impl Transport for Box<dyn Transport> {
 ///             let mut rt = Runtime::builder().partitions(2).transport(host).build().unwrap();
 ///             rt.add_with_id(0, AgentId(1), Echo).unwrap();
 ///             rt.add_with_id(1, AgentId(2), Echo).unwrap();
-///             rt.send(Envelope::new(0u32).to(AgentId(1))).unwrap();
+///             rt.send(Envelope::new(0u32).to(AgentId(1)));
 ///             let report = rt.run().unwrap();
 ///             report.partitions.iter().map(|p| p.delivered).sum::<u64>()
 ///         })

@@ -51,7 +51,7 @@ fn partitions_rounds_and_updates_are_spans_and_the_run_is_told_in_events() {
     let mut rt = Runtime::new(2).unwrap();
     rt.add_with_id(0, AgentId(1), Relay { next: AgentId(2) }).unwrap();
     rt.add_with_id(1, AgentId(2), Relay { next: AgentId(1) }).unwrap();
-    rt.send(Envelope::new(Hop(0)).to(AgentId(1))).unwrap();
+    rt.send(Envelope::new(Hop(0)).to(AgentId(1)));
     let report = rt.run().unwrap();
     assert_eq!(report.reason, StopReason::Paused);
     let text = logs.text();

@@ -172,7 +172,7 @@ impl Partition {
         if self.kernel.has_round_work() || self.kernel.kept_awake() > 0 {
             f.rounds += 1;
             if let Err(e) = self.kernel.step_round() {
-                f.error.get_or_insert(Error::Partition { partition: self.me, source: e });
+                f.error.get_or_insert(e);
             }
             self.kernel.fire_due_alarms();
         }
@@ -293,8 +293,7 @@ impl Partition {
         self.kernel.take_outbox_into(&mut self.router.outbox);
         // An id added on two partitions whose first holder never left.
         if let Some(&(id, _)) = self.replica.conflicts.first() {
-            let source = maslite_core::Error::DuplicateAgent(id);
-            f.error.get_or_insert(Error::Partition { partition: self.me, source });
+            f.error.get_or_insert(Error::DuplicateAgent(id));
         }
         self.replica.conflicts.clear();
     }

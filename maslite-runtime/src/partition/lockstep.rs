@@ -251,10 +251,6 @@ impl Partition {
         }
     }
 
-    fn in_partition(&self, e: maslite_core::Error) -> Error {
-        Error::Partition { partition: self.me, source: e }
-    }
-
     /// Whether an agent asked to stop the run (remembered until the run
     /// ends).
     fn pause_requested(&mut self) -> bool {
@@ -339,7 +335,7 @@ impl Partition {
                         self.kernel.set_round(self.rounds_polled + 1);
                     }
                     if let Err(e) = self.kernel.step_round() {
-                        s.error = Some(self.in_partition(e));
+                        s.error = Some(e);
                     }
                 }
                 Step::Advance(t) => {
@@ -351,7 +347,7 @@ impl Partition {
                     }
                     tracing::trace!(from = self.kernel.now(), to = t, "time jumps");
                     if let Err(e) = self.kernel.set_time(t.max(self.kernel.now())) {
-                        s.error = Some(self.in_partition(e));
+                        s.error = Some(e);
                     }
                     if let Some(w) = s.window.as_mut() {
                         w.end = t + w.length;
@@ -678,10 +674,7 @@ impl Partition {
             // (Not a time advance: rounds at this time go on counting.)
             return result;
         }
-        match self.kernel.set_time(now) {
-            Ok(()) => result,
-            Err(e) => Err(self.in_partition(e)),
-        }
+        self.kernel.set_time(now).and(result)
     }
 
     fn other_program(&self, q: usize, opts: &RunOptions) -> Error {
@@ -813,13 +806,13 @@ impl Partition {
                 return Ok(());
             }
             if self.kernel.has_round_work() {
-                self.kernel.step_round().map_err(|e| self.in_partition(e))?;
+                self.kernel.step_round()?;
                 self.kernel.fire_due_alarms();
                 continue;
             }
             match self.kernel.next_alarm_time() {
                 Some(t) if t < w.end && end.is_none_or(|e| t <= e) => {
-                    self.kernel.set_time(t).map_err(|e| self.in_partition(e))?;
+                    self.kernel.set_time(t)?;
                     self.kernel.fire_due_alarms();
                 }
                 _ => return Ok(()),

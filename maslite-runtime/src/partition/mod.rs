@@ -167,7 +167,7 @@ impl Partition {
 
     /// Records an error from between runs.
     pub fn defer(&mut self, e: maslite_core::Error) {
-        self.deferred.get_or_insert(Error::Partition { partition: self.me, source: e });
+        self.deferred.get_or_insert(e);
     }
 
     /// This partition's report on the run that just ended.
@@ -230,9 +230,7 @@ impl Partition {
         for id in std::mem::take(&mut self.replica.to_remove) {
             // PeerGone already (it left, or two asked) is fine.
             if self.kernel.contains(id) {
-                self.kernel
-                    .remove(id)
-                    .map_err(|e| Error::Partition { partition: self.me, source: e })?;
+                self.kernel.remove(id)?;
             }
         }
         Ok(true)
@@ -306,7 +304,7 @@ pub(crate) fn thread_main(seed: Seed) {
                         // thread's.
                         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(&mut p))) {
                             let message = panic_message(panic.as_ref());
-                            p.defer(maslite_core::Error::AgentPanicked {
+                            p.defer(Error::AgentPanicked {
                                 agent: AgentId::OUTSIDE,
                                 phase: maslite_core::Phase::Setup,
                                 message,

@@ -222,10 +222,7 @@ impl Replica {
                         // holder leaves, if at all, after this addition, as
                         // their stamps tell): every partition sees it in the
                         // same step and fails, as one kernel does.
-                        return Err(Error::Partition {
-                            partition: from,
-                            source: maslite_core::Error::DuplicateAgent(*id),
-                        });
+                        return Err(Error::DuplicateAgent(*id));
                     }
                     self.dir.insert(*id, from);
                     if from == here.me || (self.tells_remote && here.wires.is_remote(from)) {
@@ -250,9 +247,7 @@ impl Replica {
                             self.removal_at[q] = true;
                             self.dir.remove(*id);
                             let gone = Change::Removed(*id, Default::default());
-                            here.kernel
-                                .apply_change(&gone)
-                                .map_err(|e| Error::Partition { partition: here.me, source: e })?;
+                            here.kernel.apply_change(&gone)?;
                         }
                         None => {}
                     }
@@ -278,9 +273,7 @@ impl Replica {
                 continue;
             }
             if from != here.me || matches!(change, Change::AlarmsCleared { .. }) {
-                here.kernel
-                    .apply_change(change)
-                    .map_err(|e| Error::Partition { partition: here.me, source: e })?;
+                here.kernel.apply_change(change)?;
             }
         }
         Ok(())

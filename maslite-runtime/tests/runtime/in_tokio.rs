@@ -33,7 +33,7 @@ fn bouncing(n: u32) -> Runtime {
         }
     })
     .unwrap();
-    rt.send(Envelope::new(Tick(0)).to(a)).unwrap();
+    rt.send(Envelope::new(Tick(0)).to(a));
     rt
 }
 
@@ -100,7 +100,7 @@ async fn the_applications_token_stops_an_endless_run() {
         }
     })
     .unwrap();
-    rt.send(Envelope::new(Tick(0)).to(a)).unwrap();
+    rt.send(Envelope::new(Tick(0)).to(a));
     let stopper = {
         let app = app.clone();
         tokio::spawn(async move {

@@ -55,7 +55,7 @@ use crate::programs::{
 use maslite_core::{
     Agent, AgentId, Alarm, Cx, Envelope, Error, RunOptions, Scheduler, Subscription,
 };
-use maslite_runtime::{Error as RtError, Runtime};
+use maslite_runtime::Runtime;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -71,16 +71,6 @@ struct Ran {
     /// have a `StopReason` each.
     reason: String,
     end_time: f64,
-}
-
-/// A run that failed.
-#[derive(Clone, Debug)]
-struct Failed {
-    /// The kernel's error, if the run's error is one (for the runtime: the
-    /// source of `Error::Partition`, or `Error::Kernel`).
-    kernel: Option<Error>,
-    /// The error as displayed.
-    text: String,
 }
 
 /// What a program needs of a system: the bare `Scheduler` and the
@@ -103,7 +93,7 @@ trait System {
 
     fn subscribe(&mut self, id: AgentId, pattern: Subscription);
 
-    fn run_with(&mut self, opts: RunOptions) -> Result<Ran, Failed>;
+    fn run_with(&mut self, opts: RunOptions) -> Result<Ran, Error>;
 
     /// The agents there now, each with the number of messages in its inbox
     /// (in id order). Only between runs that succeeded.
@@ -153,10 +143,10 @@ impl System for Bare {
         self.0.subscribe(id, pattern).unwrap();
     }
 
-    fn run_with(&mut self, opts: RunOptions) -> Result<Ran, Failed> {
+    fn run_with(&mut self, opts: RunOptions) -> Result<Ran, Error> {
         match self.0.run_with(opts) {
             Ok(r) => Ok(Ran { reason: format!("{:?}", r.reason), end_time: r.end_time }),
-            Err(e) => Err(Failed { text: e.to_string(), kernel: Some(e) }),
+            Err(e) => Err(e),
         }
     }
 
@@ -206,7 +196,7 @@ impl System for Parted {
     }
 
     fn send(&mut self, env: Envelope) {
-        self.rt.send(env).unwrap();
+        self.rt.send(env);
     }
 
     fn set_alarm(&mut self, alarm: Alarm) {
@@ -217,17 +207,10 @@ impl System for Parted {
         self.rt.subscribe(id, pattern).unwrap();
     }
 
-    fn run_with(&mut self, opts: RunOptions) -> Result<Ran, Failed> {
+    fn run_with(&mut self, opts: RunOptions) -> Result<Ran, Error> {
         match self.rt.run_with(opts) {
             Ok(r) => Ok(Ran { reason: format!("{:?}", r.reason), end_time: r.end_time }),
-            Err(e) => {
-                let kernel = match &e {
-                    RtError::Partition { source, .. } => Some(source.clone()),
-                    RtError::Kernel(k) => Some(k.clone()),
-                    _ => None,
-                };
-                Err(Failed { text: e.to_string(), kernel })
-            }
+            Err(e) => Err(e),
         }
     }
 
@@ -472,14 +455,14 @@ fn run_program<S: System>(prog: &Program, mut sys: S) -> Outcome {
         .clear_alarms_at_end(!prog.keep_alarms);
     let ran = sys.run_with(first);
     let ok = ran.is_ok();
-    ends.push((ran.map_err(|f| f.text), if ok { sys.mail() } else { Vec::new() }));
+    ends.push((ran.map_err(|e| e.to_string()), if ok { sys.mail() } else { Vec::new() }));
     if ok {
         for o in &prog.between {
             do_outside(&mut sys, &ids, o);
         }
         let ran = sys.run_with(RunOptions::new());
         let ok = ran.is_ok();
-        ends.push((ran.map_err(|f| f.text), if ok { sys.mail() } else { Vec::new() }));
+        ends.push((ran.map_err(|e| e.to_string()), if ok { sys.mail() } else { Vec::new() }));
     }
     drop(sys);
     let rec = std::mem::take(&mut *sink.lock().unwrap());
@@ -664,7 +647,7 @@ impl Scenario for SameTimeAlarms {
         sys.spawn(2, r, reader(reads.clone()));
         sys.send(kick(a));
         sys.send(kick(b));
-        sys.run_with(RunOptions::new()).map_err(|f| f.text)?;
+        sys.run_with(RunOptions::new()).map_err(|e| e.to_string())?;
         let seen = reads.lock().unwrap().clone();
         Ok(seen)
     }
@@ -714,7 +697,7 @@ impl Scenario for AlarmsAroundADueNowAlarm {
         let reads = Reads::default();
         sys.spawn(1, r, reader(reads.clone()));
         sys.send(kick(b));
-        sys.run_with(RunOptions::new()).map_err(|f| f.text)?;
+        sys.run_with(RunOptions::new()).map_err(|e| e.to_string())?;
         let seen = reads.lock().unwrap().clone();
         Ok(seen)
     }
@@ -767,10 +750,10 @@ impl Scenario for AlarmAtTheEnd {
         } else {
             sys.set_alarm(Alarm::at(1.0, Envelope::new(Msg { val: 1, hops: 1 }).to(r)));
         }
-        let first = sys.run_with(RunOptions::new().seconds(1.0)).map_err(|f| f.text);
+        let first = sys.run_with(RunOptions::new().seconds(1.0)).map_err(|e| e.to_string());
         let read_in_first = std::mem::take(&mut *reads.lock().unwrap());
         let unread_after_first = if first.is_ok() { sys.unread(r) } else { None };
-        let second = sys.run_with(RunOptions::new()).map_err(|f| f.text);
+        let second = sys.run_with(RunOptions::new()).map_err(|e| e.to_string());
         let read_in_second = std::mem::take(&mut *reads.lock().unwrap());
         let unread_after_second = if second.is_ok() { sys.unread(r) } else { None };
         TwoRuns {
@@ -863,8 +846,8 @@ impl Scenario for DuplicateFromInside {
         match ran {
             Ok(r) => DupOutcome { run: Ok(r.reason), note: format!("cx.add_with_id gave {said}") },
             Err(f) => DupOutcome {
-                run: Err(f.kernel),
-                note: format!("cx.add_with_id gave {said}; the run failed with \"{}\"", f.text),
+                note: format!("cx.add_with_id gave {said}; the run failed with \"{f}\""),
+                run: Err(Some(f)),
             },
         }
     }
@@ -939,7 +922,7 @@ impl Scenario for Cars {
         let reads = Reads::default();
         sys.spawn(1, machine, reader(reads.clone()));
         sys.send(kick(source));
-        sys.run_with(RunOptions::new()).map_err(|f| f.text)?;
+        sys.run_with(RunOptions::new()).map_err(|e| e.to_string())?;
         let cars = reads.lock().unwrap().iter().map(|&(_, _, n)| n).collect();
         Ok(cars)
     }

@@ -83,12 +83,15 @@ impl Rt {
 }
 
 impl System for Rt {
-    type Error = maslite_runtime::Error;
-    type Report = maslite_runtime::RunReport;
+    type Report = maslite_runtime::RuntimeReport;
     fn partitions(&self) -> usize {
         self.rt.partitions()
     }
-    fn add_on<A: Agent + Send>(&mut self, p: usize, agent: A) -> Result<AgentId, Self::Error> {
+    fn add_on<A: Agent + Send>(
+        &mut self,
+        p: usize,
+        agent: A,
+    ) -> Result<AgentId, maslite_core::Error> {
         self.rt.add_on(p, agent)
     }
     fn add_with_id_on<A: Agent + Send>(
@@ -96,29 +99,29 @@ impl System for Rt {
         p: usize,
         id: AgentId,
         agent: A,
-    ) -> Result<AgentId, Self::Error> {
+    ) -> Result<AgentId, maslite_core::Error> {
         self.rt.add_with_id_on(p, id, agent)
     }
-    fn spawn_on<F, Fut>(&mut self, p: usize, body: F) -> Result<AgentId, Self::Error>
+    fn spawn_on<F, Fut>(&mut self, p: usize, body: F) -> Result<AgentId, maslite_core::Error>
     where
         F: FnOnce(Cx) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + 'static,
     {
         self.rt.spawn_on(p, body)
     }
-    fn post(&mut self, envelope: Envelope) -> Result<(), Self::Error> {
-        self.rt.post(envelope)
+    fn send(&mut self, envelope: Envelope) {
+        self.rt.send(envelope)
     }
-    fn set_alarm(&mut self, alarm: Alarm) -> Result<(), Self::Error> {
+    fn set_alarm(&mut self, alarm: Alarm) -> Result<(), maslite_core::Error> {
         System::set_alarm(&mut self.rt, alarm)
     }
-    fn subscribe(&mut self, s: AgentId, p: Subscription) -> Result<(), Self::Error> {
+    fn subscribe(&mut self, s: AgentId, p: Subscription) -> Result<(), maslite_core::Error> {
         System::subscribe(&mut self.rt, s, p)
     }
-    fn run_with(&mut self, opts: RunOptions) -> Result<Self::Report, Self::Error> {
+    fn run_with(&mut self, opts: RunOptions) -> Result<Self::Report, maslite_core::Error> {
         System::run_with(&mut self.rt, opts)
     }
-    fn with_agent<A, R, F>(&mut self, id: AgentId, f: F) -> Result<R, Self::Error>
+    fn with_agent<A, R, F>(&mut self, id: AgentId, f: F) -> Result<R, maslite_core::Error>
     where
         A: Agent,
         R: Send + 'static,
@@ -142,15 +145,8 @@ impl Probe for Rt {
 fn ran<S: Probe>(sys: &mut S, opts: RunOptions) -> String {
     match sys.run_with(opts) {
         Ok(r) => format!("{:?} at {}", r.reason(), r.end_time()),
-        Err(e) => {
-            let text = e.to_string();
-            // The kernel's error, whatever wraps it.
-            if text.contains("already") || text.to_lowercase().contains("duplicate") {
-                "failed: duplicate id".to_string()
-            } else {
-                format!("failed: {text}")
-            }
-        }
+        // The one error: the same value on every system.
+        Err(e) => format!("failed: {e:?}"),
     }
 }
 
@@ -327,8 +323,8 @@ fn window_kids<S: Probe>(mut sys: S, adds: bool, rpos: usize) -> (String, (Strin
     )
     .unwrap();
     sys.add_with_id_on(rpos % n, receiver, Rec { name: "R", log: log.clone() }).unwrap();
-    sys.post(Envelope::new(Note("start")).to(AgentId(1))).unwrap();
-    sys.post(Envelope::new(Note("start")).to(AgentId(2))).unwrap();
+    sys.send(Envelope::new(Note("start")).to(AgentId(1)));
+    sys.send(Envelope::new(Note("start")).to(AgentId(2)));
     let r = ran(&mut sys, RunOptions::new());
     (format!("{} (receiver on {})", sys.label(), rpos % n), (r, lines(&log)))
 }
@@ -441,14 +437,14 @@ fn rounds_across_runs<S: Probe>(
     sys.add_with_id_on(0, AgentId(3), Bouncer { other: AgentId(4) }).unwrap();
     sys.add_with_id_on(0, AgentId(4), Bouncer { other: AgentId(3) }).unwrap();
     sys.add_with_id_on(1 % n, r, Rec { name: "R", log: log.clone() }).unwrap();
-    sys.post(Envelope::new(Ball(4)).to(AgentId(3))).unwrap();
+    sys.send(Envelope::new(Ball(4)).to(AgentId(3)));
     runs.push(ran(&mut sys, RunOptions::new()));
     if in_setup {
         sys.add_with_id_on(0, AgentId(1), SetsInSetup { tag: "s0", receiver: r }).unwrap();
         sys.add_with_id_on(1 % n, AgentId(2), SetsInSetup { tag: "s1", receiver: r }).unwrap();
     } else {
-        sys.post(Envelope::new(Note("go")).to(AgentId(1))).unwrap();
-        sys.post(Envelope::new(Note("go")).to(AgentId(2))).unwrap();
+        sys.send(Envelope::new(Note("go")).to(AgentId(1)));
+        sys.send(Envelope::new(Note("go")).to(AgentId(2)));
     }
     runs.push(ran(&mut sys, RunOptions::new()));
     (sys.label(), (runs, lines(&log)))
@@ -528,7 +524,7 @@ fn pause_then_alarm<S: Probe>(mut sys: S) -> (String, (Vec<String>, Option<usize
     sys.add_with_id_on(0, AgentId(1), Pauser).unwrap();
     sys.add_with_id_on(1 % n, r, Rec { name: "R", log: log.clone() }).unwrap();
     sys.set_alarm(Alarm::at(5.0, Envelope::new(Note("x")).to(r))).unwrap();
-    sys.post(Envelope::new(Note("stop")).to(AgentId(1))).unwrap();
+    sys.send(Envelope::new(Note("stop")).to(AgentId(1)));
     let mut runs = vec![ran(&mut sys, RunOptions::new())];
     let unread = sys.unread(r);
     runs.push(ran(&mut sys, RunOptions::new()));
@@ -584,8 +580,8 @@ fn leave_and_readd<S: Probe>(mut sys: S) -> (String, (String, Vec<String>)) {
     let n = sys.partitions();
     sys.add_with_id_on(0, AgentId(1), Readder { id: AgentId(2), log: log.clone() }).unwrap();
     sys.add_with_id_on(1 % n, AgentId(2), Leaver).unwrap();
-    sys.post(Envelope::new(Note("go")).to(AgentId(1))).unwrap();
-    sys.post(Envelope::new(Note("go")).to(AgentId(2))).unwrap();
+    sys.send(Envelope::new(Note("go")).to(AgentId(1)));
+    sys.send(Envelope::new(Note("go")).to(AgentId(2)));
     let r = ran(&mut sys, RunOptions::new());
     (sys.label(), (r, lines(&log)))
 }
@@ -611,8 +607,8 @@ fn id_of_an_agent_that_left_earlier_in_the_round_readded_holds() {
         sys.add_with_id_on(0, AgentId(1), Leaver).unwrap();
         sys.add_with_id_on(1 % n, AgentId(2), Readder { id: AgentId(1), log: log.clone() })
             .unwrap();
-        sys.post(Envelope::new(Note("go")).to(AgentId(1))).unwrap();
-        sys.post(Envelope::new(Note("go")).to(AgentId(2))).unwrap();
+        sys.send(Envelope::new(Note("go")).to(AgentId(1)));
+        sys.send(Envelope::new(Note("go")).to(AgentId(2)));
         let r = ran(&mut sys, RunOptions::new());
         (sys.label(), (r, lines(&log)))
     }
@@ -648,7 +644,7 @@ fn setup_mail_then_outside_mail<S: Probe>(mut sys: S) -> (String, Vec<String>) {
     let r = AgentId(1);
     sys.add_with_id_on(0, r, Rec { name: "R", log: log.clone() }).unwrap();
     sys.add_with_id_on(1 % n, AgentId(2), Greeter { to: r }).unwrap();
-    sys.post(Envelope::new(Note("outside")).to(r)).unwrap();
+    sys.send(Envelope::new(Note("outside")).to(r));
     ran(&mut sys, RunOptions::new());
     (sys.label(), lines(&log))
 }
@@ -703,8 +699,8 @@ fn held_alarm_at_end<S: Probe>(mut sys: S) -> (String, (Vec<String>, Option<usiz
     sys.add_with_id_on(1 % n, AgentId(2), Maker { id: made, log: log.clone() }).unwrap();
     sys.add_with_id_on(0, r, Rec { name: "R", log: log.clone() }).unwrap();
     sys.set_alarm(Alarm::at(0.5, Envelope::new(Note("end")).to(r))).unwrap();
-    sys.post(Envelope::new(Note("go")).to(AgentId(1))).unwrap();
-    sys.post(Envelope::new(Note("go")).to(AgentId(2))).unwrap();
+    sys.send(Envelope::new(Note("go")).to(AgentId(1)));
+    sys.send(Envelope::new(Note("go")).to(AgentId(2)));
     let mut runs = vec![ran(&mut sys, RunOptions::new().seconds(0.5).clear_alarms_at_end(false))];
     let unread = sys.unread(r);
     runs.extend(lines(&log).into_iter().map(|l| format!("in run 1: {l}")));
@@ -736,7 +732,7 @@ fn zero_and_slices<S: Probe>(mut sys: S) -> (String, (Vec<String>, Vec<String>))
     sys.set_alarm(Alarm::at(0.0, Envelope::new(Note("zero2")).to(r2))).unwrap();
     sys.set_alarm(Alarm::at(0.5, Envelope::new(Note("half")).to(r))).unwrap();
     sys.set_alarm(Alarm::at(1.0, Envelope::new(Note("one")).to(r))).unwrap();
-    sys.post(Envelope::new(Note("mail")).to(r)).unwrap();
+    sys.send(Envelope::new(Note("mail")).to(r));
     let mut runs = Vec::new();
     let opts = RunOptions::new().clear_alarms_at_end(false);
     runs.push(ran(&mut sys, opts.seconds(0.0)));
@@ -769,7 +765,7 @@ fn mixed<S: Probe>(mut sys: S, place: [usize; 4]) -> (String, Vec<String>) {
     sys.subscribe(watcher, Subscription::new().topic("news")).unwrap();
     sys.subscribe(watcher, Subscription::new().receiver(hub)).unwrap();
     // Outside mail first (setup mail vs outside mail: see section 6).
-    sys.post(Envelope::new(Note("o")).to(hub).topic_is("news")).unwrap();
+    sys.send(Envelope::new(Note("o")).to(hub).topic_is("news"));
     let l = log.clone();
     sys.spawn_on(place[2] % n, move |cx| async move {
         for i in 0..3 {
@@ -815,13 +811,13 @@ fn removal_and_readding_later_holds() {
         let log = new_log();
         let n = sys.partitions();
         sys.add_with_id_on(0, AgentId(1), Leaver).unwrap();
-        sys.post(Envelope::new(Note("go")).to(AgentId(1))).unwrap();
+        sys.send(Envelope::new(Note("go")).to(AgentId(1)));
         let mut runs = vec![ran(&mut sys, RunOptions::new())];
         sys.add_with_id_on(1 % n, AgentId(1), Leaver).unwrap();
         sys.add_with_id_on(0, AgentId(2), Readder { id: AgentId(1), log: log.clone() }).unwrap();
-        sys.post(Envelope::new(Note("go")).to(AgentId(1))).unwrap();
+        sys.send(Envelope::new(Note("go")).to(AgentId(1)));
         runs.push(ran(&mut sys, RunOptions::new()));
-        sys.post(Envelope::new(Note("go")).to(AgentId(2))).unwrap();
+        sys.send(Envelope::new(Note("go")).to(AgentId(2)));
         runs.push(ran(&mut sys, RunOptions::new()));
         (sys.label(), (runs, lines(&log)))
     }
@@ -1062,7 +1058,7 @@ fn post_mortem_reads_an_agent_made_in_the_failed_run() {
 
     let mut rt = Runtime::new(2).unwrap();
     rt.add_with_id(0, AgentId(1), Doomed { log: log.clone() }).unwrap();
-    rt.send(Envelope::new(Note("add")).to(AgentId(1))).unwrap();
+    rt.send(Envelope::new(Note("add")).to(AgentId(1)));
     assert!(rt.run().is_err());
     let on_runtime = rt.with_agent(AgentId(77), |_: &Rec| "read").map_err(|e| e.to_string());
     assert_eq!(on_kernel, on_runtime);
@@ -1113,7 +1109,7 @@ fn removed_teardowns_add<S: Probe>(mut sys: S) -> (String, String) {
     sys.add_with_id_on(0, AgentId(2), TearsAndAdds { tag: "a", log: log.clone() }).unwrap();
     sys.add_with_id_on(1 % n, AgentId(3), TearsAndAdds { tag: "b", log: log.clone() }).unwrap();
     sys.add_with_id_on(1 % n, AgentId(4), Sink).unwrap();
-    sys.post(Envelope::new(Note("go")).to(AgentId(1))).unwrap();
+    sys.send(Envelope::new(Note("go")).to(AgentId(1)));
     let r = ran(&mut sys, RunOptions::new());
     // Only the outcome is compared (the heirs' ids are not promised here).
     (sys.label(), r)
@@ -1160,8 +1156,8 @@ fn counted_rounds<S: System + Probe>(mut sys: S) -> (String, (String, Vec<String
         let agent = Counted { next: AgentId(i + 1), log: log.clone() };
         sys.add_with_id_on(i as usize % n, AgentId(i), agent).unwrap();
     }
-    sys.post(Envelope::new(Note("mail")).topic_is("mail").to(AgentId(1))).unwrap();
-    sys.post(Envelope::new(Note("late")).topic_is("late").to(AgentId(3))).unwrap();
+    sys.send(Envelope::new(Note("mail")).topic_is("mail").to(AgentId(1)));
+    sys.send(Envelope::new(Note("late")).topic_is("late").to(AgentId(3)));
     let first = ran(&mut sys, RunOptions::new().seconds(1.0).clear_alarms_at_end(false));
     let second = ran(&mut sys, RunOptions::new());
     (sys.label(), (format!("{first}; {second}"), lines(&log)))
@@ -1177,5 +1173,61 @@ fn the_round_number_is_the_same_on_one_kernel_and_on_partitions() {
     }
     let rounds = all[0].1 .1.clone();
     assert!(rounds.iter().any(|l| l.ends_with("in round 1")), "{rounds:?}");
+    assert_all_equal(all);
+}
+
+// ----- one error: a failing program fails with the same value everywhere ------------
+
+/// Relays a note to `next`; panics on its third.
+struct Fragile {
+    next: AgentId,
+    seen: u32,
+}
+
+impl Agent for Fragile {
+    async fn update(&mut self, cx: &Cx) {
+        while cx.receive().is_some() {
+            self.seen += 1;
+            assert!(self.seen < 3, "worn out after {} notes", self.seen);
+            cx.send(Envelope::new(Note("on")).to(self.next));
+        }
+    }
+}
+
+/// Two fragile agents bouncing a note, an alarm in the past, an unknown
+/// subscriber: the errors, as `Debug` shows them, and where each agent is.
+fn failing<S: Probe>(mut sys: S) -> (String, (Vec<String>, Vec<String>)) {
+    let last = sys.partitions() - 1;
+    let a = sys.add_with_id_on(0, AgentId(1), Fragile { next: AgentId(2), seen: 0 }).unwrap();
+    let b = sys.add_with_id_on(last, AgentId(2), Fragile { next: AgentId(1), seen: 0 }).unwrap();
+    let mut errors = Vec::new();
+    let bad_pattern = Subscription::default();
+    errors.push(format!("{:?}", sys.subscribe(AgentId(9), Subscription::new().topic("x"))));
+    errors.push(format!("{:?}", sys.subscribe(a, bad_pattern)));
+    errors.push(format!("{:?}", sys.set_alarm(Alarm::at(-1.0, Envelope::new(Note("x")).to(b)))));
+    sys.send(Envelope::new(Note("go")).to(a));
+    errors.push(ran(&mut sys, RunOptions::new()));
+    let seen = [a, b]
+        .iter()
+        .map(|&id| format!("{:?}", sys.with_agent(id, |f: &Fragile| f.seen)))
+        .collect();
+    (sys.label(), (errors, seen))
+}
+
+/// The same program fails with the same `Error` values (not only the
+/// same text) on a bare kernel and on 1-3 partitions, and the post-mortem
+/// reads the same agents.
+#[test]
+fn a_failing_program_fails_with_the_same_error_everywhere() {
+    let outcomes =
+        vec![failing(Scheduler::simulated()), failing(Rt::lockstep(1)), failing(Rt::lockstep(2))];
+    let (errors, seen) = &outcomes[0].1;
+    assert!(errors[0].contains("UnknownAgent"), "{errors:?}");
+    assert!(errors[1].contains("InvalidSubscription"), "{errors:?}");
+    assert!(errors[2].contains("AlarmInPast") || errors[2].contains("InvalidTime"), "{errors:?}");
+    assert!(errors[3].contains("AgentPanicked") && errors[3].contains("worn out"), "{errors:?}");
+    assert_eq!(seen, &["Ok(3)", "Ok(2)"]);
+    let mut all = outcomes;
+    all.push(failing(Rt::lockstep(3)));
     assert_all_equal(all);
 }

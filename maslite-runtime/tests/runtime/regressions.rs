@@ -8,10 +8,9 @@
 //! message instead of blocking the suite. No assertion is about wall time.
 
 use maslite_core::{
-    Agent, AgentId, Alarm, Cx, Envelope, Error as KernelError, Phase, RunOptions, Scheduler,
-    Subscription,
+    Agent, AgentId, Alarm, Cx, Envelope, Error, Phase, RunOptions, Scheduler, Subscription,
 };
-use maslite_runtime::{Error as RtError, RunReport, Runtime, StopReason};
+use maslite_runtime::{Runtime, RuntimeReport, StopReason};
 use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -98,7 +97,7 @@ impl Agent for Remover {
 }
 
 /// The books of a run balance.
-fn assert_balanced(report: &RunReport) {
+fn assert_balanced(report: &RuntimeReport) {
     assert_eq!(
         report.sent(),
         report.delivered() + report.dead_letters() + report.pending(),
@@ -162,7 +161,7 @@ const X1: AgentId = AgentId(2); // on partition 1
 /// L = 1: X0 (partition 0) gets an alarm at 0.3, X1 (partition 1) one at
 /// 0.7; both are in the first window, where each partition runs on its own
 /// and stops at its own last event.
-fn lookahead_first_run(seen: &Log<(AgentId, f64)>) -> (Runtime, RunReport) {
+fn lookahead_first_run(seen: &Log<(AgentId, f64)>) -> (Runtime, RuntimeReport) {
     let mut rt = Runtime::builder().partitions(2).lookahead(1.0).build().unwrap();
     rt.add_with_id(0, X0, Recorder::new(seen)).unwrap();
     rt.add_with_id(1, X1, Recorder::new(seen)).unwrap();
@@ -254,7 +253,7 @@ fn a_teardown_removing_another_agent_in_the_last_step_does_not_break_the_next_ru
             rt.add_with_id(child_at, c, Sink::default()).unwrap();
             rt.add_with_id(1, k, Remover { victim: p }).unwrap();
             rt.add_with_id(0, sink, Sink::default()).unwrap();
-            rt.send(Envelope::new(Note(0)).to(k)).unwrap();
+            rt.send(Envelope::new(Note(0)).to(k));
             // K removes P; P's teardown asks to remove C.
             let first = rt.run();
             // (`None`: the runtime is spent.)
@@ -263,7 +262,7 @@ fn a_teardown_removing_another_agent_in_the_last_step_does_not_break_the_next_ru
             };
             let gone_after_first = (on(&mut rt, p), on(&mut rt, c));
             // (K asks again, for an agent that is gone: ignored.)
-            rt.send(Envelope::new(Note(1)).to(mail_to)).unwrap();
+            rt.send(Envelope::new(Note(1)).to(mail_to));
             let second = rt.run();
             let got = rt.with_agent(sink, |s: &Sink| s.got);
             let after = (rt.partition_of(p), rt.partition_of(c), on(&mut rt, c), got);
@@ -323,13 +322,13 @@ fn farewell_run(
     v_at: usize,
     l_at: usize,
     panics: bool,
-) -> (Runtime, Result<RunReport, RtError>, Log<(AgentId, f64)>) {
+) -> (Runtime, Result<RuntimeReport, Error>, Log<(AgentId, f64)>) {
     let seen = log();
     let mut rt = Runtime::new(partitions).unwrap();
     rt.add_with_id(0, K, Remover { victim: V }).unwrap();
     rt.add_with_id(v_at, V, Farewell { to: L, panics }).unwrap();
     rt.add_with_id(l_at, L, Recorder::new(&seen)).unwrap();
-    rt.send(Envelope::new(Note(0)).to(K)).unwrap();
+    rt.send(Envelope::new(Note(0)).to(K));
     let result = rt.run();
     (rt, result, seen)
 }
@@ -364,11 +363,8 @@ fn a_panic_in_the_teardown_of_an_agent_removed_at_another_partitions_request_fai
     for (partitions, v_at) in [(2, 1), (1, 0)] {
         let (_rt, result, seen) = farewell_run(partitions, v_at, 0, true);
         match result {
-            Err(RtError::Partition {
-                partition,
-                source: KernelError::AgentPanicked { agent, phase, message },
-            }) => {
-                assert_eq!((partition, agent), (v_at, V), "{partitions} partitions: {message}");
+            Err(Error::AgentPanicked { agent, phase, message }) => {
+                assert_eq!(agent, V, "{partitions} partitions: {message}");
                 assert_eq!(phase, Phase::Teardown, "{partitions} partitions");
                 assert!(message.contains("boom in teardown"), "{message}");
             }
@@ -428,8 +424,8 @@ fn an_agent_waiting_on_another_partition_does_not_deadlock_the_run() {
             let b = rt
                 .add_with_id(partitions - 1, AgentId(31), Provider { tx: Some(tx), updates: 0 })
                 .unwrap();
-            rt.send(Envelope::new(Note(0)).to(a)).unwrap();
-            rt.send(Envelope::new(Note(0)).to(b)).unwrap();
+            rt.send(Envelope::new(Note(0)).to(a));
+            rt.send(Envelope::new(Note(0)).to(b));
             let report = rt.run();
             (report, taken(&saw))
         });
@@ -455,7 +451,7 @@ fn free_mode_removing_an_agent_on_another_partition_removes_it() {
         let mut rt = Runtime::builder().partitions(2).real_time().build().unwrap();
         rt.add_with_id(0, k, Remover { victim: v }).unwrap();
         rt.add_with_id(1, v, Sink::default()).unwrap();
-        rt.send(Envelope::new(Note(0)).to(k)).unwrap();
+        rt.send(Envelope::new(Note(0)).to(k));
         let report = rt.run().unwrap();
         assert_eq!(report.reason, StopReason::Idle, "attempt {attempt}");
         assert!(
@@ -473,12 +469,12 @@ fn free_mode_removing_an_agent_on_another_partition_removes_it() {
 // ---------------------------------------------------------------------------
 
 /// What `cx.remove(X)` and then `cx.add_with_id(X, ..)` said.
-type Said = (Result<(), KernelError>, Result<AgentId, KernelError>);
+type Said = (Result<(), Error>, Result<AgentId, Error>);
 
 /// K (the last partition), kicked at t = 0, removes X (partition 0) and adds
 /// an agent with X's id in the same update; returns the run's result and
 /// what `cx.remove` and `cx.add_with_id` told K.
-fn re_add_same_step(partitions: usize) -> (Runtime, Result<RunReport, RtError>, Option<Said>) {
+fn re_add_same_step(partitions: usize) -> (Runtime, Result<RuntimeReport, Error>, Option<Said>) {
     let x = AgentId(50);
     let said = Arc::new(Mutex::new(None));
     let record = said.clone();
@@ -493,7 +489,7 @@ fn re_add_same_step(partitions: usize) -> (Runtime, Result<RunReport, RtError>, 
             cx.recv().await;
         })
         .unwrap();
-    rt.send(Envelope::new(Note(0)).to(k)).unwrap();
+    rt.send(Envelope::new(Note(0)).to(k));
     let result = rt.run();
     let said = said.lock().unwrap().take();
     (rt, result, said)
@@ -509,9 +505,9 @@ fn removing_and_re_adding_an_id_in_one_step_is_a_duplicate() {
     // One partition: the add itself is refused, and the run fails, as on
     // two partitions (one outcome whatever the partition count).
     let (_rt, result, said) = re_add_same_step(1);
-    assert_eq!(said, Some((Ok(()), Err(KernelError::DuplicateAgent(x)))));
+    assert_eq!(said, Some((Ok(()), Err(Error::DuplicateAgent(x)))));
     match result {
-        Err(RtError::Partition { source: KernelError::DuplicateAgent(id), .. }) => {
+        Err(Error::DuplicateAgent(id)) => {
             assert_eq!(id, x)
         }
         other => panic!("expected a run failing with DuplicateAgent({x}), got {other:?}"),
@@ -520,7 +516,7 @@ fn removing_and_re_adding_an_id_in_one_step_is_a_duplicate() {
     let (_rt, result, said) = re_add_same_step(2);
     assert!(said.is_some(), "K ran");
     match result {
-        Err(RtError::Partition { source: KernelError::DuplicateAgent(id), .. }) => {
+        Err(Error::DuplicateAgent(id)) => {
             assert_eq!(id, x)
         }
         other => panic!("expected a run failing with DuplicateAgent({x}), got {other:?}"),
@@ -533,7 +529,7 @@ fn removing_and_re_adding_an_id_in_one_step_is_a_duplicate() {
 
 /// An alarm at 5.0 for R (partition 0), set from outside; an agent on the
 /// last partition clears every alarm when kicked at t = 0.
-fn cleared_alarm_run(partitions: usize) -> (RunReport, Vec<(AgentId, f64)>, f64) {
+fn cleared_alarm_run(partitions: usize) -> (RuntimeReport, Vec<(AgentId, f64)>, f64) {
     let seen = log();
     let (r, clearer) = (AgentId(60), AgentId(61));
     let mut rt = Runtime::new(partitions).unwrap();
@@ -546,7 +542,7 @@ fn cleared_alarm_run(partitions: usize) -> (RunReport, Vec<(AgentId, f64)>, f64)
     })
     .unwrap();
     rt.set_alarm(Alarm::at(5.0, Envelope::new(Note(0)).to(r))).unwrap();
-    rt.send(Envelope::new(Note(0)).to(clearer)).unwrap();
+    rt.send(Envelope::new(Note(0)).to(clearer));
     let report = rt.run().unwrap();
     let now = rt.now();
     (report, taken(&seen), now)
@@ -602,7 +598,7 @@ fn a_panic_in_with_partition_or_with_agent_resumes_on_the_caller() {
 
     // The runtime goes on.
     assert_eq!(rt.with_partition(0, |s| s.len()), Ok(1));
-    rt.send(Envelope::new(Note(0)).to(fwd)).unwrap();
+    rt.send(Envelope::new(Note(0)).to(fwd));
     let report = rt.run().expect("a run after the caught panics");
     assert_eq!(report.reason, StopReason::Idle);
     assert_eq!(report.delivered(), 2);
@@ -633,14 +629,14 @@ fn a_pause_asked_for_between_runs_does_not_stop_the_next_run() {
         let mut rt = Runtime::new(partitions).unwrap();
         let sink = rt.add_with_id(0, AgentId(80), Sink::default()).unwrap();
         let fwd = rt.add_with_id(partitions - 1, AgentId(81), Forward { to: sink }).unwrap();
-        rt.send(Envelope::new(Note(0)).to(fwd)).unwrap();
+        rt.send(Envelope::new(Note(0)).to(fwd));
         assert_eq!(rt.run().unwrap().reason, StopReason::Idle);
         assert_eq!(rt.with_agent(sink, |s: &Sink| s.got), Ok(1));
         for q in 0..partitions {
             // Between runs: the setups run (and ask to pause) now.
             rt.add(q, PauseInSetup).unwrap();
         }
-        rt.send(Envelope::new(Note(0)).to(fwd)).unwrap();
+        rt.send(Envelope::new(Note(0)).to(fwd));
         let report = rt.run().unwrap();
         assert_eq!(report.reason, StopReason::Idle, "{partitions} partitions:\n{report}");
         assert_eq!(report.delivered(), 2, "{partitions} partitions:\n{report}");
@@ -653,7 +649,7 @@ fn a_pause_asked_for_between_runs_does_not_stop_the_next_run() {
 // ===========================================================================
 
 /// What `cx.add_with_id` said.
-type Added = Result<AgentId, KernelError>;
+type Added = Result<AgentId, Error>;
 
 /// What a recorder saw: (sender, clock) of each message.
 type Seen = Vec<(AgentId, f64)>;
@@ -723,7 +719,7 @@ fn adder<A: Agent + 'static>(
 
 /// (The run's result, the new agent 10's record, what J's add said, agent
 /// 10's partition.)
-type Rejoined = (Result<RunReport, RtError>, Seen, Vec<Added>, Option<usize>);
+type Rejoined = (Result<RuntimeReport, Error>, Seen, Vec<Added>, Option<usize>);
 
 /// Agent 10 (the last partition) removes itself when kicked at t = 0; in the
 /// same step J (partition 0) adds a new agent 10 that subscribes to "news"
@@ -741,8 +737,8 @@ fn rejoin_run(partitions: usize) -> Rejoined {
     rt.spawn_with_id(0, j, adder(x, &said, move || NewsListener { seen: listener_log })).unwrap();
     rt.add_with_id(0, p0, Publisher).unwrap();
     rt.add_with_id(last, p1, Publisher).unwrap();
-    rt.send(Envelope::new(Note(0)).to(x)).unwrap();
-    rt.send(Envelope::new(Note(0)).to(j)).unwrap();
+    rt.send(Envelope::new(Note(0)).to(x));
+    rt.send(Envelope::new(Note(0)).to(j));
     rt.set_alarm(Alarm::at(1.0, Envelope::new(Note(1)).to(p0))).unwrap();
     rt.set_alarm(Alarm::at(1.0, Envelope::new(Note(1)).to(p1))).unwrap();
     let result = rt.run();
@@ -784,7 +780,7 @@ fn an_id_leaving_one_partition_and_rejoining_another_in_one_step_keeps_its_subsc
 /// at t = 0; S (partition `s_at`), kicked at t = 0 too, sets a "tick" for
 /// itself 5 s later. Returns the run's report, the ticks S got, and the
 /// handle's clock.
-fn clear_vs_set_run(partitions: usize, c_at: usize, s_at: usize) -> (RunReport, Vec<f64>, f64) {
+fn clear_vs_set_run(partitions: usize, c_at: usize, s_at: usize) -> (RuntimeReport, Vec<f64>, f64) {
     let (c, s) = (AgentId(100), AgentId(101));
     let ticks: Log<f64> = log();
     let mut rt = Runtime::new(partitions).unwrap();
@@ -808,8 +804,8 @@ fn clear_vs_set_run(partitions: usize, c_at: usize, s_at: usize) -> (RunReport, 
         }
     })
     .unwrap();
-    rt.send(Envelope::new(Note(0)).to(c)).unwrap();
-    rt.send(Envelope::new(Note(0)).to(s)).unwrap();
+    rt.send(Envelope::new(Note(0)).to(c));
+    rt.send(Envelope::new(Note(0)).to(s));
     let report = rt.run().unwrap();
     let now = rt.now();
     (report, taken(&ticks), now)
@@ -838,7 +834,7 @@ fn clear_alarms_gives_the_same_outcome_whatever_the_placement() {
 /// Lookahead 1: A (the last partition), kicked at t = 0, adds agent 50 (a
 /// recorder); B (partition 0), kicked at t = 0 too, sets an alarm 2 s later
 /// for agent 50.
-fn alarm_for_new_agent_run(partitions: usize) -> (Result<RunReport, RtError>, Seen, Vec<Added>) {
+fn alarm_for_new_agent_run(partitions: usize) -> (Result<RuntimeReport, Error>, Seen, Vec<Added>) {
     let (n, a, b) = (AgentId(50), AgentId(51), AgentId(52));
     let seen = log();
     let said = log();
@@ -853,8 +849,8 @@ fn alarm_for_new_agent_run(partitions: usize) -> (Result<RunReport, RtError>, Se
         }
     })
     .unwrap();
-    rt.send(Envelope::new(Note(0)).to(a)).unwrap();
-    rt.send(Envelope::new(Note(0)).to(b)).unwrap();
+    rt.send(Envelope::new(Note(0)).to(a));
+    rt.send(Envelope::new(Note(0)).to(b));
     let result = rt.run();
     (result, taken(&seen), taken(&said))
 }
@@ -906,7 +902,7 @@ fn free_mode_mail_sent_by_a_teardown_at_the_stop_is_counted() {
             .unwrap();
             rt.add_with_id(1, x, Farewell { to: l, panics: false }).unwrap();
             rt.add_with_id(l_at, l, Recorder::new(&seen)).unwrap();
-            rt.send(Envelope::new(Note(0)).to(k)).unwrap();
+            rt.send(Envelope::new(Note(0)).to(k));
             let first = rt.run();
             let got_first: Vec<AgentId> = taken(&seen).iter().map(|&(from, _)| from).collect();
             let second = rt.run();
@@ -984,7 +980,7 @@ fn free_mode_an_id_re_added_after_its_holder_left_is_not_a_duplicate() {
             rt.add_with_id(0, AgentId(121), Sink::default()).unwrap();
             rt.add_with_id(1, m, ReAdder { id: x, said: said.clone() }).unwrap();
             rt.add_with_id(2, x, Quitter { to: m }).unwrap();
-            rt.send(Envelope::new(Note(0)).to(x)).unwrap();
+            rt.send(Envelope::new(Note(0)).to(x));
             let result = rt.run();
             let at = rt.partition_of(x);
             let on: Vec<Option<bool>> =
@@ -1042,8 +1038,8 @@ fn the_handles_directory_follows_an_agent_that_moves_away_and_back() {
         // would add a duplicate: one kernel says so, and so does the
         // runtime.)
         rt.spawn_with_id(0, j0, adder(x, &said0, Sink::default)).unwrap();
-        rt.send(Envelope::new(Note(0)).to(x)).unwrap();
-        rt.send(Envelope::new(Note(0)).to(j1)).unwrap();
+        rt.send(Envelope::new(Note(0)).to(x));
+        rt.send(Envelope::new(Note(0)).to(j1));
         rt.set_alarm(Alarm::at(2.0, Envelope::new(Note(1)).to(j0))).unwrap();
         let result = rt.run();
         let at = rt.partition_of(x);

@@ -26,8 +26,8 @@ use crate::programs::{
     cases, delay, kick, layouts, topic, Action, Actor, Cast, Journal, Mind, Moment, Msg, Outside,
     Placement, Posted, Scripted,
 };
-use maslite_core::{Agent, AgentId, Alarm, Cx, Envelope, Scheduler, Subscription};
-use maslite_runtime::{Error as RtError, RunReport, Runtime, StopReason};
+use maslite_core::{Agent, AgentId, Alarm, Cx, Envelope, Error, Scheduler, Subscription};
+use maslite_runtime::{Runtime, RuntimeReport, StopReason};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -157,7 +157,7 @@ struct Outcome {
 
 /// Checks what holds for every run, and keeps what must match across runs.
 fn outcome(
-    report: &RunReport,
+    report: &RuntimeReport,
     traces: Traces,
     states: Vec<Option<(u64, u32, Vec<AgentId>)>>,
 ) -> Outcome {
@@ -196,7 +196,7 @@ fn run_program(prog: &Program, partitions: usize, placement: Placement) -> Outco
     }
     for o in &prog.outside {
         match o.posted(&ids) {
-            Posted::Mail(env) => rt.send(env).unwrap(),
+            Posted::Mail(env) => rt.send(env),
             Posted::Alarm(alarm) => rt.set_alarm(alarm).unwrap(),
         }
     }
@@ -429,7 +429,7 @@ fn run_grouped(
         rt.add_with_id(placement.of(group, partitions), ids[i], agent).unwrap();
     }
     for &(to, val) in &prog.kicks {
-        rt.send(Envelope::new(Msg { val, hops: 0 }).to(ids[to as usize % k])).unwrap();
+        rt.send(Envelope::new(Msg { val, hops: 0 }).to(ids[to as usize % k]));
     }
     let report = match rt.run() {
         Ok(report) => report,
@@ -513,12 +513,12 @@ impl Agent for Forward {
     }
 }
 
-fn broken_run(alarm: Option<f64>) -> Result<RunReport, RtError> {
+fn broken_run(alarm: Option<f64>) -> Result<RuntimeReport, Error> {
     let mut rt = Runtime::builder().partitions(2).lookahead(LOOKAHEAD).build().unwrap();
     rt.add_with_id(0, AgentId(1), Forward { to: AgentId(2), alarm }).unwrap();
     rt.add_with_id(1, AgentId(2), Forward { to: AgentId(1), alarm }).unwrap();
     // From outside, mail may cross at the start.
-    rt.send(Envelope::new(Msg { val: 1, hops: 0 }).to(AgentId(1))).unwrap();
+    rt.send(Envelope::new(Msg { val: 1, hops: 0 }).to(AgentId(1)));
     rt.run()
 }
 
@@ -526,7 +526,7 @@ fn broken_run(alarm: Option<f64>) -> Result<RunReport, RtError> {
 fn crossing_partitions_sooner_than_the_lookahead_is_an_error() {
     // Direct mail to another partition.
     match broken_run(None) {
-        Err(RtError::LookaheadBroken { sender, receiver, from, to, lookahead, .. }) => {
+        Err(Error::LookaheadBroken { sender, receiver, from, to, lookahead, .. }) => {
             assert_eq!((sender, receiver, from, to), (AgentId(1), AgentId(2), 0, 1));
             assert_eq!(lookahead, LOOKAHEAD);
         }
@@ -534,7 +534,7 @@ fn crossing_partitions_sooner_than_the_lookahead_is_an_error() {
     }
     // An alarm for another partition, less than the lookahead ahead.
     match broken_run(Some(0.25)) {
-        Err(RtError::LookaheadBroken { sender, receiver, from, to, delay, lookahead }) => {
+        Err(Error::LookaheadBroken { sender, receiver, from, to, delay, lookahead }) => {
             assert_eq!((sender, receiver, from, to), (AgentId(1), AgentId(2), 0, 1));
             assert_eq!((delay, lookahead), (0.25, LOOKAHEAD));
         }
@@ -580,7 +580,7 @@ fn unsubscribe_all_run(partitions: usize) -> (Traces, u64) {
         }
     })
     .unwrap();
-    rt.send(kick(b)).unwrap();
+    rt.send(kick(b));
     let report = rt.run().unwrap();
     assert_eq!(report.sent(), report.delivered() + report.dead_letters() + report.pending());
     (take_traces(&sink), report.dead_letters())
@@ -617,7 +617,7 @@ fn child_mail_run(partitions: usize, lookahead: f64) -> (Traces, u64) {
         cx.send(Envelope::new(Msg { val: 1, hops: 1 }).to(child));
     })
     .unwrap();
-    rt.send(kick(AgentId(1))).unwrap();
+    rt.send(kick(AgentId(1)));
     let report = rt.run().unwrap();
     assert_eq!(report.sent(), report.delivered() + report.dead_letters() + report.pending());
     (take_traces(&sink), report.dead_letters())
@@ -642,14 +642,14 @@ fn mail_to_an_agent_added_in_the_same_window_is_delivered() {
 }
 
 /// Agent 1, kicked at t = 0, sets an alarm 0.25 ahead for `to`.
-fn alarm_for_run(lookahead: f64, to: AgentId) -> Result<RunReport, RtError> {
+fn alarm_for_run(lookahead: f64, to: AgentId) -> Result<RuntimeReport, Error> {
     let mut rt = Runtime::builder().partitions(1).lookahead(lookahead).build().unwrap();
     rt.spawn_with_id(0, AgentId(1), move |cx| async move {
         cx.recv().await;
         cx.set_alarm(Alarm::after(0.25, Envelope::new(Msg { val: 1, hops: 1 }).to(to))).unwrap();
     })
     .unwrap();
-    rt.send(kick(AgentId(1))).unwrap();
+    rt.send(kick(AgentId(1)));
     rt.run()
 }
 
@@ -692,7 +692,7 @@ fn clear_alarms_run(partitions: usize) -> Traces {
         cx.clear_alarms(Some(b), None);
     })
     .unwrap();
-    rt.send(kick(a)).unwrap();
+    rt.send(kick(a));
     let report = rt.run().unwrap();
     assert_eq!(report.sent(), report.delivered() + report.dead_letters() + report.pending());
     take_traces(&sink)
@@ -729,7 +729,7 @@ fn remove_other_run(partitions: usize) -> Traces {
         s.got(&cx, &env);
     })
     .unwrap();
-    rt.send(kick(a)).unwrap();
+    rt.send(kick(a));
     let report = rt.run().unwrap();
     assert_eq!(report.sent(), report.delivered() + report.dead_letters() + report.pending());
     take_traces(&sink)
@@ -748,7 +748,7 @@ fn removing_an_agent_on_another_partition_works() {
 /// B, kicked at t = 0, subscribes to A's mail and leaves in the same
 /// update; then A (told by B) sends. Returns the report and what each
 /// partition's mailing list holds for B afterwards.
-fn subscribe_and_leave_run(partitions: usize) -> (RunReport, Vec<Vec<AgentId>>) {
+fn subscribe_and_leave_run(partitions: usize) -> (RuntimeReport, Vec<Vec<AgentId>>) {
     let (a, b) = (AgentId(1), AgentId(2));
     let mut rt = Runtime::new(partitions).unwrap();
     rt.spawn_with_id(0, a, move |cx| async move {
@@ -764,7 +764,7 @@ fn subscribe_and_leave_run(partitions: usize) -> (RunReport, Vec<Vec<AgentId>>) 
         // The body returns: B leaves in this step.
     })
     .unwrap();
-    rt.send(kick(b)).unwrap();
+    rt.send(kick(b));
     let report = rt.run().unwrap();
     assert_eq!(report.sent(), report.delivered() + report.dead_letters() + report.pending());
     let lists = (0..partitions)
@@ -808,7 +808,7 @@ fn add_and_remove_run(partitions: usize) -> (Option<usize>, AgentId) {
         *slot.lock().unwrap() = Some(c);
     })
     .unwrap();
-    rt.send(kick(AgentId(1))).unwrap();
+    rt.send(kick(AgentId(1)));
     rt.run().unwrap();
     let c = child.lock().unwrap().expect("the child was made");
     (rt.partition_of(c), c)
@@ -816,7 +816,7 @@ fn add_and_remove_run(partitions: usize) -> (Option<usize>, AgentId) {
 
 /// Agent 1 adds agent 500 and removes it in the same update, then tells
 /// agent 2 (on the last partition), which adds an agent 500 of its own.
-fn re_add_run(partitions: usize) -> Result<StopReason, RtError> {
+fn re_add_run(partitions: usize) -> Result<StopReason, Error> {
     let mut rt = Runtime::new(partitions).unwrap();
     rt.spawn_with_id(0, AgentId(1), move |cx| async move {
         cx.recv().await;
@@ -830,7 +830,7 @@ fn re_add_run(partitions: usize) -> Result<StopReason, RtError> {
         cx.add_with_id(AgentId(500), Forward { to: NOBODY, alarm: None }).unwrap();
     })
     .unwrap();
-    rt.send(kick(AgentId(1))).unwrap();
+    rt.send(kick(AgentId(1)));
     rt.run().map(|report| report.reason)
 }
 

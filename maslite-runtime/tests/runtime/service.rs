@@ -3,8 +3,8 @@
 //! stats, graceful and abrupt stops, backpressure and counted drops.
 
 use futures::StreamExt;
-use maslite_core::{Agent, AgentId, Cx, Envelope};
-use maslite_runtime::{Error as RtError, Overflow, Runtime, ServeOptions, StopReason};
+use maslite_core::{Agent, AgentId, Cx, Envelope, Error};
+use maslite_runtime::{Overflow, Runtime, ServeOptions, StopReason};
 use std::time::Duration;
 
 /// A request: answer `n * 2` to the sender.
@@ -111,8 +111,8 @@ async fn sending_to_a_stopped_service_is_an_error_not_a_hang() {
         assert!(inlet.is_open());
         service.shutdown(Duration::from_secs(5)).await.unwrap();
         let late = Envelope::new(Ask(1)).from(REPLIES).to(DOUBLERS[0]);
-        assert_eq!(inlet.send(late.clone()).await, Err(RtError::Stopped));
-        assert_eq!(inlet.try_send(late), Err(RtError::Stopped));
+        assert_eq!(inlet.send(late.clone()).await, Err(Error::Stopped));
+        assert_eq!(inlet.try_send(late), Err(Error::Stopped));
         assert!(!inlet.is_open());
     }
 }
@@ -126,7 +126,7 @@ async fn cancelling_stops_at_once_and_the_inlet_refuses() {
     let report = service.join().await.unwrap();
     assert_eq!(report.reason, StopReason::Cancelled);
     let late = Envelope::new(Ask(1)).from(REPLIES).to(DOUBLERS[0]);
-    assert_eq!(inlet.send(late).await, Err(RtError::Stopped));
+    assert_eq!(inlet.send(late).await, Err(Error::Stopped));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,7 +184,7 @@ async fn a_slow_reader_holds_the_intake_back_and_loses_nothing() {
         // Full now: `try_send` says so instead of waiting.
         assert_eq!(
             service.inlet().try_send(Envelope::new(Ask(n)).from(REPLIES).to(DOUBLERS[0])),
-            Err(RtError::Full)
+            Err(Error::Full)
         );
         // The reader catches up: every ask is answered, nothing is lost.
         let mut got = 0u64;
@@ -257,7 +257,7 @@ async fn the_simulated_clock_jumps_between_requests() {
 fn serving_outside_tokio_is_a_clear_error() {
     let (rt, _out) = system(1, true);
     match rt.serve(ServeOptions::new()) {
-        Err(RtError::Config(m)) => assert!(m.contains("tokio"), "{m}"),
+        Err(Error::Config(m)) => assert!(m.contains("tokio"), "{m}"),
         other => panic!("expected a config error, got {other:?}"),
     }
 }
@@ -282,7 +282,7 @@ fn progress_samples_a_long_run() {
         })
         .unwrap();
     }
-    rt.send(Envelope::new(50_000u64).to(AgentId(1))).unwrap();
+    rt.send(Envelope::new(50_000u64).to(AgentId(1)));
     let progress = rt.progress(Duration::from_millis(2));
     let mut progress = progress;
     let reader = std::thread::spawn(move || {

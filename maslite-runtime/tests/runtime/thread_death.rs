@@ -3,8 +3,8 @@
 //! with an error naming that partition and the panic; the other partition
 //! sees its wire close and stops; every thread is joined; nothing hangs.
 
-use maslite_core::{AgentId, Envelope};
-use maslite_runtime::{Error as RtError, Runtime};
+use maslite_core::{AgentId, Envelope, Error};
+use maslite_runtime::Runtime;
 
 /// A payload that panics when the original (not a clone) is dropped.
 struct Grenade {
@@ -51,16 +51,16 @@ fn a_dead_partition_thread_ends_the_run_with_its_number_and_panic() {
         }
     })
     .unwrap();
-    rt.send(Envelope::new(0u32).to(AgentId(1))).unwrap();
+    rt.send(Envelope::new(0u32).to(AgentId(1)));
     let err = rt.run().unwrap_err();
     match &err {
-        RtError::PartitionDied { partition, message } => {
+        Error::PartitionDied { partition, message } => {
             assert_eq!(*partition, 1);
             assert!(message.contains("grenade went off"), "{message}");
         }
         other => panic!("expected PartitionDied, got {other:?}"),
     }
     // The runtime is spent, and stopping it returns.
-    assert_eq!(rt.run().unwrap_err(), RtError::Stopped);
+    assert_eq!(rt.run().unwrap_err(), Error::Stopped);
     rt.stop().unwrap();
 }
