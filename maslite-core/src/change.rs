@@ -19,6 +19,10 @@ pub enum Change {
     /// [`Origin`](crate::Origin), whose `seq` counts additions) places it
     /// in the order of insertion. The runtime's own adds are not announced.
     Added(AgentId, crate::Origin),
+    /// An agent made here (by `Cx::spawn_on` or `Cx::add_on`) to start on
+    /// partition `.2`: it is there from this step's end on, placed in the
+    /// order of insertion by its creation stamp, as if `.2` had added it.
+    Spawned(AgentId, crate::Origin, usize),
     /// An agent left this partition (its subscriptions went with it); the
     /// stamp of its departure (on the account that was acting, see
     /// [`Origin`](crate::Origin)) orders it against additions elsewhere in

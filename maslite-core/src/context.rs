@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::id::AgentId;
 use crate::mailing_list::{MailingList, Subscription};
 use crate::registry::{Mode, Registry, RESERVED};
+use crate::start::Start;
 use crate::wake::is_kernel_waker;
 use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
@@ -100,11 +101,18 @@ pub(crate) struct Shared {
     pub round_no: Cell<u64>,
     /// Partitioned: the runtime numbers the rounds (`Driver::set_round`).
     pub numbered_outside: Cell<bool>,
+    /// The partition this kernel is (`None` on its own): children placed
+    /// elsewhere by `spawn_on` go out as [`Start`]s.
+    pub here: Cell<Option<usize>>,
+    /// Children made for other partitions, for the runtime.
+    pub starts: RefCell<Vec<Start>>,
 }
 
 pub(crate) enum Command {
-    /// An agent to add.
+    /// An agent to add (its start runs now).
     Add(AgentId, Installer),
+    /// An agent to add, started in the next round (see [`Start`]).
+    Start(AgentId, Installer),
     Remove(AgentId),
 }
 
@@ -142,6 +150,8 @@ impl Shared {
             actor: Cell::new(None),
             round_no: Cell::new(0),
             numbered_outside: Cell::new(false),
+            here: Cell::new(None),
+            starts: RefCell::new(Vec::new()),
         }
     }
 
@@ -551,36 +561,107 @@ impl Cx {
         self.queue_add(None, Installer::process(body))
     }
 
+    /// Adds an agent on `partition`, started in the next round (not nested
+    /// in this update, as [`add`](Self::add)'s setup is): see
+    /// [`spawn_on`](Self::spawn_on).
+    pub fn add_on<A: Agent + Send>(&self, partition: usize, agent: A) -> Result<AgentId> {
+        self.start_on(partition, Box::new(move || Installer::agent(agent)))
+    }
+
+    /// Starts an agent written as an async fn on partition `partition` of a
+    /// multi-partition runtime (a bare kernel has one, and ignores the
+    /// number). Unlike [`spawn`](Self::spawn), whose body starts at once,
+    /// nested in this update, the child starts in the next round, in its
+    /// place in the order of insertion, as an agent woken by mail does — so
+    /// it starts the same way wherever it is placed, and the trace does not
+    /// depend on the placement. Its id is known at once: mail sent to it now
+    /// waits for it. The body must be `Send`: it may travel to another
+    /// thread.
+    ///
+    /// A partition the runtime does not have, or one on another host (a
+    /// body cannot cross hosts), fails the run at the end of the step; so
+    /// does a child placed on another partition inside lookahead windows
+    /// (it would start at once, sooner than the lookahead: it breaks the
+    /// promise as a message would).
+    ///
+    /// ```
+    /// use maslite_core::{Envelope, Scheduler};
+    ///
+    /// let mut s = Scheduler::simulated();
+    /// s.spawn(|cx| async move {
+    ///     let child = cx.spawn_on(1, |cx| async move {
+    ///         let env = cx.recv().await;
+    ///         assert_eq!(env.payload::<&str>(), Ok(&"hello"));
+    ///     }).unwrap();
+    ///     cx.send(Envelope::new("hello").to(child)); // waits for it
+    /// }).unwrap();
+    /// s.run().unwrap();
+    /// assert_eq!(s.len(), 0, "the child read its mail and ended");
+    /// ```
+    pub fn spawn_on<F, Fut>(&self, partition: usize, body: F) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.start_on(partition, Box::new(move || Installer::process(body)))
+    }
+
+    fn start_on(
+        &self,
+        partition: usize,
+        make: Box<dyn FnOnce() -> Installer + Send>,
+    ) -> Result<AgentId> {
+        let (made, creator) = self.creation_stamp();
+        let id = derived_id(creator, &made);
+        match self.shared.here.get() {
+            Some(me) if me != partition => {
+                // Every partition learns with this step's changes that the
+                // child is at `partition`; its body goes there.
+                self.shared.note_change(|| Change::Spawned(id, made, partition));
+                self.shared.starts.borrow_mut().push(Start { id, made, partition, creator, make });
+                Ok(id)
+            }
+            _ => {
+                let id = self.claim(Some(id), made)?;
+                self.shared.commands.borrow_mut().push_back(Command::Start(id, make()));
+                self.shared.has_commands.set(true);
+                Ok(id)
+            }
+        }
+    }
+
     fn queue_add(&self, id: Option<AgentId>, installer: Installer) -> Result<AgentId> {
         if id.is_some_and(|id| id.0 & DERIVED != 0) {
             return Err(Error::ReservedId(id.expect("checked")));
         }
-        // The creation stamp places the new agent in the order of insertion
-        // and, when no id is chosen, gives it one: both the same on one
-        // kernel and on any number of partitions (see `derived_id`).
-        let made = {
-            let mut reg = self.shared.reg.borrow_mut();
-            let mine = reg.own(self.index, self.id).is_some().then_some(self.index);
-            reg.creation(self.shared.account(mine), self.shared.now.get())
-        };
-        let (made, by) = made;
-        let id = self.shared.reserve_id(Some(id.unwrap_or_else(|| derived_id(by, &made))), made);
-        let id = match id {
-            Ok(id) => id,
-            Err(e) => {
-                // A duplicate id fails the run, on one kernel as on many
-                // partitions: there two agents may claim one id in the same
-                // step, each partition unaware of the other's, and only the
-                // step's end can tell (README, "Where it differs").
-                if let Error::DuplicateAgent(_) = e {
-                    self.shared.fault.borrow_mut().get_or_insert(e.clone());
-                }
-                return Err(e);
-            }
-        };
+        let (made, by) = self.creation_stamp();
+        let id = self.claim(Some(id.unwrap_or_else(|| derived_id(by, &made))), made)?;
         self.shared.commands.borrow_mut().push_back(Command::Add(id, installer));
         self.shared.has_commands.set(true);
         Ok(id)
+    }
+
+    /// The creation stamp of an agent this one makes now, and the agent on
+    /// whose account it is made: it places the new agent in the order of
+    /// insertion and, when no id is chosen, gives it one — both the same on
+    /// one kernel and on any number of partitions (see `derived_id`).
+    fn creation_stamp(&self) -> (Origin, AgentId) {
+        let mut reg = self.shared.reg.borrow_mut();
+        let mine = reg.own(self.index, self.id).is_some().then_some(self.index);
+        reg.creation(self.shared.account(mine), self.shared.now.get())
+    }
+
+    /// Claims `id` for a new agent created as `made` says.
+    fn claim(&self, id: Option<AgentId>, made: Origin) -> Result<AgentId> {
+        self.shared.reserve_id(id, made).inspect_err(|e| {
+            // A duplicate id fails the run, on one kernel as on many
+            // partitions: there two agents may claim one id in the same
+            // step, each partition unaware of the other's, and only the
+            // step's end can tell (README, "Where it differs").
+            if let Error::DuplicateAgent(_) = e {
+                self.shared.fault.borrow_mut().get_or_insert(e.clone());
+            }
+        })
     }
 
     /// Removes an agent (this one too) as soon as this agent yields; its

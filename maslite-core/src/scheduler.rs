@@ -378,8 +378,14 @@ impl Scheduler {
         self.shared.announce_adds.set(true);
         let id = reserved?;
         let key = self.next_key.take();
-        self.install(id, installer, key);
+        self.install(id, installer, key, true);
         self.take_failure().map(|()| id)
+    }
+
+    /// Installs an agent whose id is claimed, to start in the next round.
+    pub(crate) fn start_installer(&mut self, id: AgentId, installer: Installer) {
+        self.free.append(&mut self.freed);
+        self.install(id, installer, None, false);
     }
 
     /// Adds an agent with id `id` and ordering key `key`, unannounced (see
@@ -392,7 +398,10 @@ impl Scheduler {
         r
     }
 
-    fn install(&mut self, id: AgentId, installer: Installer, key: Option<u64>) {
+    /// Installs an agent; `start_now`: its start (setup, or its body up to
+    /// its first wait) runs now, else in the next round (see
+    /// [`Start`](crate::Start)).
+    fn install(&mut self, id: AgentId, installer: Installer, key: Option<u64>, start_now: bool) {
         // A slot freed by an agent that left is reused (a stale wake-up or
         // mark for it only costs its new owner a spurious poll); insertion
         // order is kept by the record's `order`, not by the slot.
@@ -445,6 +454,10 @@ impl Scheduler {
             at_rest: false,
         });
         self.live += 1;
+        if !start_now {
+            self.shared.reg.borrow_mut().mark(index);
+            return;
+        }
         // Outside a round (an add from outside), what the new agent's setup
         // does, and the agents it adds do, is on its own account (see
         // `Origin`): each agent's account is its own, whatever the
@@ -1304,7 +1317,8 @@ impl Scheduler {
                 return;
             };
             match cmd {
-                Command::Add(id, installer) => self.install(id, installer, None),
+                Command::Add(id, installer) => self.install(id, installer, None, true),
+                Command::Start(id, installer) => self.install(id, installer, None, false),
                 Command::Remove(id) => {
                     // Already gone (removed twice in one update) is fine.
                     if self.contains(id) {

@@ -416,6 +416,7 @@ fn codec_costs(o: &Opts) -> Costs {
         awake: false,
         polled: false,
         run: 1,
+        starts: Vec::new(),
         spare: Vec::new(),
     };
     let mut frames = Vec::new();

@@ -79,6 +79,8 @@ enum WireChange {
         topic: Option<String>,
     },
     RemoveRequested(u64),
+    /// The id, its creation stamp, and the partition it starts on.
+    Spawned(u64, [u64; 4], u32),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -127,6 +129,9 @@ fn to_wire(c: &Change) -> WireChange {
             WireChange::AlarmsCleared { receiver: receiver.map(|a| a.0), topic: topic.clone() }
         }
         Change::RemoveRequested(a) => WireChange::RemoveRequested(a.0),
+        Change::Spawned(a, o, on) => {
+            WireChange::Spawned(a.0, [o.when, o.round, o.key, o.seq], *on as u32)
+        }
     }
 }
 
@@ -145,13 +150,19 @@ fn from_wire(w: WireChange) -> Change {
             Change::AlarmsCleared { receiver: receiver.map(AgentId), topic }
         }
         WireChange::RemoveRequested(a) => Change::RemoveRequested(AgentId(a)),
+        // (A partition this runtime does not have is refused where the
+        // change is applied.)
+        WireChange::Spawned(a, [when, round, key, seq], on) => {
+            Change::Spawned(AgentId(a), maslite_core::Origin { when, round, key, seq }, on as usize)
+        }
     }
 }
 
 /// Appends `control` to `out`: its length (u32, little-endian) and the
 /// control, then each alarm's envelope as [`Codec::encode`] writes it. An
 /// alarm whose payload type is not registered is [`Error::Unregistered`].
-/// (The spare buffer it gives back stays on this host.)
+/// (The spare buffer it gives back stays on this host, and it carries no
+/// agents started elsewhere: the runtime never places one on another host.)
 pub fn encode(codec: &Codec, control: &Control, out: &mut Vec<u8>) -> Result<()> {
     let wire = WireControl {
         changes: control.changes.iter().map(to_wire).collect(),
@@ -216,6 +227,7 @@ pub fn decode(codec: &Codec, bytes: &[u8]) -> Result<Control> {
         polled: wire.polled,
         run: wire.run,
         alarms,
+        starts: Vec::new(),
         spare: Vec::new(),
     })
 }

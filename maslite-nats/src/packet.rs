@@ -123,8 +123,9 @@ impl PacketWriter {
                 }
                 MAIL
             }
-            // Refused by the runtime's configuration before any run.
-            Packet::Changes(_) | Packet::LastWord => {
+            // Refused by the runtime's configuration before any run (free
+            // mode), or by the partition (a body does not cross hosts).
+            Packet::Changes(_) | Packet::LastWord | Packet::Start(_) => {
                 return Err(Error::Malformed {
                     from: sent.from as u16,
                     to: sent.to as u16,

@@ -19,7 +19,7 @@
 //! transport. The partitions' protocol does not change.
 
 use crate::report::StopReason;
-use maslite_core::{AgentId, Change, Envelope};
+use maslite_core::{AgentId, Change, Envelope, Start};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver, UnboundedSender};
@@ -69,6 +69,10 @@ pub struct Control {
     /// program (other runs, other options) fail at the first step instead
     /// of waiting for each other.
     pub run: u64,
+    /// Agents its agents made for the receiving partition
+    /// (`Cx::spawn_on`): installed there at this step's end, started in
+    /// the next round. (Never to another host: a body cannot cross.)
+    pub starts: Vec<Start>,
     /// An empty buffer with room, given back for the next mail batch to
     /// the receiving partition (batches cross threads both ways, so
     /// steady streams allocate none).
@@ -86,6 +90,9 @@ pub enum Packet {
     /// soon as made. (Free mode runs on one host: never handed to a
     /// transport.)
     Changes(Arc<Vec<Change>>),
+    /// Free mode: an agent made there for the receiving partition
+    /// (`Cx::spawn_on`), after the changes that announced it.
+    Start(Start),
     /// Free mode: the sender's last word in a run; nothing more comes from
     /// it until the next.
     LastWord,

@@ -27,6 +27,7 @@ use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::id::AgentId;
 use crate::registry::Mode;
+use crate::start::Start;
 use std::future::Future;
 use std::task::{Context, Poll};
 
@@ -85,6 +86,33 @@ impl Driver {
         Fut: Future<Output = ()> + 'static,
     {
         self.kernel.add_keyed(id, key, Installer::process(body))
+    }
+
+    /// Tells the kernel which partition it is: children that agents place
+    /// on other partitions ([`Cx::spawn_on`](crate::Cx::spawn_on)) go out as
+    /// [`Start`]s ([`take_starts_into`](Self::take_starts_into)); those
+    /// placed here start here.
+    pub fn set_partition(&mut self, me: usize) {
+        self.kernel.shared.here.set(Some(me));
+    }
+
+    /// Moves the children made here for other partitions into `out` (each
+    /// announced in the journal as [`Change::Spawned`]).
+    pub fn take_starts_into(&mut self, out: &mut Vec<Start>) {
+        out.append(&mut self.kernel.shared.starts.borrow_mut());
+    }
+
+    /// Installs a child made on another partition for this one: it starts
+    /// in the next round, placed (until [`set_key`](Self::set_key)) after
+    /// every placed agent. Not announced: its `Spawned` change was.
+    pub fn start(&mut self, start: Start) -> Result<()> {
+        let Start { id, made, make, .. } = start;
+        self.kernel.shared.announce_adds.set(false);
+        let claimed = self.kernel.shared.reserve_id(Some(id), made);
+        self.kernel.shared.announce_adds.set(true);
+        claimed?;
+        self.kernel.start_installer(id, make());
+        Ok(())
     }
 
     /// A run starts (rounds count from zero; see [`Origin`](crate::Origin)).
@@ -255,7 +283,7 @@ impl Driver {
         let changed = {
             let mut mailing = self.kernel.shared.mailing.borrow_mut();
             match change {
-                Change::Added(..) | Change::RemoveRequested(_) => false,
+                Change::Added(..) | Change::Spawned(..) | Change::RemoveRequested(_) => false,
                 Change::Removed(id, _) | Change::UnsubscribedAll(id) => {
                     mailing.unsubscribe_all(*id) > 0
                 }

@@ -26,6 +26,7 @@ fn empty() -> Control {
         awake: false,
         polled: false,
         run: 0,
+        starts: Vec::new(),
         spare: Vec::new(),
     }
 }

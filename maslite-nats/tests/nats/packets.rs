@@ -38,6 +38,7 @@ fn control() -> Control {
         awake: false,
         polled: false,
         run: 42,
+        starts: Vec::new(),
         spare: vec![(AgentId(1), Envelope::new(Blob(Vec::new())))],
     }
 }

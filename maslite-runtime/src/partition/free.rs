@@ -176,7 +176,7 @@ impl Partition {
             }
             self.kernel.fire_due_alarms();
         }
-        self.share_changes(&f.run);
+        self.share_changes(f);
         self.kernel.take_outbox_into(&mut self.router.outbox);
         if !self.router.outbox.is_empty() {
             let _ = self.route_outbox(true);
@@ -300,7 +300,7 @@ impl Partition {
 
     /// Sends this partition's changes to agents and subscriptions to every
     /// other partition at once.
-    fn share_changes(&mut self, run: &FreeRun) {
+    fn share_changes(&mut self, f: &mut Free) {
         self.kernel.take_changes_into(&mut self.changes);
         if self.changes.is_empty() {
             return;
@@ -310,9 +310,24 @@ impl Partition {
         for q in self.wires.peers().collect::<Vec<_>>() {
             // In flight until applied there (a removal asked for may be in
             // it): the run is not idle meanwhile.
-            run.activity.fetch_add(1, Ordering::AcqRel);
+            f.run.activity.fetch_add(1, Ordering::AcqRel);
             if self.wires.send(q, Packet::Changes(changes.clone())).is_err() {
-                run.release(1);
+                f.run.release(1);
+            }
+        }
+        // Agents made here for other partitions follow the changes that
+        // announced them, on the same wires.
+        self.kernel.take_starts_into(&mut self.starting);
+        for start in self.starting.drain(..) {
+            let q = start.partition;
+            if q >= self.count {
+                let e = Error::NoPartition { partition: q, partitions: self.count };
+                f.error.get_or_insert(e);
+                continue;
+            }
+            f.run.activity.fetch_add(1, Ordering::AcqRel);
+            if self.wires.send(q, Packet::Start(start)).is_err() {
+                f.run.release(1);
             }
         }
     }
@@ -333,6 +348,14 @@ impl Partition {
                 if let Err(e) = self.remove_requested() {
                     f.error.get_or_insert(e);
                 }
+                f.run.release(1);
+                false
+            }
+            Packet::Start(start) => {
+                if let Err(e) = self.kernel.start(start) {
+                    f.error.get_or_insert(e);
+                }
+                f.wake();
                 f.run.release(1);
                 false
             }

@@ -48,7 +48,7 @@ use crate::exchange::{Control, Packet, PeerGone};
 use crate::report::StopReason;
 use crate::route::{Counters, Routed};
 use maslite_core::Change;
-use maslite_core::{AgentId, Envelope, RunOptions};
+use maslite_core::{AgentId, Envelope, RunOptions, Start};
 use std::future::poll_fn;
 use std::sync::Arc;
 use tracing::Instrument;
@@ -128,6 +128,15 @@ struct Steps {
     mail_from: Vec<bool>,
     /// Lookahead windows, if the runtime runs them.
     window: Option<Window>,
+    /// Agents made here for each partition (`Cx::spawn_on`), sent with
+    /// the next controls.
+    starts_out: Vec<Vec<Start>>,
+    /// Agents made elsewhere for this partition, installed at the step's
+    /// end.
+    starts_in: Vec<Start>,
+    /// This step made agents for other partitions: they start in the next
+    /// round.
+    started: bool,
 }
 
 impl Steps {
@@ -155,6 +164,9 @@ impl Steps {
                 end: start + lookahead,
                 exported: Vec::new(),
             }),
+            starts_out: (0..p.count).map(|_| Vec::new()).collect(),
+            starts_in: Vec::new(),
+            started: false,
         }
     }
 }
@@ -379,10 +391,48 @@ impl Partition {
                 }
             }
         }
+        if s.error.is_none() {
+            if let Err(e) = self.take_starts(s) {
+                s.error = Some(e);
+            }
+        }
         if s.error.is_some() {
             // Peers waiting on the outside world stop waiting.
             self.stop.cancel();
         }
+    }
+
+    /// The agents made here for other partitions (`Cx::spawn_on`), sorted
+    /// by destination for the controls. Inside lookahead windows a child
+    /// elsewhere would start sooner than the lookahead: the promise is
+    /// broken, as by a message. A body cannot cross hosts.
+    fn take_starts(&mut self, s: &mut Steps) -> Result<(), Error> {
+        let mut starts = std::mem::take(&mut self.starting);
+        self.kernel.take_starts_into(&mut starts);
+        s.started = !starts.is_empty();
+        let mut result = Ok(());
+        for start in starts.drain(..) {
+            let q = start.partition;
+            if q >= self.count {
+                result =
+                    result.and(Err(Error::NoPartition { partition: q, partitions: self.count }));
+            } else if s.window.is_some() {
+                result = result.and(Err(self.broken(start.creator, start.id, q, 0.0)));
+            } else if self.wires.is_remote(q) {
+                result = result.and(Err(Error::Transport {
+                    message: format!(
+                        "agent {} placed a child on partition {q} (cx.spawn_on), which runs on \
+                         another host: an agent's body cannot cross hosts (add it there from \
+                         outside, as every host does)",
+                        start.creator
+                    ),
+                }));
+            } else {
+                s.starts_out[q].push(start);
+            }
+        }
+        self.starting = starts;
+        result
     }
 
     /// Phase 2: this partition's control to every other one (with the
@@ -410,7 +460,7 @@ impl Partition {
             None => Vec::new(),
         };
         let agreed = Agreed {
-            active: has_mail || self.kernel.has_round_work(),
+            active: has_mail || self.kernel.has_round_work() || s.started,
             busy: self.kernel.busy_agents() > 0,
             held: !held.is_empty(),
             next_alarm,
@@ -435,6 +485,7 @@ impl Partition {
                 stop,
                 failed: agreed.failed,
                 alarms: std::mem::take(&mut s.outgoing[q]),
+                starts: std::mem::take(&mut s.starts_out[q]),
                 drained: agreed.drained,
                 awake: agreed.awake,
                 polled: agreed.polled,
@@ -467,6 +518,7 @@ impl Partition {
             for (t, env) in control.alarms {
                 self.kernel.import_alarm(t, env);
             }
+            s.starts_in.extend(control.starts);
             agreed.active |= control.active;
             agreed.busy |= control.busy;
             agreed.held |= control.held;
@@ -504,6 +556,14 @@ impl Partition {
             // Every partition finds it: the run fails on all of them.
             agreed.failed = true;
             s.error.get_or_insert(e);
+        }
+        // Agents made elsewhere for this partition join it now (the
+        // directory knows them already), to be placed with the others.
+        for start in s.starts_in.drain(..) {
+            if let Err(e) = self.kernel.start(start) {
+                agreed.failed = true;
+                s.error.get_or_insert(e);
+            }
         }
         self.place_new_agents(&all);
         // Alarms cleared on other partitions may have held the earliest

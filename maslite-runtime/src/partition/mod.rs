@@ -72,6 +72,9 @@ pub(crate) struct Partition {
     router: Router,
     counters: Counters,
     changes: Vec<Change>,
+    /// Agents made here for other partitions, taken from the kernel (a
+    /// buffer kept between steps).
+    starting: Vec<maslite_core::Start>,
     /// An error from between runs (a setup that panicked), reported by the
     /// next run.
     deferred: Option<Error>,
@@ -269,7 +272,8 @@ pub(crate) fn thread_main(seed: Seed) {
             Mode::Lockstep => (Scheduler::simulated(), RemoteAlarms::Kept),
             Mode::Lookahead(_) => (Scheduler::simulated(), RemoteAlarms::HandedOut),
         };
-        let kernel = Driver::new(kernel, remote_alarms);
+        let mut kernel = Driver::new(kernel, remote_alarms);
+        kernel.set_partition(me);
         let mut p = Partition {
             me,
             count,
@@ -281,6 +285,7 @@ pub(crate) fn thread_main(seed: Seed) {
             counters: Counters { row: vec![0; count], ..Counters::default() },
             config,
             changes: Vec::new(),
+            starting: Vec::new(),
             deferred: None,
             runs: 0,
             fingerprint: 0,

@@ -200,6 +200,34 @@ impl Replica {
         result
     }
 
+    /// Agent `id`, created as `made` says, joins partition `at`.
+    fn join(
+        &mut self,
+        here: &mut Here<'_>,
+        id: AgentId,
+        made: &maslite_core::Origin,
+        at: usize,
+    ) -> Result<()> {
+        let holder = self.dir.get(id).filter(|&q| q != at);
+        if let (Some(q), true) = (holder, here.free) {
+            // Free mode: partitions' words cross on different wires, so the
+            // holder's `Removed` may still be on its way. A duplicate only
+            // if it never comes.
+            self.conflicts.push((id, q));
+        } else if self.held_when_added(id, at, holder, made) {
+            // Two partitions hold an agent with one id (its holder leaves,
+            // if at all, after this addition, as their stamps tell): every
+            // partition sees it in the same step and fails, as one kernel
+            // does.
+            return Err(Error::DuplicateAgent(id));
+        }
+        self.dir.insert(id, at);
+        if at == here.me || (self.tells_remote && here.wires.is_remote(at)) {
+            self.joined.push((id, at, true));
+        }
+        Ok(())
+    }
+
     /// Applies changes of partition `from` to the directory (and, if they
     /// came from another partition, to the kernel's mailing list).
     pub(super) fn apply_changes(
@@ -210,25 +238,13 @@ impl Replica {
     ) -> Result<()> {
         for change in changes {
             match change {
-                Change::Added(id, made) => {
-                    let holder = self.dir.get(*id).filter(|&q| q != from);
-                    if let (Some(q), true) = (holder, here.free) {
-                        // Free mode: partitions' words cross on different
-                        // wires, so the holder's `Removed` may still be on
-                        // its way. A duplicate only if it never comes.
-                        self.conflicts.push((*id, q));
-                    } else if self.held_when_added(*id, from, holder, made) {
-                        // Two partitions hold an agent with one id (its
-                        // holder leaves, if at all, after this addition, as
-                        // their stamps tell): every partition sees it in the
-                        // same step and fails, as one kernel does.
-                        return Err(Error::DuplicateAgent(*id));
-                    }
-                    self.dir.insert(*id, from);
-                    if from == here.me || (self.tells_remote && here.wires.is_remote(from)) {
-                        self.joined.push((*id, from, true));
-                    }
+                Change::Added(id, made) => self.join(here, *id, made, from)?,
+                // Made on `from`, for partition `on`: it joins `on`.
+                Change::Spawned(_, _, on) if *on >= self.removal_at.len() => {
+                    let partitions = self.removal_at.len();
+                    return Err(Error::NoPartition { partition: *on, partitions });
                 }
+                Change::Spawned(id, made, on) => self.join(here, *id, made, *on)?,
                 Change::Removed(id, _) => {
                     if self.dir.get(*id) == Some(from) {
                         self.dir.remove(*id);
@@ -293,8 +309,11 @@ impl Replica {
         let mut made: Vec<(maslite_core::Origin, usize, AgentId)> = Vec::new();
         for (q, changes) in all {
             for c in changes.iter() {
-                if let Change::Added(id, stamp) = c {
-                    made.push((*stamp, *q, *id));
+                match c {
+                    Change::Added(id, stamp) => made.push((*stamp, *q, *id)),
+                    // Made on `q`, for partition `on`: placed by its stamp.
+                    Change::Spawned(id, stamp, on) => made.push((*stamp, *on, *id)),
+                    _ => {}
                 }
             }
         }
@@ -319,6 +338,7 @@ impl Replica {
 fn about(change: &Change) -> Option<AgentId> {
     match change {
         Change::Added(id, _)
+        | Change::Spawned(id, ..)
         | Change::Removed(id, _)
         | Change::Subscribed(id, _)
         | Change::Unsubscribed(id, _)

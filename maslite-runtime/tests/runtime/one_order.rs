@@ -80,6 +80,9 @@ struct Ran {
 trait System {
     fn label(&self) -> String;
 
+    /// How many partitions it has (children are placed over them).
+    fn partitions(&self) -> usize;
+
     fn add<A: Agent + Send>(&mut self, slot: usize, id: AgentId, agent: A);
 
     fn spawn<F, Fut>(&mut self, slot: usize, id: AgentId, body: F)
@@ -117,6 +120,10 @@ impl Bare {
 impl System for Bare {
     fn label(&self) -> String {
         "Scheduler".into()
+    }
+
+    fn partitions(&self) -> usize {
+        1
     }
 
     fn add<A: Agent + Send>(&mut self, _slot: usize, id: AgentId, agent: A) {
@@ -179,6 +186,10 @@ impl Parted {
 impl System for Parted {
     fn label(&self) -> String {
         format!("Runtime, {} partition(s), {}", self.n, self.name)
+    }
+
+    fn partitions(&self) -> usize {
+        self.n
     }
 
     fn add<A: Agent + Send>(&mut self, slot: usize, id: AgentId, agent: A) {
@@ -335,6 +346,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => Just(Action::UnsubAll),
         2 => Just(Action::AddChild),
         1 => (0u8..4).prop_map(|delay| Action::SpawnChild { delay }),
+        1 => (0u8..4, 0u8..4).prop_map(|(delay, partition)| Action::PlaceChild { delay, partition }),
         1 => Just(Action::RemoveSelf),
         1 => (0u8..4).prop_map(Action::Sleep),
     ]
@@ -440,7 +452,8 @@ fn run_program<S: System>(prog: &Program, mut sys: S) -> Outcome {
     // Added in id order: both systems order agents by when they were added.
     for (i, &id) in ids.iter().enumerate() {
         let mind = prog.cast.mind(i, known.clone());
-        let actor = Actor::new(mind, prog.setup_topics[i].clone(), prog.allocated, sink.clone());
+        let actor = Actor::new(mind, prog.setup_topics[i].clone(), prog.allocated, sink.clone())
+            .on_partitions(sys.partitions());
         sys.add(i, id, actor);
     }
     for &(a, t) in &prog.subs {

@@ -1231,3 +1231,139 @@ fn a_failing_program_fails_with_the_same_error_everywhere() {
     all.push(failing(Rt::lockstep(3)));
     assert_all_equal(all);
 }
+
+// ----- cx.spawn_on: children placed anywhere, one trace ------------------------------
+
+/// A factory that, on each "go", places three workers on partitions 0, 1
+/// and 2 (of however many there are: a bare kernel ignores the number),
+/// sends each a job at once, and a worker that reports, spawns a helper
+/// with `cx.spawn` and places another with `cx.add_on`.
+fn factory<S: Probe>(mut sys: S) -> (String, (String, Vec<String>)) {
+    let log = new_log();
+    let parts = sys.partitions();
+    let l = log.clone();
+    let boss = sys
+        .spawn_on(0, move |cx| async move {
+            let mut made = 0;
+            loop {
+                let env = cx.recv().await;
+                push(&l, format!("boss t={} r={} got {}", cx.now(), cx.round(), note(&env)));
+                if note(&env) != "go" {
+                    continue;
+                }
+                for k in 0..3usize {
+                    made += 1;
+                    let n = made;
+                    let l2 = l.clone();
+                    let boss = cx.id();
+                    let w = cx
+                        .spawn_on(k % parts, move |cx| async move {
+                            push(&l2, format!("w{n} t={} r={} starts", cx.now(), cx.round()));
+                            let job = cx.recv().await;
+                            push(
+                                &l2,
+                                format!("w{n} t={} r={} got {}", cx.now(), cx.round(), note(&job)),
+                            );
+                            let l3 = l2.clone();
+                            cx.spawn(move |cx| async move {
+                                push(&l3, format!("h{n} t={} r={} helps", cx.now(), cx.round()));
+                            })
+                            .unwrap();
+                            let leaf = cx
+                                .add_on(
+                                    (n as usize + 1) % parts,
+                                    Rec { name: "leaf", log: l2.clone() },
+                                )
+                                .unwrap();
+                            cx.send(Envelope::new(Note("leaf")).to(leaf));
+                            cx.sleep(0.5).await;
+                            cx.send(Envelope::new(Note("done")).to(boss));
+                        })
+                        .unwrap();
+                    cx.send(Envelope::new(Note("job")).to(w));
+                }
+            }
+        })
+        .unwrap();
+    sys.send(Envelope::new(Note("go")).to(boss));
+    let first = ran(&mut sys, RunOptions::new());
+    sys.send(Envelope::new(Note("go")).to(boss));
+    let second = ran(&mut sys, RunOptions::new());
+    (sys.label(), (format!("{first}; {second}"), lines(&log)))
+}
+
+/// The same program, whatever the partition count and so the placement
+/// of the children: the one trace, children starting in the round after
+/// their creation, as on a bare kernel.
+#[test]
+fn children_placed_with_spawn_on_give_one_trace() {
+    let outcomes = vec![
+        factory(Scheduler::simulated()),
+        factory(Rt::lockstep(1)),
+        factory(Rt::lockstep(2)),
+        factory(Rt::lockstep(3)),
+        factory(Rt::lockstep(4)),
+    ];
+    let (ended, trace) = &outcomes[0].1;
+    assert_eq!(ended, "Idle at 0.5; Idle at 1", "{trace:#?}");
+    // The boss's update at round 1 made w1..w3; they start in round 2.
+    assert!(trace.contains(&"w1 t=0 r=2 starts".to_string()), "{trace:#?}");
+    assert!(trace.contains(&"w3 t=0 r=2 got job".to_string()), "{trace:#?}");
+    assert_eq!(trace.iter().filter(|l| l.starts_with("leaf")).count(), 6, "{trace:#?}");
+    assert_eq!(trace.iter().filter(|l| l.contains("got done")).count(), 6, "{trace:#?}");
+    assert_all_equal(outcomes);
+}
+
+/// Inside lookahead windows a child placed on another partition would
+/// start sooner than the lookahead: the run fails naming its creator and
+/// the child, as a message breaking the promise does. On the creator's own
+/// partition it starts as anywhere else.
+#[test]
+fn spawn_on_another_partition_inside_lookahead_windows_breaks_the_promise() {
+    for (to, fails) in [(0, false), (1, true)] {
+        let mut rt =
+            maslite_runtime::Runtime::builder().partitions(2).lookahead(1.0).build().unwrap();
+        let log = new_log();
+        let l = log.clone();
+        let boss = rt
+            .spawn(0, move |cx| async move {
+                cx.recv().await;
+                let l2 = l.clone();
+                cx.spawn_on(to, move |cx| async move {
+                    push(&l2, format!("child t={} starts", cx.now()));
+                })
+                .unwrap();
+            })
+            .unwrap();
+        rt.send(Envelope::new(Note("go")).to(boss));
+        match rt.run() {
+            Err(maslite_core::Error::LookaheadBroken { sender, from: 0, to: 1, delay, .. }) => {
+                assert!(fails, "placed on partition {to}");
+                assert_eq!((sender, delay), (boss, 0.0));
+            }
+            Ok(_) => {
+                assert!(!fails, "placed on partition {to}: the run should fail");
+                assert_eq!(lines(&log), ["child t=0 starts"]);
+            }
+            Err(e) => panic!("placed on partition {to}: {e}"),
+        }
+    }
+}
+
+/// A partition the runtime does not have fails the run (a bare kernel has
+/// only one, and ignores the number).
+#[test]
+fn spawn_on_a_partition_that_does_not_exist_fails_the_run() {
+    let mut rt = Runtime::new(2).unwrap();
+    let boss = rt
+        .spawn(0, |cx| async move {
+            cx.recv().await;
+            cx.spawn_on(7, |_cx| async {}).unwrap();
+        })
+        .unwrap();
+    rt.send(Envelope::new(Note("go")).to(boss));
+    assert_eq!(
+        rt.run().unwrap_err(),
+        maslite_core::Error::NoPartition { partition: 7, partitions: 2 }
+    );
+}

@@ -155,6 +155,14 @@ pub enum Action {
     SpawnChild {
         delay: u8,
     },
+    /// Places a child on partition `partition` (modulo the partition
+    /// count): an async-fn [`echo`] with `cx.spawn_on` (programs with
+    /// allocated ids), else its trait twin [`Echo`] with `cx.add_on`. It
+    /// starts in the next round, wherever it is.
+    PlaceChild {
+        delay: u8,
+        partition: u8,
+    },
     /// Removes the last async-fn child it started, if any.
     RemoveChild,
     RemoveSelf,
@@ -301,13 +309,21 @@ pub struct Actor<J> {
     generation: u8,
     parent: Option<AgentId>,
     sink: J,
+    /// The partition count of the system it runs on (`PlaceChild`).
+    parts: usize,
 }
 
 impl<J: Journal> Actor<J> {
     /// An agent added from outside: no parent, no children yet.
     pub fn new(mind: Mind<Action>, setup_topics: Vec<u8>, allocated: bool, sink: J) -> Actor<J> {
         let (spawned, made, generation, parent) = (Vec::new(), 0, 0, None);
-        Actor { mind, setup_topics, allocated, spawned, made, generation, parent, sink }
+        Actor { mind, setup_topics, allocated, spawned, made, generation, parent, sink, parts: 1 }
+    }
+
+    /// On a system of `parts` partitions (children are placed over them).
+    pub fn on_partitions(mut self, parts: usize) -> Actor<J> {
+        self.parts = parts;
+        self
     }
 
     fn may_have_children(&self) -> bool {
@@ -393,6 +409,7 @@ impl<J: Journal> Scripted for Actor<J> {
                     spawned: Vec::new(),
                     made: 0,
                     generation: self.generation + 1,
+                    parts: self.parts,
                     parent: Some(cx.id()),
                     sink: self.sink.clone(),
                 };
@@ -418,7 +435,19 @@ impl<J: Journal> Scripted for Actor<J> {
                 self.sink.made(cx.id(), self.made, id, self.allocated);
                 self.mind.known.push(id);
             }
-            Action::AddChild | Action::SpawnChild { .. } => {}
+            Action::PlaceChild { delay: d, partition } if self.may_have_children() => {
+                self.made += 1;
+                let (sink, parent, pause) = (self.sink.clone(), cx.id(), delay(d));
+                let on = partition as usize % self.parts;
+                let id = if self.allocated {
+                    cx.spawn_on(on, move |cx| echo(cx, sink, parent, hops, pause)).unwrap()
+                } else {
+                    cx.add_on(on, Echo { parent, hops, pause, left: 2, sink }).unwrap()
+                };
+                self.sink.made(cx.id(), self.made, id, true);
+                self.mind.known.push(id);
+            }
+            Action::AddChild | Action::SpawnChild { .. } | Action::PlaceChild { .. } => {}
             Action::RemoveChild => {
                 if let Some(c) = self.spawned.pop() {
                     // A child is always on its creator's partition; one that
