@@ -401,3 +401,43 @@ fn mail_from_outside_to_an_agent_added_at_run_time_on_another_host_comes_once() 
     assert_eq!(hosts[1], (Some(1), Some(vec![(0.0, 7)])), "host 1");
     assert_eq!(hosts[0], (Some(1), None), "host 0");
 }
+
+// --- Children placed across hosts ---
+
+/// An agent on partition 0 (host 0) places a child on partition 1 (host 1)
+/// with `cx.spawn_on`: a body cannot cross hosts, so host 0's run fails
+/// saying so, and host 1 hears that host 0 failed; on partitions of one
+/// host the same child is fine (host 0 holds partitions 0 and 2).
+#[test]
+fn a_child_placed_on_another_host_fails_the_run_saying_why() {
+    let results = on_hosts(vec![0, 1, 0], |host| {
+        let mut rt = runtime_on(host);
+        let boss = rt
+            .spawn(0, |cx| async move {
+                loop {
+                    let env = cx.recv().await;
+                    let to = *env.payload::<u32>().unwrap() as usize;
+                    cx.spawn_on(to, |cx| async move {
+                        cx.recv().await;
+                    })
+                    .unwrap();
+                }
+            })
+            .unwrap();
+        rt.send(Envelope::new(2u32).to(boss));
+        let same_host = rt.run().map(|r| r.reason);
+        rt.send(Envelope::new(1u32).to(boss));
+        let other_host = rt.run().map(|r| r.reason);
+        (same_host, other_host)
+    });
+    for (h, (same_host, _)) in results.iter().enumerate() {
+        assert_eq!(same_host, &Ok(StopReason::Idle), "host {h}");
+    }
+    let crossed = |m: &str| m.contains("cannot cross hosts");
+    assert!(
+        matches!(&results[0].1, Err(Error::Transport { message }) if crossed(message)),
+        "host 0: {:?}",
+        results[0].1
+    );
+    assert!(results[1].1.is_err(), "host 1: {:?}", results[1].1);
+}

@@ -423,3 +423,57 @@ fn trait_agent_awaiting_an_external_future_in_update_holds_simulated_time() {
     assert_eq!(s.agent::<Fetcher>(f).unwrap().got, [("fetched", 0.0)]);
     assert_eq!(report.end_time, 5.0);
 }
+
+/// `cx.spawn_on` on a bare kernel (which ignores the partition): the child
+/// starts in the next round, not nested in its creator's update as
+/// `cx.spawn`'s does; mail sent to it meanwhile waits for it. `cx.add_on`
+/// likewise runs the setup in the next round.
+#[test]
+fn a_child_placed_with_spawn_on_starts_in_the_next_round() {
+    let log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut s = Scheduler::simulated();
+    let l = log.clone();
+    let boss = s
+        .spawn(move |cx| async move {
+            cx.recv().await;
+            let l1 = l.clone();
+            let placed = cx
+                .spawn_on(3, move |cx| async move {
+                    l1.lock().unwrap().push(format!("placed starts in round {}", cx.round()));
+                    let env = cx.recv().await;
+                    l1.lock().unwrap().push(format!("placed got {:?}", env.payload::<&str>()));
+                })
+                .unwrap();
+            let l2 = l.clone();
+            cx.spawn(move |cx| async move {
+                l2.lock().unwrap().push(format!("nested starts in round {}", cx.round()));
+            })
+            .unwrap();
+            cx.send(Envelope::new("early").to(placed));
+            struct Late(Arc<Mutex<Vec<String>>>);
+            impl Agent for Late {
+                async fn setup(&mut self, cx: &Cx) {
+                    self.0.lock().unwrap().push(format!("add_on setup in round {}", cx.round()));
+                }
+                async fn update(&mut self, cx: &Cx) {
+                    while cx.receive().is_some() {}
+                }
+            }
+            cx.add_on(0, Late(l.clone())).unwrap();
+            l.lock().unwrap().push(format!("boss done in round {}", cx.round()));
+        })
+        .unwrap();
+    s.send(Envelope::new("go").to(boss));
+    s.run().unwrap();
+    assert_eq!(
+        *log.lock().unwrap(),
+        [
+            "boss done in round 1",
+            "nested starts in round 1",
+            "placed starts in round 2",
+            "placed got Ok(\"early\")",
+            "add_on setup in round 2",
+        ]
+    );
+    assert_eq!(s.len(), 1, "the boss and the placed child ended; Late stays");
+}

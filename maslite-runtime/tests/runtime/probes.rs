@@ -1367,3 +1367,37 @@ fn spawn_on_a_partition_that_does_not_exist_fails_the_run() {
         maslite_core::Error::NoPartition { partition: 7, partitions: 2 }
     );
 }
+
+/// In free mode (real time) a child placed on another partition goes there
+/// after the changes that announce it, starts, and its mail comes back.
+#[test]
+fn spawn_on_in_free_mode_places_the_child_and_it_answers() {
+    let mut rt = Runtime::builder().partitions(2).real_time().build().unwrap();
+    let child_id: Arc<Mutex<Option<AgentId>>> = Arc::default();
+    let slot = child_id.clone();
+    let boss = rt
+        .spawn(0, move |cx| async move {
+            cx.recv().await;
+            let me = cx.id();
+            let child = cx
+                .spawn_on(1, move |cx| async move {
+                    let job = cx.recv().await;
+                    assert_eq!(note(&job), "job");
+                    cx.send(Envelope::new(Note("done")).to(me));
+                    cx.recv().await; // stays, to be found on partition 1
+                })
+                .unwrap();
+            *slot.lock().unwrap() = Some(child);
+            cx.send(Envelope::new(Note("job")).to(child));
+            let answer = cx.recv().await;
+            assert_eq!(note(&answer), "done");
+            cx.pause();
+        })
+        .unwrap();
+    rt.send(Envelope::new(Note("go")).to(boss));
+    let report = rt.run_with(RunOptions::new().seconds(10.0)).unwrap();
+    assert_eq!(report.reason, maslite_runtime::StopReason::Paused);
+    let child = child_id.lock().unwrap().expect("the boss made its child");
+    assert_eq!(rt.partition_of(child), Some(1));
+    assert_eq!(report.dead_letters(), 0);
+}
