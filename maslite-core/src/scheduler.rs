@@ -643,6 +643,12 @@ impl Scheduler {
         cell.try_borrow().map_err(|_| Error::AgentBusy(id))
     }
 
+    /// Reads an agent's struct with `f`, between runs: the same call as
+    /// `Runtime::with_agent`, so that a model's checks read alike on both.
+    pub fn with_agent<A: Agent, R>(&self, id: AgentId, f: impl FnOnce(&A) -> R) -> Result<R> {
+        self.agent::<A>(id).map(|a| f(&a))
+    }
+
     /// Lends out an agent's struct for changes between runs.
     pub fn agent_mut<A: Agent>(&self, id: AgentId) -> Result<RefMut<'_, A>> {
         let cell = inspectable::<A>(self.slot(id)?, id)?;

@@ -177,7 +177,7 @@ impl System for Scheduler {
         R: Send + 'static,
         F: FnOnce(&A) -> R + Send + 'static,
     {
-        self.agent::<A>(id).map(|a| f(&a))
+        Scheduler::with_agent(self, id, f)
     }
 }
 
