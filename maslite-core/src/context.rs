@@ -106,6 +106,9 @@ pub(crate) struct Shared {
     pub here: Cell<Option<usize>>,
     /// Children made for other partitions, for the runtime.
     pub starts: RefCell<Vec<Start>>,
+    /// The number of the next resource request made here (see
+    /// [`resource`](crate::resource)).
+    pub next_request: Cell<u64>,
 }
 
 pub(crate) enum Command {
@@ -152,6 +155,7 @@ impl Shared {
             numbered_outside: Cell::new(false),
             here: Cell::new(None),
             starts: RefCell::new(Vec::new()),
+            next_request: Cell::new(1),
         }
     }
 

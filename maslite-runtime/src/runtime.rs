@@ -681,7 +681,7 @@ impl Runtime {
         let reason = outcomes[0].result.clone().unwrap_or(StopReason::Idle);
         let counters: Vec<(usize, &crate::route::Counters)> =
             outcomes.iter().map(|o| (o.report.partition, &o.counters)).collect();
-        RuntimeReport {
+        let report = RuntimeReport {
             reason,
             start_time,
             end_time,
@@ -699,7 +699,18 @@ impl Runtime {
             top_pairs: top_pairs(&counters, 10),
             untracked_crossings: outcomes.iter().map(|o| o.counters.untracked).sum(),
             partitions: outcomes.into_iter().map(|o| o.report).collect(),
+        };
+        let waiting = report.waiting_outside();
+        if !waiting.is_empty() {
+            tracing::warn!(
+                agents = ?waiting,
+                reason = ?report.reason,
+                "the run stopped with agents suspended on something the kernel does not drive \
+                 (tokio I/O, a channel, a tokio timer: tokio's timers follow the wall clock; \
+                 in simulated time use cx.sleep or cx.recv_timeout)"
+            );
         }
+        report
     }
 
     /// Learns where the agents made or removed in a run are. Each
