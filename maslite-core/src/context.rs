@@ -109,6 +109,9 @@ pub(crate) struct Shared {
     /// The number of the next resource request made here (see
     /// [`resource`](crate::resource)).
     pub next_request: Cell<u64>,
+    /// The values of processes started from outside that have ended (see
+    /// [`process`](crate::process)), until taken.
+    pub results: RefCell<FxHashMap<AgentId, Box<dyn std::any::Any>>>,
 }
 
 pub(crate) enum Command {
@@ -156,6 +159,7 @@ impl Shared {
             here: Cell::new(None),
             starts: RefCell::new(Vec::new()),
             next_request: Cell::new(1),
+            results: RefCell::new(FxHashMap::default()),
         }
     }
 

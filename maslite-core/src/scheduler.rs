@@ -362,6 +362,32 @@ impl Scheduler {
         self.add_installer(None, Installer::process(body))
     }
 
+    /// Starts a process whose body returns a value: the kernel keeps the
+    /// value when the body returns, for [`take_result`](Self::take_result)
+    /// (see [`process`](crate::process)).
+    pub fn process<F, Fut, T>(&mut self, body: F) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Any,
+    {
+        self.spawn(move |cx| crate::process::keeping(cx, body))
+    }
+
+    /// The value a process started with [`process`](Self::process)
+    /// returned: `Some` once, after it ended, if it is a `T`.
+    pub fn take_result<T: Any>(&mut self, id: AgentId) -> Option<T> {
+        let mut results = self.shared.results.borrow_mut();
+        match results.remove(&id)?.downcast::<T>() {
+            Ok(value) => Some(*value),
+            Err(other) => {
+                // Not a `T`: left for a read of the right type.
+                results.insert(id, other);
+                None
+            }
+        }
+    }
+
     /// Starts an async-fn agent with a chosen id.
     pub fn spawn_with_id<F, Fut>(&mut self, id: AgentId, body: F) -> Result<AgentId>
     where
