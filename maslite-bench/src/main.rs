@@ -42,12 +42,15 @@ enum Case {
     Churn,
     /// Sparse alarms on idle agents (time jumps/s).
     IdleAdvance,
+    /// The `bank` example: 100 000 reneging customers, one kernel, no log
+    /// (customers/s; compare.sh runs SimPy's version beside it).
+    Bank,
     /// Every case, in this order.
     All,
 }
 
 /// Every case, in the order `all` runs them.
-const CASES: [Case; 9] = [
+const CASES: [Case; 10] = [
     Case::Pingpong,
     Case::Fanout,
     Case::Xstream,
@@ -57,6 +60,7 @@ const CASES: [Case; 9] = [
     Case::Spawn,
     Case::Churn,
     Case::IdleAdvance,
+    Case::Bank,
 ];
 
 #[derive(Parser, Debug)]
@@ -223,6 +227,12 @@ fn run_case_with(
             let v = repeat(runs, warmup, || cases::idle_advance(idle, jumps));
             let params = json!({"idle_agents": idle, "jumps": jumps});
             vec![line("idle-advance", params, "jumps/s", &v, none())]
+        }
+        Case::Bank => {
+            let n = pick(100_000, 100) as u32;
+            let v = repeat(runs, warmup, || cases::bank(n));
+            let params = json!({"customers": n, "partitions": 0});
+            vec![line("bank", params, "customers/s", &v, none())]
         }
         Case::All => unreachable!("expanded by main"),
     }
