@@ -114,6 +114,7 @@ pub mod id;
 mod id_map;
 pub mod mailing_list;
 pub mod process;
+mod quad_heap;
 pub mod registry;
 pub mod resource;
 pub mod scheduler;
