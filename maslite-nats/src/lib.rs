@@ -50,10 +50,18 @@ mod codec;
 pub mod control;
 mod error;
 pub mod heartbeat;
+pub mod key;
 pub mod link;
+pub mod options;
 pub mod packet;
+pub mod rejections;
+pub mod seal;
 pub mod transport;
 
 pub use codec::Codec;
 pub use error::{Error, Result};
+pub use key::RunKey;
+pub use options::NatsOptions;
+pub use rejections::{Rejection, Rejections};
+pub use seal::Protection;
 pub use transport::NatsTransport;
