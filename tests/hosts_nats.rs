@@ -28,7 +28,7 @@ mod conveyor;
 use maslite::prelude::*;
 use maslite::runtime::transport::Placement;
 use maslite::Error;
-use maslite_nats::{Codec, NatsTransport};
+use maslite_nats::{Codec, NatsTransport, RunKey};
 use nats::Server;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
@@ -36,11 +36,19 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Runs this binary again as the example `name` with `args`.
+/// The run key of this test binary's runs (new each time it starts).
+fn key() -> RunKey {
+    static KEY: std::sync::OnceLock<RunKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| RunKey::generate().unwrap()).clone()
+}
+
+/// Runs this binary again as the example `name` with `args` (and the
+/// run's key in its environment).
 fn spawn(name: &str, args: &[&str]) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args(args)
         .env("MASLITE_EXAMPLE", name)
+        .env(maslite_nats::key::RUN_KEY_ENV, key().to_hex())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -217,6 +225,7 @@ fn host_beating(
         codec.register::<Blob>().unwrap();
         let placement = Placement::new(vec![0, 1], me)?;
         let nats = NatsTransport::new(&url, run, placement, codec)?
+            .key(key())
             .heartbeat(every, 10)
             .ready_within(Duration::from_secs(20));
         let mut rt = Runtime::builder().partitions(2).transport(nats).build()?;
@@ -291,6 +300,7 @@ fn the_server_killed_mid_run_stops_both_hosts_saying_so(mut server: Server) {
                 codec.register::<Blob>().unwrap();
                 let placement = Placement::new(vec![0, 1], me)?;
                 let nats = NatsTransport::new(&url, "rally", placement, codec)?
+                    .key(key())
                     .heartbeat(Duration::from_millis(100), 10);
                 let mut rt = Runtime::builder().partitions(2).transport(nats).build()?;
                 rt.add_with_id(0, AgentId(1), Rally)?;
@@ -321,6 +331,7 @@ fn a_host_that_never_comes_is_named_when_building(server: Server) {
     let placement = Placement::new(vec![0, 1], 0).unwrap();
     let nats = NatsTransport::new(&server.url, "alone", placement, Codec::new())
         .unwrap()
+        .key(key())
         .ready_within(Duration::from_millis(800));
     let start = Instant::now();
     let err = Runtime::builder().partitions(2).transport(nats).build().err().unwrap();
