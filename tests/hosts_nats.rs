@@ -21,6 +21,9 @@ mod nats;
 #[path = "../examples/phold.rs"]
 mod phold;
 
+#[path = "hosts_nats/adversary.rs"]
+mod adversary;
+
 #[allow(dead_code)]
 #[path = "../examples/conveyor.rs"]
 mod conveyor;
@@ -33,7 +36,8 @@ use nats::Server;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// The run key of this test binary's runs (new each time it starts).
@@ -345,6 +349,156 @@ fn a_host_that_never_comes_is_named_when_building(server: Server) {
     assert!(matches!(bad, Error::Config(_)), "{bad}");
 }
 
+/// A phold model long enough (thousands of lockstep steps across hosts)
+/// for an outsider's attacks to land in the middle of it.
+const LONG_MODEL: [&str; 8] =
+    ["--agents", "128", "--events", "3", "--remote", "0.5", "--end", "300"];
+
+/// Host `h` of 2 of phold's `model`, on run `run`.
+fn phold_host(server: &Server, model: &[&str], run: &str, h: &str) -> Child {
+    let mut args = [model, &["--partitions", "2", "--hosts", "2", "--host", h]].concat();
+    args.extend(["--nats", &server.url, "--run", run]);
+    spawn("phold", &args)
+}
+
+/// Both hosts' stderr, for the assertions and the failures' messages.
+fn said(outs: &[&Output]) -> String {
+    outs.iter().map(|o| String::from_utf8_lossy(&o.stderr)).collect::<Vec<_>>().join("\n")
+}
+
+fn an_outsider_cannot_change_the_result_nor_crash_a_host(server: Server) {
+    let one = finish(
+        spawn("phold", &[&LONG_MODEL[..], &["--partitions", "2"]].concat()),
+        Duration::from_secs(60),
+    );
+    assert!(one.status.success());
+    let stop = Arc::new(AtomicBool::new(false));
+    let attacker =
+        adversary::start(&server.url, "outsider", adversary::Attack::Forge, stop.clone());
+    let (h0, h1) = (
+        phold_host(&server, &LONG_MODEL, "outsider", "0"),
+        phold_host(&server, &LONG_MODEL, "outsider", "1"),
+    );
+    let (h0, h1) = (finish(h0, Duration::from_secs(120)), finish(h1, Duration::from_secs(120)));
+    stop.store(true, Ordering::Relaxed);
+    let done = attacker.join().unwrap();
+    let said = said(&[&h0, &h1]);
+    // Both finish, with the one-process result: nothing forged was acted
+    // on, nothing panicked.
+    assert!(h0.status.success() && h1.status.success(), "{said}");
+    let sum = hex_after(&h0, "phold: host 0", "hash").wrapping_add(hex_after(
+        &h1,
+        "phold: host 1",
+        "hash",
+    ));
+    assert_eq!(sum, hex_after(&one, "phold:", "hash"), "{said}");
+    assert_eq!(
+        number_after(&h0, "events") + number_after(&h1, "events"),
+        number_after(&one, "events")
+    );
+    // The attacks landed during the run, and were dropped and counted.
+    assert!(done.published.load(Ordering::Relaxed) > 100, "{done:?}");
+    assert!(said.contains("dropped a frame not from another host"), "{said}");
+    assert!(said.contains("dropped a forged frame"), "{said}");
+    assert!(said.contains("dropped a forged or replayed heartbeat"), "{said}");
+    // No forged abort text (with its escapes) reached a terminal.
+    assert!(!said.contains("forged abort") && !said.contains("\x1b[2J"), "{said}");
+}
+
+fn a_forged_bye_then_a_dead_host_is_still_named(server: Server) {
+    let model = ["--end", "1000000"];
+    let mut h0 = phold_host(&server, &model, "bye", "0");
+    let mut h1 = phold_host(&server, &model, "bye", "1");
+    let stderr = h0.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut said = Vec::new();
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent && line.starts_with("phold: sim") {
+                let _ = tx.send(None);
+                sent = true;
+            }
+            said.push(line);
+        }
+        let _ = tx.send(Some(said.join("\n")));
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), None, "the run started");
+    // Byes and aborts for host 1 from an outsider, then host 1 dies.
+    let stop = Arc::new(AtomicBool::new(false));
+    adversary::start(&server.url, "bye", adversary::Attack::ForgedBye, stop).join().unwrap();
+    h1.kill().unwrap();
+    let _ = h1.wait();
+    let killed = Instant::now();
+    let out = finish(h0, Duration::from_secs(30));
+    let waited = killed.elapsed();
+    let said = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("host 1 lost"), "{said}");
+    assert!(!said.contains("host 1 failed"), "a forged abort was taken: {said}");
+    // The heartbeat's limit is 2 s (250 ms x 8): named within a few.
+    assert!(waited < Duration::from_secs(15), "named after {waited:?}");
+}
+
+fn a_flood_of_partial_frames_keeps_a_hosts_memory_bounded(server: Server) {
+    let one = finish(
+        spawn("phold", &[&LONG_MODEL[..], &["--partitions", "2"]].concat()),
+        Duration::from_secs(60),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    // 3 000 frames of (almost) 1 MiB: 3 GiB, claiming to come from host 1.
+    let flood = adversary::Attack::Flood { count: 3000, size: (1 << 20) - 100 };
+    let attacker = adversary::start(&server.url, "flood", flood, stop.clone());
+    let (h0, h1) = (
+        phold_host(&server, &LONG_MODEL, "flood", "0"),
+        phold_host(&server, &LONG_MODEL, "flood", "1"),
+    );
+    // Host 0's peak memory, read from /proc while it lives.
+    let pid = h0.id();
+    let watching = Arc::new(AtomicBool::new(true));
+    let watch = {
+        let watching = watching.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while watching.load(Ordering::Relaxed) {
+                peak = adversary::peak_rss(pid).unwrap_or(0).max(peak);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        })
+    };
+    let (h0, h1) = (finish(h0, Duration::from_secs(120)), finish(h1, Duration::from_secs(120)));
+    watching.store(false, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    let peak = watch.join().unwrap();
+    let flooded = attacker.join().unwrap().published.load(Ordering::Relaxed);
+    let said = said(&[&h0, &h1]);
+    assert!(peak > 0, "host 0's memory was read");
+    eprintln!(
+        "host 0 peaked at {} MiB under a flood of {flooded} MiB; hosts: {}, {}",
+        peak >> 20,
+        h0.status,
+        h1.status
+    );
+    // (Most of the flood landed while host 0 ran.)
+    assert!(flooded >= 1000, "{flooded} frames");
+    assert!(peak < 1 << 30, "host 0 peaked at {} MiB: {said}", peak >> 20);
+    // Either the run was not disturbed, or it failed saying why.
+    if h0.status.success() && h1.status.success() {
+        let sum = hex_after(&h0, "phold: host 0", "hash").wrapping_add(hex_after(
+            &h1,
+            "phold: host 1",
+            "hash",
+        ));
+        assert_eq!(sum, hex_after(&one, "phold:", "hash"), "{said}");
+    } else {
+        assert!(
+            said.contains("slow consumer") || said.contains("lost") || said.contains("failed"),
+            "{said}"
+        );
+    }
+}
+
 fn main() -> std::process::ExitCode {
     match std::env::var("MASLITE_EXAMPLE").as_deref() {
         // The examples' own `main`s: they read this process's arguments.
@@ -363,7 +517,19 @@ fn main() -> std::process::ExitCode {
     use libtest_mimic::{Arguments, Completion, Trial};
     /// A test, given its own server.
     type Test = fn(Server);
-    let tests: [(&str, Test); 8] = [
+    let tests: [(&str, Test); 11] = [
+        (
+            "an_outsider_cannot_change_the_result_nor_crash_a_host",
+            an_outsider_cannot_change_the_result_nor_crash_a_host,
+        ),
+        (
+            "a_forged_bye_then_a_dead_host_is_still_named",
+            a_forged_bye_then_a_dead_host_is_still_named,
+        ),
+        (
+            "a_flood_of_partial_frames_keeps_a_hosts_memory_bounded",
+            a_flood_of_partial_frames_keeps_a_hosts_memory_bounded,
+        ),
         (
             "phold_on_two_processes_gives_the_hash_of_one",
             phold_on_two_processes_gives_the_hash_of_one,
