@@ -48,6 +48,7 @@
 
 mod codec;
 pub mod control;
+pub mod depth;
 mod error;
 pub mod heartbeat;
 pub mod key;
