@@ -31,7 +31,7 @@ mod conveyor;
 use maslite::prelude::*;
 use maslite::runtime::transport::Placement;
 use maslite::Error;
-use maslite_nats::{Codec, NatsTransport, RunKey};
+use maslite_nats::{Codec, NatsOptions, NatsTransport, RunKey};
 use nats::Server;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
@@ -224,14 +224,26 @@ fn host_beating(
     first: Envelope,
     every: Duration,
 ) -> std::thread::JoinHandle<Result<Vec<(AgentId, usize)>, Error>> {
+    host_with(url, run, me, first, every, |nats| nats.key(key()))
+}
+
+/// [`host_beating`], its transport set up by `secure` (a key, options).
+fn host_with(
+    url: String,
+    run: &'static str,
+    me: u16,
+    first: Envelope,
+    every: Duration,
+    secure: impl FnOnce(NatsTransport) -> NatsTransport + Send + 'static,
+) -> std::thread::JoinHandle<Result<Vec<(AgentId, usize)>, Error>> {
     std::thread::spawn(move || {
         let mut codec = Codec::new();
         codec.register::<Blob>().unwrap();
         let placement = Placement::new(vec![0, 1], me)?;
         let nats = NatsTransport::new(&url, run, placement, codec)?
-            .key(key())
             .heartbeat(every, 10)
             .ready_within(Duration::from_secs(20));
+        let nats = secure(nats);
         let mut rt = Runtime::builder().partitions(2).transport(nats).build()?;
         rt.add_with_id(0, AgentId(1), Source)?;
         rt.add_with_id(1, AgentId(2), Sink { got: Vec::new() })?;
@@ -347,6 +359,134 @@ fn a_host_that_never_comes_is_named_when_building(server: Server) {
     let placement = Placement::new(vec![0, 1], 0).unwrap();
     let bad = NatsTransport::new(&server.url, "a.b", placement, Codec::new()).unwrap_err();
     assert!(matches!(bad, Error::Config(_)), "{bad}");
+}
+
+const SECRET: &[u8] = b"a-payload-no-outsider-may-read";
+
+/// Everything published on run `run`'s subjects while `until` is unset,
+/// as an outsider subscribed to them sees it (subscribed when this
+/// returns).
+fn spy(url: &str, run: &str, until: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
+    let (url, subject) = (url.to_string(), format!("maslite.{run}.>"));
+    let (ready, is_ready) = mpsc::channel();
+    let spy = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            use futures::StreamExt;
+            let client = async_nats::connect(url.as_str()).await.unwrap();
+            let mut sub = client.subscribe(subject).await.unwrap();
+            client.flush().await.unwrap();
+            ready.send(()).unwrap();
+            let mut seen = Vec::new();
+            while !until.load(Ordering::Relaxed) {
+                if let Ok(Some(m)) =
+                    tokio::time::timeout(Duration::from_millis(20), sub.next()).await
+                {
+                    seen.push(m.payload.to_vec());
+                }
+            }
+            seen
+        })
+    });
+    is_ready.recv_timeout(Duration::from_secs(10)).expect("the spy subscribed");
+    spy
+}
+
+fn an_eavesdropper_reads_nothing_of_an_encrypted_run(server: Server) {
+    for (run, encrypted) in [("plain", false), ("hidden", true)] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let spy = spy(&server.url, run, stop.clone());
+        let secret = || Envelope::new(Blob(SECRET.repeat(10)));
+        let secure = move |nats: NatsTransport| match encrypted {
+            true => nats.key(key()).encrypted(),
+            false => nats.key(key()),
+        };
+        let every = Duration::from_millis(100);
+        let h0 = host_with(server.url.clone(), run, 0, secret(), every, secure);
+        let h1 = host_with(server.url.clone(), run, 1, secret(), every, secure);
+        assert_eq!(h0.join().unwrap().unwrap(), []);
+        assert_eq!(h1.join().unwrap().unwrap(), [(AgentId(1), SECRET.len() * 10)]);
+        stop.store(true, Ordering::Relaxed);
+        let seen = spy.join().unwrap();
+        assert!(seen.len() > 4, "the spy saw the run: {} messages", seen.len());
+        let read = seen.iter().any(|m| m.windows(SECRET.len()).any(|w| w == SECRET));
+        // Authenticated frames are readable (so the spy works); encrypted
+        // ones are not.
+        assert_eq!(read, !encrypted, "{run}");
+    }
+}
+
+fn a_run_without_a_key_is_refused_unless_insecure(server: Server) {
+    let placement = Placement::new(vec![0, 1], 0).unwrap();
+    let nats = NatsTransport::new(&server.url, "nokey", placement, Codec::new()).unwrap();
+    let start = Instant::now();
+    let err = Runtime::builder().partitions(2).transport(nats).build().err().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(1), "refused before connecting");
+    let text = err.to_string();
+    assert!(matches!(err, Error::Config(_)), "{text}");
+    assert!(text.contains("no run key") && text.contains("insecure"), "{text}");
+    // Said in so many words, it runs.
+    let blob = || Envelope::new(Blob(vec![1; 10]));
+    let every = Duration::from_millis(100);
+    let h0 = host_with(server.url.clone(), "open", 0, blob(), every, |n| n.insecure());
+    let h1 = host_with(server.url.clone(), "open", 1, blob(), every, |n| n.insecure());
+    assert_eq!(h0.join().unwrap().unwrap(), []);
+    assert_eq!(h1.join().unwrap().unwrap(), [(AgentId(1), 10)]);
+}
+
+/// A server config with a user per host, each allowed to publish only
+/// where its host speaks in run `run`, and to read only its own.
+fn locked_down(run: &str) -> String {
+    let user = |me: u16, other: u16| {
+        format!(
+            r#"{{ user: host{me}, password: "pw-{me}-s3cret",
+                 permissions: {{
+                   publish: {{ allow: ["maslite.{run}.h.{other}", "maslite.{run}.ready.{other}",
+                                       "maslite.{run}.beat.{me}", "_INBOX.>"] }},
+                   subscribe: {{ allow: ["maslite.{run}.h.{me}", "maslite.{run}.ready.{me}",
+                                         "maslite.{run}.beat.*", "_INBOX.>"] }} }} }}"#
+        )
+    };
+    format!("authorization {{ users = [ {}, {} ] }}\n", user(0, 1), user(1, 0))
+}
+
+fn a_locked_down_server_takes_its_hosts_and_refuses_wrong_credentials(_open: Server) {
+    let dir = std::env::temp_dir().join(format!("maslite-locked-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("server.conf");
+    std::fs::write(&conf, locked_down("locked")).unwrap();
+    let server = Server::start_with(&["-c", conf.to_str().unwrap()]);
+    let blob = || Envelope::new(Blob(vec![5; 100]));
+    let every = Duration::from_millis(100);
+    let as_host = |me: u16| {
+        move |n: NatsTransport| {
+            let password = format!("pw-{me}-s3cret");
+            n.key(key())
+                .options(NatsOptions::new().user_and_password(&format!("host{me}"), &password))
+        }
+    };
+    let h0 = host_with(server.url.clone(), "locked", 0, blob(), every, as_host(0));
+    let h1 = host_with(server.url.clone(), "locked", 1, blob(), every, as_host(1));
+    assert_eq!(h0.join().unwrap().unwrap(), []);
+    assert_eq!(h1.join().unwrap().unwrap(), [(AgentId(1), 100)]);
+    // Wrong credentials, as options or in the URL: refused at once (not
+    // after the 20 s readiness wait), the secret in no message.
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    let wrong = "wr0ng-passw0rd";
+    let tries: [(String, NatsOptions); 3] = [
+        (server.url.clone(), NatsOptions::new().user_and_password("host0", wrong)),
+        (format!("nats://host0:{wrong}@127.0.0.1:{port}"), NatsOptions::new()),
+        (server.url.clone(), NatsOptions::new()),
+    ];
+    for (url, options) in tries {
+        let start = Instant::now();
+        let h = host_with(url, "locked", 0, blob(), every, move |n| n.key(key()).options(options));
+        let err = h.join().unwrap().unwrap_err().to_string();
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}: {err}", start.elapsed());
+        assert!(err.contains("refused"), "{err}");
+        assert!(!err.contains(wrong) && !err.contains("s3cret"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A phold model long enough (thousands of lockstep steps across hosts)
@@ -517,7 +657,19 @@ fn main() -> std::process::ExitCode {
     use libtest_mimic::{Arguments, Completion, Trial};
     /// A test, given its own server.
     type Test = fn(Server);
-    let tests: [(&str, Test); 11] = [
+    let tests: [(&str, Test); 14] = [
+        (
+            "an_eavesdropper_reads_nothing_of_an_encrypted_run",
+            an_eavesdropper_reads_nothing_of_an_encrypted_run,
+        ),
+        (
+            "a_run_without_a_key_is_refused_unless_insecure",
+            a_run_without_a_key_is_refused_unless_insecure,
+        ),
+        (
+            "a_locked_down_server_takes_its_hosts_and_refuses_wrong_credentials",
+            a_locked_down_server_takes_its_hosts_and_refuses_wrong_credentials,
+        ),
         (
             "an_outsider_cannot_change_the_result_nor_crash_a_host",
             an_outsider_cannot_change_the_result_nor_crash_a_host,
