@@ -489,6 +489,73 @@ fn a_locked_down_server_takes_its_hosts_and_refuses_wrong_credentials(_open: Ser
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A CA, a server certificate for 127.0.0.1 and a client certificate it
+/// signed, as PEM files in `dir`: (ca, server cert, server key, client
+/// cert, client key).
+fn certificates(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "maslite test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let signed = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert =
+            CertificateParams::new(names).unwrap().signed_by(&key, &ca_cert, &ca_key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server, server_key) = signed(vec!["127.0.0.1".into(), "localhost".into()]);
+    let (client, client_key) = signed(vec!["host".into()]);
+    let files = [
+        ("ca.pem", ca_cert.pem()),
+        ("server.pem", server),
+        ("server-key.pem", server_key),
+        ("client.pem", client),
+        ("client-key.pem", client_key),
+    ];
+    files.map(|(name, pem)| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    })
+}
+
+fn mutual_tls_runs_the_hosts_and_refuses_a_host_without_a_certificate(_open: Server) {
+    let dir = std::env::temp_dir().join(format!("maslite-mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let [ca, cert, key_file, client, client_key] = certificates(&dir);
+    let conf = dir.join("server.conf");
+    let tls = format!(
+        "tls {{ cert_file: {cert:?}, key_file: {key_file:?}, ca_file: {ca:?}, verify: true, timeout: 5 }}\n"
+    );
+    std::fs::write(&conf, tls).unwrap();
+    let server = Server::start_with(&["-c", conf.to_str().unwrap()]);
+    let blob = || Envelope::new(Blob(vec![9; 100]));
+    let every = Duration::from_millis(100);
+    let options = NatsOptions::new().ca(&ca).client_certificate(&client, &client_key);
+    let (o0, o1) = (options.clone(), options);
+    let h0 = host_with(server.url.clone(), "mtls", 0, blob(), every, |n| n.key(key()).options(o0));
+    let h1 = host_with(server.url.clone(), "mtls", 1, blob(), every, |n| n.key(key()).options(o1));
+    assert_eq!(h0.join().unwrap().unwrap(), []);
+    assert_eq!(h1.join().unwrap().unwrap(), [(AgentId(1), 100)]);
+    // Without trusting the server's CA, or without a client certificate
+    // (the server hangs up after the handshake): as the server may be
+    // starting, tried until the readiness deadline (2 s here), then the
+    // error says TLS.
+    for options in [NatsOptions::new().require_tls(), NatsOptions::new().ca(&ca)] {
+        let start = Instant::now();
+        let secure = move |n: NatsTransport| {
+            n.key(key()).options(options).ready_within(Duration::from_secs(2))
+        };
+        let h = host_with(server.url.clone(), "mtls", 0, blob(), every, secure);
+        let err = h.join().unwrap().unwrap_err().to_string();
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}: {err}", start.elapsed());
+        assert!(err.contains("over TLS"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A phold model long enough (thousands of lockstep steps across hosts)
 /// for an outsider's attacks to land in the middle of it.
 const LONG_MODEL: [&str; 8] =
@@ -657,7 +724,11 @@ fn main() -> std::process::ExitCode {
     use libtest_mimic::{Arguments, Completion, Trial};
     /// A test, given its own server.
     type Test = fn(Server);
-    let tests: [(&str, Test); 14] = [
+    let tests: [(&str, Test); 15] = [
+        (
+            "mutual_tls_runs_the_hosts_and_refuses_a_host_without_a_certificate",
+            mutual_tls_runs_the_hosts_and_refuses_a_host_without_a_certificate,
+        ),
         (
             "an_eavesdropper_reads_nothing_of_an_encrypted_run",
             an_eavesdropper_reads_nothing_of_an_encrypted_run,

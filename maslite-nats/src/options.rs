@@ -173,6 +173,13 @@ impl NatsOptions {
                     "TLS with the server at {url} failed (its certificate, the CA, or this host's \
                      certificate)"
                 )),
+                // A server that refuses a client certificate closes the
+                // connection after the handshake: that looks like I/O.
+                K::Io if self.tls || options.tls => Error::Nats(format!(
+                    "cannot connect to {url} over TLS: {} (does the server accept this host's \
+                     certificate?)",
+                    e.kind()
+                )),
                 _ => Error::Nats(format!("cannot connect to {url}: {}", e.kind())),
             }
         })
