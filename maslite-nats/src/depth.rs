@@ -5,7 +5,7 @@
 //! (`enum Tree { Leaf, Node(Vec<Tree>) }`) sent 50 000 levels deep, a few
 //! bytes per level, overflows the decoding thread's stack, and a stack
 //! overflow aborts the whole process. So every payload is decoded through
-//! [`Bounded`], a deserializer that wraps postcard's and counts the levels
+//! a deserializer (`Bounded`) that wraps postcard's and counts the levels
 //! (each option, newtype, sequence, tuple, struct, map and enum is one):
 //! past [`MAX_DEPTH`] the decode fails with an error instead, and the frame
 //! that brought it fails the run, naming the link (it came from a host
