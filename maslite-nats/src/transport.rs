@@ -203,7 +203,11 @@ impl NatsTransport {
 
     /// Room for this many frames waiting on this host's subscription
     /// (default 65 536); beyond, NATS drops them and the run fails as a
-    /// slow consumer.
+    /// slow consumer. Frames wait there before they are checked: up to
+    /// `frames ×` the server's `max_payload` bytes, if something floods
+    /// this host's subject faster than it checks them (a server whose
+    /// permissions let only the run's hosts publish there prevents that;
+    /// see the README's "Several hosts").
     pub fn capacity(mut self, frames: usize) -> NatsTransport {
         self.capacity = frames;
         self
