@@ -556,6 +556,63 @@ fn mutual_tls_runs_the_hosts_and_refuses_a_host_without_a_certificate(_open: Ser
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A run key's holder that misbehaves: it asks host 1 for its session (as
+/// a host would), then says bye on host 1's heartbeats, validly sealed,
+/// while host 1 runs on. Host 0 takes the bye only with host 1's bye frame,
+/// which never comes: both hosts fail within the heartbeat limit, named,
+/// rather than host 0 waiting on a host it stopped watching.
+fn a_bye_without_the_hosts_last_frames_fails_the_run_in_bounded_time(server: Server) {
+    let (tx, rx) = mpsc::channel();
+    for me in 0..2u16 {
+        let (url, tx) = (server.url.clone(), tx.clone());
+        std::thread::spawn(move || {
+            let run = || -> Result<maslite::runtime::RuntimeReport, Error> {
+                let mut codec = Codec::new();
+                codec.register::<Blob>().unwrap();
+                let placement = Placement::new(vec![0, 1], me)?;
+                let nats = NatsTransport::new(&url, "insider", placement, codec)?
+                    .key(key())
+                    .heartbeat(Duration::from_millis(100), 10);
+                let mut rt = Runtime::builder().partitions(2).transport(nats).build()?;
+                rt.add_with_id(0, AgentId(1), Rally)?;
+                rt.add_with_id(1, AgentId(2), Rally)?;
+                rt.send(Envelope::new(Blob(vec![1])).to(AgentId(1)));
+                let _ = tx.send(None);
+                rt.run_with(RunOptions::new().seconds(1e9))
+            };
+            let _ = tx.send(Some(run()));
+        });
+    }
+    for _ in 0..2 {
+        assert!(rx.recv_timeout(Duration::from_secs(30)).unwrap().is_none());
+    }
+    // The insider: host 1's session from its readiness answer, then a bye.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use maslite_nats::seal::{Beat, Protection, RunSeal};
+        let seal = RunSeal::new(&key(), Protection::Authenticated, "insider", 0, 2).unwrap();
+        let client = async_nats::connect(server.url.as_str()).await.unwrap();
+        let answer = client.request("maslite.insider.ready.1", seal.ask()).await.unwrap();
+        assert!(seal.take_answer(1, &answer.payload), "host 1 answered");
+        let bye = seal.beats_of(1).unwrap().seal(Beat::Bye, u64::MAX / 2);
+        client.publish("maslite.insider.beat.1", bye).await.unwrap();
+        client.flush().await.unwrap();
+    });
+    let said = Instant::now();
+    let mut errors = Vec::new();
+    for _ in 0..2 {
+        let end = rx.recv_timeout(Duration::from_secs(20)).expect("the host stopped in time");
+        errors.push(end.unwrap().unwrap_err().to_string());
+    }
+    // The heartbeat's limit is 1 s (100 ms x 10).
+    assert!(said.elapsed() < Duration::from_secs(10), "{:?}", said.elapsed());
+    let all = errors.join("\n");
+    assert!(
+        all.contains("host 1 said bye on its heartbeats, but its last frames did not follow"),
+        "{all}"
+    );
+}
+
 /// A phold model long enough (thousands of lockstep steps across hosts)
 /// for an outsider's attacks to land in the middle of it.
 const LONG_MODEL: [&str; 8] =
@@ -724,7 +781,11 @@ fn main() -> std::process::ExitCode {
     use libtest_mimic::{Arguments, Completion, Trial};
     /// A test, given its own server.
     type Test = fn(Server);
-    let tests: [(&str, Test); 15] = [
+    let tests: [(&str, Test); 16] = [
+        (
+            "a_bye_without_the_hosts_last_frames_fails_the_run_in_bounded_time",
+            a_bye_without_the_hosts_last_frames_fails_the_run_in_bounded_time,
+        ),
         (
             "mutual_tls_runs_the_hosts_and_refuses_a_host_without_a_certificate",
             mutual_tls_runs_the_hosts_and_refuses_a_host_without_a_certificate,
