@@ -197,7 +197,7 @@ pub struct Stats {
 }
 
 /// What one `run` did.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunReport {
     /// Why it stopped.
     pub reason: StopReason,
@@ -211,6 +211,13 @@ pub struct RunReport {
     pub stats: Stats,
     /// Alarms cleared at the end (see [`RunOptions::clear_alarms_at_end`]).
     pub alarms_cleared: usize,
+    /// Agents suspended, when the run stopped, on something the kernel does
+    /// not drive (tokio I/O, a channel, a tokio timer with no kernel wait
+    /// beside it): they resume only when that comes. In a simulated run
+    /// this is usually a mistake (tokio's timers follow the wall clock,
+    /// never the simulated one: use `cx.sleep` or `cx.recv_timeout`); a
+    /// `tracing` warning names them too.
+    pub waiting_outside: Vec<AgentId>,
 }
 
 /// The kernel's side of an agent (its mail and flags are in the registry).
@@ -226,6 +233,10 @@ struct Slot {
     phase: Phase,
     /// Pending on something outside the kernel.
     busy: bool,
+    /// Its last poll left its waker with a future outside the kernel (a
+    /// tokio timer beside a kernel wait, say): listed in
+    /// `RunReport::waiting_outside` if the run stops so.
+    kept_waker: bool,
     /// Being removed: teardown is due.
     removing: bool,
     /// What the kernel asked (`signal::UPDATE_DUE`, `FORCE_UPDATE`) while an
@@ -282,6 +293,8 @@ pub struct Scheduler {
     mail: Vec<Envelope>,
     recipients: Vec<AgentId>,
     busy: usize,
+    /// Agents whose last poll left their waker outside the kernel.
+    kept_wakers: usize,
     /// Numbers the deliveries to subscribers (see `AgentRecord::copied`).
     copies: u64,
     site: PollSite,
@@ -312,8 +325,13 @@ impl Scheduler {
             mail: Vec::new(),
             recipients: Vec::new(),
             busy: 0,
+            kept_wakers: 0,
             copies: 0,
-            site: PollSite { index: 0, queue: Arc::new(WakeQueue::default()) },
+            site: PollSite {
+                index: 0,
+                queue: Arc::new(WakeQueue::default()),
+                kept: std::sync::atomic::AtomicBool::new(false),
+            },
             stats: Stats::default(),
             failure: None,
             next_key: None,
@@ -353,6 +371,32 @@ impl Scheduler {
         Fut: Future<Output = ()> + 'static,
     {
         self.add_installer(None, Installer::process(body))
+    }
+
+    /// Starts a process whose body returns a value: the kernel keeps the
+    /// value when the body returns, for [`take_result`](Self::take_result)
+    /// (see [`process`](crate::process)).
+    pub fn process<F, Fut, T>(&mut self, body: F) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Any,
+    {
+        self.spawn(move |cx| crate::process::keeping(cx, body))
+    }
+
+    /// The value a process started with [`process`](Self::process)
+    /// returned: `Some` once, after it ended, if it is a `T`.
+    pub fn take_result<T: Any>(&mut self, id: AgentId) -> Option<T> {
+        let mut results = self.shared.results.borrow_mut();
+        match results.remove(&id)?.downcast::<T>() {
+            Ok(value) => Some(*value),
+            Err(other) => {
+                // Not a `T`: left for a read of the right type.
+                results.insert(id, other);
+                None
+            }
+        }
     }
 
     /// Starts an async-fn agent with a chosen id.
@@ -449,6 +493,7 @@ impl Scheduler {
             agent,
             phase,
             busy: false,
+            kept_waker: false,
             removing: false,
             owed: 0,
             at_rest: false,
@@ -514,6 +559,9 @@ impl Scheduler {
                 slot.busy = false;
                 self.busy -= 1;
             }
+            if std::mem::take(&mut slot.kept_waker) {
+                self.kept_wakers -= 1;
+            }
             let _ = catch_unwind(AssertUnwindSafe(move || drop(cancelled)));
             let cx = Cx { shared: self.shared.clone(), index, id };
             slot.future = Some(agent.teardown(cx));
@@ -551,6 +599,9 @@ impl Scheduler {
         self.shared.forget_foreign(index);
         if slot.busy {
             self.busy -= 1;
+        }
+        if slot.kept_waker {
+            self.kept_wakers -= 1;
         }
         if !left.is_empty() {
             self.stats.dead_letters += left.len() as u64;
@@ -635,6 +686,27 @@ impl Scheduler {
             owner.downcast::<std::cell::RefCell<A>>().map_err(|_| Error::NotInspectable(id))?;
         // Still shared if its teardown waits on something outside the kernel.
         Rc::try_unwrap(cell).map(std::cell::RefCell::into_inner).map_err(|_| Error::AgentBusy(id))
+    }
+
+    /// The agents suspended on something the kernel does not drive (tokio
+    /// I/O, a channel, a tokio timer — alone or beside a kernel wait, as in
+    /// `tokio::time::timeout(d, cx.recv())`), in id order.
+    pub fn waiting_outside(&self) -> Vec<AgentId> {
+        if self.busy == 0 && self.kept_wakers == 0 {
+            return Vec::new();
+        }
+        let reg = self.shared.reg.borrow();
+        let mut ids: Vec<AgentId> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.as_ref().is_some_and(|s| s.future.is_some() && (s.busy || s.kept_waker))
+            })
+            .map(|(i, _)| reg.agents[i].id)
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Lends out an agent's struct for inspection between runs.
@@ -814,6 +886,7 @@ impl Scheduler {
                 wall: wall.elapsed(),
                 stats: Stats::default(),
                 alarms_cleared: 0,
+                waiting_outside: Vec::new(),
             });
         }
         self.shared.paused.set(false);
@@ -870,6 +943,16 @@ impl Scheduler {
         }
         self.between_runs();
         let reason = outcome?;
+        let waiting_outside = self.waiting_outside();
+        if !waiting_outside.is_empty() && self.clock.is_simulated() {
+            tracing::warn!(
+                agents = ?waiting_outside,
+                ?reason,
+                "the run stopped with agents suspended on something the kernel does not drive \
+                 (tokio I/O, a channel, a tokio timer: tokio's timers follow the wall clock; \
+                 in simulated time use cx.sleep or cx.recv_timeout)"
+            );
+        }
         Ok(RunReport {
             reason,
             start_time,
@@ -877,6 +960,7 @@ impl Scheduler {
             wall: wall.elapsed(),
             stats: self.stats_since(before),
             alarms_cleared,
+            waiting_outside,
         })
     }
 
@@ -1238,6 +1322,7 @@ impl Scheduler {
         shared.waits.set(0);
         shared.epoch.set(shared.epoch.get() + 1);
         self.site.index = index;
+        self.site.kept.store(false, std::sync::atomic::Ordering::Relaxed);
         let waker = self.site.waker();
         let mut cx = Context::from_waker(&waker);
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
@@ -1251,7 +1336,19 @@ impl Scheduler {
                 slot.at_rest = bits & signal::AT_REST != 0;
                 // Waits held inside a combinator count even when it did not
                 // poll them this time.
-                let busy = shared.waits.get() == 0 && !shared.has_foreign(index);
+                let foreign = shared.has_foreign(index);
+                let busy = shared.waits.get() == 0 && !foreign;
+                // (A combinator that keeps the waker for the kernel's own
+                // futures inside it has them note theirs: `foreign`.)
+                let kept = !foreign && self.site.kept.load(std::sync::atomic::Ordering::Relaxed);
+                if kept != slot.kept_waker {
+                    slot.kept_waker = kept;
+                    if kept {
+                        self.kept_wakers += 1;
+                    } else {
+                        self.kept_wakers -= 1;
+                    }
+                }
                 if busy != slot.busy {
                     slot.busy = busy;
                     if busy {
@@ -1281,6 +1378,9 @@ impl Scheduler {
         if slot.busy {
             slot.busy = false;
             self.busy -= 1;
+        }
+        if std::mem::take(&mut slot.kept_waker) {
+            self.kept_wakers -= 1;
         }
         let removing = slot.removing;
         let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
