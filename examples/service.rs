@@ -153,7 +153,7 @@ impl Book {
 
 impl Agent for Book {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(mut env) = cx.receive() {
+        while let Some(mut env) = cx.try_recv() {
             let Ok(order) = env.payload::<Order>() else { continue };
             let ack = self.submit(order);
             env.reply().expect("orders come from the endpoint");
