@@ -13,6 +13,10 @@ pub mod phold;
 #[path = "../../examples/conveyor.rs"]
 pub mod conveyor;
 
+#[allow(dead_code)] // the example's `main` and its tests' hooks
+#[path = "../../examples/service/main.rs"]
+pub mod service;
+
 #[derive(Clone)]
 struct Ball;
 
@@ -244,4 +248,65 @@ pub fn idle_advance(idle: usize, jumps: u64) -> f64 {
     let wall = start.elapsed().as_secs_f64();
     assert_eq!(report.end_time, jumps as f64);
     jumps as f64 / wall
+}
+
+/// The server a `service` run loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// The `service` example: orders through the inlet to book agents on 2
+    /// partitions, answers back through an endpoint.
+    Maslite,
+    /// The same books behind a bare axum handler ([`crate::bare`]).
+    BareAxum,
+}
+
+/// Starts `server` on a port of its own (a tokio runtime of 2 workers),
+/// drives `load` at it from another runtime of 2 workers, and stops it:
+/// what the load generator measured. Every order is answered 200.
+pub fn service(server: Server, load: crate::load::Load) -> crate::load::Measured {
+    let runtime = |name: &str| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    };
+    let (servers, clients) = (runtime("server"), runtime("load"));
+    let symbols = ["ACME", "GLOBEX", "INITECH"];
+    let listener =
+        servers.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("a free port");
+    let addr = listener.local_addr().expect("bound");
+    let measured = match server {
+        Server::Maslite => {
+            let options =
+                service::Options { drain: Some(std::time::Duration::ZERO), ..Default::default() };
+            let running = servers
+                .block_on(service::start(listener, &symbols, options))
+                .expect("the service starts");
+            let measured = clients.block_on(crate::load::drive(addr, load));
+            running.stop.cancel();
+            let stopped = servers.block_on(running.done).expect("joined").expect("stops");
+            assert_eq!(stopped.answers.sent, load.requests);
+            measured
+        }
+        Server::BareAxum => {
+            let stop = maslite::runtime::CancellationToken::new();
+            let router = crate::bare::router(&symbols);
+            let open = service::graceful::OpenConnections::default();
+            let http = servers.spawn(service::graceful::serve(
+                listener,
+                router,
+                stop.clone(),
+                stop.clone(),
+                open,
+            ));
+            let measured = clients.block_on(crate::load::drive(addr, load));
+            stop.cancel();
+            servers.block_on(http).expect("the server stops");
+            measured
+        }
+    };
+    assert_eq!(measured.not_ok, 0, "{server:?}: every order answered 200");
+    measured
 }

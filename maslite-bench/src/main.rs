@@ -12,12 +12,14 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod bare;
 mod cases;
+mod load;
 mod measure;
 mod plot;
 
 use clap::{Parser, ValueEnum};
-use measure::{line, peak_rss_bytes, repeat};
+use measure::{line, median, peak_rss_bytes, repeat, rss_bytes};
 use serde_json::{json, Map, Value};
 
 /// The cases.
@@ -42,12 +44,15 @@ enum Case {
     Churn,
     /// Sparse alarms on idle agents (time jumps/s).
     IdleAdvance,
+    /// The HTTP `service` example under load at 32 and 256 connections,
+    /// beside a bare axum handler, runs interleaved (requests/s, latency).
+    Service,
     /// Every case, in this order.
     All,
 }
 
 /// Every case, in the order `all` runs them.
-const CASES: [Case; 9] = [
+const CASES: [Case; 10] = [
     Case::Pingpong,
     Case::Fanout,
     Case::Xstream,
@@ -57,6 +62,7 @@ const CASES: [Case; 9] = [
     Case::Spawn,
     Case::Churn,
     Case::IdleAdvance,
+    Case::Service,
 ];
 
 #[derive(Parser, Debug)]
@@ -224,8 +230,65 @@ fn run_case_with(
             let params = json!({"idle_agents": idle, "jumps": jumps});
             vec![line("idle-advance", params, "jumps/s", &v, none())]
         }
+        Case::Service => {
+            let mut out = Vec::new();
+            for (connections, requests) in [(32, 20_000), (256, 50_000)] {
+                let load = if smoke {
+                    load::Load { connections: connections / 16, requests: 200 }
+                } else {
+                    load::Load { connections, requests }
+                };
+                out.extend(service_lines(load, runs, warmup));
+            }
+            out
+        }
         Case::All => unreachable!("expanded by main"),
     }
+}
+
+/// The `service` case at one load: the service and the bare handler in
+/// turns (which goes first alternates), a line for each; the service's
+/// line adds the median of its per-turn ratios to the bare handler.
+fn service_lines(load: load::Load, runs: usize, warmup: usize) -> Vec<String> {
+    use cases::Server;
+    let mut measured: [Vec<load::Measured>; 2] = [Vec::new(), Vec::new()];
+    for turn in 0..warmup + runs.max(1) {
+        let order = if turn % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let server = [Server::BareAxum, Server::Maslite][i];
+            let m = cases::service(server, load);
+            if turn >= warmup {
+                measured[i].push(m);
+            }
+        }
+    }
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let ratios: Vec<f64> = measured[1]
+        .iter()
+        .zip(&measured[0])
+        .map(|(ours, bare)| ours.requests_per_second / bare.requests_per_second)
+        .collect();
+    let mut lines = Vec::new();
+    for (i, name) in ["bare-axum", "maslite"].into_iter().enumerate() {
+        let runs = &measured[i];
+        let rps: Vec<f64> = runs.iter().map(|m| m.requests_per_second).collect();
+        let mut extra = Map::new();
+        let latency = |f: fn(&load::Measured) -> std::time::Duration| {
+            median(&runs.iter().map(|m| ms(f(m))).collect::<Vec<_>>())
+        };
+        extra.insert("p50_ms".into(), json!(latency(|m| m.p50)));
+        extra.insert("p99_ms".into(), json!(latency(|m| m.p99)));
+        extra.insert("max_ms".into(), json!(latency(|m| m.max)));
+        if name == "maslite" {
+            extra.insert("ratio_to_bare".into(), json!(median(&ratios)));
+            extra.insert("rss_bytes".into(), json!(rss_bytes()));
+        }
+        let params = json!({
+            "server": name, "connections": load.connections, "requests": load.requests,
+        });
+        lines.push(line("service", params, "requests/s", &rps, extra));
+    }
+    lines
 }
 
 #[cfg(test)]

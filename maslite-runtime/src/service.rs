@@ -3,7 +3,7 @@
 //! [`Runtime::serve`] hands the runtime to a task of the application's
 //! tokio runtime and returns a [`Service`]: the application sends messages
 //! in from any task ([`Inlet::send`], bounded: a flood waits instead of
-//! growing memory), reads what agents address to its endpoints (each an
+//! growing memory; [`Inlet::send_timeout`] gives up after a deadline), reads what agents address to its endpoints (each an
 //! [`Outbound`](crate::Outbound) stream from
 //! [`Runtime::endpoint`]), reads live [`ServiceStats`], and stops it
 //! gracefully ([`Service::shutdown`]) or at once (its
@@ -188,6 +188,22 @@ impl Inlet {
     pub async fn send(&self, envelope: Envelope) -> Result<()> {
         let tx = self.channel(&envelope)?;
         tx.send(envelope).await.map_err(|_| Error::Stopped)?;
+        self.shared.accepted.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends a message, waiting at most `timeout` for room: [`Error::Full`]
+    /// if none came in time (the message was not sent), [`Error::Stopped`]
+    /// once the service is stopping or stopped. What a request handler
+    /// calls under overload: a request that waits too long is refused
+    /// (say a 503) instead of hanging, and the messages waiting for room
+    /// stay bounded by the inlet's capacity.
+    pub async fn send_timeout(&self, envelope: Envelope, timeout: Duration) -> Result<()> {
+        let tx = self.channel(&envelope)?;
+        tx.send_timeout(envelope, timeout).await.map_err(|e| match e {
+            mpsc::error::SendTimeoutError::Timeout(_) => Error::Full,
+            mpsc::error::SendTimeoutError::Closed(_) => Error::Stopped,
+        })?;
         self.shared.accepted.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
