@@ -116,11 +116,22 @@ pub struct Book {
     /// Price → resting (order, qty), oldest first.
     bids: BTreeMap<u64, VecDeque<(u64, u64)>>,
     asks: BTreeMap<u64, VecDeque<(u64, u64)>>,
+    /// Time each order takes on top of matching it (see [`Book::slowed`]).
+    work: Duration,
 }
 
 impl Book {
     pub fn new(symbol: &str) -> Book {
-        Book { symbol: symbol.into(), next: 0, bids: BTreeMap::new(), asks: BTreeMap::new() }
+        let (bids, asks) = (BTreeMap::new(), BTreeMap::new());
+        Book { symbol: symbol.into(), next: 0, bids, asks, work: Duration::ZERO }
+    }
+
+    /// A book slowed on purpose: each order also takes `work` of its
+    /// partition's thread, a stand-in for a book that falls behind (the
+    /// overload test: requests pile up at the inlet).
+    pub fn slowed(mut self, work: Duration) -> Book {
+        self.work = work;
+        self
     }
 
     /// Trades an order against the book and rests what is left of it
@@ -172,6 +183,9 @@ impl Agent for Book {
     async fn update(&mut self, cx: &Cx) {
         while let Some(mut env) = cx.receive() {
             let Ok(order) = env.payload::<Order>() else { continue };
+            if !self.work.is_zero() {
+                std::thread::sleep(self.work); // the partition's own thread
+            }
             let ack =
                 Ack { request: order.request, ..self.submit(order.side, order.price, order.qty) };
             env.reply().expect("orders come from the endpoint");
@@ -314,6 +328,9 @@ pub struct Options {
     /// with `Connection: close`) before it closes; `None`: until
     /// [`Running::close_http`] is cancelled.
     pub drain: Option<Duration>,
+    /// Extra time each order takes in its book ([`Book::slowed`]; zero:
+    /// none).
+    pub book_work: Duration,
 }
 
 impl Default for Options {
@@ -323,6 +340,7 @@ impl Default for Options {
             admission: Duration::from_secs(2),
             capacity: 1024,
             drain: Some(Duration::from_secs(1)),
+            book_work: Duration::ZERO,
         }
     }
 }
@@ -367,7 +385,7 @@ pub async fn start(
     let answers = rt.endpoint(0, ANSWERS)?;
     let mut books = HashMap::new();
     for (i, symbol) in symbols.iter().enumerate() {
-        let id = rt.add(i % partitions, Book::new(symbol))?;
+        let id = rt.add(i % partitions, Book::new(symbol).slowed(options.book_work))?;
         books.insert(symbol.to_string(), id);
     }
     let service = rt.serve(ServeOptions::new().capacity(options.capacity))?;

@@ -191,6 +191,7 @@ async fn after_the_agents_stop_new_orders_get_a_503() {
     let r = client.post(format!("{base}/orders")).json(&order("ACME", "buy", 1, 1)).send().await;
     let r = r.unwrap();
     assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["connection"], "close", "the server drains");
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"], "the service is stopping");
     running.close_http.cancel();
@@ -290,4 +291,59 @@ async fn a_stop_under_load_answers_every_request_and_closes_only_after_answers()
     assert_eq!(report.reason, StopReason::Idle);
     assert_eq!(report.dead_letters(), 0);
     assert_eq!(report.pending(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_service_refuses_what_waits_too_long_and_answers_the_rest() {
+    // One slow book (2 ms an order), room for 4 orders in the inlet, 100
+    // ms to get in: 200 orders at once cannot all get in in time.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = service::Options {
+        capacity: 4,
+        admission: Duration::from_millis(100),
+        book_work: Duration::from_millis(2),
+        drain: Some(Duration::ZERO),
+        ..service::Options::default()
+    };
+    let running = service::start(listener, &["ACME"], options).await.unwrap();
+    let base = format!("http://{}", running.addr);
+    let client = reqwest::Client::new();
+    let n = 200u64;
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let side = if i.is_multiple_of(2) { "buy" } else { "sell" };
+            let post = client.post(format!("{base}/orders")).json(&order("ACME", side, 100, 1));
+            tokio::spawn(async move {
+                let sent = std::time::Instant::now();
+                let r = post.send().await.expect("every request is answered");
+                let status = r.status().as_u16();
+                let v: serde_json::Value = r.json().await.unwrap();
+                (status, v, sent.elapsed())
+            })
+        })
+        .collect();
+    let (mut ok, mut busy) = (Vec::new(), 0u64);
+    for t in tasks {
+        let (status, v, waited) = t.await.unwrap();
+        match status {
+            200 => ok.push(serde_json::from_value::<Ack>(v).unwrap().order),
+            503 => {
+                assert_eq!(v["error"], "busy: no room for the order in 100 ms");
+                assert!(waited >= Duration::from_millis(100), "refused after the deadline");
+                busy += 1;
+            }
+            s => panic!("status {s}: {v}"),
+        }
+    }
+    assert!(busy > 0, "200 orders at 2 ms each cannot all get in within 100 ms");
+    assert!(!ok.is_empty(), "the first ones get in at once");
+    assert_eq!(ok.len() as u64 + busy, n);
+    running.stop.cancel();
+    let stopped = running.done.await.unwrap().unwrap();
+    // Refused orders were never taken in: the book answered exactly the
+    // 200s, numbered 1..=n without a gap.
+    assert_eq!(stopped.answers.sent, ok.len() as u64);
+    ok.sort_unstable();
+    assert_eq!(ok, (1..=ok.len() as u64).collect::<Vec<_>>());
+    println!("answered {}, busy {busy}", ok.len());
 }
