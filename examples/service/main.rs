@@ -12,9 +12,13 @@
 //!
 //! The runtime runs in the background ([`Runtime::serve`]). Each request is
 //! sent in through the service's bounded inlet, so a flood of requests
-//! waits instead of growing memory. The books reply to an endpoint; a
-//! dispatcher task reads the endpoint's stream and hands each answer to the
-//! request waiting for it.
+//! waits instead of growing memory. The books reply to an answerer, an
+//! agent on their own partition that hands each answer to the request
+//! waiting for it (a oneshot channel): the answer crosses no partition and
+//! waits for no task on its way out. (An endpoint's stream read by a
+//! dispatcher task, as in the README, works too; under load it costs a
+//! hop more per request, and one more again for books whose answers cross
+//! to the endpoint's partition.)
 //!
 //! A bad request gets a 400 that says what is wrong; an unknown symbol, a
 //! 404. An order that finds no room in the inlet within a deadline
@@ -45,11 +49,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
-use futures::StreamExt;
 use graceful::OpenConnections;
 use maslite::prelude::*;
 use maslite::runtime::CancellationToken;
-use maslite::runtime::{Inlet, Outbound, RuntimeReport, ServeOptions, Service};
+use maslite::runtime::{Inlet, RuntimeReport, ServeOptions, Service};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,7 +83,7 @@ pub struct OrderRequest {
 /// An order, as a message to a book.
 #[derive(Clone, Debug)]
 struct Order {
-    /// The request it answers (the dispatcher's key).
+    /// The request it answers (the answerer's key).
     request: u64,
     side: Side,
     price: u64,
@@ -188,14 +191,45 @@ impl Agent for Book {
             }
             let ack =
                 Ack { request: order.request, ..self.submit(order.side, order.price, order.qty) };
-            env.reply().expect("orders come from the endpoint");
+            env.reply().expect("orders come from an answerer");
             cx.send(Envelope::new(ack).to(env.receiver().expect("replied")));
         }
     }
 }
 
-/// The endpoint the books answer to.
-const ANSWERS: AgentId = AgentId(1);
+/// Hands each answer from the books to the request waiting for it, on the
+/// partition's own thread: one per partition, beside its books, so that an
+/// answer crosses no partition and waits for no task on its way out.
+struct Answerer {
+    waiting: Waiting,
+    counts: Arc<AnswerCounts>,
+}
+
+/// What the answerers counted (see [`Answers`]).
+#[derive(Debug, Default)]
+struct AnswerCounts {
+    sent: AtomicU64,
+    unclaimed: AtomicU64,
+}
+
+impl Agent for Answerer {
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(env) = cx.receive() {
+            let Ok(ack) = env.into_payload::<Ack>() else { continue };
+            self.counts.sent.fetch_add(1, Ordering::Relaxed);
+            let tx = self.waiting.lock().unwrap().remove(&ack.request);
+            // (A oneshot's send does not block: it wakes the request.)
+            if tx.is_none_or(|tx| tx.send(ack).is_err()) {
+                self.counts.unclaimed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The answerer of partition `p`.
+fn answerer(p: usize) -> AgentId {
+    AgentId(1 + p as u64)
+}
 
 /// Requests waiting for their answer, by request number.
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Ack>>>>;
@@ -204,7 +238,8 @@ type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Ack>>>>;
 #[derive(Clone)]
 pub struct App {
     inlet: Inlet,
-    books: Arc<HashMap<String, AgentId>>,
+    /// Each symbol's book, and the answerer on its partition.
+    books: Arc<HashMap<String, (AgentId, AgentId)>>,
     waiting: Waiting,
     next: Arc<AtomicU64>,
     /// Requests that reached a handler.
@@ -234,7 +269,7 @@ async fn post_order(State(app): State<App>, body: axum::body::Bytes) -> Response
     if req.qty == 0 || req.price == 0 {
         return error(StatusCode::BAD_REQUEST, "invalid order: price and qty must be > 0");
     }
-    let Some(&book) = app.books.get(&req.symbol) else {
+    let Some(&(book, answers)) = app.books.get(&req.symbol) else {
         return error(StatusCode::NOT_FOUND, format!("unknown symbol {:?}", req.symbol));
     };
     let request = app.next.fetch_add(1, Ordering::Relaxed);
@@ -242,7 +277,7 @@ async fn post_order(State(app): State<App>, body: axum::body::Bytes) -> Response
     // Registered before it is sent: the answer cannot come first.
     app.waiting.lock().unwrap().insert(request, tx);
     let order = Order { request, side: req.side, price: req.price, qty: req.qty };
-    let envelope = Envelope::new(order).from(ANSWERS).to(book);
+    let envelope = Envelope::new(order).from(answers).to(book);
     if let Err(e) = app.inlet.send_timeout(envelope, app.admission).await {
         app.waiting.lock().unwrap().remove(&request);
         return match e {
@@ -297,22 +332,6 @@ pub struct Answers {
     pub sent: u64,
     /// Of those, answers whose request was gone (its client hung up).
     pub unclaimed: u64,
-}
-
-/// Hands each answer from the books to the request waiting for it; when
-/// the stream ends (the system stopped), the requests still waiting get a
-/// 503.
-async fn dispatch(mut answers: Outbound, waiting: Waiting) -> Answers {
-    let mut unclaimed = 0;
-    while let Some(env) = answers.next().await {
-        let Ok(ack) = env.into_payload::<Ack>() else { continue };
-        let tx = waiting.lock().unwrap().remove(&ack.request);
-        if tx.is_none_or(|tx| tx.send(ack).is_err()) {
-            unclaimed += 1;
-        }
-    }
-    waiting.lock().unwrap().clear();
-    Answers { sent: answers.forwarded(), unclaimed }
 }
 
 /// How a service is started (see [`start`]).
@@ -381,15 +400,20 @@ pub async fn start(
 ) -> maslite::Result<Running> {
     let partitions = options.partitions.max(1);
     let mut rt = Service::builder().partitions(partitions).build()?;
-    // The endpoint's id first: the books take the next free ids.
-    let answers = rt.endpoint(0, ANSWERS)?;
+    let waiting: Waiting = Arc::default();
+    let counts = Arc::new(AnswerCounts::default());
+    // The answerers' ids first: the books take the next free ids.
+    for p in 0..partitions {
+        let answers = Answerer { waiting: waiting.clone(), counts: counts.clone() };
+        rt.add_with_id(p, answerer(p), answers)?;
+    }
     let mut books = HashMap::new();
     for (i, symbol) in symbols.iter().enumerate() {
-        let id = rt.add(i % partitions, Book::new(symbol).slowed(options.book_work))?;
-        books.insert(symbol.to_string(), id);
+        let p = i % partitions;
+        let id = rt.add(p, Book::new(symbol).slowed(options.book_work))?;
+        books.insert(symbol.to_string(), (id, answerer(p)));
     }
     let service = rt.serve(ServeOptions::new().capacity(options.capacity))?;
-    let waiting: Waiting = Arc::default();
     let app = App {
         inlet: service.inlet(),
         books: Arc::new(books),
@@ -398,7 +422,6 @@ pub async fn start(
         received: Arc::default(),
         admission: options.admission,
     };
-    let dispatcher = tokio::spawn(dispatch(answers, waiting));
     let router = Router::new()
         .route("/orders", post(post_order))
         .route("/stats", get(get_stats))
@@ -415,7 +438,13 @@ pub async fn start(
         stop2.cancelled().await;
         // Orders taken in are matched and answered; new ones get a 503.
         let report = service.shutdown(Duration::from_secs(10)).await;
-        let answers = dispatcher.await.unwrap_or_default();
+        // Requests whose orders the run did not reach (its grace ran out)
+        // get a 503.
+        waiting.lock().unwrap().clear();
+        let answers = Answers {
+            sent: counts.sent.load(Ordering::Relaxed),
+            unclaimed: counts.unclaimed.load(Ordering::Relaxed),
+        };
         if let Some(drain) = options.drain {
             tokio::select! {
                 _ = tokio::time::sleep(drain) => close2.cancel(),
