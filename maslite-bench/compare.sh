@@ -10,6 +10,7 @@
 # - ractor (a tokio actor framework), the same ping-pong, on tokio's
 #   multi-thread and current-thread runtimes (maslite-bench/peers/rust, a
 #   workspace of its own that default builds and CI do not compile);
+# - SimPy 4.1.2 from PyPI, on CPython: the bank example's model;
 # - nexosim (a discrete-event simulation framework), PHOLD with the
 #   parameters of `maslite-bench phold`, on its executor with 1 and 2
 #   threads (maslite-bench/peers/rust too). Its trace hash must equal ours.
@@ -32,7 +33,7 @@ results="$out/results.jsonl"
 : > "$results"
 
 echo "# building maslite-bench and the Rust peers" >&2
-cargo build -q --release -p maslite-bench
+cargo build -q --release -p maslite-bench && cargo build -q --release --example bank
 (cd maslite-bench/peers/rust && cargo build -q --release)
 
 echo "# maslite for Rust: pingpong" >&2
@@ -127,4 +128,43 @@ for r in sorted({x["remote"] for x in rows}):
     hashes = {x.get("hash") for x in (o1, o2, n1, n2) if x}
     same = "match" if len(hashes) == 1 and None not in hashes else "DIFFER: " + " ".join(sorted(map(str, hashes)))
     print(f"| {r} | {fmt(o1)} | {fmt(n1)} | {ratio(o1, n1)} | {fmt(o2)} | {fmt(n2)} | {ratio(o2, n2)} | {same} |")
+PY
+
+# The bank (examples/bank.rs: 100 000 reneging customers, one counter, no
+# log) against SimPy's version of the same model on CPython
+# (maslite-bench/peers/simpy_bank.py, SimPy from PyPI). The draws are the
+# same, so the day's figures must be too.
+customers=100000
+if [ "$quick" = "--quick" ]; then customers=20000; fi
+bank="$out/bank.jsonl"
+: > "$bank"
+echo "# maslite for Rust: bank" >&2
+./target/release/examples/bank --customers "$customers" --quiet > "$out/bank-ours.txt"
+./target/release/maslite-bench bank --runs "$runs" \
+  | python3 -c 'import sys,json
+for l in sys.stdin:
+    v=json.loads(l)
+    print(json.dumps({"peer":"maslite-rust","unit":v["unit"],"median":v["median"],"min":v["min"],"max":v["max"],"runs":v["runs"]}))' \
+  | tee -a "$bank"
+echo "# SimPy on CPython: bank" >&2
+if [ ! -x "$out/venv-simpy/bin/python" ]; then
+  python3 -m venv "$out/venv-simpy"
+  "$out/venv-simpy/bin/pip" install -q "simpy==4.1.2"
+fi
+"$out/venv-simpy/bin/python" maslite-bench/peers/simpy_bank.py "$customers" "$runs" > "$out/bank-simpy.jsonl"
+summarize < "$out/bank-simpy.jsonl" | tee -a "$bank"
+echo "# summary: bank, customers/s (median of $runs runs; ratio = ours / SimPy)" >&2
+python3 - "$bank" "$out/bank-simpy.jsonl" "$out/bank-ours.txt" <<'PY'
+import json, re, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ours = next(r for r in rows if r["peer"] == "maslite-rust")
+simpy = next(r for r in rows if r["peer"] == "simpy-cpython")
+print("| peer | median customers/s | min–max | ours / peer |")
+print("|---|---:|---:|---:|")
+for r in (ours, simpy):
+    print(f"| {r['peer']} | {r['median']:,.0f} | {r['min']:,.0f}–{r['max']:,.0f} | {ours['median'] / r['median']:.1f}× |")
+day = json.loads(open(sys.argv[2]).readline())
+m = re.search(r"served (\d+), reneged (\d+), .* closed at ([0-9.]+)", open(sys.argv[3]).read())
+same = m and (int(m[1]), int(m[2]), float(m[3])) == (day["served"], day["reneged"], day["closed"])
+print(f"\nthe same day in both: {'yes' if same else 'NO'} (SimPy: served {day['served']}, reneged {day['reneged']}, closed at {day['closed']})")
 PY

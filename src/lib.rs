@@ -38,8 +38,8 @@ pub use maslite_runtime as runtime;
 /// Everything an agent program usually needs.
 pub mod prelude {
     pub use maslite_core::{
-        Agent, AgentId, Alarm, Clock, Cx, Envelope, Error, RunOptions, RunReport, Scheduler,
-        StopReason, Subscription, TestBed, Topic,
+        Agent, AgentId, Alarm, Clock, Cx, Envelope, Error, Grant, Interrupted, Process, Resource,
+        RunOptions, RunReport, Scheduler, StopReason, Subscription, TestBed, Topic,
     };
     pub use maslite_runtime::{RunSummary, Runtime, RuntimeReport, System};
 }

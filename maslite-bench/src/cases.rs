@@ -13,6 +13,10 @@ pub mod phold;
 #[path = "../../examples/conveyor.rs"]
 pub mod conveyor;
 
+#[allow(dead_code)]
+#[path = "../../examples/bank.rs"]
+pub mod bank;
+
 #[allow(dead_code)] // the example's `main` and its tests' hooks
 #[path = "../../examples/service/main.rs"]
 pub mod service;
@@ -167,6 +171,18 @@ pub fn conveyor_ratio() -> f64 {
     let (report, wall) = conveyor::timed_run(2).expect("the conveyor runs");
     assert_eq!(report.end_time, 4.75);
     report.sim_seconds() / wall
+}
+
+/// The bank example's day for `customers` on one kernel, no log:
+/// customers per wall second. Its figures are checked against the ones
+/// SimPy's version gives (compare.sh prints both).
+pub fn bank(customers: u32) -> f64 {
+    let o = bank::Options { customers, quiet: true, ..bank::Options::default() };
+    let t = Instant::now();
+    let (day, _) = bank::day(&o).expect("the bank runs");
+    let wall = t.elapsed().as_secs_f64();
+    assert_eq!(day.served + day.reneged, customers);
+    f64::from(customers) / wall
 }
 
 /// Never updated: it gets no mail.

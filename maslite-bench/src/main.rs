@@ -44,6 +44,9 @@ enum Case {
     Churn,
     /// Sparse alarms on idle agents (time jumps/s).
     IdleAdvance,
+    /// The `bank` example: 100 000 reneging customers, one kernel, no log
+    /// (customers/s; compare.sh runs SimPy's version beside it).
+    Bank,
     /// The HTTP `service` example under load at 32 and 256 connections,
     /// beside a bare axum handler, runs interleaved (requests/s, latency).
     Service,
@@ -52,7 +55,7 @@ enum Case {
 }
 
 /// Every case, in the order `all` runs them.
-const CASES: [Case; 10] = [
+const CASES: [Case; 11] = [
     Case::Pingpong,
     Case::Fanout,
     Case::Xstream,
@@ -62,6 +65,7 @@ const CASES: [Case; 10] = [
     Case::Spawn,
     Case::Churn,
     Case::IdleAdvance,
+    Case::Bank,
     Case::Service,
 ];
 
@@ -229,6 +233,12 @@ fn run_case_with(
             let v = repeat(runs, warmup, || cases::idle_advance(idle, jumps));
             let params = json!({"idle_agents": idle, "jumps": jumps});
             vec![line("idle-advance", params, "jumps/s", &v, none())]
+        }
+        Case::Bank => {
+            let n = pick(100_000, 100) as u32;
+            let v = repeat(runs, warmup, || cases::bank(n));
+            let params = json!({"customers": n, "partitions": 0});
+            vec![line("bank", params, "customers/s", &v, none())]
         }
         Case::Service => {
             let mut out = Vec::new();

@@ -106,6 +106,12 @@ pub(crate) struct Shared {
     pub here: Cell<Option<usize>>,
     /// Children made for other partitions, for the runtime.
     pub starts: RefCell<Vec<Start>>,
+    /// The number of the next resource request made here (see
+    /// [`resource`](crate::resource)).
+    pub next_request: Cell<u64>,
+    /// The values of processes started from outside that have ended (see
+    /// [`process`](crate::process)), until taken.
+    pub results: RefCell<FxHashMap<AgentId, Box<dyn std::any::Any>>>,
 }
 
 pub(crate) enum Command {
@@ -152,6 +158,8 @@ impl Shared {
             numbered_outside: Cell::new(false),
             here: Cell::new(None),
             starts: RefCell::new(Vec::new()),
+            next_request: Cell::new(1),
+            results: RefCell::new(FxHashMap::default()),
         }
     }
 

@@ -85,6 +85,8 @@ pub(crate) struct AgentRecord {
     /// Live and able to take mail (not failed, not leaving).
     pub accepts: bool,
     pub keep_awake: bool,
+    /// Grants it gave up on may still reach it (see `Registry::screens`).
+    pub screened: bool,
     /// Last message that reached it as a subscriber (to deliver a copy once).
     pub copied: u64,
     /// Sends and alarms so far (the `seq` of its [`Origin`] stamps).
@@ -112,6 +114,9 @@ pub(crate) struct Registry {
     pub mode: Mode,
     /// Messages delivered directly (they skip the outbox's counters).
     pub direct_sent: u64,
+    /// Grants given up on and maybe still on their way: (agent, resource,
+    /// request).
+    pub screens: Vec<(u32, AgentId, u64)>,
     /// Sends and alarms from outside so far.
     pub outside_sent: u64,
     /// Agents added from outside so far.
@@ -133,6 +138,7 @@ impl AgentRecord {
             marked: false,
             accepts: true,
             keep_awake: false,
+            screened: false,
             copied: 0,
             sent: 0,
             added: 0,
@@ -222,6 +228,9 @@ impl Registry {
     pub fn push(&mut self, index: u32, env: Envelope) -> Result<(), Envelope> {
         match self.agents.get_mut(index as usize) {
             Some(rec) if rec.accepts => {
+                if rec.screened && screened_out(&mut self.screens, rec, index, &env) {
+                    return Ok(());
+                }
                 rec.inbox.push_back(env);
                 if !rec.marked {
                     rec.marked = true;
@@ -230,6 +239,16 @@ impl Registry {
                 Ok(())
             }
             _ => Err(env),
+        }
+    }
+
+    /// Agent `index` gave up its request `seq` to `resource`: a grant of it
+    /// still on its way is dropped where it arrives (see
+    /// [`resource`](crate::resource)).
+    pub fn screen(&mut self, index: u32, resource: AgentId, seq: u64) {
+        if let Some(rec) = self.agents.get_mut(index as usize) {
+            rec.screened = true;
+            self.screens.push((index, resource, seq));
         }
     }
 
@@ -260,6 +279,20 @@ impl Registry {
         }
         rec.visible -= 1;
         rec.inbox.pop_front()
+    }
+
+    /// Takes the oldest visible message of agent `index` that `matches`,
+    /// leaving the others in order.
+    pub fn receive_where(
+        &mut self,
+        index: u32,
+        id: AgentId,
+        matches: &mut dyn FnMut(&Envelope) -> bool,
+    ) -> Option<Envelope> {
+        let rec = self.own(index, id)?;
+        let at = rec.inbox.iter().take(rec.visible as usize).position(matches)?;
+        rec.visible -= 1;
+        rec.inbox.remove(at)
     }
 
     /// Starts a round: the marked agents become the round's list (returned
@@ -304,4 +337,21 @@ impl Registry {
         self.direct_log.clear();
         outbox.splice(0..0, taken);
     }
+}
+
+/// Whether `env` is a grant agent `index` gave up on (then it is taken off
+/// the screens, and dropped).
+#[cold]
+fn screened_out(
+    screens: &mut Vec<(u32, AgentId, u64)>,
+    rec: &mut AgentRecord,
+    index: u32,
+    env: &Envelope,
+) -> bool {
+    let Ok(granted) = env.payload::<crate::resource::Granted>() else { return false };
+    let hit = (index, env.sender(), granted.seq);
+    let Some(at) = screens.iter().position(|&s| s == hit) else { return false };
+    screens.swap_remove(at);
+    rec.screened = screens.iter().any(|&(i, ..)| i == index);
+    true
 }

@@ -197,7 +197,7 @@ pub struct Stats {
 }
 
 /// What one `run` did.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunReport {
     /// Why it stopped.
     pub reason: StopReason,
@@ -211,6 +211,13 @@ pub struct RunReport {
     pub stats: Stats,
     /// Alarms cleared at the end (see [`RunOptions::clear_alarms_at_end`]).
     pub alarms_cleared: usize,
+    /// Agents suspended, when the run stopped, on something the kernel does
+    /// not drive (tokio I/O, a channel, a tokio timer with no kernel wait
+    /// beside it): they resume only when that comes. In a simulated run
+    /// this is usually a mistake (tokio's timers follow the wall clock,
+    /// never the simulated one: use `cx.sleep` or `cx.recv_timeout`); a
+    /// `tracing` warning names them too.
+    pub waiting_outside: Vec<AgentId>,
 }
 
 /// The kernel's side of an agent (its mail and flags are in the registry).
@@ -353,6 +360,32 @@ impl Scheduler {
         Fut: Future<Output = ()> + 'static,
     {
         self.add_installer(None, Installer::process(body))
+    }
+
+    /// Starts a process whose body returns a value: the kernel keeps the
+    /// value when the body returns, for [`take_result`](Self::take_result)
+    /// (see [`process`](crate::process)).
+    pub fn process<F, Fut, T>(&mut self, body: F) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Any,
+    {
+        self.spawn(move |cx| crate::process::keeping(cx, body))
+    }
+
+    /// The value a process started with [`process`](Self::process)
+    /// returned: `Some` once, after it ended, if it is a `T`.
+    pub fn take_result<T: Any>(&mut self, id: AgentId) -> Option<T> {
+        let mut results = self.shared.results.borrow_mut();
+        match results.remove(&id)?.downcast::<T>() {
+            Ok(value) => Some(*value),
+            Err(other) => {
+                // Not a `T`: left for a read of the right type.
+                results.insert(id, other);
+                None
+            }
+        }
     }
 
     /// Starts an async-fn agent with a chosen id.
@@ -637,6 +670,25 @@ impl Scheduler {
         Rc::try_unwrap(cell).map(std::cell::RefCell::into_inner).map_err(|_| Error::AgentBusy(id))
     }
 
+    /// The agents suspended on something the kernel does not drive (no
+    /// kernel wait pending: tokio I/O, a channel, a tokio timer), in id
+    /// order.
+    pub fn waiting_outside(&self) -> Vec<AgentId> {
+        if self.busy == 0 {
+            return Vec::new();
+        }
+        let reg = self.shared.reg.borrow();
+        let mut ids: Vec<AgentId> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.as_ref().is_some_and(|s| s.busy))
+            .map(|(i, _)| reg.agents[i].id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Lends out an agent's struct for inspection between runs.
     pub fn agent<A: Agent>(&self, id: AgentId) -> Result<Ref<'_, A>> {
         let cell = inspectable::<A>(self.slot(id)?, id)?;
@@ -814,6 +866,7 @@ impl Scheduler {
                 wall: wall.elapsed(),
                 stats: Stats::default(),
                 alarms_cleared: 0,
+                waiting_outside: Vec::new(),
             });
         }
         self.shared.paused.set(false);
@@ -870,6 +923,16 @@ impl Scheduler {
         }
         self.between_runs();
         let reason = outcome?;
+        let waiting_outside = self.waiting_outside();
+        if !waiting_outside.is_empty() {
+            tracing::warn!(
+                agents = ?waiting_outside,
+                ?reason,
+                "the run stopped with agents suspended on something the kernel does not drive \
+                 (tokio I/O, a channel, a tokio timer: tokio's timers follow the wall clock; \
+                 in simulated time use cx.sleep or cx.recv_timeout)"
+            );
+        }
         Ok(RunReport {
             reason,
             start_time,
@@ -877,6 +940,7 @@ impl Scheduler {
             wall: wall.elapsed(),
             stats: self.stats_since(before),
             alarms_cleared,
+            waiting_outside,
         })
     }
 

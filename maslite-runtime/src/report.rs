@@ -37,6 +37,9 @@ pub struct PartitionReport {
     /// alarms handed over to fire there (lookahead windows; their delivery
     /// counts on the receiving partition).
     pub cross_partition: u64,
+    /// Its agents suspended, at the stop, on something the kernel does not
+    /// drive (see `maslite_core::RunReport::waiting_outside`).
+    pub waiting_outside: Vec<AgentId>,
 }
 
 /// Traffic between one pair of agents on different partitions.
@@ -86,6 +89,17 @@ pub struct RuntimeReport {
 }
 
 impl RuntimeReport {
+    /// The agents suspended, at the stop, on something the kernel does not
+    /// drive, on every partition (see
+    /// [`PartitionReport::waiting_outside`]); a `tracing` warning names them
+    /// too.
+    pub fn waiting_outside(&self) -> Vec<AgentId> {
+        let mut all: Vec<AgentId> =
+            self.partitions.iter().flat_map(|p| p.waiting_outside.iter().copied()).collect();
+        all.sort_unstable();
+        all
+    }
+
     /// Simulated seconds run.
     pub fn sim_seconds(&self) -> f64 {
         self.end_time - self.start_time

@@ -330,6 +330,33 @@ impl Runtime {
         self.spawn_with_id_opt(partition, None, body)
     }
 
+    /// Starts a process whose body returns a value on `partition`: the
+    /// value is kept when the body returns, for
+    /// [`take_result`](Self::take_result), as
+    /// [`Scheduler::process`](maslite_core::Scheduler::process) does.
+    pub fn process<F, Fut, T>(&mut self, partition: usize, body: F) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: std::any::Any,
+    {
+        self.spawn(partition, move |cx| maslite_core::process::keeping(cx, body))
+    }
+
+    /// The value a process started with [`process`](Self::process)
+    /// returned: `Some` once, after it ended, if it is a `T` (on this
+    /// host's partitions).
+    pub fn take_result<T: std::any::Any + Send>(&mut self, id: AgentId) -> Result<Option<T>> {
+        for q in 0..self.parts.len() {
+            if self.is_local(q) {
+                if let Some(v) = self.with_partition(q, move |s| s.take_result::<T>(id))? {
+                    return Ok(Some(v));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Starts an async-fn agent with a chosen id.
     pub fn spawn_with_id<F, Fut>(
         &mut self,
@@ -681,7 +708,7 @@ impl Runtime {
         let reason = outcomes[0].result.clone().unwrap_or(StopReason::Idle);
         let counters: Vec<(usize, &crate::route::Counters)> =
             outcomes.iter().map(|o| (o.report.partition, &o.counters)).collect();
-        RuntimeReport {
+        let report = RuntimeReport {
             reason,
             start_time,
             end_time,
@@ -699,7 +726,18 @@ impl Runtime {
             top_pairs: top_pairs(&counters, 10),
             untracked_crossings: outcomes.iter().map(|o| o.counters.untracked).sum(),
             partitions: outcomes.into_iter().map(|o| o.report).collect(),
+        };
+        let waiting = report.waiting_outside();
+        if !waiting.is_empty() {
+            tracing::warn!(
+                agents = ?waiting,
+                reason = ?report.reason,
+                "the run stopped with agents suspended on something the kernel does not drive \
+                 (tokio I/O, a channel, a tokio timer: tokio's timers follow the wall clock; \
+                 in simulated time use cx.sleep or cx.recv_timeout)"
+            );
         }
+        report
     }
 
     /// Learns where the agents made or removed in a run are. Each

@@ -49,6 +49,7 @@ use maslite_core::Result;
 use maslite_core::{
     Agent, AgentId, Alarm, Cx, Envelope, RunOptions, Scheduler, StopReason, Subscription,
 };
+use std::any::Any;
 use std::future::Future;
 
 /// What a run reports, in the terms a bare kernel and a runtime share.
@@ -115,6 +116,18 @@ pub trait System {
         F: FnOnce(Cx) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + 'static;
 
+    /// Starts a process whose body returns a value on `partition`; read the
+    /// value with [`take_result`](Self::take_result) after it ended.
+    fn process_on<F, Fut, T>(&mut self, partition: usize, body: F) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Any + Send;
+
+    /// The value of a process started with
+    /// [`process_on`](Self::process_on), once it ended.
+    fn take_result<T: Any + Send>(&mut self, id: AgentId) -> Result<Option<T>>;
+
     /// Posts a message from outside, delivered when the next run starts.
     fn send(&mut self, envelope: Envelope);
 
@@ -158,6 +171,17 @@ impl System for Scheduler {
         Fut: Future<Output = ()> + 'static,
     {
         self.spawn(body)
+    }
+    fn process_on<F, Fut, T>(&mut self, _: usize, body: F) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Any + Send,
+    {
+        self.process(body)
+    }
+    fn take_result<T: Any + Send>(&mut self, id: AgentId) -> Result<Option<T>> {
+        Ok(Scheduler::take_result(self, id))
     }
     fn send(&mut self, envelope: Envelope) {
         Scheduler::send(self, envelope)
@@ -204,6 +228,17 @@ impl System for Runtime {
         Fut: Future<Output = ()> + 'static,
     {
         self.spawn(partition, body)
+    }
+    fn process_on<F, Fut, T>(&mut self, partition: usize, body: F) -> Result<AgentId>
+    where
+        F: FnOnce(Cx) -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Any + Send,
+    {
+        self.process(partition, body)
+    }
+    fn take_result<T: Any + Send>(&mut self, id: AgentId) -> Result<Option<T>> {
+        Runtime::take_result(self, id)
     }
     fn send(&mut self, envelope: Envelope) {
         Runtime::send(self, envelope)

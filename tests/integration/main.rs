@@ -9,6 +9,12 @@
 //! it: `-- examples_phold::`).
 
 // The examples, each compiled once for all the modules that use it.
+#[allow(dead_code)] // `main` reads the command line: not run here
+#[path = "../../examples/bank.rs"]
+mod bank;
+#[allow(dead_code)] // `main` reads the command line: not run here
+#[path = "../../examples/carwash.rs"]
+mod carwash;
 #[path = "../../examples/chain.rs"]
 mod chain;
 #[allow(dead_code)] // `main` reads the command line: not run here
@@ -26,6 +32,8 @@ mod scheduling;
 #[path = "../../examples/service/main.rs"]
 mod service;
 
+mod examples_bank;
+mod examples_carwash;
 mod examples_chain;
 mod examples_conveyor;
 mod examples_hello;

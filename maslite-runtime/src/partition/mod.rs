@@ -189,6 +189,7 @@ impl Partition {
             pending: self.router.outbox.len() as u64,
             unread: self.kernel.mail_in_inboxes(),
             cross_partition: c.cross - before.cross,
+            waiting_outside: self.kernel.waiting_outside(),
         }
     }
 

@@ -109,6 +109,20 @@ impl System for Rt {
     {
         self.rt.spawn_on(p, body)
     }
+    fn process_on<F, Fut, T>(&mut self, p: usize, body: F) -> Result<AgentId, maslite_core::Error>
+    where
+        F: FnOnce(Cx) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T> + 'static,
+        T: std::any::Any + Send,
+    {
+        self.rt.process(p, body)
+    }
+    fn take_result<T: std::any::Any + Send>(
+        &mut self,
+        id: AgentId,
+    ) -> Result<Option<T>, maslite_core::Error> {
+        self.rt.take_result(id)
+    }
     fn send(&mut self, envelope: Envelope) {
         self.rt.send(envelope)
     }
@@ -1400,4 +1414,103 @@ fn spawn_on_in_free_mode_places_the_child_and_it_answers() {
     let child = child_id.lock().unwrap().expect("the boss made its child");
     assert_eq!(rt.partition_of(child), Some(1));
     assert_eq!(report.dead_letters(), 0);
+}
+
+// ----- processes as SimPy writes them: one trace ------------------------------------
+
+/// A bank: a source process places customers over the partitions
+/// (`process_on`) and joins each; a customer queues for the counter (a
+/// `Resource`) but reneges after its patience (`select` with a sleep: the
+/// request is cancelled); served, it is busy for a while, interruptibly; a
+/// manager interrupts customer 1's service. The source returns the customers' total
+/// wait, kept for `take_result`.
+fn bank<S: Probe>(mut sys: S) -> (String, (Vec<String>, Option<(f64, u32)>, String)) {
+    use futures::future::{select, Either};
+    let log = new_log();
+    let parts = sys.partitions();
+    let counter = sys.add_on(parts - 1, maslite_core::Resource::new(1)).unwrap();
+    let l = log.clone();
+    // The manager learns customer 1's id, and interrupts its service at 3.
+    let manager = sys
+        .spawn_on(parts - 1, move |cx| async move {
+            let victim = *cx.recv().await.payload::<AgentId>().unwrap();
+            cx.sleep_until(3.0).await;
+            push(&l, format!("manager t={} interrupts c1", cx.now()));
+            cx.interrupt(victim, Note("closing"));
+        })
+        .unwrap();
+    let l = log.clone();
+    let source = sys
+        .process_on(0, move |cx| async move {
+            let mut customers = Vec::new();
+            for i in 0..8u32 {
+                let l = l.clone();
+                let patience = 1.0 + f64::from(i % 3);
+                let service = 2.0 + f64::from(i % 2);
+                let p = cx
+                    .process_on(i as usize % parts, move |cx| async move {
+                        let came = cx.now();
+                        match select(cx.request(counter), cx.sleep(patience)).await {
+                            Either::Left((grant, _)) => {
+                                let waited = cx.now() - came;
+                                push(&l, format!("c{i} t={} served after {waited}", cx.now()));
+                                match cx.interruptible(cx.sleep(service)).await {
+                                    Ok(()) => push(&l, format!("c{i} t={} done", cx.now())),
+                                    Err(why) => push(
+                                        &l,
+                                        format!(
+                                            "c{i} t={} interrupted: {}",
+                                            cx.now(),
+                                            note(&why.0)
+                                        ),
+                                    ),
+                                }
+                                drop(grant);
+                                waited
+                            }
+                            Either::Right(_) => {
+                                push(&l, format!("c{i} t={} reneged", cx.now()));
+                                patience
+                            }
+                        }
+                    })
+                    .unwrap();
+                if i == 1 {
+                    cx.send(Envelope::new(p.id()).to(manager));
+                }
+                customers.push(p);
+                cx.sleep(0.5).await;
+            }
+            let mut total = 0.0;
+            for p in &customers {
+                total += p.join(&cx).await;
+            }
+            (total, customers.len() as u32)
+        })
+        .unwrap();
+    let ran = ran(&mut sys, RunOptions::new());
+    let total = sys.take_result::<(f64, u32)>(source).unwrap();
+    let units = sys.with_agent(counter, |r: &maslite_core::Resource| (r.in_use(), r.queued()));
+    (sys.label(), (lines(&log), total, format!("{ran}; counter {units:?}")))
+}
+
+/// The bank gives one trace on a bare kernel and on 1-3 partitions, with
+/// customers and the counter spread over them: requests served first come,
+/// first served at the time they are made, reneging cancels with no unit
+/// leaked, joins see every value.
+#[test]
+fn a_bank_of_processes_gives_one_trace_everywhere() {
+    let outcomes = vec![
+        bank(Scheduler::simulated()),
+        bank(Rt::lockstep(1)),
+        bank(Rt::lockstep(2)),
+        bank(Rt::lockstep(3)),
+    ];
+    let (trace, total, end) = &outcomes[0].1;
+    assert!(trace.contains(&"c0 t=0 served after 0".to_string()), "{trace:#?}");
+    assert!(trace.contains(&"c1 t=3 interrupted: closing".to_string()), "{trace:#?}");
+    assert!(trace.iter().any(|l| l.ends_with("reneged")), "{trace:#?}");
+    assert!(end.ends_with("counter Ok((0, 0))"), "no unit leaked, nobody left queued: {end}");
+    assert_eq!(total.map(|t| t.1), Some(8), "every customer joined");
+    assert_all_equal(outcomes);
 }
