@@ -35,6 +35,10 @@ use tokio_util::sync::CancellationToken;
 /// and sequence numbers above those of the handle's own sends.
 const INLET_SEQ: u64 = 1 << 62;
 
+/// How long a partition with nothing to do looks for a message from outside
+/// before it parks its thread (see `InletQueue::spin`).
+const SPIN: Duration = Duration::from_micros(50);
+
 /// How a [`Service`] is set up (see [`Runtime::serve`]).
 #[derive(Clone, Copy, Debug)]
 pub struct ServeOptions {
@@ -129,9 +133,29 @@ impl InletQueue {
         self.exhausted
     }
 
+    /// Looks for a message a little while (`SPIN`) before the partition
+    /// parks its thread: under load the next one is usually microseconds
+    /// away, and waking a parked thread costs far more on a busy machine.
+    fn spin(&mut self, me: usize, count: usize) -> Option<Envelope> {
+        let until = Instant::now() + SPIN;
+        while !self.exhausted && !self.draining.is_cancelled() && !self.pressure.holding() {
+            match self.rx.try_recv() {
+                Ok(env) => return Some(self.stamp(me, count, env)),
+                Err(mpsc::error::TryRecvError::Empty) if Instant::now() < until => {
+                    std::thread::yield_now()
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
     /// Waits for something that may change what the partition should do:
     /// a message (returned, stamped), the stop, or endpoints relieved.
     pub async fn wait(&mut self, me: usize, count: usize) -> Option<Envelope> {
+        if let Some(env) = self.spin(me, count) {
+            return Some(env);
+        }
         // (Registered before `holding` is read: no wake-up is missed.)
         let relieved = self.pressure.relieved.notified();
         let stalling = self.pressure.stalling.notified();
