@@ -255,6 +255,7 @@ async fn a_stop_under_load_answers_every_request_and_closes_only_after_answers()
     until("orders under way", || running.app.received.load(Ordering::Relaxed) >= 20 * clients)
         .await;
     let in_flight = running.app.in_flight();
+    let received = running.app.received.load(Ordering::Relaxed);
     running.stop.cancel();
     let mut errors = Vec::new();
     let mut acks = Vec::new();
@@ -285,7 +286,9 @@ async fn a_stop_under_load_answers_every_request_and_closes_only_after_answers()
         let want: Vec<u64> = (1..=numbers.len() as u64).collect();
         assert_eq!(numbers, want, "{symbol}");
     }
-    assert!(acks.len() as u64 >= 20 * clients, "stopped mid-load: {} answered", acks.len());
+    // Stopped mid-load: what reached a handler before the stop was
+    // answered, but for an order per client that may not have got in yet.
+    assert!(acks.len() as u64 >= received - clients, "{} answered of {received}", acks.len());
     println!("in flight at the stop: {in_flight}; answered {}", acks.len());
     let report = stopped.report;
     assert_eq!(report.reason, StopReason::Idle);
@@ -295,13 +298,14 @@ async fn a_stop_under_load_answers_every_request_and_closes_only_after_answers()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overloaded_service_refuses_what_waits_too_long_and_answers_the_rest() {
-    // One slow book (2 ms an order), room for 4 orders in the inlet, 100
-    // ms to get in: 200 orders at once cannot all get in in time.
+    // One slow book (5 ms an order), room for 4 orders in the inlet, 100
+    // ms to get in: 200 orders at once (a second of the book's work)
+    // cannot all get in in time.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let options = service::Options {
         capacity: 4,
         admission: Duration::from_millis(100),
-        book_work: Duration::from_millis(2),
+        book_work: Duration::from_millis(5),
         drain: Some(Duration::ZERO),
         ..service::Options::default()
     };
@@ -335,7 +339,7 @@ async fn an_overloaded_service_refuses_what_waits_too_long_and_answers_the_rest(
             s => panic!("status {s}: {v}"),
         }
     }
-    assert!(busy > 0, "200 orders at 2 ms each cannot all get in within 100 ms");
+    assert!(busy > 0, "200 orders at 5 ms each cannot all get in within 100 ms");
     assert!(!ok.is_empty(), "the first ones get in at once");
     assert_eq!(ok.len() as u64 + busy, n);
     running.stop.cancel();
