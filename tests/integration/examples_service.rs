@@ -194,6 +194,10 @@ async fn after_the_agents_stop_new_orders_get_a_503() {
     assert_eq!(r.headers()["connection"], "close", "the server drains");
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"], "the service is stopping");
+    // Every answer while draining closes its connection, a 404 included.
+    let r = client.get(format!("{base}/nowhere")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["connection"], "close");
     running.close_http.cancel();
     running.done.await.unwrap().unwrap();
 }
