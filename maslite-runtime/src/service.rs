@@ -223,6 +223,35 @@ impl Inlet {
     /// calls under overload: a request that waits too long is refused
     /// (say a 503) instead of hanging, and the messages waiting for room
     /// stay bounded by the inlet's capacity.
+    ///
+    /// ```
+    /// use maslite_core::{AgentId, Envelope, Error};
+    /// use maslite_runtime::{Overflow, Runtime, ServeOptions};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let mut rt = Runtime::builder().real_time().build()?;
+    /// // An endpoint nobody reads, with room for one message: once it is
+    /// // full, the intake waits for it, and the inlet (room for 1) fills.
+    /// let out = rt.endpoint_with(0, AgentId(1), 1, Overflow::Block)?;
+    /// let service = rt.serve(ServeOptions::new().capacity(1))?;
+    /// let inlet = service.inlet();
+    /// let mut sent = 0;
+    /// let refused = loop {
+    ///     let note = Envelope::new(sent).to(AgentId(1));
+    ///     match inlet.send_timeout(note, Duration::from_millis(20)).await {
+    ///         Ok(()) => sent += 1,
+    ///         Err(e) => break e,
+    ///     }
+    /// };
+    /// assert_eq!(refused, Error::Full);
+    /// // A handful got in (how many depends on when the endpoint stalled).
+    /// assert!(sent < 100, "{sent}");
+    /// drop(out); // the endpoint drops (and counts) what it was holding
+    /// service.shutdown(Duration::from_secs(5)).await?;
+    /// # Ok::<(), Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn send_timeout(&self, envelope: Envelope, timeout: Duration) -> Result<()> {
         let tx = self.channel(&envelope)?;
         tx.send_timeout(envelope, timeout).await.map_err(|e| match e {
