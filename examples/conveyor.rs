@@ -36,12 +36,21 @@
 //!
 //! ```text
 //! nats-server -a 127.0.0.1 -p 4222 &
-//! cargo run --release --example conveyor -- --hosts 2 --host 0 &
-//! cargo run --release --example conveyor -- --hosts 2 --host 1
+//! cargo run -p maslite-nats --example runkey -- run.key   # the run's key, once
+//! cargo run --release --example conveyor -- --hosts 2 --host 0 --key-file run.key &
+//! cargo run --release --example conveyor -- --hosts 2 --host 1 --key-file run.key
 //! ```
+//!
+//! (The flags of the `phold` example's "On several hosts" for the key and
+//! the server's authentication and TLS are the same here.)
 //!
 //! Each host prints its conveyors' logs and `conveyor: host <h> of 2 trace
 //! <hex>`: the two hashes add up (mod 2⁶⁴) to the one-process trace.
+
+// (Both examples hold it: a crate that includes both has it twice.)
+#[allow(clippy::duplicate_mod)]
+#[path = "common/nats_flags.rs"]
+pub mod nats_flags;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
@@ -275,6 +284,9 @@ pub struct Options {
     /// The run's name, the same on both hosts (with two hosts).
     #[arg(long = "run", value_name = "NAME", default_value = "conveyor")]
     pub run_name: String,
+    /// The run's key and the server's authentication and TLS.
+    #[command(flatten)]
+    pub security: nats_flags::NatsFlags,
 }
 
 impl Default for Options {
@@ -329,7 +341,10 @@ pub fn main() -> Result<(), maslite::Error> {
 pub fn story(options: &Options) -> Result<(RuntimeReport, Logs), maslite::Error> {
     let transport: Option<std::boxed::Box<dyn Transport>> = match options.hosts {
         1 => None,
-        _ => Some(std::boxed::Box::new(nats(&options.nats, &options.run_name, options.host)?)),
+        _ => {
+            let nats = nats(&options.nats, &options.run_name, options.host)?;
+            Some(std::boxed::Box::new(options.security.apply(nats)?))
+        }
     };
     let mut rt = build_on(options.partitions, transport)?;
     let report = rt.run()?;

@@ -39,12 +39,23 @@
 //!
 //! ```text
 //! nats-server -a 127.0.0.1 -p 4222 &
-//! cargo run --release --example phold -- --partitions 2 --hosts 2 --host 0 &
-//! cargo run --release --example phold -- --partitions 2 --hosts 2 --host 1
+//! cargo run -p maslite-nats --example runkey -- run.key   # the run's key, once
+//! cargo run --release --example phold -- --partitions 2 --hosts 2 --host 0 --key-file run.key &
+//! cargo run --release --example phold -- --partitions 2 --hosts 2 --host 1 --key-file run.key
 //! ```
+//!
+//! Every frame between hosts is authenticated with the run's key
+//! (`--key-file`, or `$MASLITE_RUN_KEY`; `--encrypt` hides them too);
+//! `--nats-creds`, `--nats-user` (password in `$MASLITE_NATS_PASSWORD`),
+//! `--tls-ca`, `--tls-cert`/`--tls-key` reach a locked-down server.
 //!
 //! Each host prints the events and hash of its own agents; the run's hash
 //! is the sum of the hosts' hashes (mod 2⁶⁴), the same as on one host.
+
+// (Both examples hold it: a crate that includes both has it twice.)
+#[allow(clippy::duplicate_mod)]
+#[path = "common/nats_flags.rs"]
+pub mod nats_flags;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
@@ -132,6 +143,9 @@ pub struct Params {
     /// The run's name, the same on every host (with several hosts).
     #[arg(long = "run", value_name = "NAME", default_value = "phold")]
     pub run_name: String,
+    /// The run's key and the server's authentication and TLS.
+    #[command(flatten)]
+    pub security: nats_flags::NatsFlags,
 }
 
 impl Default for Params {
@@ -320,7 +334,7 @@ pub fn transport(params: &Params) -> Result<Option<Box<dyn Transport>>, maslite:
     }
     let placement = Placement::blocks(params.partitions, params.hosts, params.host)?;
     let nats = NatsTransport::new(&params.nats, &params.run_name, placement, codec())?;
-    Ok(Some(Box::new(nats)))
+    Ok(Some(Box::new(params.security.apply(nats)?)))
 }
 
 /// [`run`], handing the runtime to `watch` just before the run starts

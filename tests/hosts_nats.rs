@@ -21,6 +21,9 @@ mod nats;
 #[path = "../examples/phold.rs"]
 mod phold;
 
+#[path = "hosts_nats/adversary.rs"]
+mod adversary;
+
 #[allow(dead_code)]
 #[path = "../examples/conveyor.rs"]
 mod conveyor;
@@ -28,19 +31,28 @@ mod conveyor;
 use maslite::prelude::*;
 use maslite::runtime::transport::Placement;
 use maslite::Error;
-use maslite_nats::{Codec, NatsTransport};
+use maslite_nats::{Codec, NatsOptions, NatsTransport, RunKey};
 use nats::Server;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-/// Runs this binary again as the example `name` with `args`.
+/// The run key of this test binary's runs (new each time it starts).
+fn key() -> RunKey {
+    static KEY: std::sync::OnceLock<RunKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| RunKey::generate().unwrap()).clone()
+}
+
+/// Runs this binary again as the example `name` with `args` (and the
+/// run's key in its environment).
 fn spawn(name: &str, args: &[&str]) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args(args)
         .env("MASLITE_EXAMPLE", name)
+        .env(maslite_nats::key::RUN_KEY_ENV, key().to_hex())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -212,6 +224,18 @@ fn host_beating(
     first: Envelope,
     every: Duration,
 ) -> std::thread::JoinHandle<Result<Vec<(AgentId, usize)>, Error>> {
+    host_with(url, run, me, first, every, |nats| nats.key(key()))
+}
+
+/// [`host_beating`], its transport set up by `secure` (a key, options).
+fn host_with(
+    url: String,
+    run: &'static str,
+    me: u16,
+    first: Envelope,
+    every: Duration,
+    secure: impl FnOnce(NatsTransport) -> NatsTransport + Send + 'static,
+) -> std::thread::JoinHandle<Result<Vec<(AgentId, usize)>, Error>> {
     std::thread::spawn(move || {
         let mut codec = Codec::new();
         codec.register::<Blob>().unwrap();
@@ -219,6 +243,7 @@ fn host_beating(
         let nats = NatsTransport::new(&url, run, placement, codec)?
             .heartbeat(every, 10)
             .ready_within(Duration::from_secs(20));
+        let nats = secure(nats);
         let mut rt = Runtime::builder().partitions(2).transport(nats).build()?;
         rt.add_with_id(0, AgentId(1), Source)?;
         rt.add_with_id(1, AgentId(2), Sink { got: Vec::new() })?;
@@ -291,6 +316,7 @@ fn the_server_killed_mid_run_stops_both_hosts_saying_so(mut server: Server) {
                 codec.register::<Blob>().unwrap();
                 let placement = Placement::new(vec![0, 1], me)?;
                 let nats = NatsTransport::new(&url, "rally", placement, codec)?
+                    .key(key())
                     .heartbeat(Duration::from_millis(100), 10);
                 let mut rt = Runtime::builder().partitions(2).transport(nats).build()?;
                 rt.add_with_id(0, AgentId(1), Rally)?;
@@ -321,6 +347,7 @@ fn a_host_that_never_comes_is_named_when_building(server: Server) {
     let placement = Placement::new(vec![0, 1], 0).unwrap();
     let nats = NatsTransport::new(&server.url, "alone", placement, Codec::new())
         .unwrap()
+        .key(key())
         .ready_within(Duration::from_millis(800));
     let start = Instant::now();
     let err = Runtime::builder().partitions(2).transport(nats).build().err().unwrap();
@@ -332,6 +359,408 @@ fn a_host_that_never_comes_is_named_when_building(server: Server) {
     let placement = Placement::new(vec![0, 1], 0).unwrap();
     let bad = NatsTransport::new(&server.url, "a.b", placement, Codec::new()).unwrap_err();
     assert!(matches!(bad, Error::Config(_)), "{bad}");
+}
+
+const SECRET: &[u8] = b"a-payload-no-outsider-may-read";
+
+/// Everything published on run `run`'s subjects while `until` is unset,
+/// as an outsider subscribed to them sees it (subscribed when this
+/// returns).
+fn spy(url: &str, run: &str, until: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Vec<u8>>> {
+    let (url, subject) = (url.to_string(), format!("maslite.{run}.>"));
+    let (ready, is_ready) = mpsc::channel();
+    let spy = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            use futures::StreamExt;
+            let client = async_nats::connect(url.as_str()).await.unwrap();
+            let mut sub = client.subscribe(subject).await.unwrap();
+            client.flush().await.unwrap();
+            ready.send(()).unwrap();
+            let mut seen = Vec::new();
+            while !until.load(Ordering::Relaxed) {
+                if let Ok(Some(m)) =
+                    tokio::time::timeout(Duration::from_millis(20), sub.next()).await
+                {
+                    seen.push(m.payload.to_vec());
+                }
+            }
+            seen
+        })
+    });
+    is_ready.recv_timeout(Duration::from_secs(10)).expect("the spy subscribed");
+    spy
+}
+
+fn an_eavesdropper_reads_nothing_of_an_encrypted_run(server: Server) {
+    for (run, encrypted) in [("plain", false), ("hidden", true)] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let spy = spy(&server.url, run, stop.clone());
+        let secret = || Envelope::new(Blob(SECRET.repeat(10)));
+        let secure = move |nats: NatsTransport| match encrypted {
+            true => nats.key(key()).encrypted(),
+            false => nats.key(key()),
+        };
+        let every = Duration::from_millis(100);
+        let h0 = host_with(server.url.clone(), run, 0, secret(), every, secure);
+        let h1 = host_with(server.url.clone(), run, 1, secret(), every, secure);
+        assert_eq!(h0.join().unwrap().unwrap(), []);
+        assert_eq!(h1.join().unwrap().unwrap(), [(AgentId(1), SECRET.len() * 10)]);
+        stop.store(true, Ordering::Relaxed);
+        let seen = spy.join().unwrap();
+        assert!(seen.len() > 4, "the spy saw the run: {} messages", seen.len());
+        let read = seen.iter().any(|m| m.windows(SECRET.len()).any(|w| w == SECRET));
+        // Authenticated frames are readable (so the spy works); encrypted
+        // ones are not.
+        assert_eq!(read, !encrypted, "{run}");
+    }
+}
+
+fn a_run_without_a_key_is_refused_unless_insecure(server: Server) {
+    let placement = Placement::new(vec![0, 1], 0).unwrap();
+    let nats = NatsTransport::new(&server.url, "nokey", placement, Codec::new()).unwrap();
+    let start = Instant::now();
+    let err = Runtime::builder().partitions(2).transport(nats).build().err().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(1), "refused before connecting");
+    let text = err.to_string();
+    assert!(matches!(err, Error::Config(_)), "{text}");
+    assert!(text.contains("no run key") && text.contains("insecure"), "{text}");
+    // Said in so many words, it runs.
+    let blob = || Envelope::new(Blob(vec![1; 10]));
+    let every = Duration::from_millis(100);
+    let h0 = host_with(server.url.clone(), "open", 0, blob(), every, |n| n.insecure());
+    let h1 = host_with(server.url.clone(), "open", 1, blob(), every, |n| n.insecure());
+    assert_eq!(h0.join().unwrap().unwrap(), []);
+    assert_eq!(h1.join().unwrap().unwrap(), [(AgentId(1), 10)]);
+}
+
+/// A server config with a user per host, each allowed to publish only
+/// where its host speaks in run `run`, and to read only its own.
+fn locked_down(run: &str) -> String {
+    let user = |me: u16, other: u16| {
+        format!(
+            r#"{{ user: host{me}, password: "pw-{me}-s3cret",
+                 permissions: {{
+                   publish: {{ allow: ["maslite.{run}.h.{other}", "maslite.{run}.ready.{other}",
+                                       "maslite.{run}.beat.{me}", "_INBOX.>"] }},
+                   subscribe: {{ allow: ["maslite.{run}.h.{me}", "maslite.{run}.ready.{me}",
+                                         "maslite.{run}.beat.*", "_INBOX.>"] }} }} }}"#
+        )
+    };
+    format!("authorization {{ users = [ {}, {} ] }}\n", user(0, 1), user(1, 0))
+}
+
+fn a_locked_down_server_takes_its_hosts_and_refuses_wrong_credentials(_open: Server) {
+    let dir = std::env::temp_dir().join(format!("maslite-locked-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("server.conf");
+    std::fs::write(&conf, locked_down("locked")).unwrap();
+    let server = Server::start_with(&["-c", conf.to_str().unwrap()]);
+    let blob = || Envelope::new(Blob(vec![5; 100]));
+    let every = Duration::from_millis(100);
+    let as_host = |me: u16| {
+        move |n: NatsTransport| {
+            let password = format!("pw-{me}-s3cret");
+            n.key(key())
+                .options(NatsOptions::new().user_and_password(&format!("host{me}"), &password))
+        }
+    };
+    let h0 = host_with(server.url.clone(), "locked", 0, blob(), every, as_host(0));
+    let h1 = host_with(server.url.clone(), "locked", 1, blob(), every, as_host(1));
+    assert_eq!(h0.join().unwrap().unwrap(), []);
+    assert_eq!(h1.join().unwrap().unwrap(), [(AgentId(1), 100)]);
+    // Wrong credentials, as options or in the URL: refused at once (not
+    // after the 20 s readiness wait), the secret in no message.
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    let wrong = "wr0ng-passw0rd";
+    let tries: [(String, NatsOptions); 3] = [
+        (server.url.clone(), NatsOptions::new().user_and_password("host0", wrong)),
+        (format!("nats://host0:{wrong}@127.0.0.1:{port}"), NatsOptions::new()),
+        (server.url.clone(), NatsOptions::new()),
+    ];
+    for (url, options) in tries {
+        let start = Instant::now();
+        let h = host_with(url, "locked", 0, blob(), every, move |n| n.key(key()).options(options));
+        let err = h.join().unwrap().unwrap_err().to_string();
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}: {err}", start.elapsed());
+        assert!(err.contains("refused"), "{err}");
+        assert!(!err.contains(wrong) && !err.contains("s3cret"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate it
+/// signed, as PEM files in `dir`: (ca, server cert, server key, client
+/// cert, client key).
+fn certificates(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "maslite test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let signed = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert =
+            CertificateParams::new(names).unwrap().signed_by(&key, &ca_cert, &ca_key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server, server_key) = signed(vec!["127.0.0.1".into(), "localhost".into()]);
+    let (client, client_key) = signed(vec!["host".into()]);
+    let files = [
+        ("ca.pem", ca_cert.pem()),
+        ("server.pem", server),
+        ("server-key.pem", server_key),
+        ("client.pem", client),
+        ("client-key.pem", client_key),
+    ];
+    files.map(|(name, pem)| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    })
+}
+
+fn mutual_tls_runs_the_hosts_and_refuses_a_host_without_a_certificate(_open: Server) {
+    let dir = std::env::temp_dir().join(format!("maslite-mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let [ca, cert, key_file, client, client_key] = certificates(&dir);
+    let conf = dir.join("server.conf");
+    let tls = format!(
+        "tls {{ cert_file: {cert:?}, key_file: {key_file:?}, ca_file: {ca:?}, verify: true, timeout: 5 }}\n"
+    );
+    std::fs::write(&conf, tls).unwrap();
+    let server = Server::start_with(&["-c", conf.to_str().unwrap()]);
+    let blob = || Envelope::new(Blob(vec![9; 100]));
+    let every = Duration::from_millis(100);
+    let options = NatsOptions::new().ca(&ca).client_certificate(&client, &client_key);
+    let (o0, o1) = (options.clone(), options);
+    let h0 = host_with(server.url.clone(), "mtls", 0, blob(), every, |n| n.key(key()).options(o0));
+    let h1 = host_with(server.url.clone(), "mtls", 1, blob(), every, |n| n.key(key()).options(o1));
+    assert_eq!(h0.join().unwrap().unwrap(), []);
+    assert_eq!(h1.join().unwrap().unwrap(), [(AgentId(1), 100)]);
+    // Without trusting the server's CA, or without a client certificate
+    // (the server hangs up after the handshake): as the server may be
+    // starting, tried until the readiness deadline (2 s here), then the
+    // error says TLS.
+    for options in [NatsOptions::new().require_tls(), NatsOptions::new().ca(&ca)] {
+        let start = Instant::now();
+        let secure = move |n: NatsTransport| {
+            n.key(key()).options(options).ready_within(Duration::from_secs(2))
+        };
+        let h = host_with(server.url.clone(), "mtls", 0, blob(), every, secure);
+        let err = h.join().unwrap().unwrap_err().to_string();
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}: {err}", start.elapsed());
+        assert!(err.contains("over TLS"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A run key's holder that misbehaves: it asks host 1 for its session (as
+/// a host would), then says bye on host 1's heartbeats, validly sealed,
+/// while host 1 runs on. Host 0 takes the bye only with host 1's bye frame,
+/// which never comes: both hosts fail within the heartbeat limit, named,
+/// rather than host 0 waiting on a host it stopped watching.
+fn a_bye_without_the_hosts_last_frames_fails_the_run_in_bounded_time(server: Server) {
+    let (tx, rx) = mpsc::channel();
+    for me in 0..2u16 {
+        let (url, tx) = (server.url.clone(), tx.clone());
+        std::thread::spawn(move || {
+            let run = || -> Result<maslite::runtime::RuntimeReport, Error> {
+                let mut codec = Codec::new();
+                codec.register::<Blob>().unwrap();
+                let placement = Placement::new(vec![0, 1], me)?;
+                let nats = NatsTransport::new(&url, "insider", placement, codec)?
+                    .key(key())
+                    .heartbeat(Duration::from_millis(100), 10);
+                let mut rt = Runtime::builder().partitions(2).transport(nats).build()?;
+                rt.add_with_id(0, AgentId(1), Rally)?;
+                rt.add_with_id(1, AgentId(2), Rally)?;
+                rt.send(Envelope::new(Blob(vec![1])).to(AgentId(1)));
+                let _ = tx.send(None);
+                rt.run_with(RunOptions::new().seconds(1e9))
+            };
+            let _ = tx.send(Some(run()));
+        });
+    }
+    for _ in 0..2 {
+        assert!(rx.recv_timeout(Duration::from_secs(30)).unwrap().is_none());
+    }
+    // The insider: host 1's session from its readiness answer, then a bye.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use maslite_nats::seal::{Beat, Protection, RunSeal};
+        let seal = RunSeal::new(&key(), Protection::Authenticated, "insider", 0, 2).unwrap();
+        let client = async_nats::connect(server.url.as_str()).await.unwrap();
+        let answer = client.request("maslite.insider.ready.1", seal.ask()).await.unwrap();
+        assert!(seal.take_answer(1, &answer.payload), "host 1 answered");
+        let bye = seal.beats_of(1).unwrap().seal(Beat::Bye, u64::MAX / 2);
+        client.publish("maslite.insider.beat.1", bye).await.unwrap();
+        client.flush().await.unwrap();
+    });
+    let said = Instant::now();
+    let mut errors = Vec::new();
+    for _ in 0..2 {
+        let end = rx.recv_timeout(Duration::from_secs(20)).expect("the host stopped in time");
+        errors.push(end.unwrap().unwrap_err().to_string());
+    }
+    // The heartbeat's limit is 1 s (100 ms x 10).
+    assert!(said.elapsed() < Duration::from_secs(10), "{:?}", said.elapsed());
+    let all = errors.join("\n");
+    assert!(
+        all.contains("host 1 said bye on its heartbeats, but its last frames did not follow"),
+        "{all}"
+    );
+}
+
+/// A phold model long enough (thousands of lockstep steps across hosts)
+/// for an outsider's attacks to land in the middle of it.
+const LONG_MODEL: [&str; 8] =
+    ["--agents", "128", "--events", "3", "--remote", "0.5", "--end", "300"];
+
+/// Host `h` of 2 of phold's `model`, on run `run`.
+fn phold_host(server: &Server, model: &[&str], run: &str, h: &str) -> Child {
+    let mut args = [model, &["--partitions", "2", "--hosts", "2", "--host", h]].concat();
+    args.extend(["--nats", &server.url, "--run", run]);
+    spawn("phold", &args)
+}
+
+/// Both hosts' stderr, for the assertions and the failures' messages.
+fn said(outs: &[&Output]) -> String {
+    outs.iter().map(|o| String::from_utf8_lossy(&o.stderr)).collect::<Vec<_>>().join("\n")
+}
+
+fn an_outsider_cannot_change_the_result_nor_crash_a_host(server: Server) {
+    let one = finish(
+        spawn("phold", &[&LONG_MODEL[..], &["--partitions", "2"]].concat()),
+        Duration::from_secs(60),
+    );
+    assert!(one.status.success());
+    let stop = Arc::new(AtomicBool::new(false));
+    let attacker =
+        adversary::start(&server.url, "outsider", adversary::Attack::Forge, stop.clone());
+    let (h0, h1) = (
+        phold_host(&server, &LONG_MODEL, "outsider", "0"),
+        phold_host(&server, &LONG_MODEL, "outsider", "1"),
+    );
+    let (h0, h1) = (finish(h0, Duration::from_secs(120)), finish(h1, Duration::from_secs(120)));
+    stop.store(true, Ordering::Relaxed);
+    let done = attacker.join().unwrap();
+    let said = said(&[&h0, &h1]);
+    // Both finish, with the one-process result: nothing forged was acted
+    // on, nothing panicked.
+    assert!(h0.status.success() && h1.status.success(), "{said}");
+    let sum = hex_after(&h0, "phold: host 0", "hash").wrapping_add(hex_after(
+        &h1,
+        "phold: host 1",
+        "hash",
+    ));
+    assert_eq!(sum, hex_after(&one, "phold:", "hash"), "{said}");
+    assert_eq!(
+        number_after(&h0, "events") + number_after(&h1, "events"),
+        number_after(&one, "events")
+    );
+    // The attacks landed during the run, and were dropped and counted.
+    assert!(done.published.load(Ordering::Relaxed) > 100, "{done:?}");
+    assert!(said.contains("dropped a frame not from another host"), "{said}");
+    assert!(said.contains("dropped a forged frame"), "{said}");
+    assert!(said.contains("dropped a forged or replayed heartbeat"), "{said}");
+    // No forged abort text (with its escapes) reached a terminal.
+    assert!(!said.contains("forged abort") && !said.contains("\x1b[2J"), "{said}");
+}
+
+fn a_forged_bye_then_a_dead_host_is_still_named(server: Server) {
+    let model = ["--end", "1000000"];
+    let mut h0 = phold_host(&server, &model, "bye", "0");
+    let mut h1 = phold_host(&server, &model, "bye", "1");
+    let stderr = h0.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut said = Vec::new();
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent && line.starts_with("phold: sim") {
+                let _ = tx.send(None);
+                sent = true;
+            }
+            said.push(line);
+        }
+        let _ = tx.send(Some(said.join("\n")));
+    });
+    assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), None, "the run started");
+    // Byes and aborts for host 1 from an outsider, then host 1 dies.
+    let stop = Arc::new(AtomicBool::new(false));
+    adversary::start(&server.url, "bye", adversary::Attack::ForgedBye, stop).join().unwrap();
+    h1.kill().unwrap();
+    let _ = h1.wait();
+    let killed = Instant::now();
+    let out = finish(h0, Duration::from_secs(30));
+    let waited = killed.elapsed();
+    let said = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("host 1 lost"), "{said}");
+    assert!(!said.contains("host 1 failed"), "a forged abort was taken: {said}");
+    // The heartbeat's limit is 2 s (250 ms x 8): named within a few.
+    assert!(waited < Duration::from_secs(15), "named after {waited:?}");
+}
+
+fn a_flood_of_partial_frames_keeps_a_hosts_memory_bounded(server: Server) {
+    let one = finish(
+        spawn("phold", &[&LONG_MODEL[..], &["--partitions", "2"]].concat()),
+        Duration::from_secs(60),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    // 3 000 frames of (almost) 1 MiB: 3 GiB, claiming to come from host 1.
+    let flood = adversary::Attack::Flood { count: 3000, size: (1 << 20) - 100 };
+    let attacker = adversary::start(&server.url, "flood", flood, stop.clone());
+    let (h0, h1) = (
+        phold_host(&server, &LONG_MODEL, "flood", "0"),
+        phold_host(&server, &LONG_MODEL, "flood", "1"),
+    );
+    // Host 0's peak memory, read from /proc while it lives.
+    let pid = h0.id();
+    let watching = Arc::new(AtomicBool::new(true));
+    let watch = {
+        let watching = watching.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while watching.load(Ordering::Relaxed) {
+                peak = adversary::peak_rss(pid).unwrap_or(0).max(peak);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        })
+    };
+    let (h0, h1) = (finish(h0, Duration::from_secs(120)), finish(h1, Duration::from_secs(120)));
+    watching.store(false, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    let peak = watch.join().unwrap();
+    let flooded = attacker.join().unwrap().published.load(Ordering::Relaxed);
+    let said = said(&[&h0, &h1]);
+    assert!(peak > 0, "host 0's memory was read");
+    eprintln!(
+        "host 0 peaked at {} MiB under a flood of {flooded} MiB; hosts: {}, {}",
+        peak >> 20,
+        h0.status,
+        h1.status
+    );
+    // (Most of the flood landed while host 0 ran.)
+    assert!(flooded >= 1000, "{flooded} frames");
+    assert!(peak < 1 << 30, "host 0 peaked at {} MiB: {said}", peak >> 20);
+    // Either the run was not disturbed, or it failed saying why.
+    if h0.status.success() && h1.status.success() {
+        let sum = hex_after(&h0, "phold: host 0", "hash").wrapping_add(hex_after(
+            &h1,
+            "phold: host 1",
+            "hash",
+        ));
+        assert_eq!(sum, hex_after(&one, "phold:", "hash"), "{said}");
+    } else {
+        assert!(
+            said.contains("slow consumer") || said.contains("lost") || said.contains("failed"),
+            "{said}"
+        );
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -352,7 +781,39 @@ fn main() -> std::process::ExitCode {
     use libtest_mimic::{Arguments, Completion, Trial};
     /// A test, given its own server.
     type Test = fn(Server);
-    let tests: [(&str, Test); 8] = [
+    let tests: [(&str, Test); 16] = [
+        (
+            "a_bye_without_the_hosts_last_frames_fails_the_run_in_bounded_time",
+            a_bye_without_the_hosts_last_frames_fails_the_run_in_bounded_time,
+        ),
+        (
+            "mutual_tls_runs_the_hosts_and_refuses_a_host_without_a_certificate",
+            mutual_tls_runs_the_hosts_and_refuses_a_host_without_a_certificate,
+        ),
+        (
+            "an_eavesdropper_reads_nothing_of_an_encrypted_run",
+            an_eavesdropper_reads_nothing_of_an_encrypted_run,
+        ),
+        (
+            "a_run_without_a_key_is_refused_unless_insecure",
+            a_run_without_a_key_is_refused_unless_insecure,
+        ),
+        (
+            "a_locked_down_server_takes_its_hosts_and_refuses_wrong_credentials",
+            a_locked_down_server_takes_its_hosts_and_refuses_wrong_credentials,
+        ),
+        (
+            "an_outsider_cannot_change_the_result_nor_crash_a_host",
+            an_outsider_cannot_change_the_result_nor_crash_a_host,
+        ),
+        (
+            "a_forged_bye_then_a_dead_host_is_still_named",
+            a_forged_bye_then_a_dead_host_is_still_named,
+        ),
+        (
+            "a_flood_of_partial_frames_keeps_a_hosts_memory_bounded",
+            a_flood_of_partial_frames_keeps_a_hosts_memory_bounded,
+        ),
         (
             "phold_on_two_processes_gives_the_hash_of_one",
             phold_on_two_processes_gives_the_hash_of_one,

@@ -14,9 +14,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bare;
 mod cases;
+mod floors;
 mod load;
 mod measure;
 mod plot;
+mod ratios;
 
 use clap::{Parser, ValueEnum};
 use measure::{line, median, peak_rss_bytes, repeat, rss_bytes};
@@ -44,6 +46,12 @@ enum Case {
     Churn,
     /// Sparse alarms on idle agents (time jumps/s).
     IdleAdvance,
+    /// The floor of `pingpong`: the same ping-pong as two bare async
+    /// agents, no framework (messages/s).
+    FloorPingpong,
+    /// The floor of `phold`: the same model, draws and hash as one
+    /// sequential loop over a binary heap, no framework (events/s).
+    FloorPhold,
     /// The `bank` example: 100 000 reneging customers, one kernel, no log
     /// (customers/s; compare.sh runs SimPy's version beside it).
     Bank,
@@ -55,11 +63,13 @@ enum Case {
 }
 
 /// Every case, in the order `all` runs them.
-const CASES: [Case; 11] = [
+const CASES: [Case; 13] = [
+    Case::FloorPingpong,
     Case::Pingpong,
     Case::Fanout,
     Case::Xstream,
     Case::Xpingpong,
+    Case::FloorPhold,
     Case::Phold,
     Case::Conveyor,
     Case::Spawn,
@@ -124,6 +134,7 @@ fn main() {
     // Each case in a process of its own: what one case leaves behind (a
     // big heap, the peak memory) must not colour the next one's figures.
     let me = std::env::current_exe().expect("the path of this program");
+    let mut seen = Vec::new();
     for case in CASES {
         let name = case.to_possible_value().expect("a named case").get_name().to_string();
         let mut cmd = std::process::Command::new(&me);
@@ -131,12 +142,18 @@ fn main() {
         if args.smoke {
             cmd.arg("--smoke");
         }
-        let status = cmd.status().expect("the case's process starts");
-        if !status.success() {
-            eprintln!("maslite-bench: case {name} failed: {status}");
+        cmd.stderr(std::process::Stdio::inherit());
+        let out = cmd.output().expect("the case's process starts");
+        let text = String::from_utf8_lossy(&out.stdout);
+        print!("{text}");
+        seen.extend(text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()));
+        if !out.status.success() {
+            eprintln!("maslite-bench: case {name} failed: {}", out.status);
             std::process::exit(1);
         }
     }
+    // Each case against its floor, from this run.
+    print!("\n{}", ratios::table(&seen));
 }
 
 /// Runs one case with the default settings; returns its lines.
@@ -182,18 +199,7 @@ fn run_case_with(
             let mut out = Vec::new();
             for remote in [0.0, 0.25, 0.9] {
                 for partitions in 1..=max_partitions {
-                    let params = cases::phold::Params {
-                        agents: pick(4096, 64),
-                        events: 4,
-                        remote,
-                        lookahead: 0.1,
-                        mean: 1.0,
-                        end: if smoke { 2.0 } else { 100.0 },
-                        partitions,
-                        seed: 1,
-                        window: None,
-                        ..Default::default()
-                    };
+                    let params = phold_params(smoke, remote, partitions);
                     let mut hash = 0;
                     let v = repeat(runs, warmup, || {
                         let (eps, h) = cases::phold(&params);
@@ -233,6 +239,33 @@ fn run_case_with(
             let v = repeat(runs, warmup, || cases::idle_advance(idle, jumps));
             let params = json!({"idle_agents": idle, "jumps": jumps});
             vec![line("idle-advance", params, "jumps/s", &v, none())]
+        }
+        Case::FloorPingpong => {
+            let messages = pick(20_000_000, 10_000);
+            let v = repeat(runs, warmup, || floors::pingpong(messages));
+            vec![line("floor-pingpong", json!({"messages": messages}), "messages/s", &v, none())]
+        }
+        Case::FloorPhold => {
+            let mut out = Vec::new();
+            for remote in [0.0, 0.25, 0.9] {
+                let params = phold_params(smoke, remote, 1);
+                let (mut hash, mut bytes) = (0, 0);
+                let v = repeat(runs, warmup, || {
+                    let (eps, _, h, b) = floors::phold(&params);
+                    (hash, bytes) = (h, b);
+                    eps
+                });
+                let mut extra = Map::new();
+                extra.insert("hash".into(), Value::String(format!("{hash:016x}")));
+                extra.insert("bytes_per_pending_event".into(), json!(bytes));
+                let p = json!({
+                    "agents": params.agents, "events": params.events, "remote": remote,
+                    "lookahead": params.lookahead, "mean": params.mean, "end": params.end,
+                    "partitions": 1, "seed": params.seed,
+                });
+                out.push(line("floor-phold", p, "events/s", &v, extra));
+            }
+            out
         }
         Case::Bank => {
             let n = pick(100_000, 100) as u32;
@@ -349,6 +382,23 @@ fn overload_line(load: load::Load, runs: usize, warmup: usize) -> String {
     line("service", params, "answered/s", &answered, extra)
 }
 
+/// The `phold` case's model (and `floor-phold`'s): 4 096 agents with 4
+/// events each, lookahead 0.1, mean 1, to t = 100, seed 1.
+fn phold_params(smoke: bool, remote: f64, partitions: usize) -> cases::phold::Params {
+    cases::phold::Params {
+        agents: if smoke { 64 } else { 4096 },
+        events: 4,
+        remote,
+        lookahead: 0.1,
+        mean: 1.0,
+        end: if smoke { 2.0 } else { 100.0 },
+        partitions,
+        seed: 1,
+        window: None,
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +431,19 @@ mod tests {
         // Pairs (1 partition, 2 partitions) per remote fraction.
         for pair in hashes.chunks(2) {
             assert_eq!(pair[0], pair[1]);
+        }
+    }
+
+    /// The PHOLD floor is the same model: the kernel's hash and event count,
+    /// on every remote fraction.
+    #[test]
+    fn the_phold_floor_gives_the_kernels_hash() {
+        for remote in [0.0, 0.25, 0.9] {
+            let params = cases::phold::Params { end: 10.0, ..phold_params(true, remote, 1) };
+            let kernel = cases::phold::run(&params).unwrap();
+            let (_, events, hash, _) = floors::phold(&params);
+            assert_eq!((events, hash), (kernel.events, kernel.hash), "remote {remote}");
+            assert!(events > 500, "{events}");
         }
     }
 }

@@ -10,10 +10,9 @@
 use crate::envelope::{Envelope, Origin};
 use crate::error::{Error, Result};
 use crate::id::AgentId;
+use crate::quad_heap::{time_bits, time_of, Key, QuadHeap};
 use crate::topic::Topic;
 use rustc_hash::FxHashSet;
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
 /// A request to deliver `envelope` at a future time.
 ///
@@ -124,38 +123,34 @@ pub(crate) enum Fired {
     Wake(u32),
 }
 
-struct Entry {
-    at: f64,
+/// A pending alarm, in the queue's slab.
+struct Item {
     /// Ties at one time: the origin of the alarm's message (zero for
     /// wake-ups, whose order makes no difference: they only mark agents).
     tie: Origin,
+    /// Its number (a wake-up's ticket).
     seq: u64,
     required: bool,
-    what: Fired,
+    /// `None` once the slot is free.
+    what: Option<Fired>,
 }
 
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    // Reversed: the heap's top is the earliest (time, seq).
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.at.total_cmp(&self.at).then(other.tie.cmp(&self.tie)).then(other.seq.cmp(&self.seq))
-    }
+/// Whether the alarm in slot `a` comes before the one in slot `b`, of the
+/// same time: by origin, then by number.
+#[inline]
+fn earlier(slab: &[Item], a: u32, b: u32) -> bool {
+    let (a, b) = (&slab[a as usize], &slab[b as usize]);
+    (a.tie, a.seq) < (b.tie, b.seq)
 }
 
-/// The pending alarms of one scheduler.
+/// The pending alarms of one scheduler: (time, slot) keys in a 4-ary heap,
+/// the alarms themselves in a slab (see [`quad_heap`](crate::quad_heap)).
 #[derive(Default)]
 pub(crate) struct AlarmQueue {
-    heap: BinaryHeap<Entry>,
+    heap: QuadHeap,
+    slab: Vec<Item>,
+    /// Free slots of the slab.
+    free: Vec<u32>,
     next_seq: u64,
     /// Pending alarms that keep an idle real-time run alive.
     required: usize,
@@ -177,33 +172,61 @@ impl AlarmQueue {
         self.cancelled.insert(ticket);
     }
 
+    #[inline]
     fn push(&mut self, at: f64, tie: Origin, required: bool, what: Fired) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.required += required as usize;
-        self.heap.push(Entry { at, tie, seq, required, what });
+        let item = Item { tie, seq, required, what: Some(what) };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = item;
+                slot
+            }
+            None => {
+                self.slab.push(item);
+                (self.slab.len() - 1) as u32
+            }
+        };
+        let slab = &self.slab;
+        self.heap.push(Key { time: time_bits(at), slot }, |a, b| earlier(slab, a, b));
         seq
     }
 
+    /// Pops the earliest alarm: its flag and what it does.
+    #[inline]
+    fn pop(&mut self) -> Option<(bool, Fired)> {
+        let slab = &self.slab;
+        let key = self.heap.pop(|a, b| earlier(slab, a, b))?;
+        let item = &mut self.slab[key.slot as usize];
+        let what = item.what.take().expect("a pending alarm");
+        self.free.push(key.slot);
+        self.required -= item.required as usize;
+        Some((item.required, what))
+    }
+
     fn drop_cancelled_top(&mut self) {
+        if self.cancelled.is_empty() {
+            return;
+        }
         while let Some(top) = self.heap.peek() {
-            if self.cancelled.is_empty() || !self.cancelled.remove(&top.seq) {
+            let seq = self.slab[top.slot as usize].seq;
+            if self.cancelled.is_empty() || !self.cancelled.remove(&seq) {
                 return;
             }
-            let e = self.heap.pop().expect("peeked");
-            self.required -= e.required as usize;
+            self.pop();
         }
     }
 
     /// The time at the top of the heap (maybe a cancelled wake-up).
     pub fn peek_time(&self) -> Option<f64> {
-        self.heap.peek().map(|e| e.at)
+        self.heap.peek().map(|k| time_of(k.time))
     }
 
     /// The earliest pending time.
     pub fn next_time(&mut self) -> Option<f64> {
         self.drop_cancelled_top();
-        self.heap.peek().map(|e| e.at)
+        self.peek_time()
     }
 
     pub fn is_empty(&mut self) -> bool {
@@ -218,15 +241,15 @@ impl AlarmQueue {
     /// Pops every alarm due at `now`, in (time, origin) order; their mail is
     /// marked as fired (see [`Origin::FIRED`]).
     pub fn release_due(&mut self, now: f64, mut f: impl FnMut(Fired)) {
+        let due = time_bits(now);
         loop {
             self.drop_cancelled_top();
             match self.heap.peek() {
-                Some(top) if top.at <= now => {}
+                Some(top) if top.time <= due => {}
                 _ => return,
             }
-            let e = self.heap.pop().expect("peeked");
-            self.required -= e.required as usize;
-            f(match e.what {
+            let (_, what) = self.pop().expect("peeked");
+            f(match what {
                 Fired::Mail(mut env) => {
                     env.mark_fired();
                     Fired::Mail(env)
@@ -239,26 +262,31 @@ impl AlarmQueue {
     /// The pending mail alarms, optionally only those for `receiver`, in the
     /// order they will fire.
     pub fn list(&self, receiver: Option<AgentId>) -> Vec<AlarmInfo> {
-        let mut entries: Vec<&Entry> = self
+        let mut keys: Vec<Key> = self
             .heap
             .iter()
-            .filter(|e| match &e.what {
-                Fired::Mail(env) => receiver.is_none_or(|r| env.receiver() == Some(r)),
-                Fired::Wake(_) => false,
+            .filter(|k| match &self.slab[k.slot as usize].what {
+                Some(Fired::Mail(env)) => receiver.is_none_or(|r| env.receiver() == Some(r)),
+                _ => false,
             })
+            .copied()
             .collect();
-        entries.sort_by(|a, b| b.cmp(a));
-        entries
-            .into_iter()
-            .map(|e| {
-                let Fired::Mail(env) = &e.what else { unreachable!("filtered above") };
-                AlarmInfo {
-                    at: e.at,
+        let slab = &self.slab;
+        keys.sort_by(|a, b| {
+            let (x, y) = (&slab[a.slot as usize], &slab[b.slot as usize]);
+            a.time.cmp(&b.time).then((x.tie, x.seq).cmp(&(y.tie, y.seq)))
+        });
+        keys.into_iter()
+            .filter_map(|k| {
+                let item = &self.slab[k.slot as usize];
+                let Some(Fired::Mail(env)) = &item.what else { return None };
+                Some(AlarmInfo {
+                    at: time_of(k.time),
                     sender: env.sender(),
                     receiver: env.receiver(),
                     topic: env.topic_value(),
-                    ignore_if_idle: !e.required,
-                }
+                    ignore_if_idle: !item.required,
+                })
             })
             .collect()
     }
@@ -266,22 +294,26 @@ impl AlarmQueue {
     /// Removes the mail alarms for `receiver` (any if `None`) with `topic`
     /// (any if `None`); returns how many. Wake-ups of sleeping agents stay.
     pub fn clear(&mut self, receiver: Option<AgentId>, topic: Option<&str>) -> usize {
-        let before = self.heap.len();
-        let mut required_removed = 0;
-        self.heap.retain(|e| {
-            let hit = match &e.what {
-                Fired::Mail(env) => {
-                    receiver.is_none_or(|r| env.receiver() == Some(r))
-                        && topic.is_none_or(|t| env.topic() == t)
-                }
-                Fired::Wake(_) => false,
-            };
-            if hit {
-                required_removed += e.required as usize;
+        let hit = |item: &Item| match &item.what {
+            Some(Fired::Mail(env)) => {
+                receiver.is_none_or(|r| env.receiver() == Some(r))
+                    && topic.is_none_or(|t| env.topic() == t)
             }
-            !hit
-        });
-        self.required -= required_removed;
-        before - self.heap.len()
+            _ => false,
+        };
+        let gone: Vec<u32> =
+            self.heap.iter().filter(|k| hit(&self.slab[k.slot as usize])).map(|k| k.slot).collect();
+        if gone.is_empty() {
+            return 0;
+        }
+        for &slot in &gone {
+            let item = &mut self.slab[slot as usize];
+            self.required -= item.required as usize;
+            item.what = None;
+        }
+        let slab = &self.slab;
+        self.heap.retain(|k| slab[k.slot as usize].what.is_some(), |a, b| earlier(slab, a, b));
+        self.free.extend_from_slice(&gone);
+        gone.len()
     }
 }

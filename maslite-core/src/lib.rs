@@ -76,6 +76,23 @@
 //! `cx.sleep(dt)` are the kernel's own waits: an agent pending on them is
 //! idle, not busy.
 //!
+//! tokio's timers follow the wall clock, never the simulated one: in a
+//! simulated run, wait with `cx.sleep` and [`Cx::recv_timeout`]. An agent
+//! still waiting on something outside the kernel when a run stops is listed
+//! in [`RunReport::waiting_outside`].
+//!
+//! ## Processes, as SimPy users write them
+//!
+//! - [`waits`]: mail or a timeout ([`Cx::recv_timeout`]), the first message
+//!   that matches ([`Cx::recv_where`]), interrupts ([`Cx::interrupt`],
+//!   [`Cx::interruptible`]); `futures` combinators over the kernel's futures.
+//! - [`resource`]: a [`Resource`] with a capacity and a queue;
+//!   `cx.request(res).await` gives a [`Grant`], released when dropped.
+//! - [`process`]: children whose value the creator joins ([`Cx::process`],
+//!   [`Process::join`]); a process started from outside keeps its value for
+//!   [`Scheduler::take_result`].
+//! - [`Cx::spawn_on`] places a child on a partition of a runtime.
+//!
 //! ## Errors
 //!
 //! Bad input gives an [`Error`], never a panic. A message to an unknown
@@ -97,6 +114,7 @@ pub mod id;
 mod id_map;
 pub mod mailing_list;
 pub mod process;
+mod quad_heap;
 pub mod registry;
 pub mod resource;
 pub mod scheduler;

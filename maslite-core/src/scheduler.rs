@@ -233,6 +233,10 @@ struct Slot {
     phase: Phase,
     /// Pending on something outside the kernel.
     busy: bool,
+    /// Its last poll left its waker with a future outside the kernel (a
+    /// tokio timer beside a kernel wait, say): listed in
+    /// `RunReport::waiting_outside` if the run stops so.
+    kept_waker: bool,
     /// Being removed: teardown is due.
     removing: bool,
     /// What the kernel asked (`signal::UPDATE_DUE`, `FORCE_UPDATE`) while an
@@ -289,6 +293,8 @@ pub struct Scheduler {
     mail: Vec<Envelope>,
     recipients: Vec<AgentId>,
     busy: usize,
+    /// Agents whose last poll left their waker outside the kernel.
+    kept_wakers: usize,
     /// Numbers the deliveries to subscribers (see `AgentRecord::copied`).
     copies: u64,
     site: PollSite,
@@ -319,8 +325,13 @@ impl Scheduler {
             mail: Vec::new(),
             recipients: Vec::new(),
             busy: 0,
+            kept_wakers: 0,
             copies: 0,
-            site: PollSite { index: 0, queue: Arc::new(WakeQueue::default()) },
+            site: PollSite {
+                index: 0,
+                queue: Arc::new(WakeQueue::default()),
+                kept: std::sync::atomic::AtomicBool::new(false),
+            },
             stats: Stats::default(),
             failure: None,
             next_key: None,
@@ -482,6 +493,7 @@ impl Scheduler {
             agent,
             phase,
             busy: false,
+            kept_waker: false,
             removing: false,
             owed: 0,
             at_rest: false,
@@ -547,6 +559,9 @@ impl Scheduler {
                 slot.busy = false;
                 self.busy -= 1;
             }
+            if std::mem::take(&mut slot.kept_waker) {
+                self.kept_wakers -= 1;
+            }
             let _ = catch_unwind(AssertUnwindSafe(move || drop(cancelled)));
             let cx = Cx { shared: self.shared.clone(), index, id };
             slot.future = Some(agent.teardown(cx));
@@ -584,6 +599,9 @@ impl Scheduler {
         self.shared.forget_foreign(index);
         if slot.busy {
             self.busy -= 1;
+        }
+        if slot.kept_waker {
+            self.kept_wakers -= 1;
         }
         if !left.is_empty() {
             self.stats.dead_letters += left.len() as u64;
@@ -670,11 +688,11 @@ impl Scheduler {
         Rc::try_unwrap(cell).map(std::cell::RefCell::into_inner).map_err(|_| Error::AgentBusy(id))
     }
 
-    /// The agents suspended on something the kernel does not drive (no
-    /// kernel wait pending: tokio I/O, a channel, a tokio timer), in id
-    /// order.
+    /// The agents suspended on something the kernel does not drive (tokio
+    /// I/O, a channel, a tokio timer — alone or beside a kernel wait, as in
+    /// `tokio::time::timeout(d, cx.recv())`), in id order.
     pub fn waiting_outside(&self) -> Vec<AgentId> {
-        if self.busy == 0 {
+        if self.busy == 0 && self.kept_wakers == 0 {
             return Vec::new();
         }
         let reg = self.shared.reg.borrow();
@@ -682,7 +700,9 @@ impl Scheduler {
             .slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.as_ref().is_some_and(|s| s.busy))
+            .filter(|(_, s)| {
+                s.as_ref().is_some_and(|s| s.future.is_some() && (s.busy || s.kept_waker))
+            })
             .map(|(i, _)| reg.agents[i].id)
             .collect();
         ids.sort_unstable();
@@ -924,7 +944,7 @@ impl Scheduler {
         self.between_runs();
         let reason = outcome?;
         let waiting_outside = self.waiting_outside();
-        if !waiting_outside.is_empty() {
+        if !waiting_outside.is_empty() && self.clock.is_simulated() {
             tracing::warn!(
                 agents = ?waiting_outside,
                 ?reason,
@@ -1302,6 +1322,7 @@ impl Scheduler {
         shared.waits.set(0);
         shared.epoch.set(shared.epoch.get() + 1);
         self.site.index = index;
+        self.site.kept.store(false, std::sync::atomic::Ordering::Relaxed);
         let waker = self.site.waker();
         let mut cx = Context::from_waker(&waker);
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
@@ -1315,7 +1336,19 @@ impl Scheduler {
                 slot.at_rest = bits & signal::AT_REST != 0;
                 // Waits held inside a combinator count even when it did not
                 // poll them this time.
-                let busy = shared.waits.get() == 0 && !shared.has_foreign(index);
+                let foreign = shared.has_foreign(index);
+                let busy = shared.waits.get() == 0 && !foreign;
+                // (A combinator that keeps the waker for the kernel's own
+                // futures inside it has them note theirs: `foreign`.)
+                let kept = !foreign && self.site.kept.load(std::sync::atomic::Ordering::Relaxed);
+                if kept != slot.kept_waker {
+                    slot.kept_waker = kept;
+                    if kept {
+                        self.kept_wakers += 1;
+                    } else {
+                        self.kept_wakers -= 1;
+                    }
+                }
                 if busy != slot.busy {
                     slot.busy = busy;
                     if busy {
@@ -1345,6 +1378,9 @@ impl Scheduler {
         if slot.busy {
             slot.busy = false;
             self.busy -= 1;
+        }
+        if std::mem::take(&mut slot.kept_waker) {
+            self.kept_wakers -= 1;
         }
         let removing = slot.removing;
         let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));

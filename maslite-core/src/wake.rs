@@ -71,6 +71,9 @@ impl Wake for AgentWaker {
 pub(crate) struct PollSite {
     pub index: u32,
     pub queue: Arc<WakeQueue>,
+    /// The waker was cloned during this poll: a future kept it, to be woken
+    /// from outside the kernel (tokio I/O or a timer, a channel).
+    pub kept: AtomicBool,
 }
 
 impl PollSite {
@@ -106,6 +109,7 @@ unsafe fn site(data: *const ()) -> &'static PollSite {
 unsafe fn site_clone(data: *const ()) -> RawWaker {
     // SAFETY: called during the poll, while the site is alive.
     let site = unsafe { site(data) };
+    site.kept.store(true, Ordering::Relaxed);
     let owned = Waker::from(Arc::new(AgentWaker { index: site.index, queue: site.queue.clone() }));
     let owned = std::mem::ManuallyDrop::new(owned);
     // Hand over the owned waker's raw parts; ManuallyDrop keeps its refcount.

@@ -33,11 +33,14 @@
 //! the default spin before parking) unless `--no-pin` or `--spin-us S` say
 //! otherwise. Other flags: `--only local|inproc|nats` (the others are
 //! skipped: for a profiler), `--case pingpong|stream`, `--url` (a running
-//! server).
+//! server), `--protect mac|encrypt|insecure` (the NATS frames
+//! authenticated with a run key, the default; also encrypted; or neither,
+//! to measure what that costs).
 
 use maslite_core::{AgentId, Envelope};
+use maslite_nats::key::RUN_KEY_ENV;
 use maslite_nats::packet::{Arrival, PacketReader, PacketWriter};
-use maslite_nats::{Codec, NatsTransport};
+use maslite_nats::{Codec, NatsTransport, RunKey};
 use maslite_runtime::transport::{Control, InProcess, Packet, Placement, Sent};
 use maslite_runtime::{Builder, Runtime, RuntimeReport, StopReason};
 use serde::{Deserialize, Serialize};
@@ -87,6 +90,17 @@ struct Opts {
     case: Option<Case>,
     no_pin: bool,
     spin: Option<Duration>,
+    /// How the NATS runs' frames are protected (`--protect`).
+    protect: Protect,
+}
+
+/// `--protect`: the frames authenticated with a run key (the default),
+/// also encrypted, or not at all (to measure what it costs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protect {
+    Mac,
+    Encrypt,
+    Insecure,
 }
 
 impl Opts {
@@ -104,6 +118,7 @@ impl Opts {
             case: None,
             no_pin: false,
             spin: None,
+            protect: Protect::Mac,
         };
         let mut i = 0;
         while i < args.len() {
@@ -133,6 +148,14 @@ impl Opts {
                         "nats" => Way::Nats,
                         _ => panic!("--only local|inproc|nats, not {value}"),
                     })
+                }
+                "--protect" => {
+                    o.protect = match value.as_str() {
+                        "mac" => Protect::Mac,
+                        "encrypt" => Protect::Encrypt,
+                        "insecure" => Protect::Insecure,
+                        _ => panic!("--protect mac|encrypt|insecure, not {value}"),
+                    }
                 }
                 "--case" => {
                     o.case = Some(match value.as_str() {
@@ -270,6 +293,13 @@ fn nats_builder(o: &Opts, url: &str, run: &str, me: u16) -> Builder {
     let nats = NatsTransport::new(url, run, placement, codec())
         .unwrap()
         .ready_within(Duration::from_secs(120));
+    // Host 0 made the key and gave it to host 1 in its environment.
+    let key = || RunKey::from_env(RUN_KEY_ENV).unwrap().expect("the run key in $MASLITE_RUN_KEY");
+    let nats = match o.protect {
+        Protect::Mac => nats.key(key()),
+        Protect::Encrypt => nats.key(key()).encrypted(),
+        Protect::Insecure => nats.insecure(),
+    };
     o.builder().transport(nats)
 }
 
@@ -367,6 +397,12 @@ fn start_child(o: &Opts, url: &str) -> Child {
     if o.no_pin {
         args.push("--no-pin".into());
     }
+    let protect = match o.protect {
+        Protect::Mac => "mac",
+        Protect::Encrypt => "encrypt",
+        Protect::Insecure => "insecure",
+    };
+    args.extend(["--protect".into(), protect.into()]);
     if let Some(s) = o.spin {
         args.extend(["--spin-us".into(), s.as_micros().to_string()]);
     }
@@ -477,6 +513,10 @@ fn main() {
     if o.host.is_some_and(|h| h != 0) {
         child(&o);
         return;
+    }
+    if std::env::var_os(RUN_KEY_ENV).is_none() {
+        // A key for this invocation's runs; host 1 inherits it.
+        std::env::set_var(RUN_KEY_ENV, RunKey::generate().unwrap().to_hex());
     }
     let mut reap = Reap(Vec::new());
     let ways = o.ways();

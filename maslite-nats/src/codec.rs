@@ -6,8 +6,11 @@
 //! a tag that names it on the wire (by default its short type name, the
 //! topic maslite gives it). An envelope travels as its header — tag,
 //! sender, receiver, topic (when not the default), direct flag, origin —
-//! then its payload, all in postcard's compact varint format.
+//! then its payload, all in postcard's compact varint format. A payload
+//! from the network nests at most [`MAX_DEPTH`](crate::depth::MAX_DEPTH)
+//! levels deep ([`depth`](crate::depth)).
 
+use crate::depth::{Bounded, Budget, MAX_DEPTH};
 use crate::error::{Error, Result};
 use maslite_core::{AgentId, Envelope, Origin};
 use rustc_hash::FxHashMap as HashMap;
@@ -16,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use std::any::Any;
 
 type EncodeFn = fn(&Envelope, &mut Vec<u8>) -> std::result::Result<(), postcard::Error>;
-type DecodeFn = fn(&[u8]) -> std::result::Result<Envelope, postcard::Error>;
+/// Decodes a payload; the error says why (the depth bound's, or postcard's).
+type DecodeFn = fn(&[u8]) -> std::result::Result<Envelope, String>;
 
 struct Entry {
     tag: String,
@@ -126,8 +130,18 @@ impl Codec {
         }
         fn decode<T: DeserializeOwned + Any + Send + Clone>(
             bytes: &[u8],
-        ) -> std::result::Result<Envelope, postcard::Error> {
-            Ok(Envelope::new(postcard::from_bytes::<T>(bytes)?))
+        ) -> std::result::Result<Envelope, String> {
+            // Bounded in depth: a payload nested too deep is an error, not
+            // a stack overflow (see `depth`).
+            let budget = Budget::new(MAX_DEPTH);
+            let mut de = postcard::Deserializer::from_bytes(bytes);
+            match T::deserialize(Bounded { de: &mut de, budget: &budget }) {
+                Ok(payload) => Ok(Envelope::new(payload)),
+                Err(_) if budget.met() => {
+                    Err(format!("nested deeper than {MAX_DEPTH} levels (the decoder's bound)"))
+                }
+                Err(e) => Err(e.to_string()),
+            }
         }
         let i = self.entries.len();
         self.entries.push(Entry {
@@ -200,9 +214,9 @@ impl Codec {
             return Err(Error::UnknownTag { tag: header.tag.into() });
         };
         let entry = &self.entries[i];
-        let serde =
-            |e: postcard::Error| Error::Serde { tag: entry.tag.clone(), message: e.to_string() };
-        let mut env = (entry.decode)(payload).map_err(serde)?.from(AgentId(header.sender));
+        let mut env = (entry.decode)(payload)
+            .map_err(|message| Error::Serde { tag: entry.tag.clone(), message })?
+            .from(AgentId(header.sender));
         if let Some(r) = header.receiver {
             env = env.to(AgentId(r));
         }

@@ -59,6 +59,43 @@ pub enum Error {
         /// The one that came.
         got: u64,
     },
+    /// A frame came twice on a link (its sequence number was taken
+    /// already): without a run key NATS never does that, so someone else
+    /// published it. (With a key, a replay is dropped and counted.)
+    #[error(
+        "duplicate or injected frame on link {from} -> {to}: sequence {got} was taken already (next due: {expected})"
+    )]
+    Duplicate {
+        /// The source host.
+        from: u16,
+        /// The destination host.
+        to: u16,
+        /// The sequence number due.
+        expected: u64,
+        /// The one that came again.
+        got: u64,
+    },
+    /// A packet on a link is larger than the limit
+    /// ([`NatsTransport::max_packet`](crate::NatsTransport::max_packet)).
+    #[error(
+        "packet too large on link {from} -> {to}: over {limit} bytes (NatsTransport::max_packet)"
+    )]
+    TooLarge {
+        /// The source host.
+        from: u16,
+        /// The destination host.
+        to: u16,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// A run key could not be read or made (the key itself is never
+    /// quoted).
+    #[error("run key: {0}")]
+    Key(String),
+    /// The NATS server refused this host's credentials, or TLS with it
+    /// failed: trying again would not help. (No secret is quoted.)
+    #[error("nats: {0}")]
+    Refused(String),
     /// The NATS server or connection failed.
     #[error("nats: {0}")]
     Nats(String),

@@ -22,7 +22,13 @@
 //!   says so instead of blaming the others.
 //! - A host that ends cleanly says "bye" ([`Heartbeat::stop`], or best
 //!   effort on drop): the others report [`HostEvent::Left`], not an error,
-//!   and stop watching it.
+//!   and stop watching it. (The transport takes a bye on the beats only
+//!   with the bye frame after the host's last packet: see
+//!   [`transport`](crate::transport).) [`Heartbeat::forget`] stops
+//!   watching a host that is known to have ended otherwise.
+//! - With a run key ([`Heartbeat::open`]) beats and byes are authenticated
+//!   and numbered ([`seal`](crate::seal)): a forged or replayed beat is
+//!   dropped and counted, so it can neither hide a death nor fake a bye.
 //!
 //! The verdict is not a message: it is computed from the times of the last
 //! beats whenever it is asked, by [`Heartbeat::check`] (a few atomic loads,
@@ -43,6 +49,8 @@
 //! jitter.
 
 use crate::error::{Error, Result};
+use crate::rejections::{Rejection, Rejections};
+use crate::seal::{Beat, BeatSeal, RunSeal};
 use bytes::Bytes;
 use futures::StreamExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -52,8 +60,6 @@ use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-const BEAT: &[u8] = b"beat";
-const BYE: &[u8] = b"bye";
 /// A host's slot: no beat yet.
 const NEVER: u64 = 0;
 /// A host's slot: it said bye.
@@ -142,7 +148,8 @@ impl Heartbeat {
     /// Starts host `me` (of `hosts`) of run `run` beating on `client` every
     /// `every`, and watching the others: one silent for `missed × every`
     /// is lost. Returns once the subscription to the beats is on the
-    /// server (bounded by that same time).
+    /// server (bounded by that same time). Beats are not authenticated:
+    /// see [`open`](Self::open).
     pub async fn start(
         client: async_nats::Client,
         run: &str,
@@ -154,6 +161,30 @@ impl Heartbeat {
         if me >= hosts {
             return Err(Error::Nats(format!("host {me} of {hosts}: no such host")));
         }
+        let seal = RunSeal::insecure(me, hosts);
+        Heartbeat::open(client, run, &seal, every, missed, Rejections::new()).await
+    }
+
+    /// As [`start`](Self::start), for the host and hosts of `seal`, with
+    /// its keys: beats that are not authentic (or replayed) are dropped
+    /// and counted in `rejections`. Call it after the readiness handshake
+    /// (which tells the hosts' sessions).
+    pub async fn open(
+        client: async_nats::Client,
+        run: &str,
+        seal: &RunSeal,
+        every: Duration,
+        missed: u32,
+        rejections: Rejections,
+    ) -> Result<Heartbeat> {
+        let (me, hosts) = (seal.host(), seal.hosts());
+        if me >= hosts {
+            return Err(Error::Nats(format!("host {me} of {hosts}: no such host")));
+        }
+        let keys: Vec<Option<BeatSeal>> = (0..hosts).map(|h| seal.beats_of(h)).collect();
+        let Some(mine) = keys[me as usize].clone() else {
+            return Err(Error::Nats("heartbeats: this host has no key".into()));
+        };
         if every.is_zero() || missed == 0 {
             return Err(Error::Nats(format!(
                 "heartbeat every {every:?}, lost after {missed} missed: both must be over zero"
@@ -177,10 +208,10 @@ impl Heartbeat {
             closed: AtomicBool::new(false),
             notify: Notify::new(),
         });
-        let watcher = tokio::spawn(watch(beats, shared.clone()));
+        let watcher = tokio::spawn(watch(beats, shared.clone(), keys, me, rejections));
         let (stop, stopped) = oneshot::channel();
         let to = async_nats::Subject::from(subject(run, me));
-        let beater = tokio::spawn(beat(client.clone(), to, every, limit, stopped));
+        let beater = tokio::spawn(beat(client.clone(), to, mine, every, limit, stopped));
         Ok(Heartbeat {
             shared,
             client,
@@ -232,6 +263,18 @@ impl Heartbeat {
     pub fn left(&self) -> Vec<u16> {
         let seen = self.shared.seen.iter().map(|s| s.load(Relaxed));
         (0..).zip(seen).filter(|&(h, s)| s == LEFT && h != self.me).map(|(h, _)| h).collect()
+    }
+
+    /// Stops watching host `host`: it ended (its bye frame came), and its
+    /// silence is no verdict. It is reported once as
+    /// [`HostEvent::Left`].
+    pub fn forget(&self, host: u16) {
+        if let Some(seen) = self.shared.seen.get(host as usize) {
+            if host != self.me {
+                seen.store(LEFT, Relaxed);
+                self.shared.notify.notify_one();
+            }
+        }
     }
 
     /// Says bye and waits until the server has it (an error after
@@ -326,12 +369,35 @@ impl Heartbeat {
     }
 }
 
-/// The watching task: stamps each host's beats, marks its bye.
-async fn watch(mut beats: async_nats::Subscriber, shared: Arc<Shared>) {
+/// The watching task: stamps each host's beats, marks its bye. A beat not
+/// authentic, or not numbered above the last one taken from its host, is
+/// dropped and counted.
+async fn watch(
+    mut beats: async_nats::Subscriber,
+    shared: Arc<Shared>,
+    keys: Vec<Option<BeatSeal>>,
+    me: u16,
+    rejections: Rejections,
+) {
+    let mut last = vec![0u64; keys.len()];
     while let Some(m) = beats.next().await {
         let host = m.subject.rsplit('.').next().and_then(|h| h.parse::<usize>().ok());
-        let Some(seen) = host.and_then(|h| shared.seen.get(h)) else { continue };
-        if m.payload == BYE {
+        let Some((h, seen)) = host.and_then(|h| Some((h, shared.seen.get(h)?))) else {
+            rejections.count(Rejection::Beat, me, None);
+            continue;
+        };
+        let opened = keys[h].as_ref().and_then(|k| Some((k.open(&m.payload)?, k.is_sealed())));
+        let what = match opened {
+            Some(((what, n), sealed)) if !sealed || n > last[h] => {
+                last[h] = n;
+                what
+            }
+            _ => {
+                rejections.count(Rejection::Beat, me, Some(h as u16));
+                continue;
+            }
+        };
+        if what == Beat::Bye {
             seen.store(LEFT, Relaxed);
             shared.notify.notify_one();
         } else if seen.load(Relaxed) != LEFT {
@@ -348,10 +414,16 @@ async fn watch(mut beats: async_nats::Subscriber, shared: Arc<Shared>) {
 async fn beat(
     client: async_nats::Client,
     to: async_nats::Subject,
+    seal: BeatSeal,
     every: Duration,
     limit: Duration,
     mut stop: oneshot::Receiver<()>,
 ) -> Result<()> {
+    let mut counter = 0u64;
+    let mut next = move |what| {
+        counter += 1;
+        seal.seal(what, counter)
+    };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -362,9 +434,9 @@ async fn beat(
         }
         // Bounded: a connection that is down must not keep this loop from
         // its stop. A beat that does not go is the others' business.
-        let _ = tokio::time::timeout(every, send(&client, &to, BEAT)).await;
+        let _ = tokio::time::timeout(every, send(&client, &to, next(Beat::Alive))).await;
     }
-    match tokio::time::timeout(limit, send(&client, &to, BYE)).await {
+    match tokio::time::timeout(limit, send(&client, &to, next(Beat::Bye))).await {
         Ok(r) => r,
         Err(_) => Err(Error::Nats(format!(
             "heartbeats: the server did not confirm the bye within {:.3} s",
@@ -375,11 +447,7 @@ async fn beat(
 
 /// Publishes and flushes: without the flush the client's writer may hold
 /// a small message back.
-async fn send(
-    client: &async_nats::Client,
-    to: &async_nats::Subject,
-    what: &'static [u8],
-) -> Result<()> {
-    client.publish(to.clone(), Bytes::from_static(what)).await.map_err(nats)?;
+async fn send(client: &async_nats::Client, to: &async_nats::Subject, what: Bytes) -> Result<()> {
+    client.publish(to.clone(), what).await.map_err(nats)?;
     client.flush().await.map_err(nats)
 }

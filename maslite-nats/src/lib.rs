@@ -16,7 +16,9 @@
 //! # fn main() -> Result<(), maslite_runtime::Error> {
 //! let me = 1; // this process is host 1 of 2
 //! let placement = Placement::blocks(2, 2, me)?;
-//! let nats = NatsTransport::new("nats://127.0.0.1:4222", "demo", placement, Codec::new())?;
+//! // The run's secret, the same on every host (`runkey` example).
+//! let key = maslite_nats::RunKey::from_file("run.key").map_err(|e| maslite_runtime::Error::Config(e.to_string()))?;
+//! let nats = NatsTransport::new("nats://127.0.0.1:4222", "demo", placement, Codec::new())?.key(key);
 //! let mut rt = Runtime::builder().partitions(2).transport(nats).build()?;
 //! rt.run()?;
 //! # Ok(()) }
@@ -43,17 +45,44 @@
 //!   [`Error::HostLost`], naming it, and this host's own silence
 //!   [`Error::CutOff`]: a dead or cut-off host stops the others in bounded
 //!   time.
+//!
+//! And what keeps everyone else out, for every byte from the network is
+//! hostile:
+//!
+//! - [`key`]: a run's shared secret, [`RunKey`], from a file or the
+//!   environment; a run without one is refused unless
+//!   [`NatsTransport::insecure`] says otherwise.
+//! - [`seal`]: keys derived from it per run, per link and per pair of
+//!   sessions; every frame, beat and readiness answer authenticated
+//!   (HMAC-SHA256), frames optionally encrypted (ChaCha20-Poly1305).
+//! - [`rejections`]: what is dropped, never acted on, counted and logged
+//!   (rate-limited).
+//! - [`depth`]: payloads decoded with a bound on their nesting, so a deep
+//!   one is an error rather than a stack overflow; partial packets are
+//!   bounded per link ([`packet`]).
+//! - [`options`]: the server's authentication (user and password, token,
+//!   nkey, credentials file) and TLS (a custom CA, a client certificate),
+//!   never logged.
 
 #![deny(missing_docs)]
 
 mod codec;
 pub mod control;
+pub mod depth;
 mod error;
 pub mod heartbeat;
+pub mod key;
 pub mod link;
+pub mod options;
 pub mod packet;
+pub mod rejections;
+pub mod seal;
 pub mod transport;
 
 pub use codec::Codec;
 pub use error::{Error, Result};
+pub use key::RunKey;
+pub use options::NatsOptions;
+pub use rejections::{Rejection, Rejections};
+pub use seal::Protection;
 pub use transport::NatsTransport;

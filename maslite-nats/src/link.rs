@@ -16,9 +16,16 @@
 //!   loss ([`Error::Gap`]).
 //! - The server refuses messages over its `max_payload`: packets are cut
 //!   into frames under it ([`PacketWriter`](crate::packet::PacketWriter)).
+//!
+//! With a run key the handshake is authenticated too, and is how hosts
+//! learn each other's sessions ([`seal`](crate::seal)): an answer that was
+//! not made for this host's question with the run's key does not count.
 
 use crate::error::{Error, Result};
+use crate::options::NatsOptions;
+use crate::seal::RunSeal;
 use futures::StreamExt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -40,6 +47,7 @@ pub struct HostLink {
     me: u16,
     hosts: u16,
     inbox: async_nats::Subscriber,
+    seal: Arc<RunSeal>,
     events: mpsc::UnboundedReceiver<async_nats::Event>,
     responder: tokio::task::JoinHandle<()>,
 }
@@ -57,7 +65,8 @@ fn nats(e: impl std::fmt::Display) -> Error {
 impl HostLink {
     /// Connects host `me` (of `hosts`) of run `run` to the server at `url`,
     /// subscribes to its subject with room for `capacity` frames, and
-    /// starts answering readiness requests.
+    /// starts answering readiness requests. Nothing is authenticated: see
+    /// [`open`](Self::open).
     pub async fn connect(
         url: &str,
         run: &str,
@@ -68,32 +77,55 @@ impl HostLink {
         if me >= hosts {
             return Err(Error::Nats(format!("host {me} of {hosts}: no such host")));
         }
+        let seal = Arc::new(RunSeal::insecure(me, hosts));
+        HostLink::open(&NatsOptions::new(), url, run, seal, capacity).await
+    }
+
+    /// As [`connect`](Self::connect), with the server's authentication and
+    /// TLS `options`, and this host's keys for the run (its number and the
+    /// number of hosts are the seal's).
+    pub async fn open(
+        options: &NatsOptions,
+        url: &str,
+        run: &str,
+        seal: Arc<RunSeal>,
+        capacity: usize,
+    ) -> Result<HostLink> {
+        let (me, hosts) = (seal.host(), seal.hosts());
+        if me >= hosts {
+            return Err(Error::Nats(format!("host {me} of {hosts}: no such host")));
+        }
         let (tx, events) = mpsc::unbounded_channel();
-        let client = async_nats::ConnectOptions::new()
+        let base = async_nats::ConnectOptions::new()
             .subscription_capacity(capacity.max(16))
             .event_callback(move |event| {
                 let tx = tx.clone();
                 async move {
                     let _ = tx.send(event);
                 }
-            })
-            .connect(url)
-            .await
-            .map_err(nats)?;
+            });
+        let client = options.connect(url, base).await?;
         let inbox = client.subscribe(subject(run, me)).await.map_err(nats)?;
         let mut asks = client.subscribe(ready_subject(run, me)).await.map_err(nats)?;
         // Both subscriptions are on the server once a flush returns (it
         // round-trips a PING).
         client.flush().await.map_err(nats)?;
         let answering = client.clone();
+        let answers = seal.clone();
         let responder = tokio::spawn(async move {
             while let Some(ask) = asks.next().await {
-                if let Some(reply) = ask.reply {
-                    let _ = answering.publish(reply, "ready".into()).await;
-                }
+                let (Some(reply), Some(answer)) = (ask.reply, answers.answer(&ask.payload)) else {
+                    continue;
+                };
+                let _ = answering.publish(reply, answer).await;
             }
         });
-        Ok(HostLink { client, run: run.into(), me, hosts, inbox, events, responder })
+        Ok(HostLink { client, run: run.into(), me, hosts, inbox, seal, events, responder })
+    }
+
+    /// This host's keys for the run.
+    pub fn seal(&self) -> &Arc<RunSeal> {
+        &self.seal
     }
 
     /// This host's number.
@@ -121,10 +153,11 @@ impl HostLink {
         while !missing.is_empty() {
             let mut still = Vec::new();
             for &q in &missing {
-                let ask = self.client.request(ready_subject(&self.run, q), "".into());
+                let ask = self.client.request(ready_subject(&self.run, q), self.seal.ask());
                 match tokio::time::timeout(Duration::from_millis(200), ask).await {
-                    Ok(Ok(_)) => {}
-                    // No responders yet, or no answer in time: ask again.
+                    Ok(Ok(answer)) if self.seal.take_answer(q, &answer.payload) => {}
+                    // No responders yet, no answer in time, or an answer
+                    // not made with the run's key: ask again.
                     _ => still.push(q),
                 }
             }

@@ -17,12 +17,28 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// One partition's live figures.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[repr(align(128))]
 pub(crate) struct Gauge {
+    /// The clock's bits; [`UNSEEN`] until the partition publishes (a
+    /// partition of another host never does here).
     now: AtomicU64,
     messages: AtomicU64,
     updates: AtomicU64,
+}
+
+/// A gauge's clock before its partition published: a NaN, which
+/// [`f64::min`] passes over.
+const UNSEEN: u64 = u64::MAX;
+
+impl Default for Gauge {
+    fn default() -> Gauge {
+        Gauge {
+            now: AtomicU64::new(UNSEEN),
+            messages: AtomicU64::new(0),
+            updates: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Gauge {
@@ -49,7 +65,9 @@ impl Gauges {
     }
 
     /// The sums: (clock, messages, updates). The clock is the earliest of
-    /// the partitions' (in a lookahead window some run ahead).
+    /// the partitions' that published (in a lookahead window some run
+    /// ahead; on several hosts the others' partitions never publish here),
+    /// 0 before any did.
     pub fn read(&self) -> (f64, u64, u64) {
         let mut now = f64::INFINITY;
         let (mut messages, mut updates) = (0, 0);
@@ -58,7 +76,7 @@ impl Gauges {
             messages += g.messages.load(Ordering::Relaxed);
             updates += g.updates.load(Ordering::Relaxed);
         }
-        (now, messages, updates)
+        (if now.is_finite() { now } else { 0.0 }, messages, updates)
     }
 }
 

@@ -728,7 +728,8 @@ impl Runtime {
             partitions: outcomes.into_iter().map(|o| o.report).collect(),
         };
         let waiting = report.waiting_outside();
-        if !waiting.is_empty() {
+        // (On the wall clock, waiting on the outside world is the point.)
+        if !waiting.is_empty() && !matches!(self.config.mode, Mode::RealTime) {
             tracing::warn!(
                 agents = ?waiting,
                 reason = ?report.reason,

@@ -441,3 +441,24 @@ fn a_child_placed_on_another_host_fails_the_run_saying_why() {
     );
     assert!(results[1].1.is_err(), "host 1: {:?}", results[1].1);
 }
+
+#[test]
+fn each_hosts_progress_shows_the_real_clock() {
+    // Before: the other host's partitions, never published here, held
+    // the clock at 0 ("sim 0.0/…, ratio 0x").
+    let samples = on_hosts(vec![0, 1], |host| {
+        let mut rt = runtime_on(host);
+        ping_pong(&mut rt);
+        let mut progress = rt.progress(Duration::from_millis(1));
+        let reader = std::thread::spawn(move || {
+            std::iter::from_fn(|| progress.next_blocking()).map(|s| s.now).collect::<Vec<_>>()
+        });
+        rt.run_with(maslite::RunOptions::new().seconds(2000.0)).unwrap();
+        drop(rt); // the stream ends with the runtime
+        reader.join().unwrap()
+    });
+    for (h, clocks) in samples.iter().enumerate() {
+        let last = clocks.iter().copied().fold(0.0, f64::max);
+        assert!(last > 0.0, "host {h}'s progress: {clocks:?}");
+    }
+}

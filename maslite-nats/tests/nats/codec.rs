@@ -65,3 +65,46 @@ fn unregistered_and_doubly_registered_types_are_named() {
     let err = other.decode(&bytes).unwrap_err();
     assert!(matches!(&err, Error::UnknownTag { tag } if tag == "blob"), "{err}");
 }
+
+/// A recursive payload type, as a user may register one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Nest {
+    Leaf,
+    In(Box<Nest>),
+}
+
+/// `Nest` `depth` levels deep, as postcard writes it: a variant index per
+/// level (0: leaf, 1: one more level), made by hand — encoding a deep
+/// value would recurse too.
+fn nested_bytes(codec: &Codec, depth: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    codec.encode(&Envelope::new(Nest::Leaf), &mut bytes).unwrap();
+    // The header, then the payload: the leaf's one byte, replaced.
+    bytes.pop();
+    bytes.extend(std::iter::repeat_n(1u8, depth));
+    bytes.push(0);
+    let len = (bytes.len() - 4) as u32;
+    bytes[..4].copy_from_slice(&len.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn a_payload_nested_past_the_bound_is_an_error_not_a_stack_overflow() {
+    let mut codec = Codec::new();
+    codec.register::<Nest>().unwrap();
+    // Within the bound: decoded whole.
+    let ok = codec.decode(&nested_bytes(&codec, 100)).unwrap();
+    let mut depth = 0;
+    let mut at = ok.payload::<Nest>().unwrap();
+    while let Nest::In(inner) = at {
+        depth += 1;
+        at = inner;
+    }
+    assert_eq!(depth, 100);
+    // 50 000 levels (a few bytes each) overflowed a thread's stack before.
+    for deep in [maslite_nats::depth::MAX_DEPTH + 1, 50_000] {
+        let err = codec.decode(&nested_bytes(&codec, deep)).unwrap_err();
+        assert!(matches!(err, Error::Serde { .. }), "{err}");
+        assert!(err.to_string().contains("nested deeper than 128 levels"), "{err}");
+    }
+}

@@ -85,6 +85,11 @@ pub struct Server {
 impl Server {
     /// Starts one; panics when `nats-server` is missing, saying why.
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts one with these extra arguments (`--user`, `-c FILE`…).
+    pub fn start_with(extra: &[&str]) -> Server {
         if let Some(why) = missing() {
             let need = if required() { ", and MASLITE_REQUIRE_NATS=1 requires it" } else { "" };
             panic!("{why}{need} (apt-get install -y nats-server)");
@@ -92,6 +97,7 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -20,9 +20,11 @@ macro_rules! server_or_skip {
 mod codec;
 mod common;
 mod control;
+mod fuzz;
 mod heartbeats;
 mod nats_links;
 mod packets;
+mod sealed;
 
 /// The tests here that start a `nats-server` (the skip line counts them).
 const SERVER_TESTS: common::ServerTests = common::ServerTests {

@@ -361,7 +361,18 @@ impl Partition {
             }
             // The last word carries no unit of activity.
             Packet::LastWord => true,
-            Packet::Control(_) => unreachable!("free mode sends no step controls"),
+            // Free mode sends no step controls (and runs on one host): a
+            // control here fails the run rather than panicking.
+            Packet::Control(_) => {
+                f.error.get_or_insert(Error::Transport {
+                    message: format!(
+                        "partition {q} -> partition {}: a step control in free mode breaks the \
+                         protocol",
+                        self.me
+                    ),
+                });
+                false
+            }
         }
     }
 

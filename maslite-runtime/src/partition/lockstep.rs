@@ -506,7 +506,7 @@ impl Partition {
         for &q in &s.peers {
             let control = match self.wires.recv(q).await {
                 Ok(Packet::Control(c)) => c,
-                Ok(other) => unreachable!("{other:?} where a control belongs breaks the protocol"),
+                Ok(other) => return Err(self.broke_protocol(q, &other, "a control")),
                 Err(PeerGone(q)) => return Err(self.peer_died(q)),
             };
             if control.run != self.fingerprint {
@@ -611,7 +611,7 @@ impl Partition {
             }
             match self.wires.recv(q).await {
                 Ok(Packet::Mail(batch)) => self.take_batch(q, batch),
-                Ok(other) => unreachable!("{other:?} where mail belongs breaks the protocol"),
+                Ok(other) => return Err(self.broke_protocol(q, &other, "mail")),
                 Err(PeerGone(q)) => return Err(self.peer_died(q)),
             }
         }
@@ -743,6 +743,27 @@ impl Partition {
              every host must run the same program, with the same runs and options",
             self.me, self.runs
         ))
+    }
+
+    /// Partition `q` sent `got` where `due` belongs. Between partitions of
+    /// one process that cannot happen; from another host it is a faulty
+    /// or hostile peer: the run fails, naming the link (never a panic).
+    fn broke_protocol(&self, q: usize, got: &Packet, due: &str) -> Error {
+        let got = match got {
+            Packet::Control(_) => "a control",
+            Packet::Mail(_) => "mail",
+            Packet::Changes(_) => "free mode's changes",
+            Packet::Start(_) => "a start",
+            Packet::LastWord => "a last word",
+        };
+        let r#where = if self.wires.is_remote(q) { " (on another host)" } else { "" };
+        Error::Transport {
+            message: format!(
+                "partition {q}{where} -> partition {}: {got} where {due} belongs breaks the \
+                 lockstep protocol",
+                self.me
+            ),
+        }
     }
 
     fn peer_died(&self, q: usize) -> Error {

@@ -114,3 +114,27 @@ async fn the_applications_token_stops_an_endless_run() {
     assert!(report.end_time > 0.0);
     assert_eq!(report.sent(), report.delivered() + report.dead_letters() + report.pending());
 }
+
+/// The trap of tokio's timers in simulated time: `tokio::time::timeout`
+/// around `cx.recv()` waits on the wall clock, which the simulated run does
+/// not wait for; the run ends with the agent still suspended, and the
+/// report names it (as a warning does) instead of losing it silently.
+#[test]
+fn an_agent_left_on_a_tokio_timer_in_simulated_time_is_named_in_the_report() {
+    let mut rt = Runtime::new(2).unwrap();
+    let trapped = rt
+        .spawn(1, |cx| async move {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3600), cx.recv()).await;
+        })
+        .unwrap();
+    let fine = rt
+        .spawn(0, |cx| async move {
+            let _ = cx.recv_timeout(3600.0).await;
+        })
+        .unwrap();
+    let report = rt.run().unwrap();
+    assert_eq!(report.end_time, 3600.0, "the kernel's timeout ran out on the simulated clock");
+    assert_eq!(report.waiting_outside(), [trapped]);
+    assert_eq!(report.partitions[1].waiting_outside, [trapped]);
+    assert!(rt.partition_of(fine).is_none(), "the kernel's timeout ended its agent");
+}

@@ -1433,7 +1433,8 @@ fn bank<S: Probe>(mut sys: S) -> (String, (Vec<String>, Option<(f64, u32)>, Stri
     // The manager learns customer 1's id, and interrupts its service at 3.
     let manager = sys
         .spawn_on(parts - 1, move |cx| async move {
-            let victim = *cx.recv().await.payload::<AgentId>().unwrap();
+            let told = cx.recv_timeout(100.0).await.expect("the source tells in time");
+            let victim = *told.payload::<AgentId>().unwrap();
             cx.sleep_until(3.0).await;
             push(&l, format!("manager t={} interrupts c1", cx.now()));
             cx.interrupt(victim, Note("closing"));

@@ -1,0 +1,76 @@
+//! The summary of `maslite-bench all`: each real case against its floor
+//! (see [`floors`](crate::floors)), measured in the same run, and the
+//! target each ratio is held to (issue "Events at the machine's speed").
+
+use serde_json::Value;
+
+/// (case, floor, what to match in the params, the ratio's target).
+const PAIRS: [(&str, &str, Option<f64>, f64); 4] = [
+    ("pingpong", "floor-pingpong", None, 0.85),
+    ("phold", "floor-phold", Some(0.0), 0.5),
+    ("phold", "floor-phold", Some(0.25), 0.5),
+    ("phold", "floor-phold", Some(0.9), 0.5),
+];
+
+/// The median of the line of `case` (with `remote`, on one partition, if
+/// given).
+fn median(lines: &[Value], case: &str, remote: Option<f64>) -> Option<f64> {
+    lines
+        .iter()
+        .find(|v| {
+            v["case"] == case
+                && remote.is_none_or(|r| {
+                    v["params"]["remote"].as_f64() == Some(r)
+                        && v["params"]["partitions"].as_u64() == Some(1)
+                })
+        })
+        .and_then(|v| v["median"].as_f64())
+}
+
+/// The table of ratios, in Markdown, for the cases found in `lines` (the
+/// JSON lines of one run).
+pub fn table(lines: &[Value]) -> String {
+    let mut out = String::from(
+        "| case | ours (median) | floor (median) | ours / floor | target |\n|---|---:|---:|---:|---:|\n",
+    );
+    for (case, floor, remote, target) in PAIRS {
+        let (Some(ours), Some(base)) = (median(lines, case, remote), median(lines, floor, remote))
+        else {
+            continue;
+        };
+        let name = match remote {
+            Some(r) => format!("{case}, 1 partition, remote {r}"),
+            None => case.to_string(),
+        };
+        let ratio = ours / base;
+        let mark = if ratio >= target { "met" } else { "not met" };
+        out.push_str(&format!(
+            "| {name} | {ours:.0} | {base:.0} | {ratio:.2} | >= {target} ({mark}) |\n"
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_table_pairs_each_case_with_its_floor_and_says_whether_the_target_is_met() {
+        let lines = vec![
+            json!({"case": "pingpong", "median": 18.0, "params": {}}),
+            json!({"case": "floor-pingpong", "median": 20.0, "params": {}}),
+            json!({"case": "phold", "median": 2.0, "params": {"remote": 0.25, "partitions": 1}}),
+            json!({"case": "phold", "median": 3.0, "params": {"remote": 0.25, "partitions": 2}}),
+            json!({"case": "floor-phold", "median": 8.0, "params": {"remote": 0.25, "partitions": 1}}),
+        ];
+        let t = table(&lines);
+        assert!(t.contains("| pingpong | 18 | 20 | 0.90 | >= 0.85 (met) |"), "{t}");
+        assert!(
+            t.contains("| phold, 1 partition, remote 0.25 | 2 | 8 | 0.25 | >= 0.5 (not met) |"),
+            "{t}"
+        );
+        assert!(!t.contains("remote 0.9"), "no line without both figures: {t}");
+    }
+}
