@@ -87,9 +87,13 @@ pub(crate) struct InletQueue {
 }
 
 impl InletQueue {
-    /// Takes up to `max` messages waiting in the inlet (none while an
-    /// endpoint is stalled), stamped with origins of the outside: `(me,
-    /// count)` spread so that partitions never give the same one.
+    /// Takes up to `max` messages waiting in the inlet, and no more than
+    /// its capacity (none while an endpoint is stalled), stamped with
+    /// origins of the outside: `(me, count)` spread so that partitions
+    /// never give the same one. (At most a capacity a step: with senders
+    /// waiting, the channel refills while it is read, and a step that took
+    /// all it could find would let a slow agent's inbox grow far past the
+    /// inlet's bound.)
     pub fn take(&mut self, me: usize, count: usize, max: usize, out: &mut Vec<Envelope>) {
         if self.draining.is_cancelled() && !self.exhausted {
             self.rx.close();
@@ -97,7 +101,7 @@ impl InletQueue {
         if self.pressure.holding() && !self.draining.is_cancelled() {
             return;
         }
-        for _ in 0..max {
+        for _ in 0..max.min(self.rx.max_capacity()) {
             match self.rx.try_recv() {
                 Ok(env) => out.push(self.stamp(me, count, env)),
                 Err(mpsc::error::TryRecvError::Empty) => {
