@@ -11,7 +11,8 @@
 //!
 //! Messages from outside enter each partition through a bounded channel of
 //! its own: a partition takes what is there at the start of each step (free
-//! mode: each time round its loop), and waits on it when the whole system
+//! mode: each time round its loop; at most the channel's capacity, so what
+//! waits inside stays bounded by it too), and waits on it when the whole system
 //! is idle (looking for 50 µs before it parks its thread: under load the
 //! next request is that close, and waking a parked thread costs more). A
 //! stop is graceful in three moves: the inlet refuses new messages, each
