@@ -35,7 +35,7 @@ pub struct Signer {
 
 impl Agent for Signer {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let mut msg = env.into_payload::<ChainMsg>().expect("signers get ChainMsg");
             msg.signatures.push(cx.id());
             let unsigned = self.everyone.iter().find(|a| !msg.signatures.contains(a));
@@ -58,7 +58,7 @@ pub struct Registrar {
 
 impl Agent for Registrar {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             self.contract = Some(env.into_payload::<Contract>().expect("a contract"));
             cx.pause(); // stops every partition at the end of this step
         }

@@ -75,7 +75,7 @@ impl Agent for Feed {
     }
 
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             // A small deterministic walk.
             self.price = self.price * 1009 % 10_007 + 9_000;
             cx.send(Envelope::new(Quote(self.price)).to(DESK));
@@ -91,7 +91,7 @@ struct Desk {
 
 impl Agent for Desk {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             if let Ok(Quote(price)) = env.payload::<Quote>() {
                 self.last = Some(*price);
             } else if let Ok(Order(qty)) = env.payload::<Order>() {

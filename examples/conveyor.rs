@@ -119,7 +119,7 @@ pub struct Conveyor {
 
 impl Agent for Conveyor {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             if let Ok(t) = env.payload::<Transfer>() {
                 let item = t.item.clone();
                 self.log.push(Event::Loaded { at: cx.now(), item: item.id });

@@ -34,7 +34,7 @@ pub struct Greeter {
 impl Agent for Greeter {
     // Runs in each round in which the inbox holds mail.
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let said = env.payload::<Hello>().map_or("?", |h| h.0);
             self.transcript.borrow_mut().push(format!(
                 "t={}: greeter {} hears {said:?} from {}",

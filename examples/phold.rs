@@ -295,7 +295,7 @@ impl Agent for Lp {
     }
 
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let seq = env.payload::<Event>().map_or(0, |e| e.seq);
             self.hash = self.hash.wrapping_add(event_hash(cx.now(), cx.id(), env.sender(), seq));
             self.processed += 1;

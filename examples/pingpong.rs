@@ -22,7 +22,7 @@ struct Player {
 
 impl Agent for Player {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(mut ball) = cx.receive() {
+        while let Some(mut ball) = cx.try_recv() {
             self.hits += 1;
             let next = if ball.topic() == "ping" { "pong" } else { "ping" };
             ball.set_topic(next);

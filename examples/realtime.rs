@@ -37,7 +37,7 @@ impl Agent for Feed {
     }
 
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             // A small deterministic walk.
             self.price = self.price * 1009 % 10_007 + 9_000;
             cx.send(Envelope::new(Quote(self.price)).to(self.to));
@@ -58,7 +58,7 @@ pub struct Trader {
 
 impl Agent for Trader {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let Quote(price) = env.into_payload::<Quote>().expect("quotes only");
             self.seen.borrow_mut().push(price);
             if self.seen.borrow().len() == self.patience && self.bought.is_none() {

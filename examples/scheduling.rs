@@ -241,7 +241,7 @@ impl Machine {
 
 impl Agent for Machine {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             if let Ok(order) = env.payload::<Order>() {
                 self.process_order(cx, order);
             } else if let Ok(schedule) = env.payload::<SupplySchedule>() {
@@ -262,7 +262,7 @@ pub struct StockAgent {
 
 impl Agent for StockAgent {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let Ok(order) = env.payload::<Order>() else {
                 continue;
             };

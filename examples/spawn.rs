@@ -24,7 +24,7 @@ struct Idle;
 
 impl Agent for Idle {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
 }
 

@@ -185,7 +185,7 @@ struct Sink {
 
 impl Agent for Sink {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let len = env.payload::<Blob>().map_or(0, |b| b.0.len());
             self.got.push((env.sender(), len));
         }
@@ -197,7 +197,7 @@ struct Source;
 
 impl Agent for Source {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let mut out = env.clone();
             out = out.to(AgentId(2)).from(cx.id());
             cx.send(out);
@@ -298,7 +298,7 @@ struct Rally;
 
 impl Agent for Rally {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let back = Envelope::new(env.payload::<Blob>().unwrap().clone());
             let other = AgentId(3 - cx.id().0);
             cx.set_alarm(Alarm::after(0.001, back.to(other))).unwrap();

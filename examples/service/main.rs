@@ -184,7 +184,7 @@ impl Book {
 
 impl Agent for Book {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(mut env) = cx.receive() {
+        while let Some(mut env) = cx.try_recv() {
             let Ok(order) = env.payload::<Order>() else { continue };
             if !self.work.is_zero() {
                 std::thread::sleep(self.work); // the partition's own thread

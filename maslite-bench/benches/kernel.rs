@@ -25,7 +25,7 @@ struct Player;
 
 impl Agent for Player {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(ball) = cx.receive() {
+        while let Some(ball) = cx.try_recv() {
             cx.send(hit(ball, cx.id()));
         }
     }
@@ -38,7 +38,7 @@ struct Listener {
 
 impl Agent for Listener {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             self.heard += 1;
         }
     }

@@ -31,7 +31,7 @@ struct Player {
 
 impl Agent for Player {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(mut ball) = cx.receive() {
+        while let Some(mut ball) = cx.try_recv() {
             self.hits += 1;
             ball.reply().expect("the ball has a receiver");
             cx.send(ball);
@@ -62,7 +62,7 @@ struct Listener {
 
 impl Agent for Listener {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             self.heard += 1;
         }
     }
@@ -220,7 +220,7 @@ pub fn churn(n: u64) -> f64 {
             cx.set_alarm(Alarm::after(1.0, Envelope::new(Go).to(cx.id()))).unwrap();
         }
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 cx.remove(cx.id()).unwrap();
             }
         }

@@ -45,7 +45,7 @@ use std::rc::Rc;
 ///
 /// impl Agent for Greeter {
 ///     async fn update(&mut self, cx: &Cx) {
-///         while let Some(_hello) = cx.receive() {
+///         while let Some(_hello) = cx.try_recv() {
 ///             self.greeted += 1;
 ///         }
 ///     }

@@ -415,10 +415,12 @@ impl Cx {
         self.shared.outbox.borrow_mut().push(env);
     }
 
-    /// Takes the oldest message from the inbox, if any.
+    /// The old name of [`try_recv`](Self::try_recv) (it does not wait,
+    /// unlike [`recv`](Self::recv)).
+    #[deprecated(since = "0.1.0", note = "renamed try_recv: it does not wait, unlike recv")]
     #[inline]
     pub fn receive(&self) -> Option<Envelope> {
-        self.shared.reg.borrow_mut().receive(self.index, self.id)
+        self.try_recv()
     }
 
     /// Waits until the inbox is non-empty, then takes the oldest message.
@@ -706,7 +708,7 @@ impl Future for Recv<'_> {
     type Output = Envelope;
     fn poll(mut self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Envelope> {
         self.cx.shared.unwait(std::mem::take(&mut self.waited));
-        match self.cx.receive() {
+        match self.cx.try_recv() {
             Some(env) => Poll::Ready(env),
             None => {
                 self.waited = self.cx.shared.wait();

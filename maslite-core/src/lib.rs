@@ -45,7 +45,7 @@
 //! impl Agent for Player {
 //!     async fn update(&mut self, cx: &Cx) {
 //!         self.updates += 1;
-//!         while let Some(mut env) = cx.receive() {
+//!         while let Some(mut env) = cx.try_recv() {
 //!             let ball = env.payload_mut::<Ball>().unwrap();
 //!             ball.hits += 1;
 //!             if ball.hits < 10 {

@@ -27,7 +27,7 @@ use std::marker::PhantomData;
 /// struct Shop;
 /// impl Agent for Shop {
 ///     async fn update(&mut self, cx: &Cx) {
-///         while let Some(order) = cx.receive() {
+///         while let Some(order) = cx.try_recv() {
 ///             let n = order.payload::<Order>().unwrap().0;
 ///             cx.send(Envelope::new(Order(n * 2)).to(order.sender()));
 ///             cx.set_alarm(Alarm::after(5.0, Envelope::new(Reminder).to(cx.id()))).unwrap();

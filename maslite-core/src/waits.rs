@@ -51,6 +51,7 @@ pub struct Interrupted(pub Envelope);
 impl Cx {
     /// Takes the oldest message, if there is one (does not wait; see
     /// [`recv`](Self::recv) for the waiting one).
+    #[inline]
     pub fn try_recv(&self) -> Option<Envelope> {
         self.shared.reg.borrow_mut().receive(self.index, self.id)
     }

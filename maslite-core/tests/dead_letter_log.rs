@@ -19,7 +19,7 @@ struct Keeper {
 
 impl Agent for Keeper {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             self.kept.push(env.payload::<Note>().unwrap().0);
         }
     }

@@ -68,7 +68,7 @@ pub(crate) struct Endpoint {
 
 impl Agent for Endpoint {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let env = match self.tx.try_send(env) {
                 Ok(()) => {
                     self.counts.forwarded.fetch_add(1, Ordering::Relaxed);

@@ -32,7 +32,7 @@
 //!
 //! impl Agent for Relay {
 //!     async fn update(&mut self, cx: &Cx) {
-//!         while let Some(env) = cx.receive() {
+//!         while let Some(env) = cx.try_recv() {
 //!             let hops = env.payload::<Token>().unwrap().hops + 1;
 //!             if hops == 10 {
 //!                 cx.pause(); // stops every partition

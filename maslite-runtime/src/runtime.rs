@@ -65,7 +65,7 @@ pub(crate) struct Started {
 ///
 /// impl Agent for Reader {
 ///     async fn update(&mut self, cx: &Cx) {
-///         while let Some(env) = cx.receive() {
+///         while let Some(env) = cx.try_recv() {
 ///             self.read.borrow_mut().push(env.payload::<News>().unwrap().0);
 ///         }
 ///     }

@@ -290,7 +290,7 @@ impl Transport for Box<dyn Transport> {
 /// struct Echo;
 /// impl Agent for Echo {
 ///     async fn update(&mut self, cx: &Cx) {
-///         while let Some(env) = cx.receive() {
+///         while let Some(env) = cx.try_recv() {
 ///             let n = *env.payload::<u32>().unwrap();
 ///             if n < 10 {
 ///                 let other = AgentId(3 - cx.id().0); // 1 <-> 2

@@ -23,7 +23,7 @@ struct Relay {
 
 impl Agent for Relay {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let hop = env.payload::<Hop>().unwrap().0;
             tracing::info!(hop, "relayed");
             if hop == 3 {

@@ -69,7 +69,7 @@ fn node(peer: Option<u64>, bomb: bool) -> Node {
 
 impl Agent for Node {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let n = env.payload::<u32>().map_or(0, |n| *n);
             self.log.push((cx.now(), n));
             assert!(!self.bomb, "boom on message {n}");
@@ -372,7 +372,7 @@ struct Maker;
 
 impl Agent for Maker {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             cx.add_with_id(AgentId(50), node(None, false)).unwrap();
         }
     }

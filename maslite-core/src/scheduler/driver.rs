@@ -383,7 +383,7 @@ mod tests {
 
     impl Agent for Talker {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 for &n in &self.notes {
                     cx.send(Envelope::new(Note(n)).to(self.to));
                 }
@@ -441,7 +441,7 @@ mod tests {
 
     impl Agent for Parent {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 let id = cx.add(Talker { to: cx.id(), notes: vec![] }).unwrap();
                 self.children.push(id);
             }

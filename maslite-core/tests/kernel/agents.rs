@@ -29,7 +29,7 @@ impl Agent for Trial {
     }
     async fn update(&mut self, cx: &Cx) {
         self.updates += 1;
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
         self.log.borrow_mut().push(format!("{} update", self.name));
     }
     async fn teardown(&mut self, _cx: &Cx) {
@@ -47,7 +47,7 @@ struct Counter {
 impl Agent for Counter {
     async fn update(&mut self, cx: &Cx) {
         self.updates += 1;
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             self.received += 1;
         }
     }
@@ -203,7 +203,7 @@ struct Manager {
 
 impl Agent for Manager {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             match env.topic() {
                 "hire" => {
                     let id = cx.add(Trial::new("worker", &self.log)).unwrap();
@@ -262,7 +262,7 @@ fn removal_cancels_a_suspended_update_and_runs_teardown_at_once() {
     }
     impl Agent for Slow {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 cx.sleep(2.0).await;
                 self.log.borrow_mut().push(format!("update done at {}", cx.now()));
             }
@@ -307,7 +307,7 @@ fn agent_added_from_inside_with_a_chosen_id_gets_it() {
     }
     impl Agent for Founder {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 self.result = Some(cx.add_with_id(AgentId(50), Counter::default()));
             }
         }
@@ -359,7 +359,7 @@ struct Player {
 impl Agent for Player {
     async fn update(&mut self, cx: &Cx) {
         self.updates += 1;
-        let Some(mut msg) = cx.receive() else { return };
+        let Some(mut msg) = cx.try_recv() else { return };
         if let Ok(serve) = msg.payload::<Serve>() {
             cx.send(Envelope::new(Ball).to(serve.opponent).topic_is("ping"));
             return;
@@ -414,7 +414,7 @@ fn take_agent_removes_it_and_returns_its_final_state() {
     }
     impl Agent for Tally {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 self.seen += 1;
             }
         }
@@ -447,7 +447,7 @@ fn an_agent_added_after_others_left_is_still_updated_last() {
     }
     impl Agent for Clerk {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {}
+            while cx.try_recv().is_some() {}
             self.log.borrow_mut().push(self.name);
         }
     }
@@ -482,7 +482,7 @@ fn an_agent_adding_very_many_agents_in_one_update_does_not_nest() {
             cx.send(Envelope::new(Note(0)).to(cx.id()));
         }
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {}
+            while cx.try_recv().is_some() {}
         }
     }
     const N: usize = 200_000;

@@ -17,7 +17,7 @@ struct Diary {
 
 impl Agent for Diary {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             self.entries.push((cx.now(), env.topic().to_string(), env.sender()));
         }
     }
@@ -141,7 +141,7 @@ fn alarm_receiver_need_not_be_the_setter() {
     }
     impl Agent for Setter {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 let env = Envelope::new(Trial).to(self.for_whom).topic_is("wake up");
                 cx.set_alarm(Alarm::after(4.0, env)).unwrap();
             }
@@ -160,7 +160,7 @@ fn alarm_set_by_an_agent_can_name_another_sender() {
     struct Forger;
     impl Agent for Forger {
         async fn update(&mut self, cx: &Cx) {
-            while let Some(env) = cx.receive() {
+            while let Some(env) = cx.try_recv() {
                 let alarm = Envelope::new(Trial).from(AgentId(77)).to(env.sender());
                 cx.set_alarm(Alarm::after(1.0, alarm)).unwrap();
             }
@@ -276,7 +276,7 @@ fn agents_list_and_clear_alarms_through_cx() {
     }
     impl Agent for Planner {
         async fn update(&mut self, cx: &Cx) {
-            while let Some(env) = cx.receive() {
+            while let Some(env) = cx.try_recv() {
                 match env.topic() {
                     "plan" => {
                         for (t, topic) in [(1.0, "lunch"), (2.0, "meeting"), (3.0, "lunch")] {
@@ -322,7 +322,7 @@ fn simulated_clock_stands_still_while_mail_flows() {
     }
     impl Agent for Bouncer {
         async fn update(&mut self, cx: &Cx) {
-            while let Some(mut env) = cx.receive() {
+            while let Some(mut env) = cx.try_recv() {
                 self.seen.push(cx.now());
                 let hits = env.payload_mut::<u32>().unwrap();
                 *hits += 1;

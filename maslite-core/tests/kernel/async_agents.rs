@@ -126,7 +126,7 @@ fn process_and_trait_agents_talk() {
     struct Echo;
     impl Agent for Echo {
         async fn update(&mut self, cx: &Cx) {
-            while let Some(mut env) = cx.receive() {
+            while let Some(mut env) = cx.try_recv() {
                 env.payload_mut::<Ping>().unwrap().0 += 1;
                 env.reply().unwrap();
                 cx.send(env);
@@ -162,7 +162,7 @@ fn process_agent_spawns_and_adds_others_through_cx() {
     }
     impl Agent for Counter {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 self.got += 1;
             }
         }
@@ -268,7 +268,7 @@ fn trait_agent_can_sleep_inside_update_and_is_busy_meanwhile() {
     }
     impl Agent for Slow {
         async fn update(&mut self, cx: &Cx) {
-            while let Some(env) = cx.receive() {
+            while let Some(env) = cx.try_recv() {
                 cx.sleep(2.0).await;
                 self.done.push((env.payload::<Ping>().unwrap().0, cx.now()));
             }
@@ -403,7 +403,7 @@ fn trait_agent_awaiting_an_external_future_in_update_holds_simulated_time() {
     }
     impl Agent for Fetcher {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 if let Some(ext) = self.pending.take() {
                     let value = ext.await;
                     self.got.push((value, cx.now()));
@@ -456,7 +456,7 @@ fn a_child_placed_with_spawn_on_starts_in_the_next_round() {
                     self.0.lock().unwrap().push(format!("add_on setup in round {}", cx.round()));
                 }
                 async fn update(&mut self, cx: &Cx) {
-                    while cx.receive().is_some() {}
+                    while cx.try_recv().is_some() {}
                 }
             }
             cx.add_on(0, Late(l.clone())).unwrap();

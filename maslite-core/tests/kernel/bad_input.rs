@@ -22,7 +22,7 @@ impl Agent for Counter {
     }
     async fn update(&mut self, cx: &Cx) {
         self.updates += 1;
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
 }
 
@@ -53,7 +53,7 @@ fn duplicate_id_from_inside_an_agent_is_refused_and_fails_the_run() {
     }
     impl Agent for Cloner {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 self.result = Some(cx.add_with_id(cx.id(), Counter::default()));
             }
         }
@@ -95,7 +95,7 @@ fn removing_an_unknown_agent_from_inside_is_an_error() {
     }
     impl Agent for Remover {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 self.result = Some(cx.remove(AgentId(999)));
             }
         }
@@ -260,7 +260,7 @@ fn wrong_payload_type_inside_an_agent_is_an_error_not_a_crash() {
     }
     impl Agent for Picky {
         async fn update(&mut self, cx: &Cx) {
-            while let Some(env) = cx.receive() {
+            while let Some(env) = cx.try_recv() {
                 match env.payload::<u64>() {
                     Ok(_) => self.ok += 1,
                     Err(Error::WrongPayload { .. }) => self.errors += 1,
@@ -300,7 +300,7 @@ fn absolute_alarm_in_the_past_from_inside_an_agent_is_an_error() {
     }
     impl Agent for Late {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 self.result = Some(cx.set_alarm(Alarm::at(cx.now() - 0.5, Envelope::new(Trial))));
             }
         }
@@ -366,7 +366,7 @@ impl Agent for Fragile {
     }
     async fn update(&mut self, cx: &Cx) {
         self.updates += 1;
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
         if self.when == Phase::Update {
             panic!("broke in update {}", self.updates);
         }
@@ -465,7 +465,7 @@ fn panic_in_teardown_of_an_agent_removed_by_another_stops_the_run() {
     }
     impl Agent for Remover {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 cx.remove(self.victim).unwrap();
             }
         }
@@ -537,7 +537,7 @@ fn panic_in_setup_of_an_agent_added_from_inside_stops_the_run() {
     }
     impl Agent for Parent {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 self.child = Some(cx.add(Fragile { when: Phase::Setup, updates: 0 }).unwrap());
             }
         }
@@ -586,7 +586,7 @@ fn panicking_agent_leaves_shared_state_usable() {
     }
     impl Agent for PanicsAfterSending {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {}
+            while cx.try_recv().is_some() {}
             cx.send(Envelope::new(1u32).to(self.to));
             cx.subscribe(Subscription::new().topic("anything")).unwrap();
             panic!("after sending");
@@ -597,7 +597,7 @@ fn panicking_agent_leaves_shared_state_usable() {
     }
     impl Agent for Listener {
         async fn update(&mut self, cx: &Cx) {
-            while let Some(env) = cx.receive() {
+            while let Some(env) = cx.try_recv() {
                 self.seen.borrow_mut().push(*env.payload::<u32>().unwrap());
             }
         }

@@ -39,7 +39,7 @@ struct Actor {
 
 impl Agent for Actor {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let token = env.payload::<Token>().unwrap().clone();
             self.trace.borrow_mut().push((
                 (cx.now() * 1000.0) as u64,

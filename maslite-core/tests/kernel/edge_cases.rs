@@ -135,7 +135,7 @@ struct Fresh(Rc<Cell<u32>>);
 
 impl Agent for Fresh {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             self.0.set(self.0.get() + 1);
         }
     }
@@ -222,7 +222,7 @@ struct Waiter {
 impl Agent for Waiter {
     async fn update(&mut self, cx: &Cx) {
         self.inbox_at_update.borrow_mut().push(cx.inbox_len());
-        cx.receive();
+        cx.try_recv();
         cx.recv().await;
     }
     async fn teardown(&mut self, _cx: &Cx) {
@@ -414,7 +414,7 @@ struct Counter(UpdateLog);
 impl Agent for Counter {
     async fn update(&mut self, cx: &Cx) {
         self.0.borrow_mut().push(cx.inbox_len());
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
 }
 
@@ -449,7 +449,7 @@ fn a_departed_agents_handle_cannot_reach_the_next_owner_of_its_slot() {
     s.send(Envelope::new(Note(7)).to(b));
     s.deliver_mail().unwrap();
     let old = saved.borrow_mut().take().unwrap();
-    assert!(old.receive().is_none(), "the old handle sees nothing");
+    assert!(old.try_recv().is_none(), "the old handle sees nothing");
     assert_eq!(old.inbox_len(), 0);
     old.set_keep_awake(true);
     assert!(!old.keep_awake());
@@ -464,9 +464,9 @@ fn a_poll_for_an_outside_wake_up_leaves_no_update_on_an_empty_inbox() {
     impl Agent for Yielder {
         async fn update(&mut self, cx: &Cx) {
             self.0.borrow_mut().push(cx.inbox_len());
-            while cx.receive().is_some() {}
+            while cx.try_recv().is_some() {}
             YieldNow(false).await;
-            while cx.receive().is_some() {}
+            while cx.try_recv().is_some() {}
         }
     }
     /// Kept awake: sends one note a round, three in all.
@@ -500,7 +500,7 @@ fn mail_sent_between_runs_keeps_its_order() {
     struct Reader(Rc<RefCell<Vec<&'static str>>>);
     impl Agent for Reader {
         async fn update(&mut self, cx: &Cx) {
-            while let Some(e) = cx.receive() {
+            while let Some(e) = cx.try_recv() {
                 self.0.borrow_mut().push(e.payload::<Word>().unwrap().0);
             }
         }
@@ -508,7 +508,7 @@ fn mail_sent_between_runs_keeps_its_order() {
     struct Kicker(AgentId);
     impl Agent for Kicker {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {}
+            while cx.try_recv().is_some() {}
             cx.send(Envelope::new(Word("first")).to(self.0));
             cx.pause();
         }

@@ -34,7 +34,7 @@ struct Keeper {
 
 impl Agent for Keeper {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             self.got.push(env);
         }
     }
@@ -49,7 +49,7 @@ struct Vandal {
 
 impl Agent for Vandal {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(mut env) = cx.receive() {
+        while let Some(mut env) = cx.try_recv() {
             let payload = env.payload_mut::<Counted>().unwrap();
             payload.value = 99;
             self.wrote.push(payload.value);
@@ -65,7 +65,7 @@ struct Reader {
 
 impl Agent for Reader {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             self.read.push(env.payload::<Counted>().unwrap().value);
         }
     }
@@ -170,7 +170,7 @@ fn dead_letter_from_an_agent_is_counted_and_the_run_goes_on() {
     struct Misdirector;
     impl Agent for Misdirector {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 cx.send(Envelope::new(Note(0)).to(AgentId(12345)));
             }
         }
@@ -225,7 +225,7 @@ fn mail_arrives_in_send_order_with_released_alarms_after() {
     }
     impl Agent for Talker {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 for word in &self.say {
                     cx.send(Envelope::new(Note(0)).to(self.to).topic_is(*word));
                 }
@@ -261,7 +261,7 @@ fn chatter_trace() -> (Vec<String>, Stats) {
             cx.subscribe(Subscription::new().topic("gossip")).unwrap();
         }
         async fn update(&mut self, cx: &Cx) {
-            while let Some(env) = cx.receive() {
+            while let Some(env) = cx.try_recv() {
                 let n = *env.payload::<u32>().unwrap();
                 self.trace.borrow_mut().push(format!(
                     "t={} {} got {} from {} to {:?} n={}",

@@ -18,7 +18,7 @@ struct Recorder {
 
 impl Agent for Recorder {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
         self.trace.borrow_mut().push(cx.id());
     }
 }
@@ -31,7 +31,7 @@ struct Wall {
 
 impl Agent for Wall {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(mut env) = cx.receive() {
+        while let Some(mut env) = cx.try_recv() {
             self.hits += 1;
             env.reply().unwrap();
             cx.send(env);
@@ -95,7 +95,7 @@ fn pause_from_an_agent_stops_at_the_end_of_the_round() {
     }
     impl Agent for Pauser {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 cx.pause();
                 cx.send(Envelope::new(Trial).to(self.forward_to));
             }

@@ -21,7 +21,7 @@ struct Keeper {
 
 impl Agent for Keeper {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             self.got.push(env);
         }
     }
@@ -346,7 +346,7 @@ fn agents_manage_their_subscriptions_through_cx() {
             self.after_setup = cx.subscriptions();
         }
         async fn update(&mut self, cx: &Cx) {
-            while let Some(env) = cx.receive() {
+            while let Some(env) = cx.try_recv() {
                 self.got.push(env.topic().to_string());
                 match env.topic() {
                     "stop news" => cx.unsubscribe(&Subscription::new().topic("news")).unwrap(),
@@ -391,7 +391,7 @@ fn cx_lists_the_subscribers_of_a_pattern() {
     }
     impl Agent for Census {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 self.seen = cx.subscribers(&Subscription::new().topic("Hello"));
             }
         }

@@ -32,7 +32,7 @@ impl Agent for Shop {
     }
     async fn update(&mut self, cx: &Cx) {
         self.updates += 1;
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             if let Ok(order) = env.payload::<Order>() {
                 self.orders += 1;
                 let invoice = Invoice { amount: order.qty * self.price };
@@ -84,7 +84,7 @@ fn given_mail_without_receiver_is_addressed_to_the_agent() {
     }
     impl Agent for Mirror {
         async fn update(&mut self, cx: &Cx) {
-            while let Some(env) = cx.receive() {
+            while let Some(env) = cx.try_recv() {
                 self.receivers.push(env.receiver());
             }
         }
@@ -172,7 +172,7 @@ fn advancing_the_bed_fires_alarms_into_the_inbox_and_resumes_sleepers() {
     }
     impl Agent for Timer {
         async fn update(&mut self, cx: &Cx) {
-            while let Some(env) = cx.receive() {
+            while let Some(env) = cx.try_recv() {
                 if env.is::<Tick>() {
                     self.ticks += 1;
                 } else {

@@ -44,7 +44,7 @@ impl Relay {
 
 impl Agent for Relay {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let hops = env.payload::<Ball>().expect("relays get balls").0 + 1;
             self.got += 1;
             if hops == self.pause_at {
@@ -65,7 +65,7 @@ struct Sink {
 
 impl Agent for Sink {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             self.got += 1;
         }
     }
@@ -76,7 +76,7 @@ struct Bomb;
 
 impl Agent for Bomb {
     async fn update(&mut self, cx: &Cx) {
-        if cx.receive().is_some() {
+        if cx.try_recv().is_some() {
             panic!("boom in update");
         }
     }
@@ -621,7 +621,7 @@ struct Burst {
 
 impl Agent for Burst {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             for &(to, n) in &self.targets {
                 for i in 0..n {
                     cx.send(Envelope::new(Ball(i)).to(to));
@@ -701,7 +701,7 @@ struct Shared {
 
 impl Agent for Shared {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let n = env.payload::<Ball>().unwrap().0;
             self.seen.borrow_mut().push(n);
             assert!(Rc::ptr_eq(&self.seen, &self.also));
@@ -774,7 +774,7 @@ fn a_tokio_timer_in_a_trait_agents_update_holds_simulated_time() {
     }
     impl Agent for Slow {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 tokio::time::sleep(Duration::from_millis(2)).await;
                 cx.send(Envelope::new(Ball(0)).to(self.answer_to));
             }

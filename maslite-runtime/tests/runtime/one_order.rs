@@ -835,7 +835,7 @@ struct Quiet;
 
 impl Agent for Quiet {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
 }
 
@@ -903,7 +903,7 @@ impl Agent for Car {
     }
 
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
 }
 

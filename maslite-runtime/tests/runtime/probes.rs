@@ -188,7 +188,7 @@ struct Rec {
 
 impl Agent for Rec {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             push(&self.log, format!("{} t={} got {}", self.name, cx.now(), note(&env)));
         }
     }
@@ -199,7 +199,7 @@ struct Sink;
 
 impl Agent for Sink {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
 }
 
@@ -219,7 +219,7 @@ impl Agent for Mid {
         }
     }
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
 }
 
@@ -235,7 +235,7 @@ impl Agent for Top {
         push(&self.log, format!("{}: mid {:#x}", self.tag, mid.0));
     }
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
 }
 
@@ -281,7 +281,7 @@ struct Parent {
 
 impl Agent for Parent {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             let kid = cx
                 .add(Kid {
                     tag: self.tag,
@@ -306,7 +306,7 @@ struct Kid {
 
 impl Agent for Kid {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             if self.adds {
                 match cx.add(Sink) {
                     Ok(id) => push(&self.log, format!("{}: grandchild {:#x}", self.tag, id.0)),
@@ -392,7 +392,7 @@ struct Ball(u32);
 
 impl Agent for Bouncer {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             if let Ok(Ball(n)) = env.payload::<Ball>().cloned() {
                 if n > 0 {
                     cx.send(Envelope::new(Ball(n - 1)).to(self.other));
@@ -410,7 +410,7 @@ struct Setter {
 
 impl Agent for Setter {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             cx.set_alarm(Alarm::at(5.0, Envelope::new(Note(self.tag)).to(self.receiver))).unwrap();
         }
     }
@@ -427,7 +427,7 @@ impl Agent for SetsInSetup {
         cx.set_alarm(Alarm::at(5.0, Envelope::new(Note(self.tag)).to(self.receiver))).unwrap();
     }
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
 }
 
@@ -525,7 +525,7 @@ struct Pauser;
 
 impl Agent for Pauser {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             cx.pause();
         }
     }
@@ -566,7 +566,7 @@ struct Readder {
 
 impl Agent for Readder {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             // (What the call answers may differ: a partition that cannot
             // know the id is held elsewhere says yes; the run fails all
             // the same.)
@@ -581,7 +581,7 @@ struct Leaver;
 
 impl Agent for Leaver {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             cx.remove(cx.id()).unwrap();
         }
     }
@@ -645,7 +645,7 @@ impl Agent for Greeter {
         cx.send(Envelope::new(Note("setup")).to(self.to));
     }
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
 }
 
@@ -682,7 +682,7 @@ struct LateSetter {
 
 impl Agent for LateSetter {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             cx.set_alarm(Alarm::at(2.0, Envelope::new(Note("late")).to(self.to))).unwrap();
         }
     }
@@ -696,7 +696,7 @@ struct Maker {
 
 impl Agent for Maker {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             cx.add_with_id(self.id, Rec { name: "made", log: self.log.clone() }).unwrap();
         }
     }
@@ -864,7 +864,7 @@ impl Agent for SaysTag {
         cx.send(Envelope::new(Note(self.tag)).to(self.to));
     }
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
 }
 
@@ -880,7 +880,7 @@ impl Agent for AddsSayer {
         cx.add_with_id(self.child, SaysTag { tag: self.tag, to: self.to }).unwrap();
     }
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
 }
 
@@ -924,7 +924,7 @@ impl Agent for Awake {
         cx.set_keep_awake(true);
     }
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
         push(&self.log, format!("awake t={}", cx.now()));
     }
 }
@@ -968,7 +968,7 @@ mod free {
     }
     impl Agent for Maker {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 let c = cx.add(Kid).unwrap();
                 cx.send(Envelope::new(Child(c)).to(self.relay));
             }
@@ -981,7 +981,7 @@ mod free {
     }
     impl Agent for Relay {
         async fn update(&mut self, cx: &Cx) {
-            while let Some(env) = cx.receive() {
+            while let Some(env) = cx.try_recv() {
                 let c = env.payload::<Child>().unwrap().0;
                 cx.send(Envelope::new(Child(c)).to(self.poker));
             }
@@ -993,7 +993,7 @@ mod free {
     struct Poker;
     impl Agent for Poker {
         async fn update(&mut self, cx: &Cx) {
-            while let Some(env) = cx.receive() {
+            while let Some(env) = cx.try_recv() {
                 let c = env.payload::<Child>().unwrap().0;
                 cx.send(Envelope::new(Note("poke")).to(c));
             }
@@ -1004,7 +1004,7 @@ mod free {
     struct Kid;
     impl Agent for Kid {
         async fn update(&mut self, cx: &Cx) {
-            while cx.receive().is_some() {
+            while cx.try_recv().is_some() {
                 cx.remove(cx.id()).unwrap();
             }
         }
@@ -1044,7 +1044,7 @@ struct Doomed {
 
 impl Agent for Doomed {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             match note(&env) {
                 "add" => {
                     cx.add_with_id(AgentId(77), Rec { name: "made", log: self.log.clone() })
@@ -1088,7 +1088,7 @@ struct TearsAndAdds {
 
 impl Agent for TearsAndAdds {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
     async fn teardown(&mut self, cx: &Cx) {
         match cx.add(Sink) {
@@ -1105,7 +1105,7 @@ struct Remover {
 
 impl Agent for Remover {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             for &v in &self.victims {
                 cx.remove(v).unwrap();
             }
@@ -1150,7 +1150,7 @@ struct Counted {
 
 impl Agent for Counted {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             push(&self.log, format!("{} at {} in round {}", cx.id(), cx.now(), cx.round()));
             if env.topic() == "mail" {
                 cx.send(Envelope::new(Note("mail")).topic_is("mail").to(self.next));
@@ -1200,7 +1200,7 @@ struct Fragile {
 
 impl Agent for Fragile {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             self.seen += 1;
             assert!(self.seen < 3, "worn out after {} notes", self.seen);
             cx.send(Envelope::new(Note("on")).to(self.next));

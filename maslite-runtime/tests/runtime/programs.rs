@@ -239,7 +239,7 @@ pub trait Scripted {
 
     /// Reads its inbox (its `Agent::update`).
     async fn read_mail(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let m = self.got(cx, &env);
             for (step, r) in self.mind().react(&m, env.sender()) {
                 if !self.act(cx, &step, r, m.hops + 1).await {
@@ -530,7 +530,7 @@ impl<J: Journal> Agent for Echo<J> {
     }
 
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let m = self.sink.got(cx, &env);
             cx.sleep(self.pause).await;
             answer(cx, &m, env.sender());

@@ -49,7 +49,7 @@ impl Recorder {
 
 impl Agent for Recorder {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             self.seen.lock().unwrap().push((env.sender(), cx.now()));
         }
     }
@@ -63,7 +63,7 @@ struct Sink {
 
 impl Agent for Sink {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             self.got += 1;
         }
     }
@@ -76,7 +76,7 @@ struct Forward {
 
 impl Agent for Forward {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let n = env.payload::<Note>().map_or(0, |n| n.0);
             cx.send(Envelope::new(Note(n + 1)).to(self.to));
         }
@@ -90,7 +90,7 @@ struct Remover {
 
 impl Agent for Remover {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             cx.remove(self.victim).expect("asking to remove an agent is always accepted");
         }
     }
@@ -227,7 +227,7 @@ struct Parent {
 
 impl Agent for Parent {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
     async fn teardown(&mut self, cx: &Cx) {
         cx.remove(self.child).expect("asking to remove an agent is always accepted");
@@ -301,7 +301,7 @@ struct Farewell {
 
 impl Agent for Farewell {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
     async fn teardown(&mut self, cx: &Cx) {
         if self.panics {
@@ -386,7 +386,7 @@ struct Provider {
 
 impl Agent for Provider {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             self.updates += 1;
             match self.updates {
                 1 => cx.send(Envelope::new(Note(1)).to(cx.id())),
@@ -617,7 +617,7 @@ impl Agent for PauseInSetup {
         cx.pause();
     }
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {}
+        while cx.try_recv().is_some() {}
     }
 }
 
@@ -659,7 +659,7 @@ struct Leaver;
 
 impl Agent for Leaver {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             cx.remove(cx.id()).expect("an agent can always remove itself");
         }
     }
@@ -676,7 +676,7 @@ impl Agent for NewsListener {
         cx.subscribe(Subscription::new().topic("news")).unwrap();
     }
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             self.seen.lock().unwrap().push((env.sender(), cx.now()));
         }
     }
@@ -687,7 +687,7 @@ struct Publisher;
 
 impl Agent for Publisher {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             cx.send(Envelope::new(Note(0)).topic_is("news"));
         }
     }
@@ -941,7 +941,7 @@ struct Quitter {
 
 impl Agent for Quitter {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             cx.send(Envelope::new(Note(0)).to(self.to));
             cx.remove(cx.id()).expect("an agent can always remove itself");
         }
@@ -957,7 +957,7 @@ struct ReAdder {
 
 impl Agent for ReAdder {
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             let added = cx.add_with_id(self.id, Sink::default());
             self.said.lock().unwrap().push(added);
         }
@@ -1010,7 +1010,7 @@ impl Agent for Wanderer {
         cx.set_alarm(Alarm::after(1.0, Envelope::new(Note(0)).to(cx.id()))).unwrap();
     }
     async fn update(&mut self, cx: &Cx) {
-        while cx.receive().is_some() {
+        while cx.try_recv().is_some() {
             self.left.lock().unwrap().push(cx.now());
             cx.remove(cx.id()).expect("an agent can always remove itself");
         }

@@ -499,7 +499,7 @@ struct Forward {
 
 impl Agent for Forward {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let m = env.payload::<Msg>().unwrap().clone();
             if m.hops > 0 {
                 continue;

@@ -18,7 +18,7 @@ struct Doubler;
 
 impl Agent for Doubler {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(mut env) = cx.receive() {
+        while let Some(mut env) = cx.try_recv() {
             let n = env.payload::<Ask>().unwrap().0;
             env.reply().unwrap();
             let back = Envelope::new(Answer(n * 2)).from(cx.id()).to(env.receiver().unwrap());
