@@ -214,7 +214,7 @@ struct AnswerCounts {
 
 impl Agent for Answerer {
     async fn update(&mut self, cx: &Cx) {
-        while let Some(env) = cx.receive() {
+        while let Some(env) = cx.try_recv() {
             let Ok(ack) = env.into_payload::<Ack>() else { continue };
             self.counts.sent.fetch_add(1, Ordering::Relaxed);
             let tx = self.waiting.lock().unwrap().remove(&ack.request);
