@@ -17,6 +17,10 @@ pub mod conveyor;
 #[path = "../../examples/bank.rs"]
 pub mod bank;
 
+#[allow(dead_code)] // the example's `main` and its tests' hooks
+#[path = "../../examples/service/main.rs"]
+pub mod service;
+
 #[derive(Clone)]
 struct Ball;
 
@@ -260,4 +264,63 @@ pub fn idle_advance(idle: usize, jumps: u64) -> f64 {
     let wall = start.elapsed().as_secs_f64();
     assert_eq!(report.end_time, jumps as f64);
     jumps as f64 / wall
+}
+
+/// The server a `service` run loads.
+#[derive(Clone, Copy, Debug)]
+pub enum Server {
+    /// The `service` example: orders through the inlet to book agents on
+    /// its partitions, answers back through an endpoint.
+    Maslite(service::Options),
+    /// The same books behind a bare axum handler ([`crate::bare`]).
+    BareAxum,
+}
+
+/// Starts `server` on a port of its own (a tokio runtime of 2 workers),
+/// drives `load` at it from another runtime of 2 workers, and stops it:
+/// what the load generator measured. The service's books answer exactly
+/// the orders answered 200.
+pub fn service(server: Server, load: crate::load::Load) -> crate::load::Measured {
+    let runtime = |name: &str| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    };
+    let (servers, clients) = (runtime("server"), runtime("load"));
+    let symbols = ["ACME", "GLOBEX", "INITECH"];
+    let listener =
+        servers.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("a free port");
+    let addr = listener.local_addr().expect("bound");
+    let measured = match server {
+        Server::Maslite(options) => {
+            let running = servers
+                .block_on(service::start(listener, &symbols, options))
+                .expect("the service starts");
+            let measured = clients.block_on(crate::load::drive(addr, load));
+            running.stop.cancel();
+            let stopped = servers.block_on(running.done).expect("joined").expect("stops");
+            assert_eq!(stopped.answers.sent, load.requests - measured.not_ok);
+            measured
+        }
+        Server::BareAxum => {
+            let stop = maslite::runtime::CancellationToken::new();
+            let router = crate::bare::router(&symbols);
+            let open = service::graceful::OpenConnections::default();
+            let http = servers.spawn(service::graceful::serve(
+                listener,
+                router,
+                stop.clone(),
+                stop.clone(),
+                open,
+            ));
+            let measured = clients.block_on(crate::load::drive(addr, load));
+            stop.cancel();
+            servers.block_on(http).expect("the server stops");
+            measured
+        }
+    };
+    measured
 }

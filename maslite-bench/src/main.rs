@@ -12,14 +12,16 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod bare;
 mod cases;
 mod floors;
+mod load;
 mod measure;
 mod plot;
 mod ratios;
 
 use clap::{Parser, ValueEnum};
-use measure::{line, peak_rss_bytes, repeat};
+use measure::{line, median, peak_rss_bytes, repeat, rss_bytes};
 use serde_json::{json, Map, Value};
 
 /// The cases.
@@ -53,12 +55,15 @@ enum Case {
     /// The `bank` example: 100 000 reneging customers, one kernel, no log
     /// (customers/s; compare.sh runs SimPy's version beside it).
     Bank,
+    /// The HTTP `service` example under load at 32 and 256 connections,
+    /// beside a bare axum handler, runs interleaved (requests/s, latency).
+    Service,
     /// Every case, in this order.
     All,
 }
 
 /// Every case, in the order `all` runs them.
-const CASES: [Case; 12] = [
+const CASES: [Case; 13] = [
     Case::FloorPingpong,
     Case::Pingpong,
     Case::Fanout,
@@ -71,6 +76,7 @@ const CASES: [Case; 12] = [
     Case::Churn,
     Case::IdleAdvance,
     Case::Bank,
+    Case::Service,
 ];
 
 #[derive(Parser, Debug)]
@@ -267,8 +273,113 @@ fn run_case_with(
             let params = json!({"customers": n, "partitions": 0});
             vec![line("bank", params, "customers/s", &v, none())]
         }
+        Case::Service => {
+            let mut out = Vec::new();
+            for (connections, requests) in [(32, 20_000), (256, 50_000)] {
+                let load = if smoke {
+                    load::Load { connections: connections / 16, requests: 200 }
+                } else {
+                    load::Load { connections, requests }
+                };
+                out.extend(service_lines(load, runs, warmup));
+            }
+            let load = load::Load {
+                connections: if smoke { 32 } else { 1024 },
+                requests: pick(20_000, 300),
+            };
+            out.push(overload_line(load, runs, warmup));
+            out
+        }
         Case::All => unreachable!("expanded by main"),
     }
+}
+
+/// The `service` case at one load: the service and the bare handler in
+/// turns (which goes first alternates), a line for each; the service's
+/// line adds the median of its per-turn ratios to the bare handler.
+fn service_lines(load: load::Load, runs: usize, warmup: usize) -> Vec<String> {
+    use cases::Server;
+    let options =
+        cases::service::Options { drain: Some(std::time::Duration::ZERO), ..Default::default() };
+    let mut measured: [Vec<load::Measured>; 2] = [Vec::new(), Vec::new()];
+    for turn in 0..warmup + runs.max(1) {
+        let order = if turn % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let server = [Server::BareAxum, Server::Maslite(options)][i];
+            let m = cases::service(server, load);
+            assert_eq!(m.not_ok, 0, "{server:?}: every order answered 200");
+            if turn >= warmup {
+                measured[i].push(m);
+            }
+        }
+    }
+    let ratios: Vec<f64> = measured[1]
+        .iter()
+        .zip(&measured[0])
+        .map(|(ours, bare)| ours.requests_per_second / bare.requests_per_second)
+        .collect();
+    let mut lines = Vec::new();
+    for (i, name) in ["bare-axum", "maslite"].into_iter().enumerate() {
+        let runs = &measured[i];
+        let rps: Vec<f64> = runs.iter().map(|m| m.requests_per_second).collect();
+        let mut extra = latencies(runs);
+        if name == "maslite" {
+            extra.insert("ratio_to_bare".into(), json!(median(&ratios)));
+            extra.insert("rss_bytes".into(), json!(rss_bytes()));
+        }
+        let params = json!({
+            "server": name, "connections": load.connections, "requests": load.requests,
+        });
+        lines.push(line("service", params, "requests/s", &rps, extra));
+    }
+    lines
+}
+
+/// The medians of runs' p50, p99 and max latencies, in ms.
+fn latencies(runs: &[load::Measured]) -> Map<String, Value> {
+    let latency = |f: fn(&load::Measured) -> std::time::Duration| {
+        median(&runs.iter().map(|m| f(m).as_secs_f64() * 1e3).collect::<Vec<_>>())
+    };
+    let mut extra = Map::new();
+    extra.insert("p50_ms".into(), json!(latency(|m| m.p50)));
+    extra.insert("p99_ms".into(), json!(latency(|m| m.p99)));
+    extra.insert("max_ms".into(), json!(latency(|m| m.max)));
+    extra
+}
+
+/// The `service` case overloaded: its books slowed on purpose (200 µs an
+/// order), 64 orders of room per partition, 50 ms to get in. The line's
+/// figure is the orders answered 200 per second; it adds how many got a
+/// 503 ("busy") and the memory after the runs.
+fn overload_line(load: load::Load, runs: usize, warmup: usize) -> String {
+    use std::time::Duration;
+    let options = cases::service::Options {
+        capacity: 64,
+        admission: Duration::from_millis(50),
+        book_work: Duration::from_micros(200),
+        drain: Some(Duration::ZERO),
+        ..Default::default()
+    };
+    let mut measured = Vec::new();
+    for turn in 0..warmup + runs.max(1) {
+        let m = cases::service(cases::Server::Maslite(options), load);
+        if turn >= warmup {
+            measured.push(m);
+        }
+    }
+    let answered: Vec<f64> = measured
+        .iter()
+        .map(|m| m.requests_per_second * (load.requests - m.not_ok) as f64 / load.requests as f64)
+        .collect();
+    let mut extra = latencies(&measured);
+    let busy: Vec<f64> = measured.iter().map(|m| m.not_ok as f64).collect();
+    extra.insert("busy_503".into(), json!(median(&busy)));
+    extra.insert("rss_bytes".into(), json!(rss_bytes()));
+    let params = json!({
+        "server": "maslite-overloaded", "connections": load.connections,
+        "requests": load.requests, "book_work_us": 200, "capacity": 64, "admission_ms": 50,
+    });
+    line("service", params, "answered/s", &answered, extra)
 }
 
 /// The `phold` case's model (and `floor-phold`'s): 4 096 agents with 4

@@ -206,7 +206,8 @@ pub enum Error {
         /// The receiving partition.
         to: usize,
     },
-    /// A service's intake is full right now (`Inlet::try_send`).
+    /// A service's intake is full right now (`Inlet::try_send`), or stayed
+    /// full for a whole `Inlet::send_timeout`.
     #[error("the service's intake is full")]
     Full,
 }

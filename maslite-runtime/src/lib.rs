@@ -120,12 +120,13 @@
 //!
 //! [`Runtime::serve`] runs the system in the background of a tokio
 //! application, until it is stopped: messages go in through bounded
-//! [`Inlet`]s (a flood waits), what agents send to an endpoint
+//! [`Inlet`]s (a flood waits; [`Inlet::send_timeout`] gives up after a
+//! deadline), what agents send to an endpoint
 //! ([`Runtime::endpoint`]) comes out as an [`Outbound`] stream (a slow
 //! reader holds the intake back; nothing is lost), [`Service::stats`] reads
 //! live figures, and [`Service::shutdown`] stops gracefully and returns the
-//! report. See the [`service`] module and `examples/service.rs` (an HTTP
-//! order-matching service).
+//! report. See the [`service`] module and `examples/service/` (an HTTP
+//! order-matching service whose stop answers every request under load).
 //!
 //! ```
 //! use futures::StreamExt;

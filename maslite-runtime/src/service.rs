@@ -3,7 +3,7 @@
 //! [`Runtime::serve`] hands the runtime to a task of the application's
 //! tokio runtime and returns a [`Service`]: the application sends messages
 //! in from any task ([`Inlet::send`], bounded: a flood waits instead of
-//! growing memory), reads what agents address to its endpoints (each an
+//! growing memory; [`Inlet::send_timeout`] gives up after a deadline), reads what agents address to its endpoints (each an
 //! [`Outbound`](crate::Outbound) stream from
 //! [`Runtime::endpoint`]), reads live [`ServiceStats`], and stops it
 //! gracefully ([`Service::shutdown`]) or at once (its
@@ -11,12 +11,14 @@
 //!
 //! Messages from outside enter each partition through a bounded channel of
 //! its own: a partition takes what is there at the start of each step (free
-//! mode: each time round its loop), and waits on it when the whole system
-//! is idle. A stop is graceful in three moves: the inlet refuses new
-//! messages, each partition closes its channel and takes what was already
-//! in it, and the system runs until no mail is left anywhere (alarms set
-//! for later do not hold it up); then the run ends and the endpoints'
-//! streams end.
+//! mode: each time round its loop; at most the channel's capacity, so what
+//! waits inside stays bounded by it too), and waits on it when the whole system
+//! is idle (looking for 50 µs before it parks its thread: under load the
+//! next request is that close, and waking a parked thread costs more). A
+//! stop is graceful in three moves: the inlet refuses new messages, each
+//! partition closes its channel and takes what was already in it, and the
+//! system runs until no mail is left anywhere (alarms set for later do not
+//! hold it up); then the run ends and the endpoints' streams end.
 
 use crate::endpoint::Backpressure;
 use crate::error::{Error, Result};
@@ -34,6 +36,10 @@ use tokio_util::sync::CancellationToken;
 /// Origins of messages taken from a service's inlet: the outside's key 0,
 /// and sequence numbers above those of the handle's own sends.
 const INLET_SEQ: u64 = 1 << 62;
+
+/// How long a partition with nothing to do looks for a message from outside
+/// before it parks its thread (see `InletQueue::spin`).
+const SPIN: Duration = Duration::from_micros(50);
 
 /// How a [`Service`] is set up (see [`Runtime::serve`]).
 #[derive(Clone, Copy, Debug)]
@@ -82,9 +88,13 @@ pub(crate) struct InletQueue {
 }
 
 impl InletQueue {
-    /// Takes up to `max` messages waiting in the inlet (none while an
-    /// endpoint is stalled), stamped with origins of the outside: `(me,
-    /// count)` spread so that partitions never give the same one.
+    /// Takes up to `max` messages waiting in the inlet, and no more than
+    /// its capacity (none while an endpoint is stalled), stamped with
+    /// origins of the outside: `(me, count)` spread so that partitions
+    /// never give the same one. (At most a capacity a step: with senders
+    /// waiting, the channel refills while it is read, and a step that took
+    /// all it could find would let a slow agent's inbox grow far past the
+    /// inlet's bound.)
     pub fn take(&mut self, me: usize, count: usize, max: usize, out: &mut Vec<Envelope>) {
         if self.draining.is_cancelled() && !self.exhausted {
             self.rx.close();
@@ -92,7 +102,7 @@ impl InletQueue {
         if self.pressure.holding() && !self.draining.is_cancelled() {
             return;
         }
-        for _ in 0..max {
+        for _ in 0..max.min(self.rx.max_capacity()) {
             match self.rx.try_recv() {
                 Ok(env) => out.push(self.stamp(me, count, env)),
                 Err(mpsc::error::TryRecvError::Empty) => {
@@ -129,9 +139,29 @@ impl InletQueue {
         self.exhausted
     }
 
+    /// Looks for a message a little while (`SPIN`) before the partition
+    /// parks its thread: under load the next one is usually microseconds
+    /// away, and waking a parked thread costs far more on a busy machine.
+    fn spin(&mut self, me: usize, count: usize) -> Option<Envelope> {
+        let until = Instant::now() + SPIN;
+        while !self.exhausted && !self.draining.is_cancelled() && !self.pressure.holding() {
+            match self.rx.try_recv() {
+                Ok(env) => return Some(self.stamp(me, count, env)),
+                Err(mpsc::error::TryRecvError::Empty) if Instant::now() < until => {
+                    std::thread::yield_now()
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
     /// Waits for something that may change what the partition should do:
     /// a message (returned, stamped), the stop, or endpoints relieved.
     pub async fn wait(&mut self, me: usize, count: usize) -> Option<Envelope> {
+        if let Some(env) = self.spin(me, count) {
+            return Some(env);
+        }
         // (Registered before `holding` is read: no wake-up is missed.)
         let relieved = self.pressure.relieved.notified();
         let stalling = self.pressure.stalling.notified();
@@ -188,6 +218,50 @@ impl Inlet {
     pub async fn send(&self, envelope: Envelope) -> Result<()> {
         let tx = self.channel(&envelope)?;
         tx.send(envelope).await.map_err(|_| Error::Stopped)?;
+        self.shared.accepted.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends a message, waiting at most `timeout` for room: [`Error::Full`]
+    /// if none came in time (the message was not sent), [`Error::Stopped`]
+    /// once the service is stopping or stopped. What a request handler
+    /// calls under overload: a request that waits too long is refused
+    /// (say a 503) instead of hanging, and the messages waiting for room
+    /// stay bounded by the inlet's capacity.
+    ///
+    /// ```
+    /// use maslite_core::{AgentId, Envelope, Error};
+    /// use maslite_runtime::{Overflow, Runtime, ServeOptions};
+    /// use std::time::Duration;
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let mut rt = Runtime::builder().real_time().build()?;
+    /// // An endpoint nobody reads, with room for one message: once it is
+    /// // full, the intake waits for it, and the inlet (room for 1) fills.
+    /// let out = rt.endpoint_with(0, AgentId(1), 1, Overflow::Block)?;
+    /// let service = rt.serve(ServeOptions::new().capacity(1))?;
+    /// let inlet = service.inlet();
+    /// let mut sent = 0;
+    /// let refused = loop {
+    ///     assert!(sent < 10_000, "the intake is held back: the inlet fills");
+    ///     let note = Envelope::new(sent).to(AgentId(1));
+    ///     match inlet.send_timeout(note, Duration::from_millis(20)).await {
+    ///         Ok(()) => sent += 1,
+    ///         Err(e) => break e,
+    ///     }
+    /// };
+    /// assert_eq!(refused, Error::Full);
+    /// drop(out); // the endpoint drops (and counts) what it was holding
+    /// service.shutdown(Duration::from_secs(5)).await?;
+    /// # Ok::<(), Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn send_timeout(&self, envelope: Envelope, timeout: Duration) -> Result<()> {
+        let tx = self.channel(&envelope)?;
+        tx.send_timeout(envelope, timeout).await.map_err(|e| match e {
+            mpsc::error::SendTimeoutError::Timeout(_) => Error::Full,
+            mpsc::error::SendTimeoutError::Closed(_) => Error::Stopped,
+        })?;
         self.shared.accepted.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

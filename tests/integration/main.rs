@@ -29,7 +29,7 @@ mod phold;
 mod realtime;
 #[path = "../../examples/scheduling.rs"]
 mod scheduling;
-#[path = "../../examples/service.rs"]
+#[path = "../../examples/service/main.rs"]
 mod service;
 
 mod examples_bank;

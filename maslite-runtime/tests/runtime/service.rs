@@ -207,6 +207,53 @@ async fn a_slow_reader_holds_the_intake_back_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_that_finds_no_room_in_time_is_refused_not_hung() {
+    let mut rt = Runtime::builder().partitions(2).real_time().build().unwrap();
+    rt.add_with_id(0, DOUBLERS[0], Doubler).unwrap();
+    // Nobody reads the answers: the endpoint (room for 1) stalls, the
+    // intake stops, and the inlet (4 per partition) fills.
+    let mut out = rt.endpoint_with(1, REPLIES, 1, Overflow::Block).unwrap();
+    let service = rt.serve(ServeOptions::new().capacity(4)).unwrap();
+    let inlet = service.inlet();
+    let ask = |i| Envelope::new(Ask(i)).from(REPLIES).to(DOUBLERS[0]);
+    let mut sent = 0u64;
+    let deadline = Duration::from_millis(50);
+    loop {
+        match inlet.send_timeout(ask(sent), deadline).await {
+            Ok(()) => sent += 1,
+            Err(e) => {
+                assert_eq!(e, Error::Full);
+                break;
+            }
+        }
+        assert!(sent < 10_000, "the intake is held back: the inlet fills");
+    }
+    // Bounded: what got in is the inlet's room and what the system holds
+    // while the endpoint is stalled, not the 10 000 a hang would hide.
+    assert!(service.stats().held_back);
+    assert_eq!(service.stats().accepted, sent);
+    // A refused send was not taken in: every answer read is one accepted.
+    let reader = tokio::spawn(async move {
+        let mut got = 0u64;
+        while let Some(env) = out.next().await {
+            env.payload::<Answer>().unwrap();
+            got += 1;
+        }
+        got
+    });
+    // Read again, the system has room: a deadline is no longer reached.
+    inlet.send_timeout(ask(sent), Duration::from_secs(20)).await.unwrap();
+    let report = service.shutdown(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(report.reason, StopReason::Idle);
+    assert_eq!(reader.await.unwrap(), sent + 1);
+    assert_eq!(
+        inlet.send_timeout(ask(0), deadline).await,
+        Err(Error::Stopped),
+        "a stopped service refuses at once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_when_full_is_counted() {
     let mut rt = Runtime::builder().partitions(2).real_time().build().unwrap();
     rt.add_with_id(0, DOUBLERS[0], Doubler).unwrap();

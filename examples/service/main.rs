@@ -12,19 +12,36 @@
 //!
 //! The runtime runs in the background ([`Runtime::serve`]). Each request is
 //! sent in through the service's bounded inlet, so a flood of requests
-//! waits instead of growing memory. The books reply to an endpoint; a
-//! dispatcher task reads the endpoint's stream and hands each answer to the
-//! request waiting for it.
+//! waits instead of growing memory. The books reply to an answerer, an
+//! agent on their own partition that hands each answer to the request
+//! waiting for it (a oneshot channel): the answer crosses no partition and
+//! waits for no task on its way out. (An endpoint's stream read by a
+//! dispatcher task, as in the README, works too; under load it costs a
+//! hop more per request, and one more again for books whose answers cross
+//! to the endpoint's partition.)
 //!
 //! A bad request gets a 400 that says what is wrong; an unknown symbol, a
-//! 404. Ctrl-C stops the service gracefully: orders already taken in are
-//! matched and answered, and later requests get a 503.
+//! 404. An order that finds no room in the inlet within a deadline
+//! (`--admission-ms`: the books are behind) gets a 503 instead of hanging;
+//! an order taken in is always answered with what the book did.
+//!
+//! Ctrl-C stops the service gracefully, and under load: orders already
+//! taken in are matched and answered (200), later ones get a 503, and every
+//! answer from then on says `Connection: close`, so each keep-alive
+//! connection closes right after an answer — never under a request that a
+//! client is sending (see `graceful.rs`, the HTTP server). A second after
+//! the books stop (`--drain-ms`), the listener closes.
 //!
 //! Run it: `cargo run --example service -- --addr 127.0.0.1:3000`, then
 //! `curl -s localhost:3000/orders -d '{"symbol":"ACME","side":"sell","price":100,"qty":3}' -H 'content-type: application/json'`.
 //! The first line reads `service: listening on http://<addr>`. Flags
 //! (defaults): `--addr 127.0.0.1:3000 --partitions 2` (the books of ACME,
-//! GLOBEX and INITECH go round the partitions); `-- --help` says more.
+//! GLOBEX and INITECH go round the partitions), `--admission-ms 2000
+//! --drain-ms 1000`; `-- --help` says more. `maslite-bench service` loads
+//! it with 32 and 256 connections beside a bare axum handler
+//! (BENCHMARKS.md, "Services").
+
+pub mod graceful;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -32,10 +49,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
-use futures::StreamExt;
+use graceful::OpenConnections;
 use maslite::prelude::*;
 use maslite::runtime::CancellationToken;
-use maslite::runtime::{Inlet, Outbound, RuntimeReport, ServeOptions, Service};
+use maslite::runtime::{Inlet, RuntimeReport, ServeOptions, Service};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,7 +83,7 @@ pub struct OrderRequest {
 /// An order, as a message to a book.
 #[derive(Clone, Debug)]
 struct Order {
-    /// The request it answers (the dispatcher's key).
+    /// The request it answers (the answerer's key).
     request: u64,
     side: Side,
     price: u64,
@@ -102,14 +119,28 @@ pub struct Book {
     /// Price → resting (order, qty), oldest first.
     bids: BTreeMap<u64, VecDeque<(u64, u64)>>,
     asks: BTreeMap<u64, VecDeque<(u64, u64)>>,
+    /// Time each order takes on top of matching it (see [`Book::slowed`]).
+    work: Duration,
 }
 
 impl Book {
     pub fn new(symbol: &str) -> Book {
-        Book { symbol: symbol.into(), next: 0, bids: BTreeMap::new(), asks: BTreeMap::new() }
+        let (bids, asks) = (BTreeMap::new(), BTreeMap::new());
+        Book { symbol: symbol.into(), next: 0, bids, asks, work: Duration::ZERO }
     }
 
-    fn submit(&mut self, o: &Order) -> Ack {
+    /// A book slowed on purpose: each order also takes `work` of its
+    /// partition's thread, a stand-in for a book that falls behind (the
+    /// overload test: requests pile up at the inlet).
+    pub fn slowed(mut self, work: Duration) -> Book {
+        self.work = work;
+        self
+    }
+
+    /// Trades an order against the book and rests what is left of it
+    /// (the answer's `request` is 0: the agent sets it).
+    pub fn submit(&mut self, side: Side, price: u64, qty: u64) -> Ack {
+        let o = Order { request: 0, side, price, qty };
         self.next += 1;
         let id = self.next;
         let mut left = o.qty;
@@ -147,7 +178,7 @@ impl Book {
             };
             own.entry(o.price).or_default().push_back((id, left));
         }
-        Ack { order: id, symbol: self.symbol.clone(), fills, resting: left, request: o.request }
+        Ack { order: id, symbol: self.symbol.clone(), fills, resting: left, request: 0 }
     }
 }
 
@@ -155,15 +186,50 @@ impl Agent for Book {
     async fn update(&mut self, cx: &Cx) {
         while let Some(mut env) = cx.try_recv() {
             let Ok(order) = env.payload::<Order>() else { continue };
-            let ack = self.submit(order);
-            env.reply().expect("orders come from the endpoint");
+            if !self.work.is_zero() {
+                std::thread::sleep(self.work); // the partition's own thread
+            }
+            let ack =
+                Ack { request: order.request, ..self.submit(order.side, order.price, order.qty) };
+            env.reply().expect("orders come from an answerer");
             cx.send(Envelope::new(ack).to(env.receiver().expect("replied")));
         }
     }
 }
 
-/// The endpoint the books answer to.
-const ANSWERS: AgentId = AgentId(1);
+/// Hands each answer from the books to the request waiting for it, on the
+/// partition's own thread: one per partition, beside its books, so that an
+/// answer crosses no partition and waits for no task on its way out.
+struct Answerer {
+    waiting: Waiting,
+    counts: Arc<AnswerCounts>,
+}
+
+/// What the answerers counted (see [`Answers`]).
+#[derive(Debug, Default)]
+struct AnswerCounts {
+    sent: AtomicU64,
+    unclaimed: AtomicU64,
+}
+
+impl Agent for Answerer {
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(env) = cx.try_recv() {
+            let Ok(ack) = env.into_payload::<Ack>() else { continue };
+            self.counts.sent.fetch_add(1, Ordering::Relaxed);
+            let tx = self.waiting.lock().unwrap().remove(&ack.request);
+            // (A oneshot's send does not block: it wakes the request.)
+            if tx.is_none_or(|tx| tx.send(ack).is_err()) {
+                self.counts.unclaimed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The answerer of partition `p`.
+fn answerer(p: usize) -> AgentId {
+    AgentId(1 + p as u64)
+}
 
 /// Requests waiting for their answer, by request number.
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Ack>>>>;
@@ -172,11 +238,14 @@ type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Ack>>>>;
 #[derive(Clone)]
 pub struct App {
     inlet: Inlet,
-    books: Arc<HashMap<String, AgentId>>,
+    /// Each symbol's book, and the answerer on its partition.
+    books: Arc<HashMap<String, (AgentId, AgentId)>>,
     waiting: Waiting,
     next: Arc<AtomicU64>,
     /// Requests that reached a handler.
     pub received: Arc<AtomicU64>,
+    /// How long an order waits for room in the inlet before a 503.
+    admission: Duration,
 }
 
 impl App {
@@ -200,7 +269,7 @@ async fn post_order(State(app): State<App>, body: axum::body::Bytes) -> Response
     if req.qty == 0 || req.price == 0 {
         return error(StatusCode::BAD_REQUEST, "invalid order: price and qty must be > 0");
     }
-    let Some(&book) = app.books.get(&req.symbol) else {
+    let Some(&(book, answers)) = app.books.get(&req.symbol) else {
         return error(StatusCode::NOT_FOUND, format!("unknown symbol {:?}", req.symbol));
     };
     let request = app.next.fetch_add(1, Ordering::Relaxed);
@@ -208,24 +277,28 @@ async fn post_order(State(app): State<App>, body: axum::body::Bytes) -> Response
     // Registered before it is sent: the answer cannot come first.
     app.waiting.lock().unwrap().insert(request, tx);
     let order = Order { request, side: req.side, price: req.price, qty: req.qty };
-    let sent = app.inlet.send(Envelope::new(order).from(ANSWERS).to(book)).await;
-    if let Err(e) = sent {
+    let envelope = Envelope::new(order).from(answers).to(book);
+    if let Err(e) = app.inlet.send_timeout(envelope, app.admission).await {
         app.waiting.lock().unwrap().remove(&request);
         return match e {
             Error::Stopped => error(StatusCode::SERVICE_UNAVAILABLE, "the service is stopping"),
+            Error::Full => {
+                let ms = app.admission.as_millis();
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("busy: no room for the order in {ms} ms"),
+                )
+            }
             e => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         };
     }
-    match tokio::time::timeout(Duration::from_secs(30), rx).await {
-        Ok(Ok(ack)) => Json(ack).into_response(),
-        // The system stopped before answering it.
-        Ok(Err(_)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, "the service stopped before answering")
-        }
-        Err(_) => {
-            app.waiting.lock().unwrap().remove(&request);
-            error(StatusCode::GATEWAY_TIMEOUT, "no answer in 30 s")
-        }
+    // Taken in: the book will match it, and its answer is this response.
+    // No time limit here — giving up would leave an order matched without
+    // its answer (the limit is on getting in, above).
+    match rx.await {
+        Ok(ack) => Json(ack).into_response(),
+        // The run was cut short (the grace ran out) before the book had it.
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the service stopped before answering"),
     }
 }
 
@@ -252,17 +325,52 @@ async fn get_stats(State(app): State<App>) -> Json<StatsBody> {
     })
 }
 
-/// Hands each answer from the books to the request waiting for it; when
-/// the stream ends (the system stopped), the requests still waiting get a
-/// 503.
-async fn dispatch(mut answers: Outbound, waiting: Waiting) {
-    while let Some(env) = answers.next().await {
-        let Ok(ack) = env.into_payload::<Ack>() else { continue };
-        if let Some(tx) = waiting.lock().unwrap().remove(&ack.request) {
-            let _ = tx.send(ack);
+/// What the books answered over a service's life (see [`Stopped`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Answers {
+    /// Answers the books sent: orders matched or rested.
+    pub sent: u64,
+    /// Of those, answers whose request was gone (its client hung up).
+    pub unclaimed: u64,
+}
+
+/// How a service is started (see [`start`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Partitions the books go round (book i on partition i mod P).
+    pub partitions: usize,
+    /// How long an order waits for room in the inlet before a 503.
+    pub admission: Duration,
+    /// Room in the inlet, orders per partition.
+    pub capacity: usize,
+    /// After the books stop, how long the HTTP server drains (answering
+    /// with `Connection: close`) before it closes; `None`: until
+    /// [`Running::close_http`] is cancelled.
+    pub drain: Option<Duration>,
+    /// Extra time each order takes in its book ([`Book::slowed`]; zero:
+    /// none).
+    pub book_work: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            partitions: 2,
+            admission: Duration::from_secs(2),
+            capacity: 1024,
+            drain: Some(Duration::from_secs(1)),
+            book_work: Duration::ZERO,
         }
     }
-    waiting.lock().unwrap().clear();
+}
+
+/// What a stopped service reports.
+#[derive(Debug)]
+pub struct Stopped {
+    /// The agents' run.
+    pub report: RuntimeReport,
+    /// What the books answered.
+    pub answers: Answers,
 }
 
 /// A running service (see [`start`]).
@@ -274,40 +382,46 @@ pub struct Running {
     /// Cancel it to stop gracefully.
     pub stop: CancellationToken,
     /// Cancel it (after `stop`) to close the HTTP server; until then it
-    /// answers 503 to new orders. [`start`] cancels it itself when `linger`
-    /// is false.
+    /// drains: 503 to new orders, `Connection: close` on every answer.
+    /// [`start`] cancels it itself [`Options::drain`] after the books stop.
     pub close_http: CancellationToken,
-    /// The agents' run report, once stopped.
-    pub done: tokio::task::JoinHandle<maslite::Result<RuntimeReport>>,
+    /// The HTTP connections open now.
+    pub connections: OpenConnections,
+    /// What the run did, once the service and its HTTP server stopped.
+    pub done: tokio::task::JoinHandle<maslite::Result<Stopped>>,
 }
 
 /// Starts the service on `listener` with `symbols`, one book per partition
-/// in turn. With `linger`, the HTTP server keeps answering (503 to new
-/// orders) after the agents stopped, until `close_http` is cancelled.
+/// in turn.
 pub async fn start(
     listener: TcpListener,
     symbols: &[&str],
-    partitions: usize,
-    linger: bool,
+    options: Options,
 ) -> maslite::Result<Running> {
+    let partitions = options.partitions.max(1);
     let mut rt = Service::builder().partitions(partitions).build()?;
-    // The endpoint's id first: the books take the next free ids.
-    let answers = rt.endpoint(0, ANSWERS)?;
+    let waiting: Waiting = Arc::default();
+    let counts = Arc::new(AnswerCounts::default());
+    // The answerers' ids first: the books take the next free ids.
+    for p in 0..partitions {
+        let answers = Answerer { waiting: waiting.clone(), counts: counts.clone() };
+        rt.add_with_id(p, answerer(p), answers)?;
+    }
     let mut books = HashMap::new();
     for (i, symbol) in symbols.iter().enumerate() {
-        let id = rt.add(i % partitions, Book::new(symbol))?;
-        books.insert(symbol.to_string(), id);
+        let p = i % partitions;
+        let id = rt.add(p, Book::new(symbol).slowed(options.book_work))?;
+        books.insert(symbol.to_string(), (id, answerer(p)));
     }
-    let service = rt.serve(ServeOptions::new().capacity(1024))?;
-    let waiting: Waiting = Arc::default();
+    let service = rt.serve(ServeOptions::new().capacity(options.capacity))?;
     let app = App {
         inlet: service.inlet(),
         books: Arc::new(books),
         waiting: waiting.clone(),
         next: Arc::default(),
         received: Arc::default(),
+        admission: options.admission,
     };
-    let dispatcher = tokio::spawn(dispatch(answers, waiting));
     let router = Router::new()
         .route("/orders", post(post_order))
         .route("/stats", get(get_stats))
@@ -315,29 +429,40 @@ pub async fn start(
     let addr = listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
     let stop = CancellationToken::new();
     let close_http = CancellationToken::new();
+    let connections = OpenConnections::default();
     let server =
-        axum::serve(listener, router).with_graceful_shutdown(close_http.clone().cancelled_owned());
-    let http = tokio::spawn(async move { server.await });
+        graceful::serve(listener, router, stop.clone(), close_http.clone(), connections.clone());
+    let http = tokio::spawn(server);
     let (stop2, close2) = (stop.clone(), close_http.clone());
     let done = tokio::spawn(async move {
         stop2.cancelled().await;
         // Orders taken in are matched and answered; new ones get a 503.
         let report = service.shutdown(Duration::from_secs(10)).await;
-        let _ = dispatcher.await;
-        if !linger {
-            close2.cancel();
+        // Requests whose orders the run did not reach (its grace ran out)
+        // get a 503.
+        waiting.lock().unwrap().clear();
+        let answers = Answers {
+            sent: counts.sent.load(Ordering::Relaxed),
+            unclaimed: counts.unclaimed.load(Ordering::Relaxed),
+        };
+        if let Some(drain) = options.drain {
+            tokio::select! {
+                _ = tokio::time::sleep(drain) => close2.cancel(),
+                _ = close2.cancelled() => {}
+            }
         }
         close2.cancelled().await;
         let _ = http.await;
-        report
+        Ok(Stopped { report: report?, answers })
     });
-    Ok(Running { addr, app, stop, close_http, done })
+    Ok(Running { addr, app, stop, close_http, connections, done })
 }
 
 /// An order-matching HTTP service: POST /orders (JSON: symbol, side, price
 /// in cents, qty) trades against the symbol's book, an agent; GET /stats
 /// answers live figures. The books are ACME, GLOBEX and INITECH. Ctrl-C
-/// stops it gracefully: orders taken in are answered, later ones get a 503.
+/// stops it gracefully: orders taken in are answered, later ones get a 503,
+/// and every connection closes after an answer.
 #[allow(dead_code)] // the tests start the service themselves
 #[derive(Debug, Parser)]
 #[command(name = "service")]
@@ -350,6 +475,15 @@ struct Args {
     #[arg(long, value_name = "P", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..))]
     partitions: u16,
+    /// How long an order may wait for room in the inlet (the books are
+    /// behind) before it gets a 503, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    admission_ms: u64,
+    /// After a stop, how long open connections keep getting answers (each
+    /// its last, with `Connection: close`) before the listener closes, in
+    /// milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    drain_ms: u64,
 }
 
 #[allow(dead_code)]
@@ -361,17 +495,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_thread_names(true).try_init();
     let listener = TcpListener::bind(&args.addr).await?;
     let symbols = ["ACME", "GLOBEX", "INITECH"];
-    let running = start(listener, &symbols, args.partitions.into(), false).await?;
+    let options = Options {
+        partitions: args.partitions.into(),
+        admission: Duration::from_millis(args.admission_ms),
+        drain: Some(Duration::from_millis(args.drain_ms)),
+        ..Options::default()
+    };
+    let running = start(listener, &symbols, options).await?;
     println!("service: listening on http://{}", running.addr);
     tokio::signal::ctrl_c().await?;
     println!("service: stopping");
     running.stop.cancel();
-    let report = running.done.await??;
+    let Stopped { report, answers } = running.done.await??;
     println!(
-        "service: stopped after {:.1} s, {} messages, {} dead letters",
+        "service: stopped after {:.1} s, {} messages, {} dead letters, {} orders answered",
         report.wall.as_secs_f64(),
         report.delivered(),
-        report.dead_letters()
+        report.dead_letters(),
+        answers.sent - answers.unclaimed,
     );
     Ok(())
 }
