@@ -52,16 +52,25 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Serialize, Deserialize)]
 struct Item(u64);
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// The two models.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 enum Case {
+    /// One u64 bounced between two agents on two partitions.
+    #[value(name = "pingpong")]
     PingPong,
+    /// Batches of messages one way.
     Stream,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// The three ways.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 enum Way {
+    /// One runtime, 2 partitions.
     Local,
+    /// 2 hosts as 2 runtimes of this process.
+    #[value(name = "inproc")]
     InProc,
+    /// 2 OS processes through a nats-server.
     Nats,
 }
 
@@ -75,102 +84,65 @@ impl Way {
     }
 }
 
-#[derive(Clone, Debug)]
+/// What spreading 2 partitions over 2 hosts costs: ping-pong and stream,
+/// each measured locally, as in-process hosts and as NATS processes.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(name = "hosts")]
 struct Opts {
+    /// Ping-pong hops per run.
+    #[arg(long, default_value_t = 5000)]
     hops: u64,
+    /// Stream: messages per run.
+    #[arg(long, default_value_t = 1_000_000)]
     messages: u64,
+    /// Stream: messages per step (at least 1).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     batch: u64,
+    /// Measured runs per case and way (at least 1).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     runs: u64,
+    /// A running NATS server [default: start one on a free port].
+    #[arg(long)]
     url: Option<String>,
-    /// `Some(1)`: this process is the child, host 1.
+    /// This process is host N (the benchmark starts host 1 itself).
+    #[arg(long, hide = true)]
     host: Option<u16>,
     /// Names this invocation's NATS runs (unique on a shared server).
+    #[arg(long, default_value_t = format!("hosts{}", std::process::id()))]
     tag: String,
+    /// Measure one way only.
+    #[arg(long, value_enum)]
     only: Option<Way>,
+    /// Measure one case only.
+    #[arg(long, value_enum)]
     case: Option<Case>,
+    /// Do not pin the partitions' threads to cores.
+    #[arg(long)]
     no_pin: bool,
+    /// Microseconds a partition spins for packets before it parks.
+    #[arg(long = "spin-us", value_parser = parse_micros)]
     spin: Option<Duration>,
-    /// How the NATS runs' frames are protected (`--protect`).
+    /// How the NATS runs' frames are protected.
+    #[arg(long, value_enum, default_value_t = Protect::Mac)]
     protect: Protect,
 }
 
-/// `--protect`: the frames authenticated with a run key (the default),
-/// also encrypted, or not at all (to measure what it costs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+fn parse_micros(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>().map(Duration::from_micros).map_err(|e| format!("{s}: {e}"))
+}
+
+/// How frames between hosts are protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Protect {
+    /// HMAC-SHA256 on every frame (the default).
     Mac,
+    /// ChaCha20-Poly1305: frames authenticated and unreadable.
     Encrypt,
+    /// No run key.
     Insecure,
 }
 
 impl Opts {
-    fn parse() -> Opts {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let mut o = Opts {
-            hops: 5000,
-            messages: 1_000_000,
-            batch: 1000,
-            runs: 5,
-            url: None,
-            host: None,
-            tag: format!("hosts{}", std::process::id()),
-            only: None,
-            case: None,
-            no_pin: false,
-            spin: None,
-            protect: Protect::Mac,
-        };
-        let mut i = 0;
-        while i < args.len() {
-            let flag = args[i].as_str();
-            if flag == "--no-pin" {
-                o.no_pin = true;
-                i += 1;
-                continue;
-            }
-            let value = args.get(i + 1).unwrap_or_else(|| panic!("{flag} needs a value"));
-            let num = || -> u64 {
-                value.parse().unwrap_or_else(|_| panic!("{flag} {value}: not a number"))
-            };
-            match flag {
-                "--hops" => o.hops = num(),
-                "--messages" => o.messages = num(),
-                "--batch" => o.batch = num().max(1),
-                "--runs" => o.runs = num().max(1),
-                "--url" => o.url = Some(value.clone()),
-                "--host" => o.host = Some(num() as u16),
-                "--tag" => o.tag = value.clone(),
-                "--spin-us" => o.spin = Some(Duration::from_micros(num())),
-                "--only" => {
-                    o.only = Some(match value.as_str() {
-                        "local" => Way::Local,
-                        "inproc" => Way::InProc,
-                        "nats" => Way::Nats,
-                        _ => panic!("--only local|inproc|nats, not {value}"),
-                    })
-                }
-                "--protect" => {
-                    o.protect = match value.as_str() {
-                        "mac" => Protect::Mac,
-                        "encrypt" => Protect::Encrypt,
-                        "insecure" => Protect::Insecure,
-                        _ => panic!("--protect mac|encrypt|insecure, not {value}"),
-                    }
-                }
-                "--case" => {
-                    o.case = Some(match value.as_str() {
-                        "pingpong" => Case::PingPong,
-                        "stream" => Case::Stream,
-                        _ => panic!("--case pingpong|stream, not {value}"),
-                    })
-                }
-                _ => panic!("unknown flag {flag}"),
-            }
-            i += 2;
-        }
-        o
-    }
-
     fn cases(&self) -> Vec<Case> {
         [Case::PingPong, Case::Stream]
             .into_iter()
@@ -509,7 +481,7 @@ fn codec_costs(o: &Opts) -> Costs {
 }
 
 fn main() {
-    let o = Opts::parse();
+    let o = <Opts as clap::Parser>::parse();
     if o.host.is_some_and(|h| h != 0) {
         child(&o);
         return;
