@@ -281,7 +281,12 @@ fn run_case_with(
                 } else {
                     load::Load { connections, requests }
                 };
-                out.extend(service_lines(load, runs, warmup));
+                // The service on 1 and on 2 partitions (each against the
+                // bare handler in the same turns): on 2 cores the service's
+                // own threads compete with the server's and the load's.
+                for partitions in [1, 2] {
+                    out.extend(service_lines(load, partitions, runs, warmup));
+                }
             }
             let load = load::Load {
                 connections: if smoke { 32 } else { 1024 },
@@ -294,13 +299,16 @@ fn run_case_with(
     }
 }
 
-/// The `service` case at one load: the service and the bare handler in
-/// turns (which goes first alternates), a line for each; the service's
+/// The `service` case at one load, the service on `partitions`: the
+/// service and the bare handler in turns (which goes first alternates), a line for each; the service's
 /// line adds the median of its per-turn ratios to the bare handler.
-fn service_lines(load: load::Load, runs: usize, warmup: usize) -> Vec<String> {
+fn service_lines(load: load::Load, partitions: usize, runs: usize, warmup: usize) -> Vec<String> {
     use cases::Server;
-    let options =
-        cases::service::Options { drain: Some(std::time::Duration::ZERO), ..Default::default() };
+    let options = cases::service::Options {
+        drain: Some(std::time::Duration::ZERO),
+        partitions,
+        ..Default::default()
+    };
     let mut measured: [Vec<load::Measured>; 2] = [Vec::new(), Vec::new()];
     for turn in 0..warmup + runs.max(1) {
         let order = if turn % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -329,6 +337,7 @@ fn service_lines(load: load::Load, runs: usize, warmup: usize) -> Vec<String> {
         }
         let params = json!({
             "server": name, "connections": load.connections, "requests": load.requests,
+            "partitions": partitions,
         });
         lines.push(line("service", params, "requests/s", &rps, extra));
     }
