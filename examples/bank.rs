@@ -17,7 +17,13 @@
 //! `cargo run --example bank -- --customers 10` prints the day; `--quiet`
 //! only the figures (the `bank` benchmark runs 100 000 customers so).
 
+// (Both examples hold it: a crate that includes both has it twice.)
+#[allow(clippy::duplicate_mod)]
+#[path = "common/draws.rs"]
+mod draws;
+
 use clap::Parser;
+use draws::Draws;
 use futures::future::{select, Either};
 use maslite::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -70,23 +76,6 @@ pub struct Day {
 
 /// What one customer did: (time, customer, what, minutes waited).
 pub type Log = Vec<(f64, u32, &'static str, f64)>;
-
-/// A small, seeded random source (splitmix64): the same draws everywhere.
-#[derive(Clone)]
-struct Draws(u64);
-
-impl Draws {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn exponential(&mut self, mean: f64) -> f64 {
-        -mean * (1.0 - self.uniform()).ln()
-    }
-}
 
 /// One customer's visit: queue for the counter, or give up after
 /// `patience`; returns whether served and how long it waited.

@@ -18,7 +18,13 @@
 //! ...
 //! ```
 
+// (Both examples hold it: a crate that includes both has it twice.)
+#[allow(clippy::duplicate_mod)]
+#[path = "common/draws.rs"]
+mod draws;
+
 use clap::Parser;
+use draws::Draws;
 use maslite::prelude::*;
 use std::sync::{Arc, Mutex};
 
@@ -54,23 +60,6 @@ impl Default for Options {
 
 /// The story, one line per event, in time order (equal times: by car).
 pub type Story = Vec<(f64, u32, &'static str)>;
-
-/// A small, seeded random source (splitmix64): the same draws everywhere.
-struct Draws(u64);
-
-impl Draws {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Whole minutes in `lo..=hi`.
-    fn minutes(&mut self, lo: f64, hi: f64) -> f64 {
-        (lo + (self.next() * (hi - lo + 1.0)).floor()).min(hi)
-    }
-}
 
 /// Builds the car wash on `sys` and runs it for `o.minutes`.
 pub fn run<S: System>(sys: &mut S, o: &Options) -> Result<Story, Error> {
