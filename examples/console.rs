@@ -71,6 +71,9 @@ impl Feed {
 
 impl Agent for Feed {
     async fn setup(&mut self, cx: &Cx) {
+        // The opening quote, at once: the desk (on the other partition)
+        // has a price from the market's first step on.
+        cx.send(Envelope::new(Quote(self.price)).to(DESK));
         self.tick(cx);
     }
 
