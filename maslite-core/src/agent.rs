@@ -127,6 +127,20 @@ impl Installer {
         }))
     }
 
+    /// An agent read back from a snapshot: it resumes between updates (its
+    /// setup ran before it was saved), waiting for its next update.
+    pub fn resumed<A: Agent>(agent: A) -> Installer {
+        Installer(Box::new(move |shared, id, index| {
+            let agent = Rc::new(RefCell::new(agent));
+            let cx = Cx { shared: shared.clone(), index, id };
+            Installed {
+                agent: Some(agent.clone()),
+                future: Box::pin(agent_loop_resumed(agent, cx)),
+                phase: Phase::Update,
+            }
+        }))
+    }
+
     pub fn process<F, Fut>(body: F) -> Installer
     where
         F: FnOnce(Cx) -> Fut + 'static,
@@ -153,6 +167,19 @@ fn agent_loop<A: Agent>(cell: Rc<RefCell<A>>, cx: Cx) -> impl Future<Output = ()
     async move {
         cell.borrow_mut().setup(&cx).await;
         cx.shared.signal.set(cx.shared.signal.get() | signal::SETUP_DONE);
+        loop {
+            match NextEvent(&cx).await {
+                Event::Update => cell.borrow_mut().update(&cx).await,
+                Event::Teardown => return cell.borrow_mut().teardown(&cx).await,
+            }
+        }
+    }
+}
+
+/// [`agent_loop`] after its setup: a restored agent's.
+#[allow(clippy::await_holding_refcell_ref, clippy::manual_async_fn)]
+fn agent_loop_resumed<A: Agent>(cell: Rc<RefCell<A>>, cx: Cx) -> impl Future<Output = ()> {
+    async move {
         loop {
             match NextEvent(&cx).await {
                 Event::Update => cell.borrow_mut().update(&cx).await,

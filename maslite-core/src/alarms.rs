@@ -262,13 +262,26 @@ impl AlarmQueue {
     /// The pending mail alarms, optionally only those for `receiver`, in the
     /// order they will fire.
     pub fn list(&self, receiver: Option<AgentId>) -> Vec<AlarmInfo> {
+        self.mail_in_order()
+            .into_iter()
+            .filter(|(_, _, env)| receiver.is_none_or(|r| env.receiver() == Some(r)))
+            .map(|(at, ignore_if_idle, env)| AlarmInfo {
+                at,
+                sender: env.sender(),
+                receiver: env.receiver(),
+                topic: env.topic_value(),
+                ignore_if_idle,
+            })
+            .collect()
+    }
+
+    /// The pending mail alarms in firing order: (time, ignored when idle,
+    /// the message). Wake-ups are left out (a sleeper cannot be saved).
+    pub fn mail_in_order(&self) -> Vec<(f64, bool, &Envelope)> {
         let mut keys: Vec<Key> = self
             .heap
             .iter()
-            .filter(|k| match &self.slab[k.slot as usize].what {
-                Some(Fired::Mail(env)) => receiver.is_none_or(|r| env.receiver() == Some(r)),
-                _ => false,
-            })
+            .filter(|k| matches!(self.slab[k.slot as usize].what, Some(Fired::Mail(_))))
             .copied()
             .collect();
         let slab = &self.slab;
@@ -280,13 +293,7 @@ impl AlarmQueue {
             .filter_map(|k| {
                 let item = &self.slab[k.slot as usize];
                 let Some(Fired::Mail(env)) = &item.what else { return None };
-                Some(AlarmInfo {
-                    at: time_of(k.time),
-                    sender: env.sender(),
-                    receiver: env.receiver(),
-                    topic: env.topic_value(),
-                    ignore_if_idle: !item.required,
-                })
+                Some((time_of(k.time), !item.required, env))
             })
             .collect()
     }

@@ -131,6 +131,51 @@ pub enum Error {
     #[error("agent {0} is an async fn; its state is not inspectable")]
     NotInspectable(AgentId),
 
+    // ----- saving and restoring (see `snapshot`) --------------------------
+    /// Two types registered under one tag, or one type registered twice
+    /// ([`Types`](crate::Types)).
+    #[error("tag {tag:?} is taken: {first} and {second} cannot share it")]
+    DuplicateTag {
+        /// The tag.
+        tag: String,
+        /// The type registered first.
+        first: &'static str,
+        /// The type registered second.
+        second: &'static str,
+    },
+    /// The simulation cannot be saved; every agent (or message) in the way
+    /// is named, and nothing was written.
+    #[error("cannot save the simulation: {}", list_unsaveable(.0))]
+    CannotSave(Vec<Unsaveable>),
+    /// Not a snapshot, or a damaged one: bad magic, truncated, failed
+    /// checksum, bytes that do not decode, contradictory contents.
+    #[error("not a valid snapshot: {0}")]
+    BadSnapshot(String),
+    /// A snapshot written in another format version.
+    #[error("snapshot format version {found}; this build reads version {supported}")]
+    SnapshotVersion {
+        /// The file's version.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// A snapshot holds a type tag this reader has not registered.
+    #[error(
+        "the snapshot holds {} tagged {tag:?}, which is not registered here \
+         (Types::{})",
+        if *.agent { "an agent" } else { "a payload" },
+        if *.agent { "register_agent" } else { "register" }
+    )]
+    UnknownTag {
+        /// The tag.
+        tag: String,
+        /// An agent type's tag (else a payload type's).
+        agent: bool,
+    },
+    /// Reading or writing a snapshot failed.
+    #[error("snapshot I/O: {0}")]
+    SnapshotIo(String),
+
     // ----- only a runtime returns these ---------------------------------
     /// A partition's thread died outside any agent (a bug in the runtime,
     /// or a payload whose `Drop` panicked).
@@ -210,6 +255,68 @@ pub enum Error {
     /// full for a whole `Inlet::send_timeout`.
     #[error("the service's intake is full")]
     Full,
+}
+
+/// Something that keeps a simulation from being saved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unsaveable {
+    /// The agent concerned (the holder of the message, for mail;
+    /// [`AgentId::OUTSIDE`] for mail posted from outside).
+    pub agent: AgentId,
+    /// The agent's type, or the payload's, as Rust names it.
+    pub type_name: String,
+    /// Why it cannot be saved.
+    pub why: Unsaved,
+}
+
+/// Why an agent or a message cannot be saved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unsaved {
+    /// Its type is not registered (`Types::register_agent`).
+    AgentNotRegistered,
+    /// An agent written as an async fn: its state lives in a suspended
+    /// future, which cannot be written out.
+    AsyncFn,
+    /// A trait agent suspended inside `setup` or `update` (awaiting a
+    /// `recv`, a `sleep` or I/O): its state is partly in the future.
+    Suspended,
+    /// Its setup has not run yet (added to start in the next round).
+    NotStarted,
+    /// It failed (panicked) in an earlier run.
+    Failed,
+    /// The state did not serialize (the message says why).
+    StateWouldNotSerialize,
+    /// Mail (in an inbox, an alarm, or undelivered) whose payload type is
+    /// not registered (`Types::register`).
+    PayloadNotRegistered,
+    /// A process's value that nobody took (`take_result`).
+    ResultNotTaken,
+    /// The clock is the wall's: a snapshot is of simulated time.
+    RealTime,
+}
+
+impl fmt::Display for Unsaveable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = match self.why {
+            Unsaved::AgentNotRegistered => "its type is not registered (Types::register_agent)",
+            Unsaved::AsyncFn => "an async fn agent keeps its state in a suspended future",
+            Unsaved::Suspended => "suspended inside setup or update (awaiting recv, sleep or I/O)",
+            Unsaved::NotStarted => "its setup has not run yet",
+            Unsaved::Failed => "it failed in an earlier run",
+            Unsaved::StateWouldNotSerialize => "its state did not serialize",
+            Unsaved::PayloadNotRegistered => {
+                "holds mail whose payload type is not registered (Types::register)"
+            }
+            Unsaved::ResultNotTaken => "its process value was not taken (take_result)",
+            Unsaved::RealTime => "the clock is real time; only simulated time can be saved",
+        };
+        write!(f, "agent {} ({}): {why}", self.agent, self.type_name)
+    }
+}
+
+fn list_unsaveable(all: &[Unsaveable]) -> String {
+    all.iter().map(|u| u.to_string()).collect::<Vec<_>>().join("; ")
 }
 
 /// maslite's result type.

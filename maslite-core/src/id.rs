@@ -12,7 +12,10 @@ use std::fmt;
 ///
 /// [`AgentId::OUTSIDE`] is reserved for mail that comes from outside the
 /// system (a test, `main`, a service); no agent can take it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct AgentId(pub u64);
 
 impl AgentId {

@@ -42,6 +42,7 @@
 //! fail and account for its mail cleanly.
 
 pub mod driver;
+mod snapshot;
 
 pub use driver::{Driver, RemoteAlarms};
 

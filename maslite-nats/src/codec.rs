@@ -10,24 +10,11 @@
 //! from the network nests at most [`MAX_DEPTH`](crate::depth::MAX_DEPTH)
 //! levels deep ([`depth`](crate::depth)).
 
-use crate::depth::{Bounded, Budget, MAX_DEPTH};
 use crate::error::{Error, Result};
-use maslite_core::{AgentId, Envelope, Origin};
-use rustc_hash::FxHashMap as HashMap;
+use maslite_core::{AgentId, Envelope, Origin, Types};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::any::Any;
-
-type EncodeFn = fn(&Envelope, &mut Vec<u8>) -> std::result::Result<(), postcard::Error>;
-/// Decodes a payload; the error says why (the depth bound's, or postcard's).
-type DecodeFn = fn(&[u8]) -> std::result::Result<Envelope, String>;
-
-struct Entry {
-    tag: String,
-    type_name: &'static str,
-    encode: EncodeFn,
-    decode: DecodeFn,
-}
 
 /// The payload types that may cross hosts, by type and by tag.
 ///
@@ -52,17 +39,12 @@ struct Entry {
 /// let err = codec.encode(&Envelope::new(7u64), &mut bytes).unwrap_err();
 /// assert!(matches!(err, Error::Unregistered { type_name: "u64" }));
 /// ```
-#[derive(Default)]
+///
+/// The codec keeps its types in a [`Types`] registry, the one snapshots use
+/// too: register once ([`Codec::from_types`]) for both.
+#[derive(Debug, Default)]
 pub struct Codec {
-    entries: Vec<Entry>,
-    by_type: HashMap<&'static str, usize>,
-    by_tag: HashMap<String, usize>,
-}
-
-impl std::fmt::Debug for Codec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.entries.iter().map(|e| (&e.tag, e.type_name))).finish()
-    }
+    types: Types,
 }
 
 /// An envelope's header on the wire.
@@ -80,15 +62,21 @@ struct Header<'a> {
     seq: u64,
 }
 
-fn short_type_name(name: &str) -> &str {
-    let base = name.split('<').next().unwrap_or(name);
-    base.rsplit("::").next().unwrap_or(base)
-}
-
 impl Codec {
     /// No types registered.
     pub fn new() -> Codec {
         Codec::default()
+    }
+
+    /// A codec for the payload types of `types` (the registry snapshots
+    /// use: one registration serves both).
+    pub fn from_types(types: Types) -> Codec {
+        Codec { types }
+    }
+
+    /// Its registry.
+    pub fn types(&self) -> &Types {
+        &self.types
     }
 
     /// Registers `T` under its short type name (maslite's default topic).
@@ -96,8 +84,7 @@ impl Codec {
     where
         T: Serialize + DeserializeOwned + Any + Send + Clone,
     {
-        let name = short_type_name(std::any::type_name::<T>()).to_string();
-        self.register_as::<T>(&name)
+        self.types.register::<T>().map(|_| ()).map_err(from_core)
     }
 
     /// Registers `T` under `tag` (the same on every host).
@@ -105,77 +92,29 @@ impl Codec {
     where
         T: Serialize + DeserializeOwned + Any + Send + Clone,
     {
-        let type_name = std::any::type_name::<T>();
-        if let Some(&i) = self.by_tag.get(tag) {
-            return Err(Error::DuplicateTag {
-                tag: tag.into(),
-                first: self.entries[i].type_name,
-                second: type_name,
-            });
-        }
-        if let Some(&i) = self.by_type.get(type_name) {
-            return Err(Error::DuplicateTag {
-                tag: self.entries[i].tag.clone(),
-                first: type_name,
-                second: type_name,
-            });
-        }
-        fn encode<T: Serialize + Any>(
-            env: &Envelope,
-            out: &mut Vec<u8>,
-        ) -> std::result::Result<(), postcard::Error> {
-            let payload = env.payload::<T>().map_err(|_| postcard::Error::SerializeBufferFull)?;
-            *out = postcard::to_extend(payload, std::mem::take(out))?;
-            Ok(())
-        }
-        fn decode<T: DeserializeOwned + Any + Send + Clone>(
-            bytes: &[u8],
-        ) -> std::result::Result<Envelope, String> {
-            // Bounded in depth: a payload nested too deep is an error, not
-            // a stack overflow (see `depth`).
-            let budget = Budget::new(MAX_DEPTH);
-            let mut de = postcard::Deserializer::from_bytes(bytes);
-            match T::deserialize(Bounded { de: &mut de, budget: &budget }) {
-                Ok(payload) => Ok(Envelope::new(payload)),
-                Err(_) if budget.met() => {
-                    Err(format!("nested deeper than {MAX_DEPTH} levels (the decoder's bound)"))
-                }
-                Err(e) => Err(e.to_string()),
-            }
-        }
-        let i = self.entries.len();
-        self.entries.push(Entry {
-            tag: tag.into(),
-            type_name,
-            encode: encode::<T>,
-            decode: decode::<T>,
-        });
-        self.by_type.insert(type_name, i);
-        self.by_tag.insert(tag.into(), i);
-        Ok(())
+        self.types.register_as::<T>(tag).map(|_| ()).map_err(from_core)
     }
 
     /// The tag an envelope's payload type is registered under.
     pub fn tag_of(&self, env: &Envelope) -> Option<&str> {
-        self.by_type.get(env.payload_type()).map(|&i| self.entries[i].tag.as_str())
+        self.types.tag_of(env)
     }
 
     /// Whether envelopes of this payload type name may cross hosts.
     pub fn knows(&self, type_name: &str) -> bool {
-        self.by_type.contains_key(type_name)
+        self.types.knows(type_name)
     }
 
     /// Appends `env` to `out`: its length (u32, little-endian), then header
     /// and payload.
     pub fn encode(&self, env: &Envelope, out: &mut Vec<u8>) -> Result<()> {
         let type_name = env.payload_type();
-        let Some(&i) = self.by_type.get(type_name) else {
+        let Some(tag) = self.types.tag_of(env) else {
             return Err(Error::Unregistered { type_name });
         };
-        let entry = &self.entries[i];
         let origin = env.origin();
         let header = Header {
-            tag: &entry.tag,
+            tag,
             sender: env.sender().0,
             receiver: env.receiver().map(|r| r.0),
             topic: env.explicit_topic(),
@@ -187,10 +126,10 @@ impl Codec {
         };
         let start = out.len();
         out.extend_from_slice(&[0; 4]);
-        let serde =
-            |e: postcard::Error| Error::Serde { tag: entry.tag.clone(), message: e.to_string() };
-        *out = postcard::to_extend(&header, std::mem::take(out)).map_err(serde)?;
-        (entry.encode)(env, out).map_err(serde)?;
+        let serde = |message: String| Error::Serde { tag: tag.to_string(), message };
+        *out =
+            postcard::to_extend(&header, std::mem::take(out)).map_err(|e| serde(e.to_string()))?;
+        self.types.encode_payload(env, out).map_err(|e| serde(e.unwrap_or_default()))?;
         let len = (out.len() - start - 4) as u32;
         out[start..start + 4].copy_from_slice(&len.to_le_bytes());
         Ok(())
@@ -210,13 +149,11 @@ impl Codec {
     pub(crate) fn decode_body(&self, bytes: &[u8]) -> Result<Envelope> {
         let (header, payload): (Header<'_>, &[u8]) = postcard::take_from_bytes(bytes)
             .map_err(|e| Error::Serde { tag: String::new(), message: e.to_string() })?;
-        let Some(&i) = self.by_tag.get(header.tag) else {
-            return Err(Error::UnknownTag { tag: header.tag.into() });
+        let mut env = match self.types.decode_payload(header.tag, payload) {
+            Ok(env) => env.from(AgentId(header.sender)),
+            Err(None) => return Err(Error::UnknownTag { tag: header.tag.into() }),
+            Err(Some(message)) => return Err(Error::Serde { tag: header.tag.into(), message }),
         };
-        let entry = &self.entries[i];
-        let mut env = (entry.decode)(payload)
-            .map_err(|message| Error::Serde { tag: entry.tag.clone(), message })?
-            .from(AgentId(header.sender));
         if let Some(r) = header.receiver {
             env = env.to(AgentId(r));
         }
@@ -226,7 +163,7 @@ impl Codec {
         if header.direct {
             env = env
                 .direct()
-                .map_err(|e| Error::Serde { tag: entry.tag.clone(), message: e.to_string() })?;
+                .map_err(|e| Error::Serde { tag: header.tag.into(), message: e.to_string() })?;
         }
         env.set_origin(Origin {
             when: header.when,
@@ -235,5 +172,15 @@ impl Codec {
             seq: header.seq,
         });
         Ok(env)
+    }
+}
+
+/// The registry's refusal as the transport's error.
+fn from_core(e: maslite_core::Error) -> Error {
+    match e {
+        maslite_core::Error::DuplicateTag { tag, first, second } => {
+            Error::DuplicateTag { tag, first, second }
+        }
+        other => Error::Serde { tag: String::new(), message: other.to_string() },
     }
 }

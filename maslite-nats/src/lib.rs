@@ -68,7 +68,8 @@
 
 mod codec;
 pub mod control;
-pub mod depth;
+/// Depth-bounded decoding, shared with snapshots (it lives in the kernel).
+pub use maslite_core::depth;
 mod error;
 pub mod heartbeat;
 pub mod key;

@@ -15,5 +15,6 @@ mod mailing_list_model;
 mod messages;
 mod processes;
 mod scheduler;
+mod snapshots;
 mod subscriptions;
 mod testbed;

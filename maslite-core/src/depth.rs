@@ -1,4 +1,5 @@
-//! A bound on how deeply a payload from the network nests.
+//! A bound on how deeply a value from outside nests: a payload from the
+//! network, a payload or an agent's state read back from a snapshot.
 //!
 //! serde decodes a nested value by recursion, one stack frame (or a few)
 //! per level, and postcard has no limit: a user's recursive payload type
@@ -9,17 +10,40 @@
 //! (each option, newtype, sequence, tuple, struct, map and enum is one):
 //! past [`MAX_DEPTH`] the decode fails with an error instead, and the frame
 //! that brought it fails the run, naming the link (it came from a host
-//! with the run's key, or from anyone on a server without one).
+//! with the run's key, or from anyone on a server without one), or the
+//! snapshot is refused.
 //!
 //! 128 levels, as serde_json's default: far more than a payload of a model
 //! nests, far less than the stack holds (a level costs a few kilobytes in
 //! a debug build).
 
-use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, Visitor};
 use std::cell::Cell;
 
-/// The deepest a payload from another host may nest.
+/// The deepest a payload from another host (or a snapshot) may nest.
 pub const MAX_DEPTH: usize = 128;
+
+/// Decodes a `T` from postcard bytes, nested at most [`MAX_DEPTH`] levels;
+/// the error says why not (the bound's, or postcard's, message).
+///
+/// ```
+/// use maslite_core::depth::{decode, MAX_DEPTH};
+/// let bytes = postcard::to_allocvec(&vec![1u32, 2, 3]).unwrap();
+/// assert_eq!(decode::<Vec<u32>>(&bytes).unwrap(), [1, 2, 3]);
+/// assert!(decode::<Vec<u32>>(&bytes[..2]).is_err());
+/// # let _ = MAX_DEPTH;
+/// ```
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let budget = Budget::new(MAX_DEPTH);
+    let mut de = postcard::Deserializer::from_bytes(bytes);
+    match T::deserialize(Bounded { de: &mut de, budget: &budget }) {
+        Ok(value) => Ok(value),
+        Err(_) if budget.met() => {
+            Err(format!("nested deeper than {MAX_DEPTH} levels (the decoder's bound)"))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
 
 /// The levels left, and whether the bound was met.
 #[derive(Debug)]
