@@ -166,6 +166,50 @@ impl Image {
         self.undelivered.len() + self.agents.iter().map(|a| a.inbox.len()).sum::<usize>()
     }
 
+    /// Sends and alarms from outside so far (a runtime's count of them).
+    pub fn outside_sent(&self) -> u64 {
+        self.outside_sent
+    }
+
+    /// The ordering key the next agent added gets.
+    pub fn next_key(&self) -> u64 {
+        self.next_key
+    }
+
+    /// The id the next agent added from outside without one gets (unless
+    /// taken).
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// The rounds that updated an agent before it was saved (what
+    /// [`Cx::round`](crate::Cx::round) counts).
+    pub fn rounds(&self) -> u64 {
+        self.rounds
+    }
+
+    /// One image of a simulation from its partitions' shares
+    /// ([`Driver::image_part`](crate::Driver::image_part)), with the
+    /// counters a runtime keeps itself: sends from outside so far, the next
+    /// ordering key, the next id it allocates.
+    pub fn merge(parts: Vec<Image>, outside_sent: u64, next_key: u64, next_id: u64) -> Image {
+        let mut whole = Image { outside_sent, next_key, next_id, ..Image::default() };
+        for part in parts {
+            whole.now = whole.now.max(part.now);
+            whole.runs = whole.runs.max(part.runs);
+            whole.rounds = whole.rounds.max(part.rounds);
+            whole.outside_added = whole.outside_added.max(part.outside_added);
+            whole.next_request = whole.next_request.max(part.next_request);
+            whole.agents.extend(part.agents);
+            whole.alarms.extend(part.alarms);
+            whole.undelivered.extend(part.undelivered);
+        }
+        whole.agents.sort_by_key(|a| a.order);
+        whole.alarms.sort_by(|a, b| a.at.total_cmp(&b.at).then(a.mail.origin.cmp(&b.mail.origin)));
+        whole.undelivered.sort_by_key(|m| m.origin);
+        whole
+    }
+
     /// Writes the image (see the [module docs](self) for the format); the
     /// tags are `types`' (the registry the image was made with).
     pub fn write(&self, types: &Types, mut out: impl Write) -> Result<()> {

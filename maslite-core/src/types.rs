@@ -26,6 +26,7 @@ type DecodeFn = fn(&[u8]) -> std::result::Result<Envelope, String>;
 type SaveFn = fn(&dyn Any, &mut Vec<u8>) -> std::result::Result<(), String>;
 type LoadFn = fn(&[u8]) -> std::result::Result<Installer, String>;
 
+#[derive(Clone)]
 struct Payload {
     tag: String,
     type_name: &'static str,
@@ -33,6 +34,7 @@ struct Payload {
     decode: DecodeFn,
 }
 
+#[derive(Clone)]
 struct AgentType {
     tag: String,
     type_name: &'static str,
@@ -66,7 +68,7 @@ struct AgentType {
 /// // One tag, one type.
 /// assert!(types.register_as::<u64>("Order").is_err());
 /// ```
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Types {
     payloads: Vec<Payload>,
     payload_by_type: HashMap<&'static str, usize>,

@@ -198,6 +198,7 @@ mod report;
 mod route;
 mod runtime;
 pub mod service;
+mod snapshot;
 pub mod system;
 pub mod transport;
 mod wait;

@@ -92,26 +92,26 @@ pub(crate) struct Started {
 /// # let _ = AgentId(0);
 /// ```
 pub struct Runtime {
-    config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
     /// Which host runs which partition, when they are spread over hosts.
-    placement: Option<Placement>,
+    pub(crate) placement: Option<Placement>,
     /// The transport's thread, then.
     transport_thread: Option<JoinHandle<()>>,
     /// Stops the transport.
     stopping: CancellationToken,
-    parts: Vec<Handle>,
+    pub(crate) parts: Vec<Handle>,
     cancel: CancellationToken,
     /// Where the agents added from here are (and those reported by runs).
-    dir: FxHashMap<AgentId, usize>,
+    pub(crate) dir: FxHashMap<AgentId, usize>,
     /// Placements not yet told to the partitions.
-    placed: Vec<(AgentId, usize)>,
-    next_key: u64,
-    next_id: u64,
-    outside: u64,
-    now: f64,
-    stopped: bool,
+    pub(crate) placed: Vec<(AgentId, usize)>,
+    pub(crate) next_key: u64,
+    pub(crate) next_id: u64,
+    pub(crate) outside: u64,
+    pub(crate) now: f64,
+    pub(crate) stopped: bool,
     /// A run failed: the agents can be read, nothing more runs.
-    failed: bool,
+    pub(crate) failed: bool,
     gauges: Gauges,
     pressure: Arc<Backpressure>,
 }
@@ -560,10 +560,20 @@ impl Runtime {
     }
 
     /// [`with_partition`](Self::with_partition) with the partition's driver.
-    fn with_driver<R, F>(&mut self, partition: usize, f: F) -> Result<R>
+    pub(crate) fn with_driver<R, F>(&mut self, partition: usize, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Driver) -> R + Send + 'static,
+    {
+        self.call(partition, move |p| f(p.kernel_mut()))
+    }
+
+    /// Runs `f` with partition `partition` on its thread, between runs,
+    /// and returns what it returns.
+    pub(crate) fn call<R, F>(&mut self, partition: usize, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Partition) -> R + Send + 'static,
     {
         self.check_open(partition)?;
         self.local(partition)?;
@@ -571,8 +581,7 @@ impl Runtime {
         self.post(partition, move |p| {
             // A panic in `f` is the caller's: it resumes on the caller's
             // thread, and the partition goes on.
-            let _ = tx
-                .send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(p.kernel_mut()))));
+            let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(p))));
         })?;
         self.flush()?;
         match crate::wait::block_on(rx, self.spin()) {

@@ -308,6 +308,28 @@ impl Driver {
         Ok(())
     }
 
+    /// This partition's share of a snapshot (see
+    /// [`Image::merge`](crate::Image::merge)): its agents, the alarms it
+    /// holds, its undelivered mail.
+    pub fn image_part(&mut self, types: &crate::Types) -> Result<crate::Image> {
+        self.kernel.image_part(types)
+    }
+
+    /// Loads into this (empty) partition the agents of `image` placed
+    /// here, the alarms and undelivered mail whose receiver is here (by
+    /// `mail_here`), and everyone's subscriptions (every partition keeps
+    /// the whole mailing list).
+    pub fn load_image(
+        &mut self,
+        types: &crate::Types,
+        image: &crate::Image,
+        here: &dyn Fn(AgentId) -> bool,
+        mail_here: &dyn Fn(Option<AgentId>) -> bool,
+    ) -> Result<()> {
+        self.kernel.load_image(types, image, here, mail_here)?;
+        self.kernel.load_subscriptions(image)
+    }
+
     /// Whether anybody on any partition subscribes to anything (as far as
     /// this partition's copy of the mailing list knows).
     pub fn has_subscriptions(&self) -> bool {

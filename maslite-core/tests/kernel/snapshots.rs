@@ -24,6 +24,8 @@ struct Trader {
     peers: Vec<AgentId>,
     rng: u64,
     log: Vec<(u64, u64, u64)>,
+    /// Keeps itself awake now and then (and so sees every round).
+    wakeful: bool,
 }
 
 impl Trader {
@@ -79,7 +81,8 @@ impl Agent for Trader {
                 }
             }
         }
-        cx.set_keep_awake(self.draw().is_multiple_of(11) && self.log.len() < 400);
+        let awake = self.draw().is_multiple_of(11) && self.log.len() < 400;
+        cx.set_keep_awake(self.wakeful && awake);
     }
 }
 
@@ -114,11 +117,16 @@ fn types() -> Types {
 
 /// A market of `n` traders and a watcher, with mail waiting.
 fn market(n: u64, seed: u64) -> (Scheduler, Vec<AgentId>, AgentId) {
+    market_of(n, seed, true)
+}
+
+/// A market whose traders keep themselves awake now and then if `wakeful`.
+fn market_of(n: u64, seed: u64, wakeful: bool) -> (Scheduler, Vec<AgentId>, AgentId) {
     let mut s = Scheduler::simulated();
     let ids: Vec<AgentId> = (1..=n).map(AgentId).collect();
     for (i, &id) in ids.iter().enumerate() {
         let rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(i as u64) | 1;
-        s.add_with_id(id, Trader { peers: ids.clone(), rng, log: Vec::new() }).unwrap();
+        s.add_with_id(id, Trader { peers: ids.clone(), rng, log: Vec::new(), wakeful }).unwrap();
     }
     let watcher = s.add_with_id(AgentId(1000), Watcher::default()).unwrap();
     s.subscribe(watcher, Subscription::new().topic("trade")).unwrap();
@@ -251,7 +259,10 @@ fn what_cannot_be_saved_is_named_and_the_kernel_goes_on() {
     let mut types = types();
     types.register_agent::<Napper>().unwrap();
     let mut s = Scheduler::simulated();
-    let trader = s.add_with_id(AgentId(1), Trader { peers: vec![AgentId(1)], rng: 5, log: vec![] });
+    let trader = s.add_with_id(
+        AgentId(1),
+        Trader { peers: vec![AgentId(1)], rng: 5, log: vec![], wakeful: false },
+    );
     let trader = trader.unwrap();
     let process = s.spawn(|cx| async move {
         cx.sleep(1.0).await;
@@ -419,5 +430,40 @@ proptest! {
             // Whatever it restored runs (or fails) without a panic.
             let _ = s.run_with(go().seconds(3.0).iterations(500));
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("SNAPSHOT_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48)
+    ))]
+
+    /// A run cut into pieces at time limits (as checkpoints cut it) tells
+    /// the story of the run in one piece — when no agent is kept awake: a
+    /// kept-awake agent is updated in every round, and every run begins
+    /// with one.
+    #[test]
+    fn a_run_in_pieces_is_the_run_in_one(
+        n in 2u64..8,
+        seed in any::<u64>(),
+        cuts in proptest::collection::vec(1u8..16, 1..6),
+    ) {
+        let (mut whole, ids, watcher) = market_of(n, seed, false);
+        let (mut pieces, ..) = market_of(n, seed, false);
+        whole.run_with(go().seconds(12.0)).unwrap();
+        let mut at = 0.0;
+        for &cut in &cuts {
+            let step = cut as f64 * 0.25;
+            if at + step >= 12.0 {
+                break;
+            }
+            pieces.run_with(go().seconds(step)).unwrap();
+            at += step;
+            prop_assert_eq!(pieces.now(), at.min(pieces.now()));
+        }
+        let left = 12.0 - pieces.now();
+        pieces.run_with(go().seconds(left)).unwrap();
+        prop_assert_eq!(pieces.now(), whole.now());
+        prop_assert_eq!(story(&pieces, &ids, watcher), story(&whole, &ids, watcher));
     }
 }

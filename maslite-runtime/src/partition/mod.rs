@@ -110,6 +110,12 @@ impl Partition {
         self.replica.dir.insert(id, at);
     }
 
+    /// Goes on from a snapshot: `rounds` rounds updated an agent before
+    /// (what `Cx::round` counts on).
+    pub(crate) fn resume_rounds(&mut self, rounds: u64) {
+        self.rounds_polled = rounds;
+    }
+
     /// Serves: messages from outside come in through `intake` (its run is
     /// its only one).
     pub(crate) fn serve(&mut self, intake: crate::service::InletQueue) {

@@ -18,4 +18,5 @@ mod programs;
 mod regressions;
 mod same_trace;
 mod service;
+mod snapshots;
 mod thread_death;

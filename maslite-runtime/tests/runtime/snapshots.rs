@@ -1,0 +1,300 @@
+//! Snapshots across partition counts: a simulation saved on some number of
+//! partitions (or on a bare `Scheduler`), restored on another under a
+//! random placement, and run on, tells the uninterrupted bare kernel's
+//! story — every agent's log, the agents made at run time, the clock.
+//!
+//! The cells here keep their logs in their own state (it is saved with
+//! them), add children at run time (derived ids, ordering keys given after
+//! the restore), subscribe by topic and by receiver, and set alarms that
+//! tie in time.
+
+use maslite_core::{
+    Agent, AgentId, Alarm, Cx, Envelope, Error, Image, RunOptions, Scheduler, Subscription, Types,
+    Unsaved,
+};
+use maslite_runtime::system::System;
+use maslite_runtime::Runtime;
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Pulse {
+    val: u64,
+}
+
+/// A cell: logs what it reads, and answers as its seeded draws say.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Cell {
+    peers: Vec<AgentId>,
+    rng: u64,
+    log: Vec<(u64, u64, u64)>,
+    /// Subscribes to "news" in its setup (which a restore does not rerun).
+    listens: bool,
+    /// Made at run time (such cells make no children of their own).
+    child: bool,
+}
+
+impl Cell {
+    fn draw(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn peer(&mut self) -> AgentId {
+        let i = self.draw() % self.peers.len() as u64;
+        self.peers[i as usize]
+    }
+}
+
+impl Agent for Cell {
+    async fn setup(&mut self, cx: &Cx) {
+        if self.listens {
+            cx.subscribe(Subscription::new().topic("news")).unwrap();
+        }
+    }
+
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(env) = cx.try_recv() {
+            let val = env.payload::<Pulse>().map_or(0, |p| p.val);
+            self.log.push((cx.now().to_bits(), env.sender().0, val));
+            if self.log.len() > 120 {
+                continue;
+            }
+            let n = 1 + self.draw().is_multiple_of(4) as u32;
+            for _ in 0..n {
+                match self.draw() % 8 {
+                    0..=2 => {
+                        let to = self.peer();
+                        cx.send(Envelope::new(Pulse { val: val + 1 }).to(to));
+                    }
+                    3 => cx.send(Envelope::new(Pulse { val: val + 2 }).topic_is("news")),
+                    4 | 5 => {
+                        // Delays in halves: equal times tie exactly.
+                        let delay = (self.draw() % 3) as f64 * 0.5;
+                        let to = self.peer();
+                        let env = Envelope::new(Pulse { val: val + 3 }).to(to);
+                        cx.set_alarm(Alarm::after(delay, env)).unwrap();
+                    }
+                    6 if !self.child && self.peers.len() < 12 => {
+                        let child = Cell {
+                            peers: vec![cx.id()],
+                            rng: self.draw(),
+                            log: Vec::new(),
+                            listens: self.draw().is_multiple_of(2),
+                            child: true,
+                        };
+                        let child = cx.add(child).unwrap();
+                        self.peers.push(child);
+                        cx.send(Envelope::new(Pulse { val }).to(child));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn types() -> Types {
+    let mut types = Types::new();
+    types.register::<Pulse>().unwrap().register_agent::<Cell>().unwrap();
+    types
+}
+
+/// A colony of `n` cells, placed by `place`, with mail and alarms waiting.
+fn colony<S: System>(s: &mut S, n: u64, seed: u64, place: impl Fn(usize) -> usize) {
+    let ids: Vec<AgentId> = (1..=n).map(AgentId).collect();
+    for (i, &id) in ids.iter().enumerate() {
+        let cell = Cell {
+            peers: ids.clone(),
+            rng: seed ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D),
+            log: Vec::new(),
+            listens: i % 3 == 0,
+            child: false,
+        };
+        s.add_with_id_on(place(i), id, cell).unwrap();
+    }
+    s.subscribe(ids[n as usize - 1], Subscription::new().receiver(ids[0])).unwrap();
+    for &id in &ids {
+        s.send(Envelope::new(Pulse { val: id.0 * 10 }).to(id));
+    }
+    s.set_alarm(Alarm::at(1.5, Envelope::new(Pulse { val: 99 }).topic_is("news"))).unwrap();
+}
+
+/// Runs that stop mid-way keep their alarms (maslite clears them by default).
+fn go() -> RunOptions {
+    RunOptions::new().clear_alarms_at_end(false)
+}
+
+fn stop(kind: u8, amount: u64) -> RunOptions {
+    match kind % 3 {
+        0 => go().seconds(amount as f64 * 0.25),
+        1 => go().iterations(amount),
+        _ => go().seconds(0.0).iterations(amount + 1),
+    }
+}
+
+/// What every agent read, by id, with the clock.
+type Story = (u64, Vec<(AgentId, Vec<(u64, u64, u64)>)>);
+
+fn story<S: System>(s: &mut S, image: &Image) -> Story {
+    let logs = image
+        .agents()
+        .map(|id| (id, s.with_agent(id, |c: &Cell| c.log.clone()).unwrap()))
+        .collect();
+    (image.now().to_bits(), logs)
+}
+
+/// Where a system is between two stops.
+enum Sys {
+    Bare(Scheduler),
+    Parts(Runtime),
+}
+
+impl Sys {
+    fn run(&mut self, opts: RunOptions) {
+        match self {
+            Sys::Bare(s) => drop(s.run_with(opts).unwrap()),
+            Sys::Parts(rt) => drop(rt.run_with(opts).unwrap()),
+        }
+    }
+
+    fn image(&mut self, types: &Types) -> Image {
+        match self {
+            Sys::Bare(s) => s.image(types).unwrap(),
+            Sys::Parts(rt) => rt.image(types).unwrap(),
+        }
+    }
+
+    fn story(&mut self, types: &Types) -> Story {
+        let image = self.image(types);
+        match self {
+            Sys::Bare(s) => story(s, &image),
+            Sys::Parts(rt) => story(rt, &image),
+        }
+    }
+
+    /// Saved as bytes and restored on `partitions` (0: a bare kernel),
+    /// each agent placed by `seed`.
+    fn resumed(mut self, types: &Types, partitions: usize, seed: u64) -> Sys {
+        let mut bytes = Vec::new();
+        match &mut self {
+            Sys::Bare(s) => s.snapshot(types, &mut bytes).unwrap(),
+            Sys::Parts(rt) => rt.snapshot(types, &mut bytes).unwrap(),
+        }
+        drop(self);
+        if partitions == 0 {
+            return Sys::Bare(Scheduler::restore(types, &bytes[..]).unwrap());
+        }
+        let place = |id: AgentId| (id.0.wrapping_mul(seed | 1) >> 7) as usize % partitions;
+        let builder = Runtime::builder().partitions(partitions);
+        Sys::Parts(Runtime::restore(builder, types, &bytes[..], place).unwrap())
+    }
+}
+
+fn bare(n: u64, seed: u64) -> Sys {
+    let mut s = Scheduler::simulated();
+    colony(&mut s, n, seed, |_| 0);
+    Sys::Bare(s)
+}
+
+fn parts(n: u64, seed: u64, partitions: usize) -> Sys {
+    let mut rt = Runtime::new(partitions).unwrap();
+    colony(&mut rt, n, seed, |i| (i * 7 + seed as usize) % partitions);
+    Sys::Parts(rt)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("SNAPSHOT_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
+    ))]
+
+    /// Saved at random stops on a random partition count (0: a bare
+    /// kernel), restored each time on another under a random placement:
+    /// the story is the uninterrupted bare kernel's.
+    #[test]
+    fn resumed_anywhere_the_story_is_one(
+        n in 2u64..7,
+        seed in any::<u64>(),
+        first in 0usize..4,
+        stops in proptest::collection::vec((any::<u8>(), 1u64..10, 0usize..5, any::<u64>()), 1..4),
+    ) {
+        let types = types();
+        let mut whole = bare(n, seed);
+        let mut cut = if first == 0 { bare(n, seed) } else { parts(n, seed, first) };
+        for &(kind, amount, partitions, place) in &stops {
+            whole.run(stop(kind, amount));
+            cut.run(stop(kind, amount));
+            cut = cut.resumed(&types, partitions, place);
+        }
+        whole.run(go().seconds(8.0));
+        cut.run(go().seconds(8.0));
+        prop_assert_eq!(cut.story(&types), whole.story(&types));
+    }
+}
+
+#[test]
+fn a_colony_saved_on_two_partitions_resumes_on_one_and_on_four() {
+    let types = types();
+    let mut whole = bare(5, 42);
+    whole.run(go().seconds(20.0));
+    let expected = whole.story(&types);
+    assert!(expected.1.len() > 5, "children were made");
+
+    let mut two = parts(5, 42, 2);
+    two.run(go().seconds(2.0));
+    let image = two.image(&types);
+    for partitions in [1, 4] {
+        let builder = Runtime::builder().partitions(partitions);
+        let rt = Runtime::from_image(builder, &types, &image, |id| id.0 as usize % partitions);
+        let mut resumed = Sys::Parts(rt.unwrap());
+        resumed.run(go().seconds(18.0));
+        assert_eq!(resumed.story(&types), expected, "on {partitions} partitions");
+    }
+    let mut bare = Sys::Bare(Scheduler::from_image(&types, &image).unwrap());
+    bare.run(go().seconds(18.0));
+    assert_eq!(bare.story(&types), expected);
+}
+
+#[test]
+fn a_runtime_names_what_it_cannot_save_on_every_partition() {
+    let mut rt = Runtime::new(2).unwrap();
+    let a = rt.add_with_id(0, AgentId(1), Cell { peers: vec![AgentId(1)], ..Cell::default() });
+    let a = a.unwrap();
+    let p = rt
+        .spawn(1, |cx| async move {
+            cx.recv().await;
+        })
+        .unwrap();
+    rt.run().unwrap();
+    let err = rt.snapshot(&types(), &mut Vec::new()).unwrap_err();
+    let Error::CannotSave(all) = &err else { panic!("{err}") };
+    assert_eq!(all.len(), 1, "{err}");
+    assert_eq!((all[0].agent, all[0].why), (p, Unsaved::AsyncFn));
+    // With the cell's type unregistered, both are named.
+    let err = rt.snapshot(&Types::new(), &mut Vec::new()).unwrap_err();
+    let Error::CannotSave(all) = &err else { panic!("{err}") };
+    let mut named: Vec<_> = all.iter().map(|u| (u.agent, u.why)).collect();
+    named.sort_by_key(|n| n.0);
+    assert_eq!(named, [(a, Unsaved::AgentNotRegistered), (p, Unsaved::AsyncFn)]);
+}
+
+#[test]
+fn bad_placements_and_real_time_are_refused() {
+    let types = types();
+    let mut s = bare(3, 1);
+    let image = s.image(&types);
+    let builder = Runtime::builder().partitions(2);
+    let err = Runtime::from_image(builder, &types, &image, |_| 2).err().unwrap();
+    assert_eq!(err, Error::NoPartition { partition: 2, partitions: 2 });
+    let builder = Runtime::builder().partitions(2).real_time();
+    let err = Runtime::from_image(builder, &types, &image, |_| 0).err().unwrap();
+    assert!(err.to_string().contains("simulated"), "{err}");
+    let mut rt = Runtime::builder().partitions(2).real_time().build().unwrap();
+    let err = rt.image(&types).unwrap_err();
+    let Error::CannotSave(all) = &err else { panic!("{err}") };
+    assert_eq!(all.len(), 1, "said once: {err}");
+    assert_eq!(all[0].why, Unsaved::RealTime);
+}
