@@ -29,6 +29,15 @@
 //! of a random permutation of the ids, seeded by `--placement-seed`
 //! (default: `--seed`). The hash is the same under every placement.
 //!
+//! ## Checkpoints
+//!
+//! `--checkpoint-every 10 --checkpoint run.snap` writes the whole
+//! simulation to `run.snap` every 10 simulated seconds (atomically: a kill
+//! leaves the last good one). `--resume run.snap` goes on from it — on any
+//! `--partitions` and `--placement` — to `--end`, and prints the line of
+//! the whole run from t = 0: the same events and hash as a run never
+//! stopped.
+//!
 //! ## On several hosts
 //!
 //! `--hosts H --host h` runs host `h`'s share of the partitions (in
@@ -61,7 +70,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
 use maslite::prelude::*;
 use maslite::runtime::transport::{Placement, Transport};
-use maslite::runtime::RuntimeReport;
+use maslite::runtime::{Checkpoints, RuntimeReport};
 use maslite_nats::{Codec, NatsTransport};
 use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
@@ -143,6 +152,17 @@ pub struct Params {
     /// The run's name, the same on every host (with several hosts).
     #[arg(long = "run", value_name = "NAME", default_value = "phold")]
     pub run_name: String,
+    /// Write a checkpoint every SECONDS of simulated time (to
+    /// --checkpoint).
+    #[arg(long, value_name = "SECONDS", requires = "checkpoint")]
+    pub checkpoint_every: Option<f64>,
+    /// The checkpoint file (written atomically; the last one is kept).
+    #[arg(long, value_name = "PATH", requires = "checkpoint_every")]
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// Resume from a checkpoint (on any --partitions and --placement) and
+    /// run on to --end; the result line is the whole run's, from t = 0.
+    #[arg(long, value_name = "PATH")]
+    pub resume: Option<std::path::PathBuf>,
     /// The run's key and the server's authentication and TLS.
     #[command(flatten)]
     pub security: nats_flags::NatsFlags,
@@ -186,6 +206,12 @@ impl Params {
         if !(p.lookahead >= 0.0 && p.mean > p.lookahead && p.end.is_finite() && p.end >= 0.0) {
             return Err("need 0 <= --lookahead < --mean and a finite --end >= 0".into());
         }
+        if p.checkpoint_every.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
+            return Err("--checkpoint-every is a positive number of seconds".into());
+        }
+        if p.hosts > 1 && (p.checkpoint.is_some() || p.resume.is_some()) {
+            return Err("checkpoints and --resume run on one host".into());
+        }
         Ok(())
     }
 
@@ -217,7 +243,7 @@ impl Params {
 }
 
 /// splitmix64: a small, fast, well-mixed generator, the same everywhere.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Rng(u64);
 
 impl Rng {
@@ -245,9 +271,20 @@ pub struct Event {
     pub seq: u64,
 }
 
-/// One logical process.
+/// What every agent knows of the model (the flags that shape it).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Model {
+    pub agents: u64,
+    pub events: u32,
+    pub remote: f64,
+    pub lookahead: f64,
+    pub mean: f64,
+}
+
+/// One logical process (saved whole in a snapshot: see `--checkpoint`).
+#[derive(Serialize, Deserialize)]
 pub struct Lp {
-    pub params: Params,
+    pub model: Model,
     pub rng: Rng,
     pub sent: u64,
     pub processed: u64,
@@ -257,17 +294,18 @@ pub struct Lp {
 
 impl Lp {
     pub fn new(params: &Params, id: AgentId) -> Lp {
-        Lp {
-            params: params.clone(),
-            rng: Rng::new(params.seed, id.0),
-            sent: 0,
-            processed: 0,
-            hash: 0,
-        }
+        let model = Model {
+            agents: params.agents,
+            events: params.events,
+            remote: params.remote,
+            lookahead: params.lookahead,
+            mean: params.mean,
+        };
+        Lp { model, rng: Rng::new(params.seed, id.0), sent: 0, processed: 0, hash: 0 }
     }
 
     fn schedule(&mut self, cx: &Cx) {
-        let p = &self.params;
+        let p = &self.model;
         let delay = p.lookahead - (p.mean - p.lookahead) * self.rng.unit().ln();
         let to = if self.rng.unit() <= p.remote {
             AgentId(self.rng.next_u64() % p.agents)
@@ -289,7 +327,7 @@ pub fn event_hash(time: f64, receiver: AgentId, sender: AgentId, seq: u64) -> u6
 
 impl Agent for Lp {
     async fn setup(&mut self, cx: &Cx) {
-        for _ in 0..self.params.events {
+        for _ in 0..self.model.events {
             self.schedule(cx);
         }
     }
@@ -319,11 +357,18 @@ pub fn run(params: &Params) -> Result<Outcome, maslite::Error> {
     run_watched(params, |_| {})
 }
 
+/// The model's types: the payload that crosses hosts, and the agent that
+/// snapshots save. One registry for both.
+pub fn types() -> Types {
+    let mut types = Types::new();
+    types.register::<Event>().expect("one registration");
+    types.register_agent::<Lp>().expect("one registration");
+    types
+}
+
 /// The payload types that cross hosts.
 pub fn codec() -> Codec {
-    let mut codec = Codec::new();
-    codec.register::<Event>().expect("one registration");
-    codec
+    Codec::from_types(types())
 }
 
 /// The transport to the other hosts, if there are any: NATS, with the
@@ -358,15 +403,47 @@ pub fn run_hosted(
     if let Some(transport) = transport {
         builder = builder.transport(transport);
     }
-    let mut rt = builder.build()?;
-    for (i, partition) in params.layout().into_iter().enumerate() {
-        let id = AgentId(i as u64);
-        rt.add_with_id(partition, id, Lp::new(params, id))?;
-    }
+    let layout = params.layout();
+    let mut rt = match &params.resume {
+        Some(path) => {
+            let file = std::fs::File::open(path).map_err(|e| {
+                maslite::Error::SnapshotIo(format!("opening {}: {e}", path.display()))
+            })?;
+            let input = std::io::BufReader::new(file);
+            let place = |id: AgentId| layout.get(id.0 as usize).copied().unwrap_or(0);
+            Runtime::restore(builder, &types(), input, place)?
+        }
+        None => {
+            let mut rt = builder.build()?;
+            for (i, &partition) in layout.iter().enumerate() {
+                let id = AgentId(i as u64);
+                rt.add_with_id(partition, id, Lp::new(params, id))?;
+            }
+            rt
+        }
+    };
+    // Resumed: the events before the checkpoint are in the agents' counts.
+    let before = if params.resume.is_some() { totals(&mut rt, params)?.0 } else { 0 };
     watch(&rt);
     let wall = Instant::now();
-    let report = rt.run_with(RunOptions::new().seconds(params.end))?;
+    let opts = RunOptions::new().until(params.end);
+    let report = match (params.checkpoint_every, &params.checkpoint) {
+        (Some(every), Some(path)) => {
+            let mut checkpoints = Checkpoints::every(every, path, types())?;
+            rt.run_with_checkpoints(opts, &mut checkpoints)?
+        }
+        _ => rt.run_with(opts)?,
+    };
     let wall = wall.elapsed().as_secs_f64();
+    let (events, hash) = totals(&mut rt, params)?;
+    // The whole run's events and hash (from t = 0, when resumed); the
+    // speed of this process's share of them.
+    let here = events - before;
+    Ok(Outcome { report, events, hash, events_per_second: here as f64 / wall })
+}
+
+/// The events processed and their hash, summed over this host's agents.
+fn totals(rt: &mut Runtime, params: &Params) -> Result<(u64, u64), maslite::Error> {
     let (mut events, mut hash) = (0u64, 0u64);
     let here: Vec<usize> = (0..params.partitions).filter(|&q| rt.is_local(q)).collect();
     for q in here {
@@ -383,7 +460,7 @@ pub fn run_hosted(
         events += e;
         hash = hash.wrapping_add(h);
     }
-    Ok(Outcome { report, events, hash, events_per_second: events as f64 / wall })
+    Ok((events, hash))
 }
 
 /// The command line: `phold --help` says what each flag does.

@@ -39,7 +39,7 @@ pub use maslite_runtime as runtime;
 pub mod prelude {
     pub use maslite_core::{
         Agent, AgentId, Alarm, Clock, Cx, Envelope, Error, Grant, Interrupted, Process, Resource,
-        RunOptions, RunReport, Scheduler, StopReason, Subscription, TestBed, Topic,
+        RunOptions, RunReport, Scheduler, StopReason, Subscription, TestBed, Topic, Types,
     };
     pub use maslite_runtime::{RunSummary, Runtime, RuntimeReport, System};
 }

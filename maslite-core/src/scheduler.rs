@@ -79,6 +79,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RunOptions {
     seconds: Option<f64>,
+    until: Option<f64>,
     iterations: Option<u64>,
     pause_if_idle: bool,
     clear_alarms_at_end: bool,
@@ -88,6 +89,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             seconds: None,
+            until: None,
             iterations: None,
             pause_if_idle: true,
             clear_alarms_at_end: true,
@@ -105,6 +107,34 @@ impl RunOptions {
     pub fn seconds(mut self, seconds: f64) -> RunOptions {
         self.seconds = Some(seconds);
         self
+    }
+
+    /// Stop when the clock reaches `t` (an absolute time; with
+    /// [`seconds`](Self::seconds) too, whichever comes first). A time
+    /// already past is [`Error::AlarmInPast`] from the run.
+    pub fn until(mut self, t: f64) -> RunOptions {
+        self.until = Some(t);
+        self
+    }
+
+    /// The time the run stops at if it starts at `start`, or why it cannot
+    /// run ([`Error::InvalidTime`] for a limit that is not a finite,
+    /// non-negative time; [`Error::AlarmInPast`] for an end before `start`).
+    pub fn end_from(&self, start: f64) -> Result<Option<f64>> {
+        let after = match self.seconds {
+            Some(s) if !s.is_finite() || s < 0.0 => return Err(Error::InvalidTime(s)),
+            Some(s) => Some(start + s),
+            None => None,
+        };
+        let at = match self.until {
+            Some(t) if !t.is_finite() => return Err(Error::InvalidTime(t)),
+            Some(t) if t < start => return Err(Error::AlarmInPast { at: t, now: start }),
+            t => t,
+        };
+        Ok(match (after, at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     /// Stop after this many rounds (`0`: return at once).
@@ -141,6 +171,11 @@ impl RunOptions {
     /// The time limit set by [`seconds`](Self::seconds).
     pub fn seconds_limit(&self) -> Option<f64> {
         self.seconds
+    }
+
+    /// The end set by [`until`](Self::until).
+    pub fn until_limit(&self) -> Option<f64> {
+        self.until
     }
 
     /// The round limit set by [`iterations`](Self::iterations).
@@ -873,11 +908,7 @@ impl Scheduler {
         let before = self.stats();
         self.tick_real();
         let start_time = self.shared.now.get();
-        let end = match opts.seconds {
-            Some(s) if !s.is_finite() || s < 0.0 => return Err(Error::InvalidTime(s)),
-            Some(s) => Some(start_time + s),
-            None => None,
-        };
+        let end = opts.end_from(start_time)?;
         let mut rounds_left = opts.iterations;
         if rounds_left == Some(0) {
             return Ok(RunReport {

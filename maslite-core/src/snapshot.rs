@@ -11,7 +11,7 @@
 //!
 //! # What can be saved
 //! Trait agents ([`Agent`](crate::Agent)) whose type is registered in
-//! [`Types`](crate::Types) (it must be `Serialize + Deserialize`), resting
+//! [`Types`] (it must be `Serialize + Deserialize`), resting
 //! between updates — which every trait agent is between runs unless its
 //! update awaits something (a `recv`, a `sleep`, I/O). Agents written as
 //! async fns keep their state in a suspended future, which no program can

@@ -185,6 +185,7 @@
 #![deny(missing_docs)]
 
 mod builder;
+pub mod checkpoint;
 mod config;
 #[cfg(feature = "console")]
 pub mod console;
@@ -204,6 +205,7 @@ pub mod transport;
 mod wait;
 
 pub use builder::Builder;
+pub use checkpoint::Checkpoints;
 pub use endpoint::{Outbound, Overflow};
 pub use error::{Error, Result};
 pub use partition::lockstep;

@@ -89,6 +89,50 @@ pub struct RuntimeReport {
 }
 
 impl RuntimeReport {
+    /// Adds the report of the run that went on where this one stopped
+    /// (a run cut into pieces, by checkpoints): counts add up, the state at
+    /// the end (agents, pending mail, why it stopped) is the later one's.
+    pub fn absorb(&mut self, next: RuntimeReport) {
+        self.reason = next.reason;
+        self.end_time = next.end_time;
+        self.wall += next.wall;
+        self.steps += next.steps;
+        for (mine, theirs) in self.partitions.iter_mut().zip(next.partitions) {
+            mine.agents = theirs.agents;
+            mine.rounds += theirs.rounds;
+            mine.updates += theirs.updates;
+            mine.sent += theirs.sent;
+            mine.delivered += theirs.delivered;
+            mine.dead_letters += theirs.dead_letters;
+            mine.pending = theirs.pending;
+            mine.unread = theirs.unread;
+            mine.cross_partition += theirs.cross_partition;
+            mine.waiting_outside = theirs.waiting_outside;
+        }
+        for (row, theirs) in self.traffic.iter_mut().zip(next.traffic) {
+            for (cell, n) in row.iter_mut().zip(theirs) {
+                *cell += n;
+            }
+        }
+        self.untracked_crossings += next.untracked_crossings;
+        let shown = self.top_pairs.len().max(next.top_pairs.len());
+        for pair in next.top_pairs {
+            let same =
+                |p: &&mut PairTraffic| p.sender == pair.sender && p.receiver == pair.receiver;
+            match self.top_pairs.iter_mut().find(same) {
+                Some(p) => p.messages += pair.messages,
+                None => self.top_pairs.push(pair),
+            }
+        }
+        self.top_pairs.sort_by(|a, b| {
+            b.messages
+                .cmp(&a.messages)
+                .then(a.sender.cmp(&b.sender))
+                .then(a.receiver.cmp(&b.receiver))
+        });
+        self.top_pairs.truncate(shown);
+    }
+
     /// The agents suspended, at the stop, on something the kernel does not
     /// drive, on every partition (see
     /// [`PartitionReport::waiting_outside`]); a `tracing` warning names them

@@ -630,11 +630,7 @@ impl Runtime {
     /// [`run_with`](Self::run_with) for async code: awaits the partitions
     /// without blocking the caller's executor thread.
     pub async fn run_async(&mut self, opts: RunOptions) -> Result<RuntimeReport> {
-        if let Some(s) = opts.seconds_limit() {
-            if !s.is_finite() || s < 0.0 {
-                return Err(Error::InvalidTime(s));
-            }
-        }
+        opts.end_from(self.now)?;
         self.check(0)?;
         let wall = Instant::now();
         self.flush()?;

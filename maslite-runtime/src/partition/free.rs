@@ -101,7 +101,7 @@ impl Partition {
         self.kernel.tick();
         let start = self.kernel.now();
         let mut f = Free {
-            end: opts.seconds_limit().map(|s| start + s),
+            end: opts.end_from(start).ok().flatten(),
             rounds: 0,
             busy: true, // counted in `activity` from the start
             error: self.deferred.take(),

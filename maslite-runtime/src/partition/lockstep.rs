@@ -147,7 +147,8 @@ impl Steps {
         let lookahead = p.config.mode.lookahead();
         Steps {
             opts,
-            end: opts.seconds_limit().map(|s| start + s),
+            // Checked by the handle (`end_from`) against the same clock.
+            end: opts.end_from(start).ok().flatten(),
             step: Step::Deliver,
             steps: 0,
             rounds: 0,
@@ -177,6 +178,7 @@ fn fingerprint(runs: u64, opts: &RunOptions) -> u64 {
     let words = [
         runs,
         opts.seconds_limit().map_or(u64::MAX, f64::to_bits),
+        opts.until_limit().map_or(u64::MAX, f64::to_bits),
         opts.rounds_limit().unwrap_or(u64::MAX),
         opts.pauses_if_idle() as u64 | (opts.clears_alarms_at_end() as u64) << 1,
     ];
