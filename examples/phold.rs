@@ -398,30 +398,7 @@ pub fn run_hosted(
     transport: Option<Box<dyn Transport>>,
     watch: impl FnOnce(&Runtime),
 ) -> Result<Outcome, maslite::Error> {
-    let window = params.window.unwrap_or(params.lookahead);
-    let mut builder = Runtime::builder().partitions(params.partitions).lookahead(window);
-    if let Some(transport) = transport {
-        builder = builder.transport(transport);
-    }
-    let layout = params.layout();
-    let mut rt = match &params.resume {
-        Some(path) => {
-            let file = std::fs::File::open(path).map_err(|e| {
-                maslite::Error::SnapshotIo(format!("opening {}: {e}", path.display()))
-            })?;
-            let input = std::io::BufReader::new(file);
-            let place = |id: AgentId| layout.get(id.0 as usize).copied().unwrap_or(0);
-            Runtime::restore(builder, &types(), input, place)?
-        }
-        None => {
-            let mut rt = builder.build()?;
-            for (i, &partition) in layout.iter().enumerate() {
-                let id = AgentId(i as u64);
-                rt.add_with_id(partition, id, Lp::new(params, id))?;
-            }
-            rt
-        }
-    };
+    let mut rt = build(params, transport)?;
     // Resumed: the events before the checkpoint are in the agents' counts.
     let before = if params.resume.is_some() { totals(&mut rt, params)?.0 } else { 0 };
     watch(&rt);
@@ -440,6 +417,39 @@ pub fn run_hosted(
     // speed of this process's share of them.
     let here = events - before;
     Ok(Outcome { report, events, hash, events_per_second: here as f64 / wall })
+}
+
+/// The model's runtime, built as the flags say (or resumed from
+/// `--resume`), not yet run.
+pub fn build(
+    params: &Params,
+    transport: Option<Box<dyn Transport>>,
+) -> Result<Runtime, maslite::Error> {
+    let window = params.window.unwrap_or(params.lookahead);
+    let mut builder = Runtime::builder().partitions(params.partitions).lookahead(window);
+    if let Some(transport) = transport {
+        builder = builder.transport(transport);
+    }
+    let layout = params.layout();
+    let rt = match &params.resume {
+        Some(path) => {
+            let file = std::fs::File::open(path).map_err(|e| {
+                maslite::Error::SnapshotIo(format!("opening {}: {e}", path.display()))
+            })?;
+            let input = std::io::BufReader::new(file);
+            let place = |id: AgentId| layout.get(id.0 as usize).copied().unwrap_or(0);
+            Runtime::restore(builder, &types(), input, place)?
+        }
+        None => {
+            let mut rt = builder.build()?;
+            for (i, &partition) in layout.iter().enumerate() {
+                let id = AgentId(i as u64);
+                rt.add_with_id(partition, id, Lp::new(params, id))?;
+            }
+            rt
+        }
+    };
+    Ok(rt)
 }
 
 /// The events processed and their hash, summed over this host's agents.

@@ -324,3 +324,57 @@ pub fn service(server: Server, load: crate::load::Load) -> crate::load::Measured
     };
     measured
 }
+
+/// What saving and restoring a large PHOLD gave (see [`snapshot`]).
+pub struct Saved {
+    pub save_s: f64,
+    pub restore_s: f64,
+    pub bytes: usize,
+    pub agents: u64,
+    pub state_bytes: usize,
+    pub payload_bytes: usize,
+}
+
+/// PHOLD with `agents` agents and one pending event each, run to t = 1 on
+/// one partition, then saved to memory and restored (a runtime of one
+/// partition): the seconds each took and the snapshot's size. The restored
+/// runtime runs on to t = 2 with the hash of the saved one run on.
+pub fn snapshot(agents: u64) -> Saved {
+    let params = phold::Params {
+        agents,
+        events: 1,
+        end: 2.0,
+        window: Some(0.0),
+        ..phold::Params::default()
+    };
+    let types = phold::types();
+    let mut rt = phold::build(&params, None).expect("phold builds");
+    let keep = || RunOptions::new().clear_alarms_at_end(false);
+    rt.run_with(keep().until(1.0)).expect("phold runs");
+    let start = Instant::now();
+    let mut bytes = Vec::new();
+    let image = rt.image(&types).expect("phold saves");
+    image.write(&types, &mut bytes).expect("to memory");
+    let save_s = start.elapsed().as_secs_f64();
+    let (state_bytes, payload_bytes) = (image.state_bytes(), image.payload_bytes());
+    drop(image);
+    let start = Instant::now();
+    let image = maslite::Image::read(&types, &bytes[..]).expect("reads back");
+    let builder = Runtime::builder().partitions(1).lookahead(0.0);
+    let mut back = Runtime::from_image(builder, &types, image, |_| 0).expect("restores");
+    let restore_s = start.elapsed().as_secs_f64();
+    for rt in [&mut rt, &mut back] {
+        rt.run_with(keep().until(2.0)).expect("runs on");
+    }
+    let hash = |rt: &mut Runtime| {
+        rt.with_partition(0, |s| {
+            s.agent_ids()
+                .into_iter()
+                .filter_map(|id| s.agent::<phold::Lp>(id).ok().map(|l| l.hash))
+                .fold(0u64, u64::wrapping_add)
+        })
+        .unwrap()
+    };
+    assert_eq!(hash(&mut back), hash(&mut rt), "the restored run goes on alike");
+    Saved { save_s, restore_s, bytes: bytes.len(), agents, state_bytes, payload_bytes }
+}

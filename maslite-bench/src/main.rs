@@ -58,12 +58,15 @@ enum Case {
     /// The HTTP `service` example under load at 32 and 256 connections,
     /// beside a bare axum handler, runs interleaved (requests/s, latency).
     Service,
+    /// PHOLD with 1 M agents saved to memory and restored (seconds each;
+    /// bytes per agent).
+    Snapshot,
     /// Every case, in this order.
     All,
 }
 
 /// Every case, in the order `all` runs them.
-const CASES: [Case; 13] = [
+const CASES: [Case; 14] = [
     Case::FloorPingpong,
     Case::Pingpong,
     Case::Fanout,
@@ -76,6 +79,7 @@ const CASES: [Case; 13] = [
     Case::Churn,
     Case::IdleAdvance,
     Case::Bank,
+    Case::Snapshot,
     Case::Service,
 ];
 
@@ -272,6 +276,35 @@ fn run_case_with(
             let v = repeat(runs, warmup, || cases::bank(n));
             let params = json!({"customers": n, "partitions": 0});
             vec![line("bank", params, "customers/s", &v, none())]
+        }
+        Case::Snapshot => {
+            let agents = pick(1_000_000, 1_000);
+            let mut saves = Vec::new();
+            let mut restores = Vec::new();
+            let mut last = None;
+            for i in 0..warmup + runs.max(1) {
+                let s = cases::snapshot(agents);
+                if i >= warmup {
+                    saves.push(s.save_s);
+                    restores.push(s.restore_s);
+                }
+                last = Some(s);
+            }
+            let s = last.expect("one run at least");
+            let per = |b: usize| b as f64 / s.agents as f64;
+            let kernel = s.bytes - s.state_bytes - s.payload_bytes;
+            let mut extra = Map::new();
+            extra.insert("bytes_per_agent".into(), json!(per(s.bytes)));
+            extra.insert("state_bytes_per_agent".into(), json!(per(s.state_bytes)));
+            extra.insert("payload_bytes_per_agent".into(), json!(per(s.payload_bytes)));
+            extra.insert("kernel_bytes_per_agent".into(), json!(per(kernel)));
+            let params = json!({"agents": agents, "pending_events": agents, "partitions": 1});
+            let mut restore_extra = Map::new();
+            restore_extra.insert("bytes_per_agent".into(), json!(per(s.bytes)));
+            vec![
+                line("snapshot-save", params.clone(), "s", &saves, extra),
+                line("snapshot-restore", params, "s", &restores, restore_extra),
+            ]
         }
         Case::Service => {
             let mut out = Vec::new();

@@ -93,6 +93,14 @@
 //!   [`Scheduler::take_result`].
 //! - [`Cx::spawn_on`] places a child on a partition of a runtime.
 //!
+//! ## Snapshots
+//!
+//! [`Scheduler::snapshot`] writes the whole simulation between runs and
+//! [`Scheduler::restore`] goes on from it (a runtime's snapshot too, on any
+//! number of partitions): agent types and payload types are registered in
+//! one [`Types`] registry, the one the NATS codec uses. What can be saved,
+//! the format, and what a reader refuses: [`snapshot`].
+//!
 //! ## Errors
 //!
 //! Bad input gives an [`Error`], never a panic. A message to an unknown

@@ -166,6 +166,19 @@ impl Image {
         self.undelivered.len() + self.agents.iter().map(|a| a.inbox.len()).sum::<usize>()
     }
 
+    /// The bytes of the agents' saved states, all told (what their types
+    /// serialize to; the rest of a snapshot is the kernel's).
+    pub fn state_bytes(&self) -> usize {
+        self.agents.iter().map(|a| a.state.len()).sum()
+    }
+
+    /// The bytes of the saved messages' payloads, all told.
+    pub fn payload_bytes(&self) -> usize {
+        let inboxes = self.agents.iter().flat_map(|a| &a.inbox);
+        let alarms = self.alarms.iter().map(|a| &a.mail);
+        inboxes.chain(alarms).chain(&self.undelivered).map(|m| m.payload.len()).sum()
+    }
+
     /// Sends and alarms from outside so far (a runtime's count of them).
     pub fn outside_sent(&self) -> u64 {
         self.outside_sent

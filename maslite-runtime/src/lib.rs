@@ -165,6 +165,15 @@
 //! [`transport::InProcess`] between runtimes of one process. The results
 //! are those of one process. See the [`transport`] module.
 //!
+//! ## Snapshots and checkpoints
+//!
+//! [`Runtime::snapshot`] saves the simulation between runs, each
+//! partition's share merged in the one order; [`Runtime::restore`] resumes
+//! it on any number of partitions under any placement (or a bare
+//! `Scheduler` does), with the uninterrupted run's trace.
+//! [`Runtime::run_with_checkpoints`] writes one every so many simulated
+//! seconds, atomically ([`checkpoint`]).
+//!
 //! ## Stopping
 //!
 //! - the run is idle (nothing to do anywhere, no alarm), or hits the limits

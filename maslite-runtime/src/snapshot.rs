@@ -125,16 +125,19 @@ impl Runtime {
         input: impl Read,
         place: impl FnMut(AgentId) -> usize,
     ) -> Result<Runtime> {
-        Runtime::from_image(builder, types, &Image::read(types, input)?, place)
+        Runtime::from_image(builder, types, Image::read(types, input)?, place)
     }
 
-    /// [`restore`](Self::restore) from an image in memory.
+    /// [`restore`](Self::restore) from an image in memory. The partitions
+    /// share it: pass an `Arc<Image>` to restore one image several times
+    /// (to branch "what if" runs) without copying it.
     pub fn from_image(
         builder: Builder,
         types: &Types,
-        image: &Image,
+        image: impl Into<Arc<Image>>,
         mut place: impl FnMut(AgentId) -> usize,
     ) -> Result<Runtime> {
+        let image: Arc<Image> = image.into();
         let mut rt = builder.build()?;
         if rt.placement.is_some() {
             return Err(Error::Config(
@@ -157,22 +160,23 @@ impl Runtime {
             dir.insert(id, partition);
         }
         rt.placed = image.agents().map(|id| (id, dir[&id])).collect();
-        rt.dir = dir.clone();
         rt.next_key = image.next_key();
         rt.next_id = image.next_id();
         rt.outside = image.outside_sent();
         rt.now = image.now();
-        let shared = Arc::new((types.clone(), image.clone(), dir));
+        let shared = Arc::new((types.clone(), dir));
+        rt.dir = shared.1.clone();
         for q in 0..partitions {
             let shared = shared.clone();
+            let image = image.clone();
             let rounds = image.rounds();
             rt.call(q, move |p| {
-                let (types, image, dir) = &*shared;
+                let (types, dir) = &*shared;
                 p.resume_rounds(rounds);
                 let here = |id: AgentId| dir.get(&id) == Some(&q);
                 let mail_here =
                     |r: Option<AgentId>| r.and_then(|r| dir.get(&r)).copied().unwrap_or(0) == q;
-                p.kernel_mut().load_image(types, image, &here, &mail_here)
+                p.kernel_mut().load_image(types, &image, &here, &mail_here)
             })??;
         }
         Ok(rt)

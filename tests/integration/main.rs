@@ -31,6 +31,9 @@ mod realtime;
 mod scheduling;
 #[path = "../../examples/service/main.rs"]
 mod service;
+#[allow(dead_code)] // `main` prints the story: not run here
+#[path = "../../examples/snapshot.rs"]
+mod snapshot;
 
 mod examples_bank;
 mod examples_carwash;
@@ -41,4 +44,5 @@ mod examples_phold;
 mod examples_realtime;
 mod examples_scheduling;
 mod examples_service;
+mod examples_snapshot;
 mod hosts_in_process;

@@ -114,22 +114,28 @@ impl Scheduler {
             .collect();
         live.sort_unstable();
         let mailing = self.shared.mailing.borrow();
+        let subscribed = !mailing.is_empty();
         let mut agents = Vec::with_capacity(live.len());
+        // Agents of one type come in runs: its number is looked up once a run.
+        let mut last_type = None;
         let saved = |env: &Envelope, holder: AgentId, blockers: &mut Blockers| {
             Mail::save(types, env).map_err(|why| blockers.add(holder, env.payload_type(), why)).ok()
         };
         for &(order, index) in &live {
             let rec = &reg.agents[index as usize];
             let Some(slot) = self.slots[index as usize].as_ref() else { continue };
-            let Some(state) = agent_state(types, slot, rec.id, &mut blockers) else { continue };
+            let Some(state) = agent_state(types, slot, rec.id, &mut blockers, &mut last_type)
+            else {
+                continue;
+            };
             let inbox: Vec<Mail> =
                 rec.inbox.iter().filter_map(|env| saved(env, rec.id, &mut blockers)).collect();
-            let screens = reg
-                .screens
-                .iter()
-                .filter(|s| s.0 == index)
-                .map(|&(_, resource, request)| (resource.0, request))
-                .collect();
+            let screens = if rec.screened {
+                let mine = reg.screens.iter().filter(|s| s.0 == index);
+                mine.map(|&(_, resource, request)| (resource.0, request)).collect()
+            } else {
+                Vec::new()
+            };
             agents.push(AgentImage {
                 id: rec.id.0,
                 order,
@@ -141,7 +147,11 @@ impl Scheduler {
                 keep_awake: rec.keep_awake,
                 sent: rec.sent,
                 added: rec.added,
-                subscriptions: mailing.subscriptions(rec.id).iter().map(Pattern::save).collect(),
+                subscriptions: if subscribed {
+                    mailing.subscriptions(rec.id).iter().map(Pattern::save).collect()
+                } else {
+                    Vec::new()
+                },
                 screens,
             });
         }
@@ -301,6 +311,7 @@ fn agent_state(
     slot: &Slot,
     id: AgentId,
     blockers: &mut Blockers,
+    last_type: &mut Option<(&'static str, u32)>,
 ) -> Option<(u32, Vec<u8>)> {
     let Some(agent) = slot.agent.as_ref() else {
         blockers.add(id, "async fn", Unsaved::AsyncFn);
@@ -320,10 +331,13 @@ fn agent_state(
         blockers.add(id, type_name, why);
         return None;
     }
-    let Some(tag) = types.agent_index_of_type(type_name) else {
+    let known = last_type.filter(|(name, _)| std::ptr::eq(*name, type_name));
+    let Some(tag) = known.map(|(_, tag)| tag).or_else(|| types.agent_index_of_type(type_name))
+    else {
         blockers.add(id, type_name, Unsaved::AgentNotRegistered);
         return None;
     };
+    *last_type = Some((type_name, tag));
     let mut state = Vec::new();
     match types.save_agent(tag, agent.as_any(), &mut state) {
         Ok(()) => Some((tag, state)),

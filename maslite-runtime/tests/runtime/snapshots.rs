@@ -245,10 +245,11 @@ fn a_colony_saved_on_two_partitions_resumes_on_one_and_on_four() {
 
     let mut two = parts(5, 42, 2);
     two.run(go().seconds(2.0));
-    let image = two.image(&types);
+    let image = std::sync::Arc::new(two.image(&types));
     for partitions in [1, 4] {
         let builder = Runtime::builder().partitions(partitions);
-        let rt = Runtime::from_image(builder, &types, &image, |id| id.0 as usize % partitions);
+        let rt =
+            Runtime::from_image(builder, &types, image.clone(), |id| id.0 as usize % partitions);
         let mut resumed = Sys::Parts(rt.unwrap());
         resumed.run(go().seconds(18.0));
         assert_eq!(resumed.story(&types), expected, "on {partitions} partitions");
@@ -287,10 +288,10 @@ fn bad_placements_and_real_time_are_refused() {
     let mut s = bare(3, 1);
     let image = s.image(&types);
     let builder = Runtime::builder().partitions(2);
-    let err = Runtime::from_image(builder, &types, &image, |_| 2).err().unwrap();
+    let err = Runtime::from_image(builder, &types, image.clone(), |_| 2).err().unwrap();
     assert_eq!(err, Error::NoPartition { partition: 2, partitions: 2 });
     let builder = Runtime::builder().partitions(2).real_time();
-    let err = Runtime::from_image(builder, &types, &image, |_| 0).err().unwrap();
+    let err = Runtime::from_image(builder, &types, image, |_| 0).err().unwrap();
     assert!(err.to_string().contains("simulated"), "{err}");
     let mut rt = Runtime::builder().partitions(2).real_time().build().unwrap();
     let err = rt.image(&types).unwrap_err();
