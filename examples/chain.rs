@@ -13,21 +13,23 @@
 
 use maslite::prelude::*;
 use maslite::runtime::{RuntimeReport, StopReason};
+use serde::{Deserialize, Serialize};
 
 /// The message that collects signatures.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ChainMsg {
     pub signatures: Vec<AgentId>,
 }
 
 /// What the last signer writes.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Contract {
     pub by: AgentId,
     pub signatures: Vec<AgentId>,
 }
 
 /// Signs every message it gets and passes it on.
+#[derive(Serialize, Deserialize)]
 pub struct Signer {
     pub everyone: Vec<AgentId>,
     pub registrar: AgentId,
@@ -51,7 +53,7 @@ impl Agent for Signer {
 }
 
 /// Keeps the contract and stops the run.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Registrar {
     pub contract: Option<Contract>,
 }
@@ -67,6 +69,14 @@ impl Agent for Registrar {
 
 /// The registrar's id.
 pub const REGISTRAR: AgentId = AgentId(100);
+
+/// The chain's types, for snapshots.
+pub fn types() -> Types {
+    let mut types = Types::new();
+    types.register::<ChainMsg>().unwrap().register::<Contract>().unwrap();
+    types.register_agent::<Signer>().unwrap().register_agent::<Registrar>().unwrap();
+    types
+}
 
 /// Builds the chain on `partitions` partitions: agent `i` (1..=4) on
 /// partition `(i - 1) / 2 % partitions`, the registrar on partition 0.

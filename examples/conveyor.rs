@@ -98,7 +98,7 @@ pub struct Accept {
 pub struct AtEnd;
 
 /// What a conveyor saw, for the log.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     /// The box was put on this belt.
     Loaded { at: f64, item: u32 },
@@ -108,7 +108,8 @@ pub enum Event {
     Arrived { at: f64, item: u32 },
 }
 
-/// One conveyor.
+/// One conveyor (saveable: its state is all here, see [`types`]).
+#[derive(Serialize, Deserialize)]
 pub struct Conveyor {
     /// The next conveyor on the route (none: the route ends here).
     pub next: Option<AgentId>,
@@ -156,14 +157,21 @@ pub fn build(partitions: usize) -> Result<Runtime, maslite::Error> {
     build_on(partitions, None)
 }
 
+/// The model's types: the payloads (that cross hosts, and are saved) and
+/// the conveyor (saved in snapshots).
+pub fn types() -> Types {
+    let mut types = Types::new();
+    types.register::<Transfer>().expect("registered once");
+    types.register::<Notify>().expect("registered once");
+    types.register::<Accept>().expect("registered once");
+    types.register::<AtEnd>().expect("registered once");
+    types.register_agent::<Conveyor>().expect("registered once");
+    types
+}
+
 /// The payload types that cross hosts.
 pub fn codec() -> Codec {
-    let mut codec = Codec::new();
-    codec.register::<Transfer>().expect("registered once");
-    codec.register::<Notify>().expect("registered once");
-    codec.register::<Accept>().expect("registered once");
-    codec.register::<AtEnd>().expect("registered once");
-    codec
+    Codec::from_types(types())
 }
 
 /// Host `host` of 2 (partition `host`), through the NATS server at `url`.

@@ -23,13 +23,14 @@
 //! line reads `M2 job sequence: A E B D G F C`.
 
 use maslite::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Simulated time, in whole seconds as in the thesis.
 pub type Time = i64;
 
 /// An order: SKUs and quantities, in the order given.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Order {
     items: Vec<(String, u32)>,
 }
@@ -51,7 +52,7 @@ impl Order {
 }
 
 /// One line of a supply schedule: `qty` of `sku` is available at `time`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SupplyLine {
     pub time: Time,
     pub sku: String,
@@ -59,7 +60,7 @@ pub struct SupplyLine {
 }
 
 /// When a supplier will deliver what was ordered from it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SupplySchedule(pub Vec<SupplyLine>);
 
 /// From a customer to its supplier: the positions in the customer's job
@@ -67,11 +68,11 @@ pub struct SupplySchedule(pub Vec<SupplyLine>);
 /// each position one place earlier in its own sequence — which matches the
 /// customer's, since the customer sorts its jobs by the supplier's finish
 /// times.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct JobsWithIdleTime(pub Vec<usize>);
 
 /// One product to make, and its plan once the supply is known.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Job {
     pub order_sku: String,
     /// The part this product is made from.
@@ -87,6 +88,7 @@ pub struct Job {
 }
 
 /// A machine: turns parts into products, one job at a time.
+#[derive(Serialize, Deserialize)]
 pub struct Machine {
     pub name: String,
     run_times: BTreeMap<String, Time>,
@@ -255,7 +257,7 @@ impl Agent for Machine {
 }
 
 /// The stock agent: has every raw material now.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct StockAgent {
     pub customer: Option<AgentId>,
 }
@@ -278,6 +280,15 @@ impl Agent for StockAgent {
             cx.send(reply);
         }
     }
+}
+
+/// The plant's types, for snapshots: its messages and its agents.
+pub fn types() -> Types {
+    let mut types = Types::new();
+    types.register::<Order>().unwrap().register::<SupplySchedule>().unwrap();
+    types.register::<JobsWithIdleTime>().unwrap();
+    types.register_agent::<Machine>().unwrap().register_agent::<StockAgent>().unwrap();
+    types
 }
 
 /// The plant of the thesis: stock -> M1 -> M2, and the customer's order for

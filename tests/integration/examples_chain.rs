@@ -40,3 +40,30 @@ fn the_same_contract_on_one_two_and_three_partitions() {
 fn the_example_runs_to_its_end() {
     chain::main().unwrap();
 }
+
+#[test]
+fn saved_mid_chain_and_resumed_on_another_partition_count_the_contract_is_the_same() {
+    let (_, whole) = chain::run(2).unwrap();
+    let types = chain::types();
+    // Stopped after each step of the chain (2 signatures, 3...), saved on
+    // 2 partitions, resumed on 1 and 3.
+    for steps in 1..5 {
+        for resumed_on in [1, 3] {
+            let mut rt = chain::build(2).unwrap();
+            let report = rt.run_with(RunOptions::new().iterations(steps)).unwrap();
+            assert_eq!(report.reason, StopReason::Iterations);
+            let mut bytes = Vec::new();
+            rt.snapshot(&types, &mut bytes).unwrap();
+            drop(rt);
+            let builder = Runtime::builder().partitions(resumed_on);
+            let place = |id: AgentId| id.0 as usize % resumed_on;
+            let mut resumed = Runtime::restore(builder, &types, &bytes[..], place).unwrap();
+            let report = resumed.run().unwrap();
+            assert_eq!(report.reason, StopReason::Paused, "after {steps} steps");
+            let contract = resumed
+                .with_agent(chain::REGISTRAR, |r: &chain::Registrar| r.contract.clone())
+                .unwrap();
+            assert_eq!(contract, whole, "after {steps} steps, on {resumed_on}");
+        }
+    }
+}

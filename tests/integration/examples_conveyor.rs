@@ -96,3 +96,26 @@ fn other_partition_counts_are_refused_with_a_reason() {
         assert!(help.to_string().contains(flag), "{flag}: {help}");
     }
 }
+
+#[test]
+fn saved_mid_run_and_resumed_on_the_other_partition_count_it_tells_the_same_story() {
+    let types = conveyor::types();
+    let mut whole = build(2).unwrap();
+    whole.run().unwrap();
+    let expected = logs(&mut whole).unwrap();
+    let keep = || RunOptions::new().clear_alarms_at_end(false);
+    // Stopped between hand-overs (the box on conveyor 2), and at one.
+    for (saved_on, at, resumed_on) in [(2, 2.0, 1), (1, 2.75, 2), (2, 4.75, 2)] {
+        let mut first = build(saved_on).unwrap();
+        first.run_with(keep().until(at)).unwrap();
+        let mut bytes = Vec::new();
+        first.snapshot(&types, &mut bytes).unwrap();
+        drop(first);
+        let builder = Runtime::builder().partitions(resumed_on);
+        let place = |id: AgentId| ((id.0 as usize - 1) / 2) % resumed_on;
+        let mut rt = Runtime::restore(builder, &types, &bytes[..], place).unwrap();
+        let report = rt.run().unwrap();
+        assert_eq!(report.end_time, 4.75, "saved at {at}");
+        assert_eq!(logs(&mut rt).unwrap(), expected, "saved at {at} on {saved_on}");
+    }
+}

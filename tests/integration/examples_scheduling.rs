@@ -5,7 +5,7 @@
 use crate::scheduling;
 
 use maslite::prelude::*;
-use scheduling::{build, m2_sequence, Machine, Order};
+use scheduling::{build, m2_sequence, types, Machine, Order};
 
 #[test]
 fn m2_ends_with_the_sequence_of_the_thesis() {
@@ -69,4 +69,27 @@ fn a_product_the_machine_cannot_make_stops_the_run_naming_it() {
 #[test]
 fn the_example_runs() {
     scheduling::main().unwrap();
+}
+
+#[test]
+fn saved_after_any_round_and_resumed_the_plant_agrees_on_the_same_plan() {
+    let (mut whole, m2) = build().unwrap();
+    let all = whole.run().unwrap();
+    let plan = |s: &Scheduler| {
+        let m = s.agent::<Machine>(m2).unwrap();
+        let jobs: Vec<_> = m.jobs.iter().map(|j| (j.order_sku.clone(), j.start_time)).collect();
+        (jobs, m.finish_time)
+    };
+    let types = types();
+    for rounds in 1..all.stats.rounds {
+        let (mut s, _) = build().unwrap();
+        s.run_with(RunOptions::new().iterations(rounds)).unwrap();
+        let mut bytes = Vec::new();
+        s.snapshot(&types, &mut bytes).unwrap();
+        let mut resumed = Scheduler::restore(&types, &bytes[..]).unwrap();
+        let rest = resumed.run().unwrap();
+        assert_eq!(plan(&resumed), plan(&whole), "saved after {rounds} rounds");
+        assert_eq!(m2_sequence(&resumed, m2).unwrap(), ["A", "E", "B", "D", "G", "F", "C"]);
+        assert_eq!(rounds + rest.stats.rounds, all.stats.rounds, "saved after {rounds} rounds");
+    }
 }
