@@ -453,7 +453,7 @@ pub fn build(
 }
 
 /// The events processed and their hash, summed over this host's agents.
-fn totals(rt: &mut Runtime, params: &Params) -> Result<(u64, u64), maslite::Error> {
+pub fn totals(rt: &mut Runtime, params: &Params) -> Result<(u64, u64), maslite::Error> {
     let (mut events, mut hash) = (0u64, 0u64);
     let here: Vec<usize> = (0..params.partitions).filter(|&q| rt.is_local(q)).collect();
     for q in here {

@@ -223,6 +223,33 @@ impl Image {
         whole
     }
 
+    /// One image of the shares that the hosts of one run saved (each its
+    /// own partitions'): [`BadSnapshot`](Error::BadSnapshot) if two shares
+    /// hold one agent, or if they were not saved at the same moment of one
+    /// run (their clocks or run counts differ).
+    pub fn combine(shares: Vec<Image>) -> Result<Image> {
+        let Some(first) = shares.first() else {
+            return Err(Error::BadSnapshot("no shares to combine".into()));
+        };
+        let (now, runs) = (first.now, first.runs);
+        if let Some(other) = shares.iter().find(|s| s.now != now || s.runs != runs) {
+            return Err(Error::BadSnapshot(format!(
+                "the shares were saved at different moments (t = {} after {} runs, t = {} after {})",
+                now, runs, other.now, other.runs
+            )));
+        }
+        let counters = |f: fn(&Image) -> u64| shares.iter().map(f).max().unwrap_or(0);
+        let (outside, next_key, next_id) =
+            (counters(|s| s.outside_sent), counters(|s| s.next_key), counters(|s| s.next_id));
+        let whole = Image::merge(shares, outside, next_key, next_id);
+        if let Some(w) =
+            whole.agents.windows(2).find(|w| w[0].id == w[1].id || w[0].order == w[1].order)
+        {
+            return Err(Error::BadSnapshot(format!("two shares hold agent {}", w[1].id)));
+        }
+        Ok(whole)
+    }
+
     /// Writes the image (see the [module docs](self) for the format); the
     /// tags are `types`' (the registry the image was made with).
     pub fn write(&self, types: &Types, mut out: impl Write) -> Result<()> {

@@ -81,19 +81,20 @@ impl Runtime {
     /// [`snapshot`](Self::snapshot) writes, to restore with
     /// [`from_image`](Self::from_image) (or
     /// `Scheduler::from_image`) once or several times.
+    ///
+    /// On a runtime spread over hosts, each host saves its share: its
+    /// partitions' agents, alarms and mail, and the run's counters (the
+    /// same on every host). [`Image::combine`] makes one image of the
+    /// hosts' shares, to restore in one process or on any number of hosts.
     pub fn image(&mut self, types: &Types) -> Result<Image> {
-        if self.placement.is_some() {
-            return Err(Error::Config(
-                "a runtime spread over several hosts cannot be saved from one of them yet".into(),
-            ));
-        }
         if self.failed || self.stopped {
             return Err(Error::Stopped);
         }
         let types = Arc::new(types.clone());
         let mut parts = Vec::with_capacity(self.parts.len());
         let mut blockers = Vec::new();
-        for q in 0..self.parts.len() {
+        let here: Vec<usize> = (0..self.parts.len()).filter(|&q| self.is_local(q)).collect();
+        for q in here {
             let types = types.clone();
             match self.with_driver(q, move |d| d.image_part(&types))? {
                 Ok(part) => parts.push(part),
@@ -118,7 +119,11 @@ impl Runtime {
     ///
     /// Errors: what [`Image::read`] refuses; [`Error::NoPartition`] for a
     /// placement past the partitions; [`Error::Config`] for a real-time
-    /// runtime or one spread over hosts.
+    /// runtime.
+    ///
+    /// On a runtime spread over hosts (the builder has a transport), every
+    /// host restores the same whole image with the same placement, and
+    /// each loads the agents of its own partitions.
     pub fn restore(
         builder: Builder,
         types: &Types,
@@ -139,11 +144,6 @@ impl Runtime {
     ) -> Result<Runtime> {
         let image: Arc<Image> = image.into();
         let mut rt = builder.build()?;
-        if rt.placement.is_some() {
-            return Err(Error::Config(
-                "a snapshot is restored in one process (several hosts: not yet)".into(),
-            ));
-        }
         if rt.config.mode == Mode::RealTime {
             return Err(Error::Config(
                 "a snapshot is of simulated time: build a simulated runtime".into(),
@@ -166,7 +166,8 @@ impl Runtime {
         rt.now = image.now();
         let shared = Arc::new((types.clone(), dir));
         rt.dir = shared.1.clone();
-        for q in 0..partitions {
+        let here: Vec<usize> = (0..partitions).filter(|&q| rt.is_local(q)).collect();
+        for q in here {
             let shared = shared.clone();
             let image = image.clone();
             let rounds = image.rounds();

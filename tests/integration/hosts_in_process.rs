@@ -98,6 +98,48 @@ fn small(partitions: usize, window: Option<f64>) -> phold::Params {
 }
 
 #[test]
+fn hosts_save_their_shares_and_the_run_resumes_in_one_process_or_on_three_hosts() {
+    use maslite::prelude::RunOptions;
+    let base = phold::run(&small(1, None)).unwrap();
+    let types = phold::types();
+    let keep = || RunOptions::new().clear_alarms_at_end(false);
+    // Two hosts run to t = 6, and each saves its share.
+    let params = small(2, None);
+    let shares = on_hosts(vec![0, 1], move |host| {
+        let mut rt = phold::build(&params, Some(Box::new(host))).unwrap();
+        rt.run_with(keep().until(6.0)).unwrap();
+        rt.image(&phold::types()).unwrap()
+    });
+    assert!(shares.iter().all(|s| s.agents().count() == 48), "each host saved its half");
+    // A share twice is refused.
+    let twice = maslite::Image::combine(vec![shares[0].clone(), shares[0].clone()]);
+    assert!(twice.unwrap_err().to_string().contains("two shares hold agent"));
+    let whole = Arc::new(maslite::Image::combine(shares).unwrap());
+    assert_eq!(whole.agents().count(), 96);
+
+    // In one process, on one partition.
+    let one = small(1, None);
+    let builder = Runtime::builder().partitions(1).lookahead(0.1);
+    let mut rt = Runtime::from_image(builder, &types, whole.clone(), |_| 0).unwrap();
+    rt.run_with(keep().until(one.end)).unwrap();
+    assert_eq!(phold::totals(&mut rt, &one).unwrap(), (base.events, base.hash));
+
+    // On three hosts, the agents placed as phold places them there.
+    let three = small(3, None);
+    let outcomes = on_hosts(vec![0, 1, 2], move |host| {
+        let layout = three.layout();
+        let builder = Runtime::builder().partitions(3).lookahead(0.1).transport(host);
+        let place = |id: AgentId| layout[id.0 as usize];
+        let mut rt = Runtime::from_image(builder, &phold::types(), whole.clone(), place).unwrap();
+        rt.run_with(keep().until(three.end)).unwrap();
+        phold::totals(&mut rt, &three).unwrap()
+    });
+    let events: u64 = outcomes.iter().map(|o| o.0).sum();
+    let hash = outcomes.iter().fold(0u64, |h, o| h.wrapping_add(o.1));
+    assert_eq!((events, hash), (base.events, base.hash));
+}
+
+#[test]
 fn phold_on_hosts_gives_the_one_process_events_and_hash() {
     let base = phold::run(&small(1, None)).unwrap();
     assert!(base.events > 96 * 3 * 10, "{} events", base.events);
