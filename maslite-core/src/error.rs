@@ -172,6 +172,9 @@ pub enum Error {
         /// An agent type's tag (else a payload type's).
         agent: bool,
     },
+    /// Checkpoints asked of a run they cannot cut (see `checkpoint`).
+    #[error("checkpoints: {0}")]
+    InvalidCheckpoints(String),
     /// Reading or writing a snapshot failed.
     #[error("snapshot I/O: {0}")]
     SnapshotIo(String),

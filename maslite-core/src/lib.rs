@@ -114,6 +114,7 @@
 pub mod agent;
 pub mod alarms;
 pub mod change;
+pub mod checkpoint;
 pub mod clock;
 pub mod context;
 pub mod depth;
@@ -138,6 +139,7 @@ mod wake;
 pub use agent::Agent;
 pub use alarms::{Alarm, AlarmInfo};
 pub use change::Change;
+pub use checkpoint::Checkpoints;
 pub use clock::Clock;
 pub use context::{Cx, Recv, Sleep};
 pub use envelope::{Envelope, Origin};

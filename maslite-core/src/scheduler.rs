@@ -256,6 +256,27 @@ pub struct RunReport {
     pub waiting_outside: Vec<AgentId>,
 }
 
+impl RunReport {
+    /// Adds the report of the run that went on where this one stopped (a
+    /// run cut into pieces, by checkpoints): counts add up; why it stopped,
+    /// its end and who waits outside are the later run's.
+    pub fn absorb(&mut self, next: RunReport) {
+        self.reason = next.reason;
+        self.end_time = next.end_time;
+        self.wall += next.wall;
+        let (a, b) = (&mut self.stats, next.stats);
+        a.rounds += b.rounds;
+        a.polls += b.polls;
+        a.messages += b.messages;
+        a.deliveries += b.deliveries;
+        a.dead_letters += b.dead_letters;
+        a.unheard += b.unheard;
+        a.alarms_fired += b.alarms_fired;
+        self.alarms_cleared += next.alarms_cleared;
+        self.waiting_outside = next.waiting_outside;
+    }
+}
+
 /// The kernel's side of an agent (its mail and flags are in the registry).
 struct Slot {
     /// `None` once the agent has failed (kept for inspection).
@@ -374,6 +395,11 @@ impl Scheduler {
             in_commands: false,
             polled: false,
         }
+    }
+
+    /// How many agents are kept awake.
+    pub(crate) fn kept_awake_count(&self) -> usize {
+        self.shared.awake.get()
     }
 
     /// A scheduler on the simulated clock (starts at 0).

@@ -172,7 +172,7 @@
 //! it on any number of partitions under any placement (or a bare
 //! `Scheduler` does), with the uninterrupted run's trace.
 //! [`Runtime::run_with_checkpoints`] writes one every so many simulated
-//! seconds, atomically ([`checkpoint`]).
+//! seconds, atomically ([`maslite_core::checkpoint`]).
 //!
 //! ## Stopping
 //!
@@ -194,7 +194,6 @@
 #![deny(missing_docs)]
 
 mod builder;
-pub mod checkpoint;
 mod config;
 #[cfg(feature = "console")]
 pub mod console;
@@ -214,9 +213,9 @@ pub mod transport;
 mod wait;
 
 pub use builder::Builder;
-pub use checkpoint::Checkpoints;
 pub use endpoint::{Outbound, Overflow};
 pub use error::{Error, Result};
+pub use maslite_core::Checkpoints;
 pub use partition::lockstep;
 pub use progress::{Progress, ProgressSample};
 pub use report::{PairTraffic, PartitionReport, RuntimeReport, StopReason};

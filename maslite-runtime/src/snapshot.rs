@@ -13,8 +13,10 @@
 use crate::builder::Builder;
 use crate::config::Mode;
 use crate::error::{Error, Result};
+use crate::report::{RuntimeReport, StopReason};
 use crate::runtime::Runtime;
-use maslite_core::{AgentId, Image, Types, Unsaved};
+use maslite_core::checkpoint::{self, Checkpointed};
+use maslite_core::{AgentId, Checkpoints, Image, RunOptions, Types, Unsaved};
 use rustc_hash::FxHashMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -181,5 +183,65 @@ impl Runtime {
             })??;
         }
         Ok(rt)
+    }
+}
+
+impl Checkpointed for Runtime {
+    type Report = RuntimeReport;
+
+    fn clock(&self) -> f64 {
+        self.now()
+    }
+
+    fn run_piece(&mut self, opts: RunOptions) -> Result<RuntimeReport> {
+        self.run_with(opts)
+    }
+
+    fn stopped_for(report: &RuntimeReport) -> StopReason {
+        report.reason
+    }
+
+    fn absorb(whole: &mut RuntimeReport, next: RuntimeReport) {
+        whole.absorb(next);
+    }
+
+    fn any_kept_awake(&mut self) -> Result<bool> {
+        let mut any = false;
+        for q in 0..self.partitions() {
+            if self.is_local(q) {
+                any |= self.with_driver(q, |d| d.kept_awake() > 0)?;
+            }
+        }
+        Ok(any)
+    }
+
+    fn save(&mut self, types: &Types) -> Result<Image> {
+        self.image(types)
+    }
+}
+
+impl Runtime {
+    /// [`run_with`](Self::run_with), writing a checkpoint at every multiple
+    /// of the period the clock reaches (see [`maslite_core::checkpoint`]);
+    /// the report covers the whole run.
+    ///
+    /// ```
+    /// use maslite_core::{Checkpoints, RunOptions, Types};
+    /// use maslite_runtime::Runtime;
+    ///
+    /// let path = std::env::temp_dir().join(format!("rt-doc-{}.snap", std::process::id()));
+    /// let mut checkpoints = Checkpoints::every(10.0, &path, Types::new()).unwrap();
+    /// let mut rt = Runtime::new(2).unwrap();
+    /// let opts = RunOptions::new().seconds(25.0).pause_if_idle(false);
+    /// rt.run_with_checkpoints(opts, &mut checkpoints).unwrap();
+    /// assert_eq!((rt.now(), checkpoints.written()), (25.0, 2));
+    /// # std::fs::remove_file(&path).unwrap();
+    /// ```
+    pub fn run_with_checkpoints(
+        &mut self,
+        opts: RunOptions,
+        checkpoints: &mut Checkpoints,
+    ) -> Result<RuntimeReport> {
+        checkpoint::run_with_checkpoints(self, opts, checkpoints)
     }
 }

@@ -467,3 +467,45 @@ proptest! {
         prop_assert_eq!(story(&pieces, &ids, watcher), story(&whole, &ids, watcher));
     }
 }
+
+#[test]
+fn checkpoints_cut_a_run_without_changing_its_story_and_resume_from_the_last() {
+    use maslite_core::Checkpoints;
+    let dir = std::env::temp_dir().join(format!("maslite-kernel-cp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("market.snap");
+    let types = types();
+    let (mut whole, ids, watcher) = market_of(5, 11, false);
+    // To t = 12 whatever happens (not stopping when idle).
+    let twelve = || go().seconds(12.0).pause_if_idle(false);
+    let all = whole.run_with(twelve()).unwrap();
+
+    let (mut cut, ..) = market_of(5, 11, false);
+    let mut checkpoints = Checkpoints::every(1.5, &path, types.clone()).unwrap();
+    let report = cut.run_with_checkpoints(twelve(), &mut checkpoints).unwrap();
+    assert_eq!(checkpoints.written(), 7, "at 1.5, 3, ..., 10.5");
+    assert_eq!(story(&cut, &ids, watcher), story(&whole, &ids, watcher));
+    // One report for the whole run: the pieces' counts add up.
+    assert_eq!((report.end_time, report.stats.messages), (all.end_time, all.stats.messages));
+    assert_eq!(report.stats.alarms_fired, all.stats.alarms_fired);
+
+    // The last checkpoint (t = 10.5), resumed, ends the same way.
+    let file = std::fs::File::open(&path).unwrap();
+    let mut resumed = Scheduler::restore(&types, std::io::BufReader::new(file)).unwrap();
+    assert_eq!(resumed.now(), 10.5);
+    resumed.run_with(go().until(12.0).pause_if_idle(false)).unwrap();
+    assert_eq!(story(&resumed, &ids, watcher), story(&whole, &ids, watcher));
+    assert!(!dir.join("market.snap.part").exists(), "written beside, then renamed");
+
+    // Bad requests, named.
+    let e = Checkpoints::every(0.0, &path, Types::new()).unwrap_err();
+    assert_eq!(e, Error::InvalidTime(0.0));
+    let e = cut.run_with_checkpoints(go().iterations(3), &mut checkpoints).unwrap_err();
+    assert!(e.to_string().contains("iterations"), "{e}");
+    // A directory that does not exist: the disk's error, with the path.
+    let mut nowhere = Checkpoints::every(1.0, dir.join("no/such/dir/x.snap"), types).unwrap();
+    let e = cut.run_with_checkpoints(go().seconds(5.0).pause_if_idle(false), &mut nowhere);
+    let e = e.unwrap_err();
+    assert!(matches!(&e, Error::SnapshotIo(m) if m.contains("no/such/dir")), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
