@@ -59,6 +59,8 @@ pub(crate) struct Mail {
     pub topic: Option<String>,
     pub direct: bool,
     pub origin: (u64, u64, u64, u64),
+    /// As bytes (one copy), not as a sequence of numbers.
+    #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
 }
 
@@ -78,6 +80,7 @@ pub(crate) struct AgentImage {
     pub order: u64,
     /// Its type's tag.
     pub tag: u32,
+    #[serde(with = "serde_bytes")]
     pub state: Vec<u8>,
     pub inbox: Vec<Mail>,
     /// The first `visible` envelopes of the inbox were delivered before the
@@ -381,14 +384,25 @@ fn read_exact(input: &mut impl Read, buf: &mut [u8], what: &str) -> Result<()> {
 }
 
 impl Mail {
-    /// Saves `env`; `None` if its payload type is not registered.
-    pub(crate) fn save(types: &Types, env: &Envelope) -> std::result::Result<Mail, Unsaved> {
-        let mut payload = Vec::new();
-        let tag = match types.encode_payload(env, &mut payload) {
-            Ok(tag) => types.payload_index(tag).expect("a registered tag"),
-            Err(None) => return Err(Unsaved::PayloadNotRegistered),
-            Err(Some(_)) => return Err(Unsaved::StateWouldNotSerialize),
-        };
+    /// Saves `env`, or says why not. `last` remembers the type of the
+    /// message before (mail of one type comes in runs: its number is looked
+    /// up once a run).
+    pub(crate) fn save(
+        types: &Types,
+        env: &Envelope,
+        last: &mut Option<(&'static str, u32)>,
+    ) -> std::result::Result<Mail, Unsaved> {
+        let type_name = env.payload_type();
+        let known = last.filter(|(name, _)| std::ptr::eq(*name, type_name)).map(|(_, i)| i);
+        let tag = known
+            .or_else(|| types.payload_index_of_type(type_name))
+            .ok_or(Unsaved::PayloadNotRegistered)?;
+        *last = Some((type_name, tag));
+        // Most payloads fit: no growing on the way.
+        let mut payload = Vec::with_capacity(32);
+        types
+            .encode_payload_at(tag, env, &mut payload)
+            .map_err(|_| Unsaved::StateWouldNotSerialize)?;
         let o = env.origin();
         Ok(Mail {
             tag,

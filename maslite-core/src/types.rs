@@ -292,6 +292,22 @@ impl Types {
         (entry.decode)(bytes)
     }
 
+    /// The number of the registered payload type named `type_name` by Rust.
+    pub(crate) fn payload_index_of_type(&self, type_name: &str) -> Option<u32> {
+        self.payload_by_type.get(type_name).map(|&i| i as u32)
+    }
+
+    /// Appends the payload of `env`, of registered type number `index`.
+    pub(crate) fn encode_payload_at(
+        &self,
+        index: u32,
+        env: &Envelope,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), String> {
+        let entry = self.payloads.get(index as usize).ok_or("no such payload type")?;
+        (entry.encode)(env, out)
+    }
+
     /// The number of the registered agent type named `type_name` by Rust.
     pub(crate) fn agent_index_of_type(&self, type_name: &str) -> Option<u32> {
         self.agent_by_type.get(type_name).map(|&i| i as u32)

@@ -118,8 +118,11 @@ impl Scheduler {
         let mut agents = Vec::with_capacity(live.len());
         // Agents of one type come in runs: its number is looked up once a run.
         let mut last_type = None;
-        let saved = |env: &Envelope, holder: AgentId, blockers: &mut Blockers| {
-            Mail::save(types, env).map_err(|why| blockers.add(holder, env.payload_type(), why)).ok()
+        let mut last_payload = None;
+        let mut saved = |env: &Envelope, holder: AgentId, blockers: &mut Blockers| {
+            Mail::save(types, env, &mut last_payload)
+                .map_err(|why| blockers.add(holder, env.payload_type(), why))
+                .ok()
         };
         for &(order, index) in &live {
             let rec = &reg.agents[index as usize];
@@ -338,7 +341,8 @@ fn agent_state(
         return None;
     };
     *last_type = Some((type_name, tag));
-    let mut state = Vec::new();
+    // Most states fit: no growing on the way.
+    let mut state = Vec::with_capacity(64);
     match types.save_agent(tag, agent.as_any(), &mut state) {
         Ok(()) => Some((tag, state)),
         Err(_) => {
