@@ -15,11 +15,12 @@
 
 use maslite_core::{Agent, AgentId, Alarm, Cx, Envelope, Subscription};
 use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 
 // ----- what agents exchange ----------------------------------------------------
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Msg {
     pub val: u64,
     pub hops: u8,
@@ -107,7 +108,7 @@ pub fn child_id(parent: AgentId, nth: u32) -> AgentId {
 /// One step of an [`Actor`]'s script. Each property's `action()` picks
 /// from these with its own weights; `AlarmAt` is `one_order`'s only,
 /// `RemovePeer` and `RemoveChild` are `same_trace`'s only.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Action {
     /// To a known agent (maybe unknown or gone: a dead letter).
     Send {
@@ -174,6 +175,7 @@ pub enum Action {
 /// What a scripted agent ([`Actor`], `same_trace`'s `Grouped`) decides
 /// with: its script, the seed of its random numbers, its budget, the
 /// agents it knows.
+#[derive(Serialize, Deserialize)]
 pub struct Mind<A> {
     pub script: Vec<A>,
     pub seed: u64,
@@ -291,7 +293,9 @@ impl<A: Clone + Debug> Cast<A> {
     }
 }
 
-/// A trait agent that runs its script, driven by what it receives.
+/// A trait agent that runs its script, driven by what it receives (saved
+/// in snapshots when its sink can be: see `snapshots`).
+#[derive(Serialize, Deserialize)]
 pub struct Actor<J> {
     pub mind: Mind<Action>,
     /// Topics it subscribes to in its setup (`one_order`; none in

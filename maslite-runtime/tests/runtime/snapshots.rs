@@ -299,3 +299,201 @@ fn bad_placements_and_real_time_are_refused() {
     assert_eq!(all.len(), 1, "said once: {err}");
     assert_eq!(all[0].why, Unsaved::RealTime);
 }
+
+// ----- the seam's random programs, saved and resumed ----------------------------
+
+mod programs_saved {
+    //! The scripted agents of `programs` (the ones `same_trace` and
+    //! `one_order` draw) with a sink that survives a snapshot: a key into
+    //! a table of this process's traces, so that the restored agents write
+    //! on where the saved ones stopped. Their scripts leave out what cannot
+    //! be saved (a sleep inside an update, async-fn children).
+
+    use crate::programs::{cases, topic, Action, Actor, Cast, Journal, Moment, Msg, Outside, Posted};
+    use maslite_core::{AgentId, Cx, Envelope, RunOptions, Subscription, Types};
+    use maslite_runtime::Runtime;
+    use proptest::prelude::*;
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Mutex, OnceLock};
+
+    /// One line of an agent's trace: (time's bits, what).
+    type Line = (u64, String);
+    type Traces = BTreeMap<AgentId, Vec<Line>>;
+
+    /// Every run's traces, by the run's key.
+    fn table() -> &'static Mutex<BTreeMap<u64, Traces>> {
+        static TABLE: OnceLock<Mutex<BTreeMap<u64, Traces>>> = OnceLock::new();
+        TABLE.get_or_init(Mutex::default)
+    }
+
+    /// A sink that is a key: saved with the agents, it still names the run.
+    #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+    struct Keyed(u64);
+
+    impl Keyed {
+        fn new() -> Keyed {
+            static NEXT: AtomicU64 = AtomicU64::new(1);
+            Keyed(NEXT.fetch_add(1, Ordering::Relaxed))
+        }
+
+        fn log(&self, id: AgentId, line: Line) {
+            let mut table = table().lock().unwrap();
+            table.entry(self.0).or_default().entry(id).or_default().push(line);
+        }
+
+        fn take(&self) -> Traces {
+            table().lock().unwrap().remove(&self.0).unwrap_or_default()
+        }
+    }
+
+    impl Journal for Keyed {
+        fn got(&self, cx: &Cx, env: &Envelope) -> Msg {
+            let m = Msg::of(env);
+            let what = format!("got {} from {} on {}: {:?}", m.val, env.sender(), env.topic(), m);
+            self.log(cx.id(), (cx.now().to_bits(), what));
+            m
+        }
+
+        fn note(&self, cx: &Cx, what: Moment) {
+            self.log(cx.id(), (cx.now().to_bits(), format!("{what:?}")));
+        }
+    }
+
+    /// The seam's actions that can be saved between runs: all but a sleep
+    /// inside an update and async-fn or placed children.
+    fn action() -> impl Strategy<Value = Action> {
+        let small = 0u8..16;
+        prop_oneof![
+            4 => (small.clone(), any::<bool>()).prop_map(|(to, direct)| Action::Send { to, direct }),
+            2 => (small.clone(), 0u8..3).prop_map(|(to, topic)| Action::SendTopic { to, topic }),
+            2 => (0u8..3).prop_map(|topic| Action::Broadcast { topic }),
+            4 => (prop::option::weighted(0.8, small.clone()), 0u8..4, 0u8..3)
+                .prop_map(|(to, delay, topic)| Action::Alarm { to, delay, topic }),
+            1 => (small.clone(), 0u8..12).prop_map(|(to, at)| Action::AlarmAt { to, at }),
+            2 => (0u8..3).prop_map(Action::SubTopic),
+            1 => (0u8..3).prop_map(Action::UnsubTopic),
+            1 => small.clone().prop_map(Action::SubSender),
+            1 => small.clone().prop_map(Action::SubReceiver),
+            1 => small.prop_map(Action::UnsubPeer),
+            1 => Just(Action::UnsubEach),
+            1 => Just(Action::UnsubAll),
+            1 => (0u8..16).prop_map(Action::RemovePeer),
+            2 => Just(Action::AddChild),
+            1 => Just(Action::RemoveChild),
+            1 => Just(Action::RemoveSelf),
+        ]
+    }
+
+    fn outside() -> impl Strategy<Value = Outside> {
+        prop_oneof![
+            3 => (0u8..8, 0u64..1000, prop::option::of(0u8..3))
+                .prop_map(|(to, val, topic)| Outside::Send { to, val, topic, direct: false }),
+            1 => (0u8..3, 0u64..1000).prop_map(|(topic, val)| Outside::Broadcast { topic, val }),
+            2 => (0u8..8, 0u8..4, 0u64..1000)
+                .prop_map(|(to, delay, val)| Outside::Alarm { to, delay, val }),
+        ]
+    }
+
+    #[derive(Clone, Debug)]
+    struct Program {
+        cast: Cast<Action>,
+        subs: Vec<(u8, u8)>,
+        outside: Vec<Outside>,
+        allocated: bool,
+        /// Where it stops: (kind, amount), and where it resumes:
+        /// (partitions, placement seed).
+        stops: Vec<((u8, u8), (usize, u64))>,
+        first: usize,
+    }
+
+    fn program() -> impl Strategy<Value = Program> {
+        (3usize..=8).prop_flat_map(|k| {
+            (
+                Cast::of(k, action()),
+                prop::collection::vec((0u8..8, 0u8..3), 0..4),
+                prop::collection::vec(outside(), 2..8),
+                any::<bool>(),
+                prop::collection::vec(((0u8..3, 1u8..8), (1usize..=4, any::<u64>())), 1..4),
+                1usize..=3,
+            )
+                .prop_map(|(cast, subs, outside, allocated, stops, first)| Program {
+                    cast,
+                    subs,
+                    outside,
+                    allocated,
+                    stops,
+                    first,
+                })
+        })
+    }
+
+    fn types() -> Types {
+        let mut types = Types::new();
+        types.register::<Msg>().unwrap().register_agent::<Actor<Keyed>>().unwrap();
+        types
+    }
+
+    fn stop((kind, amount): (u8, u8)) -> RunOptions {
+        let keep = RunOptions::new().clear_alarms_at_end(false);
+        match kind {
+            0 => keep.seconds(amount as f64 * 0.25),
+            1 => keep.iterations(amount as u64),
+            _ => keep.seconds(0.0).iterations(amount as u64 + 1),
+        }
+    }
+
+    fn build(prog: &Program, partitions: usize, sink: Keyed) -> Runtime {
+        let k = prog.cast.len();
+        let ids = prog.cast.ids();
+        let mut rt = Runtime::new(partitions).unwrap();
+        for (i, &id) in ids.iter().enumerate() {
+            let actor = Actor::new(prog.cast.mind(i, ids.clone()), Vec::new(), prog.allocated, sink);
+            rt.add_with_id(i % partitions, id, actor.on_partitions(partitions)).unwrap();
+        }
+        for &(a, t) in &prog.subs {
+            rt.subscribe(ids[a as usize % k], Subscription::new().topic(topic(t))).unwrap();
+        }
+        for o in &prog.outside {
+            match o.posted(&ids) {
+                Posted::Mail(env) => rt.send(env),
+                Posted::Alarm(alarm) => rt.set_alarm(alarm).unwrap(),
+            }
+        }
+        rt
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: cases("SNAPSHOT_CASES", 24),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// The seam's programs stopped at random, saved, resumed on 1-4
+        /// partitions under random placements, and run to the end: every
+        /// agent's trace is the one of the same stops never saved.
+        #[test]
+        fn the_seams_programs_resumed_anywhere_tell_the_same_story(prog in program()) {
+            let types = types();
+            let (whole_sink, cut_sink) = (Keyed::new(), Keyed::new());
+            let mut whole = build(&prog, 1, whole_sink);
+            let mut cut = build(&prog, prog.first, cut_sink);
+            for &(at, (partitions, seed)) in &prog.stops {
+                whole.run_with(stop(at)).unwrap();
+                cut.run_with(stop(at)).unwrap();
+                let image = cut.image(&types).unwrap();
+                drop(cut);
+                let builder = Runtime::builder().partitions(partitions);
+                let place = |id: AgentId| (id.0.wrapping_mul(seed | 1) >> 3) as usize % partitions;
+                cut = Runtime::from_image(builder, &types, image, place).unwrap();
+                prop_assert_eq!(cut.now(), whole.now());
+            }
+            let a = whole.run().unwrap();
+            let b = cut.run().unwrap();
+            prop_assert_eq!(a.end_time, b.end_time);
+            prop_assert_eq!(cut_sink.take(), whole_sink.take());
+        }
+    }
+}
