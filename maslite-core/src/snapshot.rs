@@ -49,6 +49,50 @@ pub const VERSION: u32 = 1;
 
 const HEADER: usize = 8 + 4 + 8 + 4;
 
+/// Where some bytes (a payload, an agent's state) lie in the image's
+/// [`blob`](Image::blob): all of them in one buffer, so that a million
+/// agents are not a million small allocations to make and free. Written as
+/// its length alone (the bytes follow in the order they are met).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Span {
+    pub at: usize,
+    pub len: u32,
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_u32(self.len)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Span, D::Error> {
+        // Where it lies is known once all are read (`Image::place_spans`).
+        Ok(Span { at: 0, len: u32::deserialize(d)? })
+    }
+}
+
+impl Span {
+    /// Appends what `write` writes to `blob`; where it went.
+    pub fn append(
+        blob: &mut Vec<u8>,
+        write: impl FnOnce(&mut Vec<u8>) -> std::result::Result<(), String>,
+    ) -> std::result::Result<Span, String> {
+        let at = blob.len();
+        if let Err(e) = write(blob) {
+            blob.truncate(at);
+            return Err(e);
+        }
+        let len = u32::try_from(blob.len() - at).map_err(|_| "larger than 4 GiB".to_string())?;
+        Ok(Span { at, len })
+    }
+
+    /// Its bytes in `blob`.
+    pub fn of<'b>(&self, blob: &'b [u8]) -> &'b [u8] {
+        &blob[self.at..self.at + self.len as usize]
+    }
+}
+
 /// A message as saved: its addressing, its origin (its place in the one
 /// order), and its payload's bytes under its type's tag.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -59,9 +103,7 @@ pub(crate) struct Mail {
     pub topic: Option<String>,
     pub direct: bool,
     pub origin: (u64, u64, u64, u64),
-    /// As bytes (one copy), not as a sequence of numbers.
-    #[serde(with = "serde_bytes")]
-    pub payload: Vec<u8>,
+    pub payload: Span,
 }
 
 /// A subscription as saved.
@@ -80,8 +122,7 @@ pub(crate) struct AgentImage {
     pub order: u64,
     /// Its type's tag.
     pub tag: u32,
-    #[serde(with = "serde_bytes")]
-    pub state: Vec<u8>,
+    pub state: Span,
     pub inbox: Vec<Mail>,
     /// The first `visible` envelopes of the inbox were delivered before the
     /// round to come.
@@ -111,7 +152,7 @@ pub(crate) struct AlarmImage {
 /// [`read`](Image::read); restored by `Scheduler::from_image` or
 /// `Runtime::from_image` — several times, to branch "what if" runs from one
 /// state.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct Image {
     pub(crate) now: f64,
     /// Runs so far.
@@ -130,6 +171,9 @@ pub struct Image {
     pub(crate) alarms: Vec<AlarmImage>,
     /// Mail posted and not yet delivered, in origin order.
     pub(crate) undelivered: Vec<Mail>,
+    /// The bytes of every payload and state (see [`Span`]); written apart.
+    #[serde(skip)]
+    pub(crate) blob: Vec<u8>,
 }
 
 /// What the file's body holds, as written.
@@ -138,6 +182,9 @@ struct BodyOut<'a> {
     payload_tags: Vec<&'a str>,
     agent_tags: Vec<&'a str>,
     image: &'a Image,
+    /// The payloads and states, in the order the image meets them.
+    #[serde(with = "serde_bytes")]
+    blob: &'a [u8],
 }
 
 /// What the file's body holds, as read.
@@ -146,6 +193,21 @@ struct Body {
     payload_tags: Vec<String>,
     agent_tags: Vec<String>,
     image: Image,
+    #[serde(with = "serde_bytes")]
+    blob: Vec<u8>,
+}
+
+impl std::fmt::Debug for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Image")
+            .field("now", &self.now)
+            .field("runs", &self.runs)
+            .field("agents", &self.agents.len())
+            .field("alarms", &self.alarms.len())
+            .field("messages", &self.messages())
+            .field("bytes", &self.blob.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Image {
@@ -172,14 +234,14 @@ impl Image {
     /// The bytes of the agents' saved states, all told (what their types
     /// serialize to; the rest of a snapshot is the kernel's).
     pub fn state_bytes(&self) -> usize {
-        self.agents.iter().map(|a| a.state.len()).sum()
+        self.agents.iter().map(|a| a.state.len as usize).sum()
     }
 
     /// The bytes of the saved messages' payloads, all told.
     pub fn payload_bytes(&self) -> usize {
         let inboxes = self.agents.iter().flat_map(|a| &a.inbox);
         let alarms = self.alarms.iter().map(|a| &a.mail);
-        inboxes.chain(alarms).chain(&self.undelivered).map(|m| m.payload.len()).sum()
+        inboxes.chain(alarms).chain(&self.undelivered).map(|m| m.payload.len as usize).sum()
     }
 
     /// Sends and alarms from outside so far (a runtime's count of them).
@@ -210,7 +272,10 @@ impl Image {
     /// ordering key, the next id it allocates.
     pub fn merge(parts: Vec<Image>, outside_sent: u64, next_key: u64, next_id: u64) -> Image {
         let mut whole = Image { outside_sent, next_key, next_id, ..Image::default() };
-        for part in parts {
+        for mut part in parts {
+            let base = whole.blob.len();
+            part.for_each_span(|s| s.at += base);
+            whole.blob.append(&mut part.blob);
             whole.now = whole.now.max(part.now);
             whole.runs = whole.runs.max(part.runs);
             whole.rounds = whole.rounds.max(part.rounds);
@@ -256,10 +321,14 @@ impl Image {
     /// Writes the image (see the [module docs](self) for the format); the
     /// tags are `types`' (the registry the image was made with).
     pub fn write(&self, types: &Types, mut out: impl Write) -> Result<()> {
+        // The bytes in the order the reader meets their spans.
+        let mut blob = Vec::with_capacity(self.blob.len());
+        self.spans(|s| blob.extend_from_slice(s.of(&self.blob)));
         let body = BodyOut {
             payload_tags: types.payload_tags().collect(),
             agent_tags: types.agent_tags().collect(),
             image: self,
+            blob: &blob,
         };
         let bytes = postcard::to_allocvec(&body).map_err(|e| Error::SnapshotIo(e.to_string()))?;
         let mut header = Vec::with_capacity(HEADER);
@@ -306,9 +375,51 @@ impl Image {
         let body: Body = postcard::from_bytes(&bytes)
             .map_err(|e| Error::BadSnapshot(format!("its body does not decode: {e}")))?;
         let mut image = body.image;
+        image.blob = body.blob;
+        image.place_spans()?;
         image.retag(types, &body.payload_tags, &body.agent_tags)?;
         image.check()?;
         Ok(image)
+    }
+
+    /// Visits every span, in the order a file holds their bytes: each
+    /// agent's state then its inbox, the alarms, the undelivered mail.
+    fn spans(&self, mut f: impl FnMut(&Span)) {
+        for a in &self.agents {
+            f(&a.state);
+            a.inbox.iter().for_each(|m| f(&m.payload));
+        }
+        self.alarms.iter().for_each(|a| f(&a.mail.payload));
+        self.undelivered.iter().for_each(|m| f(&m.payload));
+    }
+
+    /// [`spans`](Self::spans), to change them.
+    fn for_each_span(&mut self, mut f: impl FnMut(&mut Span)) {
+        for a in &mut self.agents {
+            f(&mut a.state);
+            a.inbox.iter_mut().for_each(|m| f(&mut m.payload));
+        }
+        self.alarms.iter_mut().for_each(|a| f(&mut a.mail.payload));
+        self.undelivered.iter_mut().for_each(|m| f(&mut m.payload));
+    }
+
+    /// Places the spans just read, one after the other in the blob; their
+    /// lengths must add up to it.
+    fn place_spans(&mut self) -> Result<()> {
+        let mut at = 0usize;
+        let mut over = false;
+        self.for_each_span(|s| {
+            s.at = at;
+            at = at.saturating_add(s.len as usize);
+            over |= at == usize::MAX;
+        });
+        if over || at != self.blob.len() {
+            return Err(Error::BadSnapshot(format!(
+                "its payloads and states take {at} bytes, and it holds {}",
+                self.blob.len()
+            )));
+        }
+        Ok(())
     }
 
     /// Maps the file's tag numbers to the reader's registry.
@@ -347,7 +458,9 @@ impl Image {
         if !self.now.is_finite() || self.now < 0.0 {
             return bad(format!("its clock reads {}", self.now));
         }
+        // Sized by what was decoded, not by a length read.
         let mut ids = rustc_hash::FxHashSet::default();
+        ids.reserve(self.agents.len());
         let mut last_order = None;
         for a in &self.agents {
             if a.id == AgentId::OUTSIDE.0 {
@@ -391,6 +504,7 @@ impl Mail {
         types: &Types,
         env: &Envelope,
         last: &mut Option<(&'static str, u32)>,
+        blob: &mut Vec<u8>,
     ) -> std::result::Result<Mail, Unsaved> {
         let type_name = env.payload_type();
         let known = last.filter(|(name, _)| std::ptr::eq(*name, type_name)).map(|(_, i)| i);
@@ -398,10 +512,7 @@ impl Mail {
             .or_else(|| types.payload_index_of_type(type_name))
             .ok_or(Unsaved::PayloadNotRegistered)?;
         *last = Some((type_name, tag));
-        // Most payloads fit: no growing on the way.
-        let mut payload = Vec::with_capacity(32);
-        types
-            .encode_payload_at(tag, env, &mut payload)
+        let payload = Span::append(blob, |b| types.encode_payload_at(tag, env, b))
             .map_err(|_| Unsaved::StateWouldNotSerialize)?;
         let o = env.origin();
         Ok(Mail {
@@ -415,11 +526,12 @@ impl Mail {
         })
     }
 
-    /// The envelope again (its payload decoded, depth-bounded).
-    pub(crate) fn load(&self, types: &Types) -> Result<Envelope> {
+    /// The envelope again (its payload, from `blob`, decoded
+    /// depth-bounded).
+    pub(crate) fn load(&self, types: &Types, blob: &[u8]) -> Result<Envelope> {
         let tag = types.payload_tag(self.tag).unwrap_or("?");
         let mut env = types
-            .decode_payload_at(self.tag, &self.payload)
+            .decode_payload_at(self.tag, self.payload.of(blob))
             .map_err(|why| Error::BadSnapshot(format!("a {tag} payload does not decode: {why}")))?;
         env = env.from(AgentId(self.sender));
         if let Some(r) = self.receiver {

@@ -8,7 +8,7 @@ use crate::envelope::Envelope;
 use crate::error::{Error, Phase, Result, Unsaved};
 use crate::id::AgentId;
 use crate::registry::AgentRecord;
-use crate::snapshot::{AgentImage, AlarmImage, Blockers, Image, Mail, Pattern};
+use crate::snapshot::{AgentImage, AlarmImage, Blockers, Image, Mail, Pattern, Span};
 use crate::types::Types;
 use std::io::{Read, Write};
 
@@ -119,20 +119,23 @@ impl Scheduler {
         // Agents of one type come in runs: its number is looked up once a run.
         let mut last_type = None;
         let mut last_payload = None;
-        let mut saved = |env: &Envelope, holder: AgentId, blockers: &mut Blockers| {
-            Mail::save(types, env, &mut last_payload)
+        // Every payload and state in one buffer (see `Span`).
+        let mut blob = Vec::new();
+        let mut saved = |env: &Envelope, holder: AgentId, blockers: &mut Blockers, blob: &mut _| {
+            Mail::save(types, env, &mut last_payload, blob)
                 .map_err(|why| blockers.add(holder, env.payload_type(), why))
                 .ok()
         };
         for &(order, index) in &live {
             let rec = &reg.agents[index as usize];
             let Some(slot) = self.slots[index as usize].as_ref() else { continue };
-            let Some(state) = agent_state(types, slot, rec.id, &mut blockers, &mut last_type)
-            else {
-                continue;
-            };
-            let inbox: Vec<Mail> =
-                rec.inbox.iter().filter_map(|env| saved(env, rec.id, &mut blockers)).collect();
+            let state = agent_state(types, slot, rec.id, &mut blockers, &mut last_type, &mut blob);
+            let Some(state) = state else { continue };
+            let inbox: Vec<Mail> = rec
+                .inbox
+                .iter()
+                .filter_map(|env| saved(env, rec.id, &mut blockers, &mut blob))
+                .collect();
             let screens = if rec.screened {
                 let mine = reg.screens.iter().filter(|s| s.0 == index);
                 mine.map(|&(_, resource, request)| (resource.0, request)).collect()
@@ -160,12 +163,12 @@ impl Scheduler {
         }
         let mut alarms = Vec::new();
         for (at, ignore_if_idle, env) in self.shared.alarms.borrow().mail_in_order() {
-            if let Some(mail) = saved(env, env.sender(), &mut blockers) {
+            if let Some(mail) = saved(env, env.sender(), &mut blockers, &mut blob) {
                 alarms.push(AlarmImage { at, ignore_if_idle, mail });
             }
         }
         for (at, env) in self.shared.exported.borrow().iter() {
-            if let Some(mail) = saved(env, env.sender(), &mut blockers) {
+            if let Some(mail) = saved(env, env.sender(), &mut blockers, &mut blob) {
                 alarms.push(AlarmImage { at: *at, ignore_if_idle: true, mail });
             }
         }
@@ -174,7 +177,7 @@ impl Scheduler {
             .outbox
             .borrow()
             .iter()
-            .filter_map(|env| saved(env, env.sender(), &mut blockers))
+            .filter_map(|env| saved(env, env.sender(), &mut blockers, &mut blob))
             .collect();
         blockers.into_result()?;
         Ok(Image {
@@ -189,6 +192,7 @@ impl Scheduler {
             agents,
             alarms,
             undelivered,
+            blob,
         })
     }
 
@@ -220,30 +224,30 @@ impl Scheduler {
         self.shared.next_auto_id.set(image.next_id.max(1));
         self.shared.next_request.set(image.next_request);
         for a in image.agents.iter().filter(|a| here(AgentId(a.id))) {
-            self.load_agent(types, a)?;
+            self.load_agent(types, a, &image.blob)?;
         }
         for alarm in &image.alarms {
             if mail_here(alarm.mail.receiver.map(AgentId)) {
-                let env = alarm.mail.load(types)?;
+                let env = alarm.mail.load(types, &image.blob)?;
                 self.shared.alarms_mut(|q| q.set_mail(alarm.at, env, alarm.ignore_if_idle));
             }
         }
         for mail in &image.undelivered {
             if mail_here(mail.receiver.map(AgentId)) {
-                self.shared.post(mail.load(types)?);
+                self.shared.post(mail.load(types, &image.blob)?);
             }
         }
         self.between_runs();
         Ok(())
     }
 
-    fn load_agent(&mut self, types: &Types, a: &AgentImage) -> Result<()> {
+    fn load_agent(&mut self, types: &Types, a: &AgentImage, blob: &[u8]) -> Result<()> {
         let id = AgentId(a.id);
-        let installer = types.load_agent(a.tag, &a.state).map_err(|why| {
+        let installer = types.load_agent(a.tag, a.state.of(blob)).map_err(|why| {
             let tag = types.agent_tag(a.tag).unwrap_or("?");
             Error::BadSnapshot(format!("agent {id}'s state ({tag}) does not decode: {why}"))
         })?;
-        let inbox = a.inbox.iter().map(|m| m.load(types)).collect::<Result<_>>()?;
+        let inbox = a.inbox.iter().map(|m| m.load(types, blob)).collect::<Result<_>>()?;
         let index = u32::try_from(self.slots.len())
             .ok()
             .filter(|&i| i < crate::registry::MAX_AGENTS)
@@ -315,7 +319,8 @@ fn agent_state(
     id: AgentId,
     blockers: &mut Blockers,
     last_type: &mut Option<(&'static str, u32)>,
-) -> Option<(u32, Vec<u8>)> {
+    blob: &mut Vec<u8>,
+) -> Option<(u32, Span)> {
     let Some(agent) = slot.agent.as_ref() else {
         blockers.add(id, "async fn", Unsaved::AsyncFn);
         return None;
@@ -341,10 +346,8 @@ fn agent_state(
         return None;
     };
     *last_type = Some((type_name, tag));
-    // Most states fit: no growing on the way.
-    let mut state = Vec::with_capacity(64);
-    match types.save_agent(tag, agent.as_any(), &mut state) {
-        Ok(()) => Some((tag, state)),
+    match Span::append(blob, |b| types.save_agent(tag, agent.as_any(), b)) {
+        Ok(state) => Some((tag, state)),
         Err(_) => {
             blockers.add(id, type_name, Unsaved::StateWouldNotSerialize);
             None

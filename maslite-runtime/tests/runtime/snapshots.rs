@@ -309,7 +309,9 @@ mod programs_saved {
     //! on where the saved ones stopped. Their scripts leave out what cannot
     //! be saved (a sleep inside an update, async-fn children).
 
-    use crate::programs::{cases, topic, Action, Actor, Cast, Journal, Moment, Msg, Outside, Posted};
+    use crate::programs::{
+        cases, topic, Action, Actor, Cast, Journal, Moment, Msg, Outside, Posted,
+    };
     use maslite_core::{AgentId, Cx, Envelope, RunOptions, Subscription, Types};
     use maslite_runtime::Runtime;
     use proptest::prelude::*;
@@ -449,7 +451,8 @@ mod programs_saved {
         let ids = prog.cast.ids();
         let mut rt = Runtime::new(partitions).unwrap();
         for (i, &id) in ids.iter().enumerate() {
-            let actor = Actor::new(prog.cast.mind(i, ids.clone()), Vec::new(), prog.allocated, sink);
+            let actor =
+                Actor::new(prog.cast.mind(i, ids.clone()), Vec::new(), prog.allocated, sink);
             rt.add_with_id(i % partitions, id, actor.on_partitions(partitions)).unwrap();
         }
         for &(a, t) in &prog.subs {
