@@ -583,6 +583,17 @@ pub enum Outside {
     },
 }
 
+/// What the test does from outside, without direct mail or `AlarmAt`
+/// (`same_trace`'s mix, and the snapshots').
+pub fn plain_outside() -> impl Strategy<Value = Outside> {
+    prop_oneof![
+        3 => (0u8..8, 0u64..1000, prop::option::of(0u8..3))
+            .prop_map(|(to, val, topic)| Outside::Send { to, val, topic, direct: false }),
+        1 => (0u8..3, 0u64..1000).prop_map(|(topic, val)| Outside::Broadcast { topic, val }),
+        2 => (0u8..8, 0u8..4, 0u64..1000).prop_map(|(to, delay, val)| Outside::Alarm { to, delay, val }),
+    ]
+}
+
 /// What a deed from outside hands the system.
 pub enum Posted {
     Mail(Envelope),

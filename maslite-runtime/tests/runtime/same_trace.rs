@@ -23,8 +23,8 @@
 //! its own trace (`Event`).
 
 use crate::programs::{
-    cases, delay, kick, layouts, topic, Action, Actor, Cast, Journal, Mind, Moment, Msg, Outside,
-    Placement, Posted, Scripted,
+    cases, delay, kick, layouts, plain_outside, topic, Action, Actor, Cast, Journal, Mind, Moment,
+    Msg, Outside, Placement, Posted, Scripted,
 };
 use maslite_core::{Agent, AgentId, Alarm, Cx, Envelope, Error, Scheduler, Subscription};
 use maslite_runtime::{Runtime, RuntimeReport, StopReason};
@@ -106,17 +106,6 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
-/// This property's mix of what the test does from outside (no direct mail,
-/// no `AlarmAt`).
-fn outside() -> impl Strategy<Value = Outside> {
-    prop_oneof![
-        3 => (0u8..8, 0u64..1000, prop::option::of(0u8..3))
-            .prop_map(|(to, val, topic)| Outside::Send { to, val, topic, direct: false }),
-        1 => (0u8..3, 0u64..1000).prop_map(|(topic, val)| Outside::Broadcast { topic, val }),
-        2 => (0u8..8, 0u8..4, 0u64..1000).prop_map(|(to, delay, val)| Outside::Alarm { to, delay, val }),
-    ]
-}
-
 #[derive(Clone, Debug)]
 struct Program {
     cast: Cast<Action>,
@@ -131,7 +120,7 @@ fn program() -> impl Strategy<Value = Program> {
         (
             Cast::of(k, action()),
             prop::collection::vec((0u8..8, 0u8..3), 0..4),
-            prop::collection::vec(outside(), 2..8),
+            prop::collection::vec(plain_outside(), 2..8),
             any::<u64>(),
         )
             .prop_map(|(cast, subs, outside, place_seed)| Program {

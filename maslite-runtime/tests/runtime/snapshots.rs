@@ -310,7 +310,7 @@ mod programs_saved {
     //! be saved (a sleep inside an update, async-fn children).
 
     use crate::programs::{
-        cases, topic, Action, Actor, Cast, Journal, Moment, Msg, Outside, Posted,
+        cases, plain_outside, topic, Action, Actor, Cast, Journal, Moment, Msg, Outside, Posted,
     };
     use maslite_core::{AgentId, Cx, Envelope, RunOptions, Subscription, Types};
     use maslite_runtime::Runtime;
@@ -388,16 +388,6 @@ mod programs_saved {
         ]
     }
 
-    fn outside() -> impl Strategy<Value = Outside> {
-        prop_oneof![
-            3 => (0u8..8, 0u64..1000, prop::option::of(0u8..3))
-                .prop_map(|(to, val, topic)| Outside::Send { to, val, topic, direct: false }),
-            1 => (0u8..3, 0u64..1000).prop_map(|(topic, val)| Outside::Broadcast { topic, val }),
-            2 => (0u8..8, 0u8..4, 0u64..1000)
-                .prop_map(|(to, delay, val)| Outside::Alarm { to, delay, val }),
-        ]
-    }
-
     #[derive(Clone, Debug)]
     struct Program {
         cast: Cast<Action>,
@@ -415,7 +405,7 @@ mod programs_saved {
             (
                 Cast::of(k, action()),
                 prop::collection::vec((0u8..8, 0u8..3), 0..4),
-                prop::collection::vec(outside(), 2..8),
+                prop::collection::vec(plain_outside(), 2..8),
                 any::<bool>(),
                 prop::collection::vec(((0u8..3, 1u8..8), (1usize..=4, any::<u64>())), 1..4),
                 1usize..=3,
