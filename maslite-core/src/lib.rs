@@ -130,12 +130,14 @@ pub use change::Change;
 pub use clock::Clock;
 pub use context::{Cx, Recv, Sleep};
 pub use envelope::{Envelope, Origin};
-pub use error::{Error, Phase, Result};
+pub use error::{Error, Immovable, Phase, Result};
 pub use id::AgentId;
 pub use mailing_list::{MailingList, Subscription};
 pub use process::{Ended, Join, Process};
 pub use resource::{Grant, Granted, Request, Resource, ResourceCall};
-pub use scheduler::{Driver, RemoteAlarms, RunOptions, RunReport, Scheduler, Stats, StopReason};
+pub use scheduler::{
+    Driver, MovingAgent, RemoteAlarms, RunOptions, RunReport, Scheduler, Stats, StopReason,
+};
 pub use start::Start;
 pub use testbed::TestBed;
 pub use topic::Topic;

@@ -184,6 +184,7 @@
 
 #![deny(missing_docs)]
 
+pub mod advice;
 mod builder;
 mod config;
 #[cfg(feature = "console")]
@@ -199,9 +200,11 @@ mod route;
 mod runtime;
 pub mod service;
 pub mod system;
+pub mod traffic;
 pub mod transport;
 mod wait;
 
+pub use advice::{AgentPlacement, PlacementAdvice};
 pub use builder::Builder;
 pub use endpoint::{Outbound, Overflow};
 pub use error::{Error, Result};
@@ -213,3 +216,4 @@ pub use service::{Inlet, ServeOptions, Service, ServiceStats};
 pub use system::{RunSummary, System};
 /// The token that stops a runtime (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;
+pub use traffic::{PairCount, Traffic};

@@ -1,8 +1,11 @@
 //! What a run did, per partition and between partitions, so a user sees
 //! where the time and the traffic went — and how to place agents better.
 
+use crate::advice::PlacementAdvice;
+use crate::traffic::Traffic;
 use maslite_core::AgentId;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a run stopped: the kernel's [`StopReason`](maslite_core::StopReason),
@@ -86,6 +89,10 @@ pub struct RuntimeReport {
     /// The agent pairs that crossed partitions most, most first (at most
     /// ten): candidates to place together.
     pub top_pairs: Vec<PairTraffic>,
+    /// Every pair's messages and every agent's load, if the run measured
+    /// them ([`Runtime::measure_traffic`](crate::Runtime::measure_traffic)):
+    /// what [`suggest_placement`](Self::suggest_placement) advises from.
+    pub measured: Option<Arc<Traffic>>,
 }
 
 impl RuntimeReport {
@@ -139,7 +146,67 @@ impl RuntimeReport {
     pub fn updates(&self) -> u64 {
         self.partitions.iter().map(|p| p.updates).sum()
     }
+
+    /// Agent updates per global step, on all partitions together: the work
+    /// each synchronisation of the partitions pays for.
+    pub fn updates_per_step(&self) -> f64 {
+        self.updates() as f64 / self.steps.max(1) as f64
+    }
+
+    /// Wall time per global step: with several partitions, mostly their
+    /// synchronisation when steps carry little work.
+    pub fn step_cost(&self) -> Duration {
+        self.wall / self.steps.max(1).min(u32::MAX as u64) as u32
+    }
+
+    /// Whether fewer partitions would likely be faster: a run of several
+    /// partitions (and enough steps to tell) whose steps cost more than
+    /// [`STEP_WORK_RATIO`] times the work they carry, counted at
+    /// [`UPDATE_COST`] an update, as a bare kernel does it. Then the
+    /// partitions spend their time waiting for each other — a SimPy-style
+    /// model with one event per timestamp, say.
+    pub fn fewer_partitions_faster(&self) -> bool {
+        let work = UPDATE_COST.as_secs_f64() * self.updates_per_step();
+        self.partitions.len() > 1
+            && self.steps >= 100
+            && self.step_cost().as_secs_f64() > STEP_WORK_RATIO * work
+    }
+
+    /// Advice on placing the measured agents on `k` partitions (see
+    /// [`Traffic::suggest_placement`]); [`Error::Config`](crate::Error::Config)
+    /// if the run did not measure its traffic.
+    pub fn suggest_placement(&self, k: usize) -> crate::Result<PlacementAdvice> {
+        self.traffic()?.suggest_placement(k)
+    }
+
+    /// [`suggest_placement`](Self::suggest_placement) with a load
+    /// tolerance of your own (see [`Traffic::suggest_placement_within`]).
+    pub fn suggest_placement_within(
+        &self,
+        k: usize,
+        tolerance: f64,
+    ) -> crate::Result<PlacementAdvice> {
+        self.traffic()?.suggest_placement_within(k, tolerance)
+    }
+
+    fn traffic(&self) -> crate::Result<&Traffic> {
+        self.measured.as_deref().ok_or_else(|| {
+            crate::Error::Config(
+                "this run did not measure its traffic: call Runtime::measure_traffic(true) \
+                 before it"
+                    .into(),
+            )
+        })
+    }
 }
+
+/// What an update costs a bare kernel, about (a generous figure: ping-pong
+/// does one in ~60 ns on the project's machines).
+pub const UPDATE_COST: Duration = Duration::from_nanos(100);
+
+/// A step that costs more than this many times its work is mostly
+/// synchronisation (see [`RuntimeReport::fewer_partitions_faster`]).
+pub const STEP_WORK_RATIO: f64 = 4.0;
 
 impl fmt::Display for RuntimeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -192,6 +259,23 @@ impl fmt::Display for RuntimeReport {
                 f,
                 "crossing: {} (p{}) -> {} (p{}): {} messages",
                 pair.sender, pair.from, pair.receiver, pair.to, pair.messages
+            )?;
+        }
+        if self.partitions.len() > 1 {
+            if let Ok(advice) = self.suggest_placement(self.partitions.len()) {
+                writeln!(f, "{advice}")?;
+            }
+        }
+        if self.fewer_partitions_faster() {
+            writeln!(
+                f,
+                "this run made {} steps with {:.1} updates each on average; each step costs \
+                 about {:.1} µs, mostly synchronisation between the {} partitions: \
+                 1 partition would likely be faster",
+                self.steps,
+                self.updates_per_step(),
+                self.step_cost().as_secs_f64() * 1e6,
+                self.partitions.len()
             )?;
         }
         Ok(())
