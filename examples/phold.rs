@@ -24,6 +24,10 @@
 //! `--lookahead`; `0` runs lockstep). The last line reads
 //! `phold: partitions <P> events <N> hash <hex> events/s <N>`.
 //!
+//! `--measure` measures the traffic between agents: the report then ends
+//! with placement advice (`moving these N agents would cut crossing
+//! messages from X to Y ...`).
+//!
 //! `--placement block|round-robin|random` places the agents on the
 //! partitions: contiguous blocks of ids (the default), id mod P, or blocks
 //! of a random permutation of the ids, seeded by `--placement-seed`
@@ -131,6 +135,11 @@ pub struct Params {
     /// run on their own; 0 runs lockstep [default: --lookahead].
     #[arg(long, value_name = "SECONDS")]
     pub window: Option<f64>,
+    /// Measure the traffic between agents: the report (on stderr) then
+    /// ends with placement advice for --partitions (PHOLD's remote events
+    /// go to agents chosen uniformly: expect little to gain).
+    #[arg(long)]
+    pub measure: bool,
     /// Hosts sharing the partitions (in blocks) over NATS; 1: all here.
     #[arg(long, value_name = "H", default_value_t = 1)]
     pub hosts: u16,
@@ -362,6 +371,9 @@ pub fn run_hosted(
     for (i, partition) in params.layout().into_iter().enumerate() {
         let id = AgentId(i as u64);
         rt.add_with_id(partition, id, Lp::new(params, id))?;
+    }
+    if params.measure && params.hosts <= 1 {
+        rt.measure_traffic(true)?;
     }
     watch(&rt);
     let wall = Instant::now();

@@ -159,14 +159,20 @@ impl RuntimeReport {
         self.wall / self.steps.max(1).min(u32::MAX as u64) as u32
     }
 
+    /// Messages sent per global step, on all partitions together.
+    pub fn messages_per_step(&self) -> f64 {
+        self.sent() as f64 / self.steps.max(1) as f64
+    }
+
     /// Whether fewer partitions would likely be faster: a run of several
     /// partitions (and enough steps to tell) whose steps cost more than
     /// [`STEP_WORK_RATIO`] times the work they carry, counted at
-    /// [`UPDATE_COST`] an update, as a bare kernel does it. Then the
-    /// partitions spend their time waiting for each other — a SimPy-style
-    /// model with one event per timestamp, say.
+    /// [`EVENT_COST`] an update or a message, as a bare kernel does them.
+    /// Then the partitions spend their time waiting for each other — a
+    /// SimPy-style model with one event per timestamp, say.
     pub fn fewer_partitions_faster(&self) -> bool {
-        let work = UPDATE_COST.as_secs_f64() * self.updates_per_step();
+        let events = self.updates_per_step() + self.messages_per_step();
+        let work = EVENT_COST.as_secs_f64() * events;
         self.partitions.len() > 1
             && self.steps >= 100
             && self.step_cost().as_secs_f64() > STEP_WORK_RATIO * work
@@ -200,9 +206,9 @@ impl RuntimeReport {
     }
 }
 
-/// What an update costs a bare kernel, about (a generous figure: ping-pong
-/// does one in ~60 ns on the project's machines).
-pub const UPDATE_COST: Duration = Duration::from_nanos(100);
+/// What an update or a message costs a bare kernel, about (a generous
+/// figure: ping-pong does both in ~60 ns on the project's machines).
+pub const EVENT_COST: Duration = Duration::from_nanos(100);
 
 /// A step that costs more than this many times its work is mostly
 /// synchronisation (see [`RuntimeReport::fewer_partitions_faster`]).
@@ -269,11 +275,12 @@ impl fmt::Display for RuntimeReport {
         if self.fewer_partitions_faster() {
             writeln!(
                 f,
-                "this run made {} steps with {:.1} updates each on average; each step costs \
-                 about {:.1} µs, mostly synchronisation between the {} partitions: \
-                 1 partition would likely be faster",
+                "this run made {} steps with {:.1} updates and {:.1} messages each on average; \
+                 each step costs about {:.1} µs, mostly synchronisation between the {} \
+                 partitions: 1 partition would likely be faster",
                 self.steps,
                 self.updates_per_step(),
+                self.messages_per_step(),
                 self.step_cost().as_secs_f64() * 1e6,
                 self.partitions.len()
             )?;

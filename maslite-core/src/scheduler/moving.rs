@@ -154,8 +154,12 @@ impl Scheduler {
             rec.accepts = false;
             rec.visible = 0;
             rec.screened = false;
-            // A mark stays with the slot (it is in the marked list once):
-            // it costs the slot's next owner a spurious look, nothing more.
+            // Its mark goes with it: a mark left on the slot would make
+            // the next round poll nobody, and count as a round that did.
+            if rec.marked {
+                rec.marked = false;
+                reg.marked.retain(|&i| i != index);
+            }
             reg.ids.remove(&id);
             let (order, sent, added, visible, marked) = moved;
             (id, order, sent, added, inbox, visible, marked, screens)

@@ -206,7 +206,10 @@ fn bad_placements_are_typed_errors_and_move_nothing() {
             read: 0,
         })
         .unwrap();
-    rt.run().unwrap();
+    let d = rt.add_with_id(1, AgentId(4), Napper).unwrap();
+    rt.send(Envelope::new(Note { val: 0, hops: 9 }).to(d));
+    // It is asleep inside its update when the run stops.
+    rt.run_with(RunOptions::new().seconds(1.0)).unwrap();
 
     let unknown: AgentPlacement = [(a, 1), (AgentId(99), 1)].into_iter().collect();
     let e = rt.apply_placement(&unknown).unwrap_err();
@@ -218,13 +221,21 @@ fn bad_placements_are_typed_errors_and_move_nothing() {
     assert_eq!(e, Error::NoPartition { partition: 5, partitions: 2 });
     assert_eq!(e.to_string(), "no partition 5 (the runtime has 2)");
 
-    let stuck: AgentPlacement = [(a, 1), (b, 1), (c, 0)].into_iter().collect();
+    let stuck: AgentPlacement = [(a, 1), (b, 1), (c, 0), (d, 0)].into_iter().collect();
     let e = rt.apply_placement(&stuck).unwrap_err();
-    assert_eq!(e, Error::CannotMove(vec![(b, Immovable::AsyncFn), (c, Immovable::NotSend)]));
+    assert_eq!(
+        e,
+        Error::CannotMove(vec![
+            (b, Immovable::AsyncFn),
+            (c, Immovable::NotSend),
+            (d, Immovable::Suspended)
+        ])
+    );
     assert_eq!(
         e.to_string(),
         "cannot move agent 2 (an async fn agent (its state is inside its future)), \
-         agent 3 (added without a Send bound (add_made, cx.add)); nothing was moved"
+         agent 3 (added without a Send bound (add_made, cx.add)), \
+         agent 4 (suspended inside its setup or update); nothing was moved"
     );
     // Nothing moved: `a` is where it was, and still works there.
     assert_eq!(rt.partition_of(a), Some(0));
@@ -244,6 +255,16 @@ fn bad_placements_are_typed_errors_and_move_nothing() {
     rt.place(a, 1).unwrap();
     assert!(rt.with_partition(1, move |s| s.contains(a)).unwrap());
     assert!(!rt.with_partition(0, move |s| s.contains(a)).unwrap());
+}
+
+/// Sleeps inside its update.
+struct Napper;
+
+impl Agent for Napper {
+    async fn update(&mut self, cx: &Cx) {
+        while cx.try_recv().is_some() {}
+        cx.sleep(10.0).await;
+    }
 }
 
 /// `communities` groups of `size` agents, each talking to its group a lot
@@ -327,4 +348,73 @@ fn a_measured_run_reports_traffic_and_advice() {
     rt.measure_traffic(false).unwrap();
     let again = rt.run().unwrap();
     assert!(again.measured.is_none());
+}
+
+/// Passes tokens around a ring through alarms a second ahead (the
+/// lookahead's promise), noting what it reads.
+struct Relay {
+    next: AgentId,
+    traces: Traces,
+    read: u64,
+}
+
+impl Agent for Relay {
+    async fn update(&mut self, cx: &Cx) {
+        while let Some(env) = cx.try_recv() {
+            let note = env.payload::<Note>().unwrap().clone();
+            self.read += 1;
+            self.traces.lock().unwrap().entry(cx.id().0).or_default().push((
+                cx.now().to_bits(),
+                self.read,
+                env.sender().0,
+                note.val,
+            ));
+            let next = Note { val: mix(note.val) % 1000, hops: 0 };
+            cx.set_alarm(Alarm::after(1.0, Envelope::new(next).to(self.next))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn moving_agents_in_lookahead_windows_and_free_mode_keeps_the_trace() {
+    let run = |moving: bool| {
+        let traces: Traces = Arc::default();
+        let mut rt = Runtime::builder().partitions(3).lookahead(0.5).build().unwrap();
+        let ids: Vec<AgentId> = (1..=6).map(AgentId).collect();
+        for (i, &id) in ids.iter().enumerate() {
+            let relay = Relay { next: ids[(i + 1) % 6], traces: traces.clone(), read: 0 };
+            rt.add_with_id(i % 3, id, relay).unwrap();
+        }
+        rt.send(Envelope::new(Note { val: 1, hops: 0 }).to(ids[0]));
+        rt.send(Envelope::new(Note { val: 2, hops: 0 }).to(ids[3]));
+        let slice = RunOptions::new().seconds(2.5).clear_alarms_at_end(false);
+        for round in 0..4 {
+            rt.run_with(slice).unwrap();
+            if moving {
+                // Every agent somewhere else, each time.
+                let placement: AgentPlacement =
+                    ids.iter().enumerate().map(|(i, &id)| (id, (i + round + 1) % 3)).collect();
+                assert_eq!(rt.apply_placement(&placement).unwrap(), 6);
+            }
+        }
+        let traces = std::mem::take(&mut *traces.lock().unwrap());
+        traces
+    };
+    let still = run(false);
+    assert_eq!(still.values().map(Vec::len).sum::<usize>(), 20);
+    assert_eq!(run(true), still);
+
+    // Free mode (the real-time clock): a moved agent still gets its mail.
+    let traces: Traces = Arc::default();
+    let mut rt = Runtime::builder().partitions(2).real_time().build().unwrap();
+    let (a, b) = (AgentId(1), AgentId(2));
+    rt.add_with_id(0, a, Relay { next: b, traces: traces.clone(), read: 0 }).unwrap();
+    rt.add_with_id(1, b, Scripted { seed: 1, peers: vec![a], traces: traces.clone(), read: 0 })
+        .unwrap();
+    rt.run_with(RunOptions::new().seconds(0.01)).unwrap();
+    rt.place(a, 1).unwrap();
+    rt.send(Envelope::new(Note { val: 5, hops: 9 }).to(a));
+    rt.run_with(RunOptions::new().seconds(0.05)).unwrap();
+    assert_eq!(rt.with_agent(a, |r: &Relay| r.read).unwrap(), 1);
+    assert_eq!(rt.partition_of(a), Some(1));
 }
