@@ -425,7 +425,7 @@ fn placement_lines(smoke: bool, runs: usize, warmup: usize) -> Vec<String> {
     let p = if smoke {
         cases::factories::Params { lines: 4, end: 5.0, batch: 8, ..Default::default() }
     } else {
-        cases::factories::Params::default()
+        cases::factories::Params { end: 200.0, ..Default::default() }
     };
     let advice = cases::factories_advice(&p);
     let (mut random, mut advised, mut ratios) = (Vec::new(), Vec::new(), Vec::new());

@@ -43,7 +43,6 @@
 use crate::traffic::Traffic;
 use maslite_core::AgentId;
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// The load tolerance of [`Traffic::suggest_placement`]: 10% of the mean.
@@ -54,7 +53,8 @@ pub const DEFAULT_TOLERANCE: f64 = 0.10;
 /// [`Runtime::apply_placement`](crate::Runtime::apply_placement).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AgentPlacement {
-    map: BTreeMap<AgentId, usize>,
+    /// Sorted by id, one entry per agent.
+    entries: Vec<(AgentId, usize)>,
 }
 
 impl AgentPlacement {
@@ -65,33 +65,43 @@ impl AgentPlacement {
 
     /// Puts agent `id` on partition `partition` (replacing an earlier entry).
     pub fn set(&mut self, id: AgentId, partition: usize) {
-        self.map.insert(id, partition);
+        match self.entries.binary_search_by_key(&id, |e| e.0) {
+            Ok(i) => self.entries[i].1 = partition,
+            Err(i) => self.entries.insert(i, (id, partition)),
+        }
     }
 
     /// The partition of agent `id`, if placed.
     pub fn get(&self, id: AgentId) -> Option<usize> {
-        self.map.get(&id).copied()
+        self.entries.binary_search_by_key(&id, |e| e.0).ok().map(|i| self.entries[i].1)
     }
 
     /// The agents placed.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.entries.len()
     }
 
     /// Whether no agent is placed.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.entries.is_empty()
     }
 
     /// (agent, partition), by agent id.
     pub fn iter(&self) -> impl Iterator<Item = (AgentId, usize)> + '_ {
-        self.map.iter().map(|(&id, &p)| (id, p))
+        self.entries.iter().copied()
     }
 }
 
 impl FromIterator<(AgentId, usize)> for AgentPlacement {
+    /// The last entry for an agent wins.
     fn from_iter<I: IntoIterator<Item = (AgentId, usize)>>(iter: I) -> Self {
-        AgentPlacement { map: iter.into_iter().collect() }
+        let mut entries: Vec<(AgentId, usize)> = iter.into_iter().collect();
+        // Stable: for equal ids the later entry stays later, and is kept.
+        entries.sort_by_key(|e| e.0);
+        entries.reverse();
+        entries.dedup_by_key(|e| e.0);
+        entries.reverse();
+        AgentPlacement { entries }
     }
 }
 
@@ -193,6 +203,68 @@ fn imbalance(loads: &[u64]) -> f64 {
 
 // ----- the graph ---------------------------------------------------------------
 
+/// Agent ids to vertex numbers: a table when the ids are dense (agents
+/// added from outside are numbered 1, 2, 3...), a hash map otherwise.
+enum Index {
+    Dense { first: u64, table: Vec<u32> },
+    Sparse(FxHashMap<AgentId, u32>),
+}
+
+impl Index {
+    fn of(agents: &[(AgentId, u64, usize)]) -> Index {
+        let (Some(first), Some(last)) = (agents.first(), agents.last()) else {
+            return Index::Sparse(FxHashMap::default());
+        };
+        let span = last.0 .0 - first.0 .0;
+        if span < 4 * agents.len() as u64 + 1024 {
+            let mut table = vec![u32::MAX; span as usize + 1];
+            for (i, a) in agents.iter().enumerate() {
+                table[(a.0 .0 - first.0 .0) as usize] = i as u32;
+            }
+            Index::Dense { first: first.0 .0, table }
+        } else {
+            Index::Sparse(agents.iter().enumerate().map(|(i, a)| (a.0, i as u32)).collect())
+        }
+    }
+
+    #[inline]
+    fn get(&self, id: AgentId) -> Option<u32> {
+        match self {
+            Index::Dense { first, table } => {
+                let i = id.0.checked_sub(*first)?;
+                table.get(i as usize).copied().filter(|&v| v != u32::MAX)
+            }
+            Index::Sparse(map) => map.get(&id).copied(),
+        }
+    }
+}
+
+/// Which vertices a pass looks at: all in the first, then those with a
+/// neighbour that moved in the pass before.
+struct Active {
+    now: Vec<bool>,
+    next: Vec<bool>,
+}
+
+impl Active {
+    fn all(n: usize) -> Active {
+        Active { now: vec![true; n], next: vec![false; n] }
+    }
+
+    /// `v` moved: its neighbours are looked at in the next pass.
+    fn moved(&mut self, g: &Graph, v: usize) {
+        for &u in g.row(v).0 {
+            self.next[u as usize] = true;
+        }
+    }
+
+    /// The next pass.
+    fn turn(&mut self) {
+        std::mem::swap(&mut self.now, &mut self.next);
+        self.next.iter_mut().for_each(|x| *x = false);
+    }
+}
+
 /// An undirected weighted graph in compressed rows.
 struct Graph {
     /// Row `v` is `adj[xadj[v]..xadj[v + 1]]`.
@@ -217,20 +289,21 @@ impl Graph {
     fn of(t: &Traffic) -> Graph {
         let agents = t.agents();
         let n = agents.len();
-        let index: FxHashMap<AgentId, u32> =
-            agents.iter().enumerate().map(|(i, a)| (a.0, i as u32)).collect();
+        let index = Index::of(agents);
+        // The pairs as vertex numbers, once (half the bytes of a pair).
         let ends: Vec<(u32, u32, u64)> = t
             .pairs()
             .iter()
             .filter_map(|p| {
-                let a = *index.get(&p.sender)?;
-                let b = *index.get(&p.receiver)?;
+                let a = index.get(p.sender)?;
+                let b = index.get(p.receiver)?;
                 (a != b && p.messages > 0).then_some((a, b, p.messages))
             })
             .collect();
         drop(index);
+        let ends = || ends.iter().copied();
         let mut deg = vec![0usize; n + 1];
-        for &(a, b, _) in &ends {
+        for (a, b, _) in ends() {
             deg[a as usize] += 1;
             deg[b as usize] += 1;
         }
@@ -238,48 +311,65 @@ impl Graph {
         for v in 0..n {
             xadj[v + 1] = xadj[v] + deg[v];
         }
+        // Each row gets its out-neighbours, then its in-neighbours: the
+        // pairs come sorted by (sender, receiver) and vertices are numbered
+        // in id order, so both runs are sorted, and merging them adds up a
+        // pair's two directions without a look-up table.
         let mut fill = xadj.clone();
         let mut adj = vec![0u32; xadj[n]];
         let mut ew = vec![0u64; xadj[n]];
-        for &(a, b, w) in &ends {
-            for (x, y) in [(a, b), (b, a)] {
-                let at = fill[x as usize];
-                adj[at] = y;
-                ew[at] = w;
-                fill[x as usize] += 1;
-            }
+        for (a, b, w) in ends() {
+            let at = fill[a as usize];
+            adj[at] = b;
+            ew[at] = w;
+            fill[a as usize] += 1;
         }
-        drop(ends);
+        let mid = fill.clone();
+        for (a, b, w) in ends() {
+            let at = fill[b as usize];
+            adj[at] = a;
+            ew[at] = w;
+            fill[b as usize] += 1;
+        }
+        drop(fill);
         let vw = agents.iter().map(|a| a.1).collect();
         let mut g = Graph { xadj, adj, ew, vw };
-        g.merge_duplicates();
+        g.merge_runs(&mid);
         g
     }
 
-    /// Adds up repeated neighbours in each row, in place.
-    fn merge_duplicates(&mut self) {
+    /// Merges each row's two sorted runs (`xadj[v]..mid[v]`,
+    /// `mid[v]..xadj[v + 1]`), adding up repeated neighbours, in place.
+    fn merge_runs(&mut self, mid: &[usize]) {
         let n = self.n();
-        let mut at = vec![u32::MAX; n];
+        let mut row: Vec<(u32, u64)> = Vec::new();
         let mut out = 0usize;
-        let mut start = 0usize;
-        for v in 0..n {
-            let end = self.xadj[v + 1];
-            let row_start = out;
-            for i in start..end {
-                let (u, w) = (self.adj[i], self.ew[i]);
-                let seen = at[u as usize];
-                if seen != u32::MAX && seen as usize >= row_start {
-                    self.ew[seen as usize] += w;
+        for (v, &split) in mid.iter().enumerate().take(n) {
+            let (start, end) = (self.xadj[v], self.xadj[v + 1]);
+            row.clear();
+            let (mut i, mut j) = (start, split);
+            while i < split || j < end {
+                let take_i = j >= end || (i < split && self.adj[i] <= self.adj[j]);
+                let (u, w) = if take_i {
+                    i += 1;
+                    (self.adj[i - 1], self.ew[i - 1])
                 } else {
-                    at[u as usize] = out as u32;
-                    self.adj[out] = u;
-                    self.ew[out] = w;
-                    out += 1;
+                    j += 1;
+                    (self.adj[j - 1], self.ew[j - 1])
+                };
+                match row.last_mut() {
+                    Some(last) if last.0 == u => last.1 += w,
+                    _ => row.push((u, w)),
                 }
             }
-            start = end;
-            self.xadj[v + 1] = out;
+            self.xadj[v] = out;
+            for &(u, w) in &row {
+                self.adj[out] = u;
+                self.ew[out] = w;
+                out += 1;
+            }
         }
+        self.xadj[n] = out;
         self.adj.truncate(out);
         self.ew.truncate(out);
     }
@@ -292,11 +382,15 @@ impl Graph {
         let mut weight: Vec<u64> = self.vw.clone();
         let mut conn = vec![0u64; n];
         let mut touched: Vec<u32> = Vec::new();
-        for _ in 0..3 {
+        let mut active = Active::all(n);
+        // One pass on a big graph (its misses in the cache cost most; the
+        // next level goes on clustering), three on a small one.
+        let passes = if n > 200_000 { 1 } else { 3 };
+        for pass in 0..passes {
             let mut moved = 0usize;
             for v in 0..n {
                 let (adj, ew) = self.row(v);
-                if adj.is_empty() {
+                if adj.is_empty() || !active.now[v] {
                     continue;
                 }
                 for (&u, &w) in adj.iter().zip(ew) {
@@ -313,8 +407,8 @@ impl Graph {
                 for &c in &touched {
                     let k = conn[c as usize];
                     if c != cur
-                        && weight[c as usize] + vw <= max_weight
                         && (k > best_conn || (k == best_conn && c < best))
+                        && weight[c as usize] + vw <= max_weight
                     {
                         best = c;
                         best_conn = k;
@@ -329,11 +423,15 @@ impl Graph {
                     weight[best as usize] += vw;
                     label[v] = best;
                     moved += 1;
+                    if pass + 1 < passes {
+                        active.moved(self, v);
+                    }
                 }
             }
             if moved == 0 {
                 break;
             }
+            active.turn();
         }
         // Numbered in order of first appearance.
         let mut number = vec![u32::MAX; n];
@@ -368,8 +466,8 @@ impl Graph {
         let mut vw = vec![0u64; clusters];
         let mut xadj = Vec::with_capacity(clusters + 1);
         xadj.push(0);
-        let mut adj = Vec::new();
-        let mut ew = Vec::new();
+        let mut adj = Vec::with_capacity(self.adj.len());
+        let mut ew = Vec::with_capacity(self.adj.len());
         let mut at = vec![u32::MAX; clusters];
         for c in 0..clusters {
             let row_start = adj.len();
@@ -536,9 +634,13 @@ fn rebalance(g: &Graph, part: &mut [u32], loads: &mut [u64], b: Bounds) {
 fn refine(g: &Graph, part: &mut [u32], loads: &mut [u64], b: Bounds, passes: usize) {
     let k = loads.len();
     let mut conn = Conn::new(k);
+    let mut active = Active::all(g.n());
     for _ in 0..passes {
         let mut moved = 0usize;
         for v in 0..g.n() {
+            if !active.now[v] {
+                continue;
+            }
             let from = part[v] as usize;
             conn.gather(g, part, v);
             let own = conn.to[from];
@@ -564,11 +666,13 @@ fn refine(g: &Graph, part: &mut [u32], loads: &mut [u64], b: Bounds, passes: usi
                 loads[best] += w;
                 part[v] = best as u32;
                 moved += 1;
+                active.moved(g, v);
             }
         }
         if moved == 0 {
             return;
         }
+        active.turn();
     }
 }
 
@@ -737,8 +841,10 @@ pub(crate) fn advise(t: &Traffic, k: usize, tolerance: f64) -> PlacementAdvice {
     let current_loads = g.loads(&current, current_k);
     let messages: u64 = g.ew.iter().sum::<u64>() / 2;
     let mut part = if k == 1 { vec![0; g.n()] } else { multilevel(&g, k, b) };
-    if k > 1 && current_k == k {
-        // The current placement, refined, may beat a fresh one.
+    if k > 1 && current_k == k && current_crossing <= 2 * g.cut(&part) {
+        // The current placement, refined, may beat a fresh one when it is
+        // about as good already (a placement refined by hand, or advised
+        // before).
         let mut mine = current.clone();
         let mut loads = g.loads(&mine, k);
         rebalance(&g, &mut mine, &mut loads, b);

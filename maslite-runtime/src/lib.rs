@@ -101,6 +101,16 @@
 //! [`Scheduler`](maslite_core::Scheduler) and on a [`Runtime`] alike, and
 //! gives the same trace on both (see the [`system`] module).
 //!
+//! ## Placement
+//!
+//! Where agents live changes how fast a run goes, never what it does. A
+//! run can measure its traffic ([`Runtime::measure_traffic`], see
+//! [`traffic`]); its report then proposes a placement that keeps the
+//! crossing messages few and the loads even
+//! ([`RuntimeReport::suggest_placement`], see [`advice`]); and agents move
+//! between runs ([`Runtime::apply_placement`]) with the trace they would
+//! have had without moving.
+//!
 //! ## Modes
 //!
 //! - **Lockstep** (the default): [`Runtime::new`]`(n)`.
