@@ -42,7 +42,7 @@
 //! fail and account for its mail cleanly.
 
 pub mod driver;
-mod moving;
+pub mod moving;
 
 pub use driver::{Driver, RemoteAlarms};
 pub use moving::MovingAgent;

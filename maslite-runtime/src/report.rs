@@ -166,8 +166,9 @@ impl RuntimeReport {
 
     /// Whether fewer partitions would likely be faster: a run of several
     /// partitions (and enough steps to tell) whose steps cost more than
-    /// [`STEP_WORK_RATIO`] times the work they carry, counted at
-    /// [`EVENT_COST`] an update or a message, as a bare kernel does them.
+    /// 4 times the work they carry, counted at 100 ns an update or a
+    /// message (a generous figure: a bare kernel's ping-pong does both in
+    /// ~60 ns on the project's machines).
     /// Then the partitions spend their time waiting for each other — a
     /// SimPy-style model with one event per timestamp, say.
     pub fn fewer_partitions_faster(&self) -> bool {
@@ -208,11 +209,11 @@ impl RuntimeReport {
 
 /// What an update or a message costs a bare kernel, about (a generous
 /// figure: ping-pong does both in ~60 ns on the project's machines).
-pub const EVENT_COST: Duration = Duration::from_nanos(100);
+pub(crate) const EVENT_COST: Duration = Duration::from_nanos(100);
 
 /// A step that costs more than this many times its work is mostly
 /// synchronisation (see [`RuntimeReport::fewer_partitions_faster`]).
-pub const STEP_WORK_RATIO: f64 = 4.0;
+pub(crate) const STEP_WORK_RATIO: f64 = 4.0;
 
 impl fmt::Display for RuntimeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -286,5 +287,54 @@ impl fmt::Display for RuntimeReport {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report of `steps` steps on two partitions, `updates` and `sent`
+    /// on each, in `wall`.
+    fn report(steps: u64, updates: u64, sent: u64, wall: Duration) -> RuntimeReport {
+        let part = |partition| PartitionReport { partition, updates, sent, ..Default::default() };
+        RuntimeReport {
+            reason: StopReason::Idle,
+            start_time: 0.0,
+            end_time: 1.0,
+            wall,
+            steps,
+            partitions: vec![part(0), part(1)],
+            traffic: vec![vec![0; 2]; 2],
+            untracked_crossings: 0,
+            top_pairs: Vec::new(),
+            measured: None,
+        }
+    }
+
+    #[test]
+    fn steps_with_little_work_say_that_one_partition_would_be_faster() {
+        // A SimPy-style model: 750 000 steps of about one update each, 10 µs a step.
+        let slow = report(750_000, 375_000, 375_000, Duration::from_micros(7_500_000));
+        assert!(slow.fewer_partitions_faster());
+        assert_eq!(slow.updates_per_step(), 1.0);
+        assert_eq!(slow.step_cost(), Duration::from_micros(10));
+        let text = slow.to_string();
+        assert!(
+            text.contains(
+                "this run made 750000 steps with 1.0 updates and 1.0 messages each on average; \
+                 each step costs about 10.0 µs, mostly synchronisation between the 2 partitions: \
+                 1 partition would likely be faster"
+            ),
+            "{text}"
+        );
+        // Steps that carry a thousand events each are worth their cost.
+        let busy = report(1_000, 500_000, 500_000, Duration::from_millis(10));
+        assert!(!busy.fewer_partitions_faster());
+        assert!(!busy.to_string().contains("1 partition would likely be faster"));
+        // Nor is it said of one partition.
+        let mut one = slow.clone();
+        one.partitions.truncate(1);
+        assert!(!one.fewer_partitions_faster());
     }
 }
