@@ -90,6 +90,13 @@ impl AgentPlacement {
     pub fn iter(&self) -> impl Iterator<Item = (AgentId, usize)> + '_ {
         self.entries.iter().copied()
     }
+
+    /// Keeps the entries for which `keep(agent, partition)` holds: to leave
+    /// out, say, the agents [`Runtime::immovable`](crate::Runtime::immovable)
+    /// names.
+    pub fn retain(&mut self, mut keep: impl FnMut(AgentId, usize) -> bool) {
+        self.entries.retain(|&(id, p)| keep(id, p));
+    }
 }
 
 impl FromIterator<(AgentId, usize)> for AgentPlacement {

@@ -77,6 +77,33 @@ impl Runtime {
         Ok(id)
     }
 
+    /// The agents `placement` would move that cannot move now, each with
+    /// the reason (see [`apply_placement`](Self::apply_placement)), by id:
+    /// to leave them out of an advice
+    /// ([`AgentPlacement::retain`]) before applying it.
+    pub fn immovable(&mut self, placement: &AgentPlacement) -> Result<Vec<(AgentId, Immovable)>> {
+        self.check(0)?;
+        let partitions = self.parts.len();
+        let mut from: Vec<Vec<AgentId>> = vec![Vec::new(); partitions];
+        for (id, to) in placement.iter() {
+            if to >= partitions {
+                return Err(Error::NoPartition { partition: to, partitions });
+            }
+            let at = self.dir.get(&id).copied().ok_or(Error::UnknownAgent(id))?;
+            if at != to {
+                from[at].push(id);
+            }
+        }
+        let mut stuck: Vec<(AgentId, Immovable)> = Vec::new();
+        for (q, ids) in from.into_iter().enumerate() {
+            if !ids.is_empty() && self.is_local(q) {
+                stuck.extend(self.with_driver(q, move |d| d.immovable(&ids))??);
+            }
+        }
+        stuck.sort_unstable_by_key(|s| s.0);
+        Ok(stuck)
+    }
+
     /// Moves agent `id` to `partition`, between runs, with its state,
     /// inbox, alarms and subscriptions (see
     /// [`apply_placement`](Self::apply_placement)).
@@ -121,16 +148,8 @@ impl Runtime {
             return Ok(0);
         }
         // Check every agent first.
-        let mut stuck: Vec<(AgentId, Immovable)> = Vec::new();
-        for (q, ids) in from.iter().enumerate() {
-            if ids.is_empty() {
-                continue;
-            }
-            let ids = ids.clone();
-            stuck.extend(self.with_driver(q, move |d| d.immovable(&ids))??);
-        }
+        let stuck = self.immovable(placement)?;
         if !stuck.is_empty() {
-            stuck.sort_unstable_by_key(|s| s.0);
             return Err(Error::CannotMove(stuck));
         }
         // Take them out, then put them in.

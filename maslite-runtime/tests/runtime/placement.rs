@@ -237,6 +237,12 @@ fn bad_placements_are_typed_errors_and_move_nothing() {
          agent 3 (added without a Send bound (add_made, cx.add)), \
          agent 4 (suspended inside its setup or update); nothing was moved"
     );
+    // The same, asked beforehand; and an advice can leave them out.
+    assert_eq!(rt.immovable(&stuck).unwrap(), e_agents(&e));
+    let mut movable = stuck.clone();
+    let names = e_agents(&e);
+    movable.retain(|id, _| names.iter().all(|n| n.0 != id));
+    assert_eq!(movable.iter().collect::<Vec<_>>(), [(a, 1)]);
     // Nothing moved: `a` is where it was, and still works there.
     assert_eq!(rt.partition_of(a), Some(0));
     assert_eq!(rt.partition_of(c), Some(1));
@@ -417,4 +423,12 @@ fn moving_agents_in_lookahead_windows_and_free_mode_keeps_the_trace() {
     rt.run_with(RunOptions::new().seconds(0.05)).unwrap();
     assert_eq!(rt.with_agent(a, |r: &Relay| r.read).unwrap(), 1);
     assert_eq!(rt.partition_of(a), Some(1));
+}
+
+/// The agents a `CannotMove` names.
+fn e_agents(e: &Error) -> Vec<(AgentId, Immovable)> {
+    match e {
+        Error::CannotMove(agents) => agents.clone(),
+        other => panic!("not CannotMove: {other}"),
+    }
 }
