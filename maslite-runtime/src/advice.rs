@@ -915,3 +915,39 @@ fn relabel(part: &mut [u32], current: &[u32], k: usize) {
         *x = to[*x as usize] as u32;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::traffic::Traffic;
+    use maslite_core::AgentId;
+
+    #[test]
+    fn odd_traffic_gets_advice_without_fuss() {
+        // No agents at all.
+        let none = Traffic::from_counts(2, [], []);
+        let a = none.suggest_placement(3).unwrap();
+        assert!(a.placement.is_empty() && a.moves.is_empty());
+        assert_eq!(a.loads, [0, 0, 0]);
+        // No load, no pairs: everyone stays.
+        let idle = Traffic::from_counts(2, (1..=5).map(|i| (AgentId(i), 0, (i % 2) as usize)), []);
+        let a = idle.suggest_placement(2).unwrap();
+        assert_eq!(a.placement.len(), 5);
+        assert_eq!((a.crossing, a.current_crossing), (0, 0));
+        // One partition: nothing crosses.
+        let pairs = [(AgentId(1), AgentId(2), 5), (AgentId(2), AgentId(3), 7)];
+        let three =
+            Traffic::from_counts(3, (1..=3).map(|i| (AgentId(i), 1, i as usize - 1)), pairs);
+        let a = three.suggest_placement(1).unwrap();
+        assert_eq!(a.crossing, 0);
+        assert_eq!(a.current_crossing, 12);
+        assert!(a.placement.iter().all(|(_, p)| p == 0));
+        // More partitions than agents; a pair naming an unknown agent.
+        let odd = Traffic::from_counts(2, [(AgentId(1), 3, 0)], [(AgentId(1), AgentId(9), 4)]);
+        let a = odd.suggest_placement(4).unwrap();
+        assert_eq!(a.placement.len(), 1);
+        assert_eq!(a.messages, 0, "pairs with agents nobody measured are left out");
+        // A tolerance that means nothing.
+        assert!(odd.suggest_placement_within(2, f64::NAN).is_err());
+        assert!(odd.suggest_placement_within(2, -0.1).is_err());
+    }
+}
