@@ -293,7 +293,9 @@ impl Graph {
 
     /// The graph of `t`'s agents (in id order) and pairs, both directions of
     /// a pair merged; messages to oneself and to unknown agents left out.
-    fn of(t: &Traffic) -> Graph {
+    /// Also returns the messages that cross under `part` (by vertex;
+    /// empty: none asked) and all messages, counted on the way.
+    fn with_cut(t: &Traffic, part: &[u32]) -> (Graph, u64, u64) {
         let agents = t.agents();
         let n = agents.len();
         let index = Index::of(agents);
@@ -310,9 +312,14 @@ impl Graph {
         drop(index);
         let ends = || ends.iter().copied();
         let mut deg = vec![0usize; n + 1];
-        for (a, b, _) in ends() {
+        let (mut cut, mut messages) = (0u64, 0u64);
+        for (a, b, w) in ends() {
             deg[a as usize] += 1;
             deg[b as usize] += 1;
+            messages += w;
+            if !part.is_empty() && part[a as usize] != part[b as usize] {
+                cut += w;
+            }
         }
         let mut xadj = vec![0usize; n + 1];
         for v in 0..n {
@@ -342,7 +349,7 @@ impl Graph {
         let vw = agents.iter().map(|a| a.1).collect();
         let mut g = Graph { xadj, adj, ew, vw };
         g.merge_runs(&mid);
-        g
+        (g, cut, messages)
     }
 
     /// Merges each row's two sorted runs (`xadj[v]..mid[v]`,
@@ -838,17 +845,16 @@ fn multilevel(g: &Graph, k: usize, b: Bounds) -> Vec<u32> {
 
 /// The advice for `t` on `k` parts (arguments checked).
 pub(crate) fn advise(t: &Traffic, k: usize, tolerance: f64) -> PlacementAdvice {
-    let g = Graph::of(t);
     let agents = t.agents();
+    let current: Vec<u32> = agents.iter().map(|a| a.2 as u32).collect();
+    let (g, current_crossing, messages) = Graph::with_cut(t, &current);
     let total: u64 = g.vw.iter().sum();
     let b = Bounds::of(total, k, tolerance);
-    let current: Vec<u32> = agents.iter().map(|a| a.2 as u32).collect();
     let current_k = t.partitions().max(current.iter().map(|&p| p as usize + 1).max().unwrap_or(1));
-    let current_crossing = g.cut(&current);
     let current_loads = g.loads(&current, current_k);
-    let messages: u64 = g.ew.iter().sum::<u64>() / 2;
     let mut part = if k == 1 { vec![0; g.n()] } else { multilevel(&g, k, b) };
-    if k > 1 && current_k == k && current_crossing <= 2 * g.cut(&part) {
+    let mut crossing = g.cut(&part);
+    if k > 1 && current_k == k && current_crossing <= 2 * crossing {
         // The current placement, refined, may beat a fresh one when it is
         // about as good already (a placement refined by hand, or advised
         // before).
@@ -856,17 +862,16 @@ pub(crate) fn advise(t: &Traffic, k: usize, tolerance: f64) -> PlacementAdvice {
         let mut loads = g.loads(&mine, k);
         rebalance(&g, &mut mine, &mut loads, b);
         refine(&g, &mut mine, &mut loads, b, 6);
-        let score = |p: &[u32]| {
-            let over = imbalance(&g.loads(p, k)) > tolerance + 1e-9;
-            (over, g.cut(p))
-        };
-        if score(&mine) < score(&part) {
+        let over = |p: &[u32]| imbalance(&g.loads(p, k)) > tolerance + 1e-9;
+        let mine_cut = g.cut(&mine);
+        if (over(&mine), mine_cut) < (over(&part), crossing) {
             part = mine;
+            crossing = mine_cut;
         }
     }
+    // (Renumbering the parts changes no crossing.)
     relabel(&mut part, &current, k);
     let loads = g.loads(&part, k);
-    let crossing = g.cut(&part);
     let moves = agents
         .iter()
         .zip(&part)
