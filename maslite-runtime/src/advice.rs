@@ -234,6 +234,14 @@ impl Index {
         }
     }
 
+    /// Asks the cache for `id`'s entry (dense tables only).
+    #[inline(always)]
+    fn prefetch(&self, id: AgentId) {
+        if let Index::Dense { first, table } = self {
+            prefetch(table, id.0.wrapping_sub(*first) as usize);
+        }
+    }
+
     #[inline]
     fn get(&self, id: AgentId) -> Option<u32> {
         match self {
@@ -286,6 +294,18 @@ impl Graph {
         self.vw.len()
     }
 
+    /// Asks the cache for `table[u]` of every neighbour `u` of `v` (if
+    /// there is a `v`): the rows are read in order, the tables they index
+    /// are not, and a vertex's look-ups wait on memory otherwise.
+    #[inline(always)]
+    fn prefetch_row(&self, v: usize, table: &[u32]) {
+        if v < self.n() {
+            for &u in self.row(v).0 {
+                prefetch(table, u as usize);
+            }
+        }
+    }
+
     fn row(&self, v: usize) -> (&[u32], &[u64]) {
         let r = self.xadj[v]..self.xadj[v + 1];
         (&self.adj[r.clone()], &self.ew[r])
@@ -300,20 +320,29 @@ impl Graph {
         let n = agents.len();
         let index = Index::of(agents);
         // The pairs as vertex numbers, once (half the bytes of a pair).
-        let ends: Vec<(u32, u32, u64)> = t
-            .pairs()
-            .iter()
-            .filter_map(|p| {
-                let a = index.get(p.sender)?;
-                let b = index.get(p.receiver)?;
-                (a != b && p.messages > 0).then_some((a, b, p.messages))
-            })
-            .collect();
+        let pairs = t.pairs();
+        let mut ends: Vec<(u32, u32, u64)> = Vec::with_capacity(pairs.len());
+        for (i, p) in pairs.iter().enumerate() {
+            if let Some(ahead) = pairs.get(i + 16) {
+                index.prefetch(ahead.receiver);
+            }
+            let (Some(a), Some(b)) = (index.get(p.sender), index.get(p.receiver)) else {
+                continue;
+            };
+            if a != b && p.messages > 0 {
+                ends.push((a, b, p.messages));
+            }
+        }
         drop(index);
-        let ends = || ends.iter().copied();
+        let ends_vec = ends;
+        let ends = || ends_vec.iter().copied();
+        // The receivers' entries are far apart: asked for ahead of time.
+        let receiver = |i: usize| ends_vec.get(i).map_or(usize::MAX, |e| e.1 as usize);
         let mut deg = vec![0usize; n + 1];
         let (mut cut, mut messages) = (0u64, 0u64);
-        for (a, b, w) in ends() {
+        for (i, (a, b, w)) in ends().enumerate() {
+            prefetch(&deg, receiver(i + 16));
+            prefetch(part, receiver(i + 16));
             deg[a as usize] += 1;
             deg[b as usize] += 1;
             messages += w;
@@ -339,7 +368,12 @@ impl Graph {
             fill[a as usize] += 1;
         }
         let mid = fill.clone();
-        for (a, b, w) in ends() {
+        for (i, (a, b, w)) in ends().enumerate() {
+            prefetch(&fill, receiver(i + 32));
+            if let Some(&ahead) = fill.get(receiver(i + 16)) {
+                prefetch(&adj, ahead);
+                prefetch(&ew, ahead);
+            }
             let at = fill[b as usize];
             adj[at] = a;
             ew[at] = w;
@@ -407,6 +441,7 @@ impl Graph {
                 if adj.is_empty() || !active.now[v] {
                     continue;
                 }
+                self.prefetch_row(v + 2, &label);
                 for (&u, &w) in adj.iter().zip(ew) {
                     let c = label[u as usize];
                     if conn[c as usize] == 0 {
@@ -485,7 +520,9 @@ impl Graph {
         let mut at = vec![u32::MAX; clusters];
         for c in 0..clusters {
             let row_start = adj.len();
-            for &v in &members[start[c]..start[c + 1]] {
+            for (i, &v) in members[start[c]..start[c + 1]].iter().enumerate() {
+                let ahead = members.get(start[c] + i + 2).map_or(usize::MAX, |&m| m as usize);
+                self.prefetch_row(ahead, cluster);
                 vw[c] += self.vw[v as usize];
                 let (nbrs, ws) = self.row(v as usize);
                 for (&u, &w) in nbrs.iter().zip(ws) {
@@ -513,6 +550,7 @@ impl Graph {
         let mut cut = 0;
         for v in 0..self.n() {
             let (adj, ew) = self.row(v);
+            self.prefetch_row(v + 2, part);
             for (&u, &w) in adj.iter().zip(ew) {
                 if part[u as usize] != part[v] {
                     cut += w;
@@ -529,6 +567,25 @@ impl Graph {
         }
         loads
     }
+}
+
+/// A hint to the CPU to bring `table[i]` into the cache (nothing if out of
+/// bounds, nothing off x86-64).
+#[inline(always)]
+fn prefetch<T>(table: &[T], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = table.get(i) {
+        // SAFETY: a prefetch reads nothing and cannot fault; the address
+        // is that of a live element.
+        #[allow(unused_unsafe)]
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (x as *const T).cast::<i8>(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (table, i);
 }
 
 /// The bounds every part's load should keep.
@@ -560,6 +617,7 @@ impl Conn {
     }
 
     fn gather(&mut self, g: &Graph, part: &[u32], v: usize) {
+        g.prefetch_row(v + 2, part);
         let (adj, ew) = g.row(v);
         for (&u, &w) in adj.iter().zip(ew) {
             let p = part[u as usize];
