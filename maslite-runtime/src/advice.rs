@@ -441,7 +441,16 @@ impl Graph {
                 if adj.is_empty() || !active.now[v] {
                     continue;
                 }
+                // Two stages ahead: the labels of the row after next, then
+                // (those in the cache by now) the next row's clusters.
                 self.prefetch_row(v + 2, &label);
+                if v + 1 < n {
+                    for &u in self.row(v + 1).0 {
+                        let c = label[u as usize] as usize;
+                        prefetch(&conn, c);
+                        prefetch(&weight, c);
+                    }
+                }
                 for (&u, &w) in adj.iter().zip(ew) {
                     let c = label[u as usize];
                     if conn[c as usize] == 0 {
@@ -523,6 +532,11 @@ impl Graph {
             for (i, &v) in members[start[c]..start[c + 1]].iter().enumerate() {
                 let ahead = members.get(start[c] + i + 2).map_or(usize::MAX, |&m| m as usize);
                 self.prefetch_row(ahead, cluster);
+                if let Some(&next) = members.get(start[c] + i + 1) {
+                    for &u in self.row(next as usize).0 {
+                        prefetch(&at, cluster[u as usize] as usize);
+                    }
+                }
                 vw[c] += self.vw[v as usize];
                 let (nbrs, ws) = self.row(v as usize);
                 for (&u, &w) in nbrs.iter().zip(ws) {
