@@ -431,9 +431,9 @@ impl Graph {
         let mut conn = vec![0u64; n];
         let mut touched: Vec<u32> = Vec::new();
         let mut active = Active::all(n);
-        // One pass on a big graph (its misses in the cache cost most; the
+        // Two passes on a big graph (its misses in the cache cost most; the
         // next level goes on clustering), three on a small one.
-        let passes = if n > 200_000 { 1 } else { 3 };
+        let passes = if n > 200_000 { 2 } else { 3 };
         for pass in 0..passes {
             let mut moved = 0usize;
             for v in 0..n {
