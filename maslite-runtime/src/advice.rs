@@ -37,8 +37,10 @@
 //!
 //! Everything goes in index order (agents sorted by id) with ties broken by
 //! the lower index: the same traffic gives the same advice. Cost: linear in
-//! agents plus pairs per pass; 1 M agents and 10 M pairs take about a
-//! second on the project's 2-core machines (the `placement` bench case).
+//! agents plus pairs per pass, the passes bound by cache misses on the
+//! pairs that leave their community (prefetched ahead); 1 M agents and
+//! 10 M pairs take about 2 s on the project's 2-core machines (the
+//! `placement` bench case).
 
 use crate::traffic::Traffic;
 use maslite_core::AgentId;
