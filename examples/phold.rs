@@ -137,7 +137,8 @@ pub struct Params {
     pub window: Option<f64>,
     /// Measure the traffic between agents: the report (on stderr) then
     /// ends with placement advice for --partitions (PHOLD's remote events
-    /// go to agents chosen uniformly: expect little to gain).
+    /// go to agents chosen uniformly: expect little to gain). One host only
+    /// (ignored with --hosts).
     #[arg(long)]
     pub measure: bool,
     /// Hosts sharing the partitions (in blocks) over NATS; 1: all here.
