@@ -24,6 +24,10 @@
 //! `--lookahead`; `0` runs lockstep). The last line reads
 //! `phold: partitions <P> events <N> hash <hex> events/s <N>`.
 //!
+//! `--measure` measures the traffic between agents: the report then ends
+//! with placement advice (`moving these N agents would cut crossing
+//! messages from X to Y ...`).
+//!
 //! `--placement block|round-robin|random` places the agents on the
 //! partitions: contiguous blocks of ids (the default), id mod P, or blocks
 //! of a random permutation of the ids, seeded by `--placement-seed`
@@ -140,6 +144,12 @@ pub struct Params {
     /// run on their own; 0 runs lockstep [default: --lookahead].
     #[arg(long, value_name = "SECONDS")]
     pub window: Option<f64>,
+    /// Measure the traffic between agents: the report (on stderr) then
+    /// ends with placement advice for --partitions (PHOLD's remote events
+    /// go to agents chosen uniformly: expect little to gain). One host only
+    /// (ignored with --hosts).
+    #[arg(long)]
+    pub measure: bool,
     /// Hosts sharing the partitions (in blocks) over NATS; 1: all here.
     #[arg(long, value_name = "H", default_value_t = 1)]
     pub hosts: u16,
@@ -399,6 +409,9 @@ pub fn run_hosted(
     watch: impl FnOnce(&Runtime),
 ) -> Result<Outcome, maslite::Error> {
     let mut rt = build(params, transport)?;
+    if params.measure && params.hosts <= 1 {
+        rt.measure_traffic(true)?;
+    }
     // Resumed: the events before the checkpoint are in the agents' counts.
     let before = if params.resume.is_some() { totals(&mut rt, params)?.0 } else { 0 };
     watch(&rt);

@@ -2,7 +2,7 @@
 //! measured figure (the caller repeats it and takes the median).
 
 use maslite::prelude::*;
-use maslite::runtime::StopReason;
+use maslite::runtime::{PlacementAdvice, StopReason, Traffic};
 use std::time::Instant;
 
 #[allow(dead_code)] // the examples' `main`s are not used here
@@ -20,6 +20,10 @@ pub mod bank;
 #[allow(dead_code)] // the example's `main` and its tests' hooks
 #[path = "../../examples/service/main.rs"]
 pub mod service;
+
+#[allow(dead_code)] // the example's `main`
+#[path = "../../examples/factories.rs"]
+pub mod factories;
 
 #[derive(Clone)]
 struct Ball;
@@ -377,4 +381,62 @@ pub fn snapshot(agents: u64) -> Saved {
     };
     assert_eq!(hash(&mut back), hash(&mut rt), "the restored run goes on alike");
     Saved { save_s, restore_s, bytes: bytes.len(), agents, state_bytes, payload_bytes }
+}
+
+/// The factories model on 2 partitions, placed at random or by `place`:
+/// (wall seconds of the run alone, trace hash).
+pub fn factories_run(p: &factories::Params, advised: Option<&PlacementAdvice>) -> (f64, u64) {
+    let mut rt = match advised {
+        Some(a) => factories::build(p, factories::advised(a)),
+        None => factories::build(p, |id| factories::random_partition(p, id)),
+    }
+    .unwrap();
+    let start = Instant::now();
+    factories::run_for(&mut rt, p.end).unwrap();
+    let wall = start.elapsed().as_secs_f64();
+    (wall, factories::trace_hash(&mut rt, p).unwrap())
+}
+
+/// The advice for the factories model, from a measured run under the
+/// random placement.
+pub fn factories_advice(p: &factories::Params) -> PlacementAdvice {
+    let mut rt = factories::build(p, |id| factories::random_partition(p, id)).unwrap();
+    rt.measure_traffic(true).unwrap();
+    let report = factories::run_for(&mut rt, p.end).unwrap();
+    report.suggest_placement(p.partitions).unwrap()
+}
+
+/// A synthetic measured traffic: `agents` agents in communities of 1 000,
+/// `pairs_per_agent` distinct pairs each (nine in ten within the
+/// community), loads 1..=100, placed at random on 2 partitions.
+pub fn synthetic_traffic(agents: u64, pairs_per_agent: u64) -> Traffic {
+    let mix = |mut z: u64| {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let community = 1000.min(agents);
+    let list = (0..agents).map(|i| (AgentId(i + 1), 1 + mix(i) % 100, (mix(i ^ 77) % 2) as usize));
+    let pairs = (0..agents).flat_map(move |i| {
+        let base = i / community * community;
+        (0..pairs_per_agent).map(move |j| {
+            let r = mix(i * 64 + j);
+            let to = if r % 10 == 0 {
+                mix(r) % agents
+            } else {
+                // Distinct partners within the community.
+                base + (i - base + 1 + j * 37 + (r >> 8) % 5) % community
+            };
+            (AgentId(i + 1), AgentId(to + 1), 1 + (r >> 32) % 20)
+        })
+    });
+    Traffic::from_counts(2, list, pairs)
+}
+
+/// Seconds to advise on `t` for 2 partitions; the advice.
+pub fn advice_time(t: &Traffic) -> (f64, PlacementAdvice) {
+    let start = Instant::now();
+    let advice = t.suggest_placement(2).unwrap();
+    (start.elapsed().as_secs_f64(), advice)
 }

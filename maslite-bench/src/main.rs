@@ -61,12 +61,17 @@ enum Case {
     /// PHOLD with 1 M agents saved to memory and restored (seconds each;
     /// bytes per agent).
     Snapshot,
+    /// Placement advice: the factories model on 2 partitions placed at
+    /// random against placed by the advice, runs interleaved (speedup,
+    /// crossing cut, same hash), and the advice's time on 1 M agents and
+    /// 10 M pairs (seconds).
+    Placement,
     /// Every case, in this order.
     All,
 }
 
 /// Every case, in the order `all` runs them.
-const CASES: [Case; 14] = [
+const CASES: [Case; 15] = [
     Case::FloorPingpong,
     Case::Pingpong,
     Case::Fanout,
@@ -81,6 +86,7 @@ const CASES: [Case; 14] = [
     Case::Bank,
     Case::Snapshot,
     Case::Service,
+    Case::Placement,
 ];
 
 #[derive(Parser, Debug)]
@@ -328,6 +334,7 @@ fn run_case_with(
             out.push(overload_line(load, runs, warmup));
             out
         }
+        Case::Placement => placement_lines(smoke, runs, warmup),
         Case::All => unreachable!("expanded by main"),
     }
 }
@@ -426,6 +433,63 @@ fn overload_line(load: load::Load, runs: usize, warmup: usize) -> String {
 
 /// The `phold` case's model (and `floor-phold`'s): 4 096 agents with 4
 /// events each, lookahead 0.1, mean 1, to t = 100, seed 1.
+/// The `placement` case: the advice's time on a synthetic traffic, then
+/// the factories model placed at random against placed by the advice, runs
+/// interleaved (the last line: `speedup`, `crossing_cut`, `same_hash`).
+fn placement_lines(smoke: bool, runs: usize, warmup: usize) -> Vec<String> {
+    let (agents, per_agent) = if smoke { (10_000, 10) } else { (1_000_000, 10) };
+    let traffic = cases::synthetic_traffic(agents, per_agent);
+    let pairs = traffic.pairs().len();
+    let mut advice = None;
+    let times = repeat(runs.min(3), 0, || {
+        let (t, a) = cases::advice_time(&traffic);
+        advice = Some(a);
+        t
+    });
+    drop(traffic);
+    let a = advice.expect("advised at least once");
+    let mut extra = Map::new();
+    extra.insert("crossing_cut".into(), json!(a.crossing_cut()));
+    extra.insert("imbalance".into(), json!(a.imbalance()));
+    let params = json!({"agents": agents, "pairs": pairs, "partitions": 2});
+    let advice_line = line("placement-advice", params, "s", &times, extra);
+    drop(a);
+
+    let p = if smoke {
+        cases::factories::Params { lines: 4, end: 5.0, batch: 8, ..Default::default() }
+    } else {
+        cases::factories::Params { end: 200.0, ..Default::default() }
+    };
+    let advice = cases::factories_advice(&p);
+    let (mut random, mut advised, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut same_hash = true;
+    for i in 0..warmup + runs {
+        let (r, hr) = cases::factories_run(&p, None);
+        let (a, ha) = cases::factories_run(&p, Some(&advice));
+        same_hash &= hr == ha;
+        if i >= warmup {
+            random.push(r);
+            advised.push(a);
+            ratios.push(r / a);
+        }
+    }
+    let speedup = median(&ratios);
+    let mut extra = Map::new();
+    extra.insert("crossing_cut".into(), json!(advice.crossing_cut()));
+    extra.insert("speedup".into(), json!(speedup));
+    extra.insert("same_hash".into(), json!(same_hash));
+    extra.insert("imbalance".into(), json!(advice.imbalance()));
+    extra.insert("moved".into(), json!(advice.moves.len()));
+    extra.insert("random_wall_s".into(), json!(median(&random)));
+    extra.insert("advised_wall_s".into(), json!(median(&advised)));
+    extra.insert("advice_s".into(), json!(median(&times)));
+    let params = json!({
+        "lines": p.lines, "conveyors": p.conveyors, "machines": p.machines, "batch": p.batch,
+        "parts_every": p.parts_every, "end": p.end, "seed": p.seed, "partitions": p.partitions,
+    });
+    vec![advice_line, line("placement", params, "speedup", &ratios, extra)]
+}
+
 fn phold_params(smoke: bool, remote: f64, partitions: usize) -> cases::phold::Params {
     cases::phold::Params {
         agents: if smoke { 64 } else { 4096 },

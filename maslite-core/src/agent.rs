@@ -107,7 +107,20 @@ pub(crate) struct Installed {
     pub future: Pin<Box<dyn Future<Output = ()>>>,
     /// What its first poll runs.
     pub phase: Phase,
+    /// How to take the agent's struct back out to move it to another
+    /// kernel: only for agents added through a `Send`-aware installer
+    /// ([`Installer::movable`]); see `scheduler::moving`.
+    pub mover: Option<Mover>,
 }
+
+/// Takes a trait agent's struct out of its (no longer shared) cell and
+/// packs it to be installed again elsewhere, resting between updates; gives
+/// the cell back if it is still shared.
+pub(crate) type Mover = fn(Rc<dyn Inspect>) -> Result<Resume, Rc<dyn Inspect>>;
+
+/// A moving agent's struct, packed: installs it again, resting (its setup
+/// is not run again). `Send`, so it can cross to another partition's thread.
+pub(crate) type Resume = Box<dyn FnOnce() -> Installer + Send>;
 
 /// Makes an agent's future for a given id and slot.
 pub(crate) struct Installer(Box<MakeAgent>);
@@ -123,20 +136,33 @@ impl Installer {
                 agent: Some(agent.clone()),
                 future: Box::pin(agent_loop(agent, cx)),
                 phase: Phase::Setup,
+                mover: None,
             }
         }))
     }
 
-    /// An agent read back from a snapshot: it resumes between updates (its
-    /// setup ran before it was saved), waiting for its next update.
-    pub fn resumed<A: Agent>(agent: A) -> Installer {
+    /// As [`agent`](Self::agent), for a `Send` agent: the kernel can take
+    /// its struct back out, between updates, to move it elsewhere.
+    pub fn movable<A: Agent + Send>(agent: A) -> Installer {
+        Installer(Box::new(move |shared, id, index| {
+            let mut installed = Installer::agent(agent).install(shared, id, index);
+            installed.mover = Some(take_out::<A>);
+            installed
+        }))
+    }
+
+    /// A moved agent, or one read back from a snapshot, installed again
+    /// resting between updates: its future starts in the loop that waits
+    /// for the next update (no setup), and it can move again.
+    pub fn resumed<A: Agent + Send>(agent: A) -> Installer {
         Installer(Box::new(move |shared, id, index| {
             let agent = Rc::new(RefCell::new(agent));
             let cx = Cx { shared: shared.clone(), index, id };
             Installed {
                 agent: Some(agent.clone()),
-                future: Box::pin(agent_loop_resumed(agent, cx)),
+                future: Box::pin(resting_loop(agent, cx)),
                 phase: Phase::Update,
+                mover: Some(take_out::<A>),
             }
         }))
     }
@@ -148,7 +174,12 @@ impl Installer {
     {
         Installer(Box::new(move |shared, id, index| {
             let cx = Cx { shared: shared.clone(), index, id };
-            Installed { agent: None, future: Box::pin(body(cx)), phase: Phase::Process }
+            Installed {
+                agent: None,
+                future: Box::pin(body(cx)),
+                phase: Phase::Process,
+                mover: None,
+            }
         }))
     }
 
@@ -176,9 +207,20 @@ fn agent_loop<A: Agent>(cell: Rc<RefCell<A>>, cx: Cx) -> impl Future<Output = ()
     }
 }
 
-/// [`agent_loop`] after its setup: a restored agent's.
+/// The [`Mover`] of agents of type `A`.
+fn take_out<A: Agent + Send>(agent: Rc<dyn Inspect>) -> Result<Resume, Rc<dyn Inspect>> {
+    if !agent.as_any().is::<RefCell<A>>() || Rc::strong_count(&agent) != 1 {
+        return Err(agent);
+    }
+    let any: Rc<dyn Any> = agent;
+    let cell = any.downcast::<RefCell<A>>().expect("checked above");
+    let value = Rc::try_unwrap(cell).ok().expect("the only owner").into_inner();
+    Ok(Box::new(move || Installer::resumed(value)))
+}
+
+/// [`agent_loop`] after its setup: a moved agent rests until its next update.
 #[allow(clippy::await_holding_refcell_ref, clippy::manual_async_fn)]
-fn agent_loop_resumed<A: Agent>(cell: Rc<RefCell<A>>, cx: Cx) -> impl Future<Output = ()> {
+fn resting_loop<A: Agent>(cell: Rc<RefCell<A>>, cx: Cx) -> impl Future<Output = ()> {
     async move {
         loop {
             match NextEvent(&cx).await {

@@ -299,6 +299,29 @@ impl AlarmQueue {
             .collect()
     }
 
+    /// Takes out the mail alarms for `receiver`, as (time, `ignore_if_idle`,
+    /// message), to queue them in another kernel (an agent that moves).
+    pub fn take_mail_for(&mut self, receiver: AgentId) -> Vec<(f64, bool, Envelope)> {
+        let hit = |item: &Item| matches!(&item.what, Some(Fired::Mail(env)) if env.receiver() == Some(receiver));
+        let gone: Vec<Key> =
+            self.heap.iter().filter(|k| hit(&self.slab[k.slot as usize])).copied().collect();
+        if gone.is_empty() {
+            return Vec::new();
+        }
+        let mut taken = Vec::with_capacity(gone.len());
+        for key in &gone {
+            let item = &mut self.slab[key.slot as usize];
+            self.required -= item.required as usize;
+            if let Some(Fired::Mail(env)) = item.what.take() {
+                taken.push((time_of(key.time), !item.required, env));
+            }
+        }
+        let slab = &self.slab;
+        self.heap.retain(|k| slab[k.slot as usize].what.is_some(), |a, b| earlier(slab, a, b));
+        self.free.extend(gone.iter().map(|k| k.slot));
+        taken
+    }
+
     /// Removes the mail alarms for `receiver` (any if `None`) with `topic`
     /// (any if `None`); returns how many. Wake-ups of sleeping agents stay.
     pub fn clear(&mut self, receiver: Option<AgentId>, topic: Option<&str>) -> usize {

@@ -32,6 +32,40 @@ impl fmt::Display for Phase {
     }
 }
 
+/// Why an agent cannot move to another partition (see
+/// [`Error::CannotMove`]): its state cannot be taken out whole, or it
+/// cannot cross threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Immovable {
+    /// An agent written as an async fn: its state is inside its future.
+    AsyncFn,
+    /// A trait agent added without a `Send` bound (`Runtime::add_made`,
+    /// `cx.add`, a bare `Scheduler::add`): it may not cross threads.
+    NotSend,
+    /// A trait agent suspended inside its setup or update (an await on a
+    /// sleep, on mail or on the outside world): that state is in a future.
+    Suspended,
+    /// An agent that failed (panicked) or is being removed.
+    Gone,
+}
+
+impl fmt::Display for Immovable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Immovable::AsyncFn => "an async fn agent (its state is inside its future)",
+            Immovable::NotSend => "added without a Send bound (add_made, cx.add)",
+            Immovable::Suspended => "suspended inside its setup or update",
+            Immovable::Gone => "failed or being removed",
+        })
+    }
+}
+
+/// "agent 3 (why), agent 7 (why)".
+fn list_immovable(agents: &[(AgentId, Immovable)]) -> String {
+    let named: Vec<String> = agents.iter().map(|(id, why)| format!("agent {id} ({why})")).collect();
+    named.join(", ")
+}
+
 /// What went wrong, on a kernel or a runtime. Bad input is reported with one
 /// of these, never by a panic.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -130,6 +164,10 @@ pub enum Error {
     /// Agents written as async fns keep their state inside the future.
     #[error("agent {0} is an async fn; its state is not inspectable")]
     NotInspectable(AgentId),
+    /// Agents asked to move to another partition that cannot move, each
+    /// with the reason; nothing was moved (all are checked first).
+    #[error("cannot move {}; nothing was moved", list_immovable(.0))]
+    CannotMove(Vec<(AgentId, Immovable)>),
 
     // ----- saving and restoring (see `snapshot`) --------------------------
     /// Two types registered under one tag, or one type registered twice

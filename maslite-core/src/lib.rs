@@ -143,12 +143,14 @@ pub use checkpoint::Checkpoints;
 pub use clock::Clock;
 pub use context::{Cx, Recv, Sleep};
 pub use envelope::{Envelope, Origin};
-pub use error::{Error, Phase, Result, Unsaveable, Unsaved};
+pub use error::{Error, Immovable, Phase, Result, Unsaveable, Unsaved};
 pub use id::AgentId;
 pub use mailing_list::{MailingList, Subscription};
 pub use process::{Ended, Join, Process};
 pub use resource::{Grant, Granted, Request, Resource, ResourceCall};
-pub use scheduler::{Driver, RemoteAlarms, RunOptions, RunReport, Scheduler, Stats, StopReason};
+pub use scheduler::{
+    Driver, MovingAgent, RemoteAlarms, RunOptions, RunReport, Scheduler, Stats, StopReason,
+};
 pub use snapshot::Image;
 pub use start::Start;
 pub use testbed::TestBed;

@@ -93,6 +93,9 @@ pub(crate) struct AgentRecord {
     pub sent: u64,
     /// Agents added on its account so far (numbers their creation stamps).
     pub added: u64,
+    /// Rounds it was polled in while the load is measured (see
+    /// [`Registry::measure_load`]).
+    pub load: u64,
 }
 
 #[derive(Default)]
@@ -126,6 +129,9 @@ pub(crate) struct Registry {
     /// Rounds of this run since the clock last moved; [`BETWEEN_RUNS`]
     /// between runs.
     pub round: u64,
+    /// Count each agent's polls in rounds (its `load`): off by default, then
+    /// a round pays one test of this flag (see `Driver::measure_load`).
+    pub measure_load: bool,
 }
 
 impl AgentRecord {
@@ -142,6 +148,7 @@ impl AgentRecord {
             copied: 0,
             sent: 0,
             added: 0,
+            load: 0,
         }
     }
 }
@@ -305,8 +312,12 @@ impl Registry {
             let agents = &self.agents;
             round.sort_unstable_by_key(|&index| agents[index as usize].order);
         }
+        let measure = self.measure_load;
         for entry in round.iter_mut() {
             let rec = &mut self.agents[*entry as usize];
+            if measure {
+                rec.load += 1;
+            }
             rec.marked = false;
             rec.visible = rec.inbox.len() as u32;
             if rec.visible > 0 || rec.keep_awake {

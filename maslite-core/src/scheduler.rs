@@ -42,9 +42,11 @@
 //! fail and account for its mail cleanly.
 
 pub mod driver;
+pub mod moving;
 mod snapshot;
 
 pub use driver::{Driver, RemoteAlarms};
+pub use moving::MovingAgent;
 
 use crate::agent::{Agent, Inspect, Installed, Installer};
 use crate::alarms::{Alarm, AlarmInfo, Fired};
@@ -301,6 +303,8 @@ struct Slot {
     owed: u8,
     /// A trait agent resting between updates (not inside setup or update).
     at_rest: bool,
+    /// How to take it out to move it (a `Send` trait agent; see `moving`).
+    mover: Option<crate::agent::Mover>,
 }
 
 /// A single-partition kernel: agents, mail, subscriptions, alarms and a clock,
@@ -549,7 +553,7 @@ impl Scheduler {
             reg.agents[index as usize].marked = marked;
             reg.ids.insert(id, index);
         }
-        let Installed { agent, future, phase } = installer.install(&self.shared, id, index);
+        let Installed { agent, future, phase, mover } = installer.install(&self.shared, id, index);
         self.slots[index as usize] = Some(Slot {
             future: Some(future),
             agent,
@@ -559,6 +563,7 @@ impl Scheduler {
             removing: false,
             owed: 0,
             at_rest: false,
+            mover,
         });
         self.live += 1;
         if !start_now {

@@ -166,10 +166,11 @@ impl Types {
     }
 
     /// Registers agent type `A`, so that snapshots can save and restore it,
-    /// under its short type name.
+    /// under its short type name. (`Send`: a restored agent can move
+    /// between partitions, as one added from outside can.)
     pub fn register_agent<A>(&mut self) -> Result<&mut Types>
     where
-        A: Agent + Serialize + DeserializeOwned,
+        A: Agent + Send + Serialize + DeserializeOwned,
     {
         self.register_agent_as::<A>(short_type_name(std::any::type_name::<A>()))
     }
@@ -178,7 +179,7 @@ impl Types {
     /// of their own: an agent type may share its tag with a payload type).
     pub fn register_agent_as<A>(&mut self, tag: &str) -> Result<&mut Types>
     where
-        A: Agent + Serialize + DeserializeOwned,
+        A: Agent + Send + Serialize + DeserializeOwned,
     {
         let type_name = std::any::type_name::<A>();
         let agents = &self.agents;
@@ -198,7 +199,7 @@ impl Types {
             *out = postcard::to_extend(&*agent, std::mem::take(out)).map_err(|e| e.to_string())?;
             Ok(())
         }
-        fn load<A: Agent + DeserializeOwned>(
+        fn load<A: Agent + Send + DeserializeOwned>(
             bytes: &[u8],
         ) -> std::result::Result<Installer, String> {
             depth::decode::<A>(bytes).map(Installer::resumed)

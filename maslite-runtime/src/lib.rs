@@ -101,6 +101,16 @@
 //! [`Scheduler`](maslite_core::Scheduler) and on a [`Runtime`] alike, and
 //! gives the same trace on both (see the [`system`] module).
 //!
+//! ## Placement
+//!
+//! Where agents live changes how fast a run goes, never what it does. A
+//! run can measure its traffic ([`Runtime::measure_traffic`], see
+//! [`traffic`]); its report then proposes a placement that keeps the
+//! crossing messages few and the loads even
+//! ([`RuntimeReport::suggest_placement`], see [`advice`]); and agents move
+//! between runs ([`Runtime::apply_placement`]) with the trace they would
+//! have had without moving.
+//!
 //! ## Modes
 //!
 //! - **Lockstep** (the default): [`Runtime::new`]`(n)`.
@@ -193,6 +203,7 @@
 
 #![deny(missing_docs)]
 
+pub mod advice;
 mod builder;
 mod config;
 #[cfg(feature = "console")]
@@ -209,9 +220,11 @@ mod runtime;
 pub mod service;
 mod snapshot;
 pub mod system;
+pub mod traffic;
 pub mod transport;
 mod wait;
 
+pub use advice::{AgentPlacement, PlacementAdvice};
 pub use builder::Builder;
 pub use endpoint::{Outbound, Overflow};
 pub use error::{Error, Result};
@@ -224,3 +237,4 @@ pub use service::{Inlet, ServeOptions, Service, ServiceStats};
 pub use system::{RunSummary, System};
 /// The token that stops a runtime (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;
+pub use traffic::{PairCount, Traffic};

@@ -1,8 +1,11 @@
 //! What a run did, per partition and between partitions, so a user sees
 //! where the time and the traffic went — and how to place agents better.
 
+use crate::advice::PlacementAdvice;
+use crate::traffic::Traffic;
 use maslite_core::AgentId;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a run stopped: the kernel's [`StopReason`](maslite_core::StopReason),
@@ -86,6 +89,10 @@ pub struct RuntimeReport {
     /// The agent pairs that crossed partitions most, most first (at most
     /// ten): candidates to place together.
     pub top_pairs: Vec<PairTraffic>,
+    /// Every pair's messages and every agent's load, if the run measured
+    /// them ([`Runtime::measure_traffic`](crate::Runtime::measure_traffic)):
+    /// what [`suggest_placement`](Self::suggest_placement) advises from.
+    pub measured: Option<Arc<Traffic>>,
 }
 
 impl RuntimeReport {
@@ -183,7 +190,74 @@ impl RuntimeReport {
     pub fn updates(&self) -> u64 {
         self.partitions.iter().map(|p| p.updates).sum()
     }
+
+    /// Agent updates per global step, on all partitions together: the work
+    /// each synchronisation of the partitions pays for.
+    pub fn updates_per_step(&self) -> f64 {
+        self.updates() as f64 / self.steps.max(1) as f64
+    }
+
+    /// Wall time per global step: with several partitions, mostly their
+    /// synchronisation when steps carry little work.
+    pub fn step_cost(&self) -> Duration {
+        self.wall / self.steps.max(1).min(u32::MAX as u64) as u32
+    }
+
+    /// Messages sent per global step, on all partitions together.
+    pub fn messages_per_step(&self) -> f64 {
+        self.sent() as f64 / self.steps.max(1) as f64
+    }
+
+    /// Whether fewer partitions would likely be faster: a run of several
+    /// partitions (and enough steps to tell) whose steps cost more than
+    /// 4 times the work they carry, counted at 100 ns an update or a
+    /// message (a generous figure: a bare kernel's ping-pong does both in
+    /// ~60 ns on the project's machines).
+    /// Then the partitions spend their time waiting for each other — a
+    /// SimPy-style model with one event per timestamp, say.
+    pub fn fewer_partitions_faster(&self) -> bool {
+        let events = self.updates_per_step() + self.messages_per_step();
+        let work = EVENT_COST.as_secs_f64() * events;
+        self.partitions.len() > 1
+            && self.steps >= 100
+            && self.step_cost().as_secs_f64() > STEP_WORK_RATIO * work
+    }
+
+    /// Advice on placing the measured agents on `k` partitions (see
+    /// [`Traffic::suggest_placement`]); [`Error::Config`](crate::Error::Config)
+    /// if the run did not measure its traffic.
+    pub fn suggest_placement(&self, k: usize) -> crate::Result<PlacementAdvice> {
+        self.traffic()?.suggest_placement(k)
+    }
+
+    /// [`suggest_placement`](Self::suggest_placement) with a load
+    /// tolerance of your own (see [`Traffic::suggest_placement_within`]).
+    pub fn suggest_placement_within(
+        &self,
+        k: usize,
+        tolerance: f64,
+    ) -> crate::Result<PlacementAdvice> {
+        self.traffic()?.suggest_placement_within(k, tolerance)
+    }
+
+    fn traffic(&self) -> crate::Result<&Traffic> {
+        self.measured.as_deref().ok_or_else(|| {
+            crate::Error::Config(
+                "this run did not measure its traffic: call Runtime::measure_traffic(true) \
+                 before it"
+                    .into(),
+            )
+        })
+    }
 }
+
+/// What an update or a message costs a bare kernel, about (a generous
+/// figure: ping-pong does both in ~60 ns on the project's machines).
+pub(crate) const EVENT_COST: Duration = Duration::from_nanos(100);
+
+/// A step that costs more than this many times its work is mostly
+/// synchronisation (see [`RuntimeReport::fewer_partitions_faster`]).
+pub(crate) const STEP_WORK_RATIO: f64 = 4.0;
 
 impl fmt::Display for RuntimeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -238,6 +312,73 @@ impl fmt::Display for RuntimeReport {
                 pair.sender, pair.from, pair.receiver, pair.to, pair.messages
             )?;
         }
+        if self.partitions.len() > 1 {
+            if let Ok(advice) = self.suggest_placement(self.partitions.len()) {
+                writeln!(f, "{advice}")?;
+            }
+        }
+        if self.fewer_partitions_faster() {
+            writeln!(
+                f,
+                "this run made {} steps with {:.1} updates and {:.1} messages each on average; \
+                 each step costs about {:.1} µs, mostly synchronisation between the {} \
+                 partitions: 1 partition would likely be faster",
+                self.steps,
+                self.updates_per_step(),
+                self.messages_per_step(),
+                self.step_cost().as_secs_f64() * 1e6,
+                self.partitions.len()
+            )?;
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report of `steps` steps on two partitions, `updates` and `sent`
+    /// on each, in `wall`.
+    fn report(steps: u64, updates: u64, sent: u64, wall: Duration) -> RuntimeReport {
+        let part = |partition| PartitionReport { partition, updates, sent, ..Default::default() };
+        RuntimeReport {
+            reason: StopReason::Idle,
+            start_time: 0.0,
+            end_time: 1.0,
+            wall,
+            steps,
+            partitions: vec![part(0), part(1)],
+            traffic: vec![vec![0; 2]; 2],
+            untracked_crossings: 0,
+            top_pairs: Vec::new(),
+            measured: None,
+        }
+    }
+
+    #[test]
+    fn steps_with_little_work_say_that_one_partition_would_be_faster() {
+        // A SimPy-style model: 750 000 steps of about one update each, 10 µs a step.
+        let slow = report(750_000, 375_000, 375_000, Duration::from_micros(7_500_000));
+        assert!(slow.fewer_partitions_faster());
+        assert_eq!(slow.updates_per_step(), 1.0);
+        assert_eq!(slow.step_cost(), Duration::from_micros(10));
+        let text = slow.to_string();
+        assert!(
+            text.contains(
+                "this run made 750000 steps with 1.0 updates and 1.0 messages each on average; \
+                 each step costs about 10.0 µs, mostly synchronisation between the 2 partitions: \
+                 1 partition would likely be faster"
+            ),
+            "{text}"
+        );
+        // Steps that carry a thousand events each are worth their cost.
+        let busy = report(1_000, 500_000, 500_000, Duration::from_millis(10));
+        assert!(!busy.fewer_partitions_faster());
+        assert!(!busy.to_string().contains("1 partition would likely be faster"));
+        // Nor is it said of one partition.
+        let mut one = slow.clone();
+        one.partitions.truncate(1);
+        assert!(!one.fewer_partitions_faster());
     }
 }

@@ -16,6 +16,7 @@
 
 use crate::partition::Directory;
 use crate::report::PairTraffic;
+use crate::traffic::PairCounter;
 use maslite_core::{AgentId, Driver, Envelope};
 use rustc_hash::FxHashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -37,6 +38,9 @@ pub(crate) struct Counters {
     /// The last pair counted and its crossings not yet added to `pairs`
     /// (streams repeat one pair: one comparison instead of a lookup).
     pub last: Option<((AgentId, AgentId), usize, u64)>,
+    /// Every message per (sender, recipient), while traffic is measured
+    /// (see [`traffic`](crate::traffic)); `None` otherwise.
+    pub measure: Option<Box<PairCounter>>,
 }
 
 /// How many distinct crossing pairs a partition counts per run: enough to
@@ -46,6 +50,16 @@ pub(crate) struct Counters {
 pub(crate) const TRACKED_PAIRS: usize = 4096;
 
 impl Counters {
+    /// A run's counters for `partitions` partitions; `measure`: count
+    /// every pair too.
+    pub fn new(partitions: usize, measure: bool) -> Counters {
+        Counters {
+            row: vec![0; partitions],
+            measure: measure.then(Box::default),
+            ..Counters::default()
+        }
+    }
+
     /// Counts one message from `sender` to `receiver` on partition `to`.
     #[inline]
     pub fn crossing(&mut self, sender: AgentId, receiver: AgentId, to: usize) {
@@ -162,6 +176,9 @@ impl Router {
                     }
                 };
                 counters.sent += 1;
+                if let Some(m) = counters.measure.as_deref_mut() {
+                    m.count(copy.sender(), r);
+                }
                 // An agent added here since the last exchange (inside a
                 // lookahead window) is not in the directory yet.
                 let at = dir.get(r).or_else(|| kernel.contains(r).then_some(me));

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+mod placement;
+
 /// Calls queued for a partition are sent in batches of at most this many.
 const BATCH: usize = 4096;
 
@@ -270,8 +272,11 @@ impl Runtime {
 
     /// Adds `agent` to `partition` with an allocated id. Its `setup` runs
     /// on the partition's thread; a setup that panics fails the next run.
+    ///
+    /// Such an agent can move to another partition between runs
+    /// ([`apply_placement`](Self::apply_placement)).
     pub fn add<A: Agent + Send>(&mut self, partition: usize, agent: A) -> Result<AgentId> {
-        self.add_made(partition, None, move || agent)
+        self.add_movable(partition, None, agent)
     }
 
     /// Adds `agent` to `partition` with the id `id` (unique across all
@@ -282,7 +287,7 @@ impl Runtime {
         id: AgentId,
         agent: A,
     ) -> Result<AgentId> {
-        self.add_made(partition, Some(id), move || agent)
+        self.add_movable(partition, Some(id), agent)
     }
 
     /// Adds the agent `make` builds on the partition's own thread — for
@@ -704,13 +709,19 @@ impl Runtime {
     /// What the handle learns from a run that went well: the clock, the
     /// next key, where agents made or removed in it are; and the run's
     /// report.
-    fn settle(&mut self, outcomes: Vec<Outcome>, start_time: f64, wall: Instant) -> RuntimeReport {
+    fn settle(
+        &mut self,
+        mut outcomes: Vec<Outcome>,
+        start_time: f64,
+        wall: Instant,
+    ) -> RuntimeReport {
         let end_time = outcomes.iter().map(|o| o.end_time).fold(f64::NEG_INFINITY, f64::max);
         // Agents created in the run took keys (the same on every partition).
         self.next_key = outcomes.iter().map(|o| o.next_key).fold(self.next_key, u64::max);
         self.now = end_time;
         self.learn_placements(&outcomes);
         let reason = outcomes[0].result.clone().unwrap_or(StopReason::Idle);
+        let measured = self.measured(&mut outcomes, wall.elapsed());
         let counters: Vec<(usize, &crate::route::Counters)> =
             outcomes.iter().map(|o| (o.report.partition, &o.counters)).collect();
         let report = RuntimeReport {
@@ -731,6 +742,7 @@ impl Runtime {
             top_pairs: top_pairs(&counters, 10),
             untracked_crossings: outcomes.iter().map(|o| o.counters.untracked).sum(),
             partitions: outcomes.into_iter().map(|o| o.report).collect(),
+            measured,
         };
         let waiting = report.waiting_outside();
         // (On the wall clock, waiting on the outside world is the point.)

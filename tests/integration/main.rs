@@ -20,6 +20,9 @@ mod chain;
 #[allow(dead_code)] // `main` reads the command line: not run here
 #[path = "../../examples/conveyor.rs"]
 mod conveyor;
+#[allow(dead_code)] // `main` reads the command line: not run here
+#[path = "../../examples/factories.rs"]
+mod factories;
 #[path = "../../examples/hello.rs"]
 mod hello;
 #[allow(dead_code)] // `main` reads the command line: not run here
@@ -39,6 +42,7 @@ mod examples_bank;
 mod examples_carwash;
 mod examples_chain;
 mod examples_conveyor;
+mod examples_factories;
 mod examples_hello;
 mod examples_phold;
 mod examples_realtime;

@@ -281,6 +281,7 @@ impl Scheduler {
             // Its future starts where the saved agent rested: waiting for
             // its next update.
             at_rest: true,
+            mover: installed.mover,
         }));
         self.live += 1;
         if a.keep_awake {

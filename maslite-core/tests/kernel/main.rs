@@ -13,6 +13,7 @@ mod delivery_paths_agree;
 mod edge_cases;
 mod mailing_list_model;
 mod messages;
+mod moving;
 mod processes;
 mod scheduler;
 mod snapshots;

@@ -210,7 +210,7 @@ impl Partition {
         let stats0 = self.kernel.stats();
         self.runs += 1;
         self.fingerprint = fingerprint(self.runs, &opts);
-        self.counters = Counters { row: vec![0; self.count], ..Counters::default() };
+        self.counters = Counters::new(self.count, self.measuring);
         self.replica.joined.clear();
         // A pause asked for between runs (in a setup) does not stop this one.
         let _ = self.kernel.take_pause();
@@ -259,6 +259,7 @@ impl Partition {
             steps,
             report: self.report(&before, stats0),
             counters: std::mem::take(&mut self.counters),
+            loads: self.take_loads(),
             joined: std::mem::take(&mut self.replica.joined),
             next_key: self.replica.next_key,
             result,

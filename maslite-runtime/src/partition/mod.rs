@@ -54,6 +54,8 @@ pub(crate) struct Outcome {
     /// The next free ordering key after the run (the same on every
     /// partition).
     pub next_key: u64,
+    /// Traffic measured: every agent here with its updates in the run.
+    pub loads: Vec<(AgentId, u64)>,
 }
 
 /// The state of one partition, owned by its thread.
@@ -93,6 +95,8 @@ pub(crate) struct Partition {
     intake: Option<crate::service::InletQueue>,
     /// Messages taken from the intake, to be sent.
     taken: Vec<maslite_core::Envelope>,
+    /// Traffic is measured (see [`traffic`](crate::traffic)).
+    measuring: bool,
     /// Mail from other partitions in this step (kept between steps).
     incoming: Vec<(AgentId, maslite_core::Envelope)>,
     /// Emptied batch buffers, per partition they came from, to give back.
@@ -114,6 +118,23 @@ impl Partition {
     /// (what `Cx::round` counts on).
     pub(crate) fn resume_rounds(&mut self, rounds: u64) {
         self.rounds_polled = rounds;
+    }
+
+    /// Measures traffic from the next run on, or stops (see
+    /// [`traffic`](crate::traffic)).
+    pub(crate) fn measure(&mut self, on: bool) {
+        self.measuring = on;
+        self.kernel.measure_load(on);
+    }
+
+    /// The agents here with their updates since the last call, if traffic
+    /// is measured.
+    pub(crate) fn take_loads(&mut self) -> Vec<(AgentId, u64)> {
+        let mut loads = Vec::new();
+        if self.measuring {
+            self.kernel.take_loads_into(&mut loads);
+        }
+        loads
     }
 
     /// Serves: messages from outside come in through `intake` (its run is
@@ -289,7 +310,8 @@ pub(crate) fn thread_main(seed: Seed) {
             wires,
             stop: cancel.child_token(),
             router: Router::new(count),
-            counters: Counters { row: vec![0; count], ..Counters::default() },
+            counters: Counters::new(count, false),
+            measuring: false,
             config,
             changes: Vec::new(),
             starting: Vec::new(),

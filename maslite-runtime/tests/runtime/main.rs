@@ -13,6 +13,7 @@
 mod faults;
 mod in_tokio;
 mod one_order;
+mod placement;
 mod probes;
 mod programs;
 mod regressions;

@@ -260,6 +260,28 @@ fn a_colony_saved_on_two_partitions_resumes_on_one_and_on_four() {
 }
 
 #[test]
+fn restored_agents_move_like_any_others() {
+    let types = types();
+    let mut whole = bare(5, 7);
+    whole.run(go().seconds(12.0));
+    let expected = whole.story(&types);
+
+    let mut first = parts(5, 7, 2);
+    first.run(go().seconds(3.0));
+    let image = first.image(&types);
+    let rt = Runtime::from_image(Runtime::builder().partitions(3), &types, image, |_| 0);
+    let mut rt = rt.unwrap();
+    // Restored on partition 0, then spread: they move with their state.
+    for id in 1..=5u64 {
+        rt.place(AgentId(id), id as usize % 3).unwrap();
+    }
+    assert_eq!(rt.partition_of(AgentId(4)), Some(1));
+    let mut resumed = Sys::Parts(rt);
+    resumed.run(go().seconds(9.0));
+    assert_eq!(resumed.story(&types), expected);
+}
+
+#[test]
 fn a_runtime_names_what_it_cannot_save_on_every_partition() {
     let mut rt = Runtime::new(2).unwrap();
     let a = rt.add_with_id(0, AgentId(1), Cell { peers: vec![AgentId(1)], ..Cell::default() });
