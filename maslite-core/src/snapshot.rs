@@ -270,8 +270,12 @@ impl Image {
     /// ([`Driver::image_part`](crate::Driver::image_part)), with the
     /// counters a runtime keeps itself: sends from outside so far, the next
     /// ordering key, the next id it allocates.
-    pub fn merge(parts: Vec<Image>, outside_sent: u64, next_key: u64, next_id: u64) -> Image {
-        let mut whole = Image { outside_sent, next_key, next_id, ..Image::default() };
+    pub fn merge(mut parts: Vec<Image>, outside_sent: u64, next_key: u64, next_id: u64) -> Image {
+        // The largest share is the start: the others are copied onto it.
+        let largest =
+            (0..parts.len()).max_by_key(|&i| parts[i].agents.len() + parts[i].alarms.len());
+        let mut whole = largest.map(|i| parts.swap_remove(i)).unwrap_or_default();
+        (whole.outside_sent, whole.next_key, whole.next_id) = (outside_sent, next_key, next_id);
         for mut part in parts {
             let base = whole.blob.len();
             part.for_each_span(|s| s.at += base);
@@ -330,7 +334,10 @@ impl Image {
             image: self,
             blob: &blob,
         };
-        let bytes = postcard::to_allocvec(&body).map_err(|e| Error::SnapshotIo(e.to_string()))?;
+        // Sized for the usual record sizes: no growing on the way.
+        let guess = blob.len() + 48 * self.agents.len() + 40 * self.alarms.len() + 1024;
+        let bytes = postcard::to_extend(&body, Vec::with_capacity(guess))
+            .map_err(|e| Error::SnapshotIo(e.to_string()))?;
         let mut header = Vec::with_capacity(HEADER);
         header.extend_from_slice(&MAGIC);
         header.extend_from_slice(&VERSION.to_le_bytes());

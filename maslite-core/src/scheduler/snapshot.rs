@@ -161,8 +161,10 @@ impl Scheduler {
                 screens,
             });
         }
-        let mut alarms = Vec::new();
-        for (at, ignore_if_idle, env) in self.shared.alarms.borrow().mail_in_order() {
+        let queue = self.shared.alarms.borrow();
+        let pending = queue.mail_in_order();
+        let mut alarms = Vec::with_capacity(pending.len());
+        for (at, ignore_if_idle, env) in pending {
             if let Some(mail) = saved(env, env.sender(), &mut blockers, &mut blob) {
                 alarms.push(AlarmImage { at, ignore_if_idle, mail });
             }
