@@ -10,7 +10,7 @@
 //! serves the NATS transport's codec and snapshots alike: a program
 //! registers its types once.
 
-use crate::agent::{Agent, Installer};
+use crate::agent::{Agent, Installer, Resume};
 use crate::depth;
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
@@ -24,7 +24,7 @@ use std::cell::RefCell;
 type EncodeFn = fn(&Envelope, &mut Vec<u8>) -> std::result::Result<(), String>;
 type DecodeFn = fn(&[u8]) -> std::result::Result<Envelope, String>;
 type SaveFn = fn(&dyn Any, &mut Vec<u8>) -> std::result::Result<(), String>;
-type LoadFn = fn(&[u8]) -> std::result::Result<Installer, String>;
+type LoadFn = fn(&[u8]) -> std::result::Result<Resume, String>;
 
 #[derive(Clone)]
 struct Payload {
@@ -201,8 +201,9 @@ impl Types {
         }
         fn load<A: Agent + Send + DeserializeOwned>(
             bytes: &[u8],
-        ) -> std::result::Result<Installer, String> {
-            depth::decode::<A>(bytes).map(Installer::resumed)
+        ) -> std::result::Result<Resume, String> {
+            let agent = depth::decode::<A>(bytes)?;
+            Ok(Box::new(move || Installer::resumed(agent)))
         }
         let i = self.agents.len();
         self.agents.push(AgentType {
@@ -327,12 +328,12 @@ impl Types {
     }
 
     /// An agent of registered type number `index` made from its saved
-    /// state, ready to resume between updates.
+    /// state, packed to resume between updates (as a moving agent is).
     pub(crate) fn load_agent(
         &self,
         index: u32,
         bytes: &[u8],
-    ) -> std::result::Result<Installer, String> {
+    ) -> std::result::Result<Resume, String> {
         let entry = self.agents.get(index as usize).ok_or("no such agent type")?;
         (entry.load)(bytes)
     }

@@ -37,20 +37,21 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// An agent taken out of one kernel, on its way to another (see the
 /// [module](self)): `Send`, opaque; [`Scheduler::insert_moving`] installs it.
+/// (A snapshot's agent is installed as one too: see `snapshot`.)
 pub struct MovingAgent {
-    id: AgentId,
-    order: u64,
-    sent: u64,
-    added: u64,
-    inbox: VecDeque<Envelope>,
-    visible: u32,
-    marked: bool,
-    keep_awake: bool,
+    pub(crate) id: AgentId,
+    pub(crate) order: u64,
+    pub(crate) sent: u64,
+    pub(crate) added: u64,
+    pub(crate) inbox: VecDeque<Envelope>,
+    pub(crate) visible: u32,
+    pub(crate) marked: bool,
+    pub(crate) keep_awake: bool,
     /// Grants given up on: (resource, request).
-    screens: Vec<(AgentId, u64)>,
+    pub(crate) screens: Vec<(AgentId, u64)>,
     /// (time, ignore_if_idle, message).
-    alarms: Vec<(f64, bool, Envelope)>,
-    resume: Resume,
+    pub(crate) alarms: Vec<(f64, bool, Envelope)>,
+    pub(crate) resume: Resume,
 }
 
 impl MovingAgent {
@@ -198,7 +199,7 @@ impl Scheduler {
         Ok(())
     }
 
-    fn insert_one(&mut self, a: MovingAgent) -> Result<()> {
+    pub(crate) fn insert_one(&mut self, a: MovingAgent) -> Result<()> {
         self.free.append(&mut self.freed);
         let index = match self.free.pop() {
             Some(index) => index,

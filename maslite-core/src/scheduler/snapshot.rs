@@ -1,13 +1,13 @@
 //! A kernel's share of a snapshot: made between runs, loaded into an empty
 //! kernel (see [`snapshot`](crate::snapshot) for what is saved and why).
 
+use super::moving::MovingAgent;
 use super::{Scheduler, Slot};
 use crate::clock::Clock;
 use crate::context::Command;
 use crate::envelope::Envelope;
 use crate::error::{Error, Phase, Result, Unsaved};
 use crate::id::AgentId;
-use crate::registry::AgentRecord;
 use crate::snapshot::{AgentImage, AlarmImage, Blockers, Image, Mail, Pattern, Span};
 use crate::types::Types;
 use std::io::{Read, Write};
@@ -243,53 +243,32 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Installs a saved agent as a moving agent arrives: resting between
+    /// updates, with its keys, inbox and flags (its alarms are the image's).
     fn load_agent(&mut self, types: &Types, a: &AgentImage, blob: &[u8]) -> Result<()> {
         let id = AgentId(a.id);
-        let installer = types.load_agent(a.tag, a.state.of(blob)).map_err(|why| {
+        let resume = types.load_agent(a.tag, a.state.of(blob)).map_err(|why| {
             let tag = types.agent_tag(a.tag).unwrap_or("?");
             Error::BadSnapshot(format!("agent {id}'s state ({tag}) does not decode: {why}"))
         })?;
         let inbox = a.inbox.iter().map(|m| m.load(types, blob)).collect::<Result<_>>()?;
-        let index = u32::try_from(self.slots.len())
-            .ok()
-            .filter(|&i| i < crate::registry::MAX_AGENTS)
-            .ok_or(Error::TooManyAgents)?;
-        {
-            let mut reg = self.shared.reg.borrow_mut();
-            let mut rec = AgentRecord::new(id, a.order);
-            rec.inbox = inbox;
-            rec.visible = a.visible;
-            rec.sent = a.sent;
-            rec.added = a.added;
-            rec.screened = !a.screens.is_empty();
-            reg.agents.push(rec);
-            reg.ids.insert(id, index);
-            for &(resource, request) in &a.screens {
-                reg.screens.push((index, AgentId(resource), request));
-            }
-            if a.marked {
-                reg.mark(index);
-            }
-        }
-        let installed = installer.install(&self.shared, id, index);
-        self.slots.push(Some(Slot {
-            future: Some(installed.future),
-            agent: installed.agent,
-            phase: Phase::Update,
-            busy: false,
-            kept_waker: false,
-            removing: false,
-            owed: 0,
-            // Its future starts where the saved agent rested: waiting for
-            // its next update.
-            at_rest: true,
-            mover: installed.mover,
-        }));
-        self.live += 1;
-        if a.keep_awake {
-            self.shared.set_keep_awake(index, true);
-        }
-        Ok(())
+        self.insert_one(MovingAgent {
+            id,
+            order: a.order,
+            sent: a.sent,
+            added: a.added,
+            inbox,
+            visible: a.visible,
+            marked: a.marked,
+            keep_awake: a.keep_awake,
+            screens: a
+                .screens
+                .iter()
+                .map(|&(resource, request)| (AgentId(resource), request))
+                .collect(),
+            alarms: Vec::new(),
+            resume,
+        })
     }
 
     /// Loads every saved agent's subscriptions into this kernel's mailing
