@@ -307,6 +307,25 @@ struct Slot {
     mover: Option<crate::agent::Mover>,
 }
 
+impl Slot {
+    /// A newly installed agent's slot: about to start (`at_rest` false),
+    /// or resting between updates (moved or restored).
+    fn installed(installed: Installed, at_rest: bool) -> Slot {
+        let Installed { agent, future, phase, mover } = installed;
+        Slot {
+            future: Some(future),
+            agent,
+            phase,
+            busy: false,
+            kept_waker: false,
+            removing: false,
+            owed: 0,
+            at_rest,
+            mover,
+        }
+    }
+}
+
 /// A single-partition kernel: agents, mail, subscriptions, alarms and a clock,
 /// run on the calling thread.
 ///
@@ -553,18 +572,8 @@ impl Scheduler {
             reg.agents[index as usize].marked = marked;
             reg.ids.insert(id, index);
         }
-        let Installed { agent, future, phase, mover } = installer.install(&self.shared, id, index);
-        self.slots[index as usize] = Some(Slot {
-            future: Some(future),
-            agent,
-            phase,
-            busy: false,
-            kept_waker: false,
-            removing: false,
-            owed: 0,
-            at_rest: false,
-            mover,
-        });
+        let installed = installer.install(&self.shared, id, index);
+        self.slots[index as usize] = Some(Slot::installed(installed, false));
         self.live += 1;
         if !start_now {
             self.shared.reg.borrow_mut().mark(index);

@@ -27,7 +27,7 @@
 //! anything moves.
 
 use super::{Scheduler, Slot};
-use crate::agent::{Installed, Resume};
+use crate::agent::Resume;
 use crate::error::{Error, Immovable, Phase, Result};
 use crate::id::AgentId;
 use crate::registry::{AgentRecord, MAX_AGENTS};
@@ -245,19 +245,9 @@ impl Scheduler {
                 reg.mark(index);
             }
         }
-        let Installed { agent, future, phase, mover } = resume().install(&self.shared, id, index);
-        debug_assert_eq!(phase, Phase::Update);
-        self.slots[index as usize] = Some(Slot {
-            future: Some(future),
-            agent,
-            phase,
-            busy: false,
-            kept_waker: false,
-            removing: false,
-            owed: 0,
-            at_rest: true,
-            mover,
-        });
+        let installed = resume().install(&self.shared, id, index);
+        debug_assert_eq!(installed.phase, Phase::Update);
+        self.slots[index as usize] = Some(Slot::installed(installed, true));
         self.live += 1;
         if keep_awake {
             self.shared.set_keep_awake(index, true);
