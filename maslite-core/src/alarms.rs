@@ -194,7 +194,7 @@ impl AlarmQueue {
     }
 
     /// Pops the earliest alarm: its flag and what it does.
-    #[inline]
+    #[inline(always)]
     fn pop(&mut self) -> Option<(bool, Fired)> {
         let slab = &self.slab;
         let key = self.heap.pop(|a, b| earlier(slab, a, b))?;
@@ -205,10 +205,16 @@ impl AlarmQueue {
         Some((item.required, what))
     }
 
+    #[inline(always)]
     fn drop_cancelled_top(&mut self) {
-        if self.cancelled.is_empty() {
-            return;
+        if !self.cancelled.is_empty() {
+            self.drop_cancelled_tops();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drop_cancelled_tops(&mut self) {
         while let Some(top) = self.heap.peek() {
             let seq = self.slab[top.slot as usize].seq;
             if self.cancelled.is_empty() || !self.cancelled.remove(&seq) {

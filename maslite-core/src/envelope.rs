@@ -283,22 +283,22 @@ impl Envelope {
 
     /// The payload as a `T`.
     pub fn payload<T: Any>(&self) -> Result<&T> {
-        let found = self.0.payload.type_name();
-        self.0
-            .payload
-            .as_any()
-            .downcast_ref::<T>()
-            .ok_or(Error::WrongPayload { expected: std::any::type_name::<T>(), found })
+        // The error (and the payload's type name) only when it is one: this
+        // is on every reader's path.
+        let payload = &self.0.payload;
+        payload.as_any().downcast_ref::<T>().ok_or_else(|| Error::WrongPayload {
+            expected: std::any::type_name::<T>(),
+            found: payload.type_name(),
+        })
     }
 
     /// The payload as a mutable `T`.
     pub fn payload_mut<T: Any>(&mut self) -> Result<&mut T> {
-        let found = self.0.payload.type_name();
-        self.0
-            .payload
-            .as_any_mut()
-            .downcast_mut::<T>()
-            .ok_or(Error::WrongPayload { expected: std::any::type_name::<T>(), found })
+        if !self.0.payload.as_any().is::<T>() {
+            let found = self.0.payload.type_name();
+            return Err(Error::WrongPayload { expected: std::any::type_name::<T>(), found });
+        }
+        Ok(self.0.payload.as_any_mut().downcast_mut::<T>().expect("checked above"))
     }
 
     /// Takes the payload out as a `T`, or gives the envelope back unchanged
@@ -318,9 +318,10 @@ impl Envelope {
 
     /// Takes the payload out as a `T`; a wrong type is an error.
     pub fn into_payload<T: Any>(self) -> Result<T> {
-        let found = self.0.payload.type_name();
-        self.downcast::<T>()
-            .map_err(|_| Error::WrongPayload { expected: std::any::type_name::<T>(), found })
+        self.downcast::<T>().map_err(|env| Error::WrongPayload {
+            expected: std::any::type_name::<T>(),
+            found: env.0.payload.type_name(),
+        })
     }
 }
 

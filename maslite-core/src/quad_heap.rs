@@ -83,16 +83,49 @@ impl QuadHeap {
     }
 
     /// Places `key` at the hole `at`, moving it down to its place.
+    ///
+    /// A level with four children picks the least of them by time alone,
+    /// without branches (the comparisons of a heap are coin flips to a
+    /// branch predictor); a tie at the least time, or with `key`, takes the
+    /// general path with the caller's order.
     #[inline]
     fn sift_down(&mut self, mut at: usize, key: Key, less: &impl Fn(u32, u32) -> bool) {
-        let n = self.keys.len();
+        let keys = &mut self.keys[..];
+        let n = keys.len();
         loop {
             let first = 4 * at + 1;
+            if first + 4 <= n {
+                let base = keys.as_mut_ptr();
+                // SAFETY: `first + 3 < n` and `at < first`: every index read
+                // or written below is inside `keys`, which nothing else
+                // borrows meanwhile.
+                let (least, best) = unsafe {
+                    let kids = base.add(first);
+                    let t0 = (*kids).time;
+                    let t1 = (*kids.add(1)).time;
+                    let t2 = (*kids.add(2)).time;
+                    let t3 = (*kids.add(3)).time;
+                    let (i01, m01) = if t1 < t0 { (1, t1) } else { (0, t0) };
+                    let (i23, m23) = if t3 < t2 { (3, t3) } else { (2, t2) };
+                    let (best, least) = if m23 < m01 { (i23, m23) } else { (i01, m01) };
+                    let tie = (t0 == t1) | (t2 == t3) | (m01 == m23) | (least == key.time);
+                    (if tie { None } else { Some(least) }, best)
+                };
+                if let Some(least) = least {
+                    if least > key.time {
+                        break;
+                    }
+                    // SAFETY: as above.
+                    unsafe { *base.add(at) = *base.add(first + best) };
+                    at = first + best;
+                    continue;
+                }
+            }
             if first >= n {
                 break;
             }
-            // One bounds check for the (up to) four children.
-            let kids = &self.keys[first..(first + 4).min(n)];
+            // Fewer than four children, or a tie: the general comparison.
+            let kids = &keys[first..(first + 4).min(n)];
             let mut best = 0;
             for (i, kid) in kids.iter().enumerate().skip(1) {
                 if before(kid, &kids[best], less) {
@@ -103,10 +136,10 @@ impl QuadHeap {
             if !before(&child, &key, less) {
                 break;
             }
-            self.keys[at] = child;
+            keys[at] = child;
             at = first + best;
         }
-        self.keys[at] = key;
+        keys[at] = key;
     }
 
     /// Keeps only the keys `keep` accepts, then restores the heap.

@@ -1243,6 +1243,52 @@ impl Scheduler {
         });
     }
 
+    /// As [`release_due_alarms`](Self::release_due_alarms), but while
+    /// nobody subscribes to anything the mail of a fired alarm for an agent
+    /// of this kernel goes straight into its inbox, in firing order, instead
+    /// of through the outbox (the rest still goes there). Returns how many
+    /// went straight in: sent and delivered at once.
+    fn release_due_alarms_here(&mut self, now: f64) -> u64 {
+        if self.shared.next_alarm.get() > now {
+            return 0;
+        }
+        if !self.shared.mailing.borrow().is_empty() {
+            self.release_due_alarms(now);
+            return 0;
+        }
+        let shared = &*self.shared;
+        let stats = &mut self.stats;
+        let mut here = 0;
+        let mut outbox = shared.outbox.borrow_mut();
+        let mut reg = shared.reg.borrow_mut();
+        shared.alarms_mut(|alarms| {
+            alarms.release_due(now, |fired| {
+                stats.alarms_fired += 1;
+                match fired {
+                    Fired::Mail(env) => {
+                        let index = env.receiver().and_then(|r| reg.ids.get(&r).copied());
+                        let env = match index {
+                            Some(index) => match reg.push(index, env) {
+                                Ok(()) => {
+                                    here += 1;
+                                    return;
+                                }
+                                Err(env) => env,
+                            },
+                            None => env,
+                        };
+                        reg.outbox_used = true;
+                        outbox.push(env);
+                    }
+                    Fired::Wake(index) => reg.mark(index),
+                }
+            })
+        });
+        stats.messages += here;
+        stats.deliveries += here;
+        here
+    }
+
     /// One round: the marked agents' new mail becomes visible; agents woken
     /// from outside are polled, then the marked and kept-awake agents are
     /// updated in insertion order.

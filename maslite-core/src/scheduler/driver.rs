@@ -228,9 +228,31 @@ impl Driver {
         self.kernel.stats.alarms_fired - before
     }
 
+    /// Releases the alarms due now, as [`fire_due_alarms`](Self::fire_due_alarms),
+    /// but while nobody subscribes to anything the mail of a fired alarm
+    /// for an agent of this kernel goes straight into its inbox (the rest
+    /// to the outbox). Returns how many messages went straight in: each
+    /// sent and delivered. Only for a caller whose outbox is routed before
+    /// (the mail of fired alarms comes after a step's sends) and whose own
+    /// agents' alarms all fire here (lookahead windows).
+    pub fn fire_due_alarms_here(&mut self) -> u64 {
+        let now = self.kernel.shared.now.get();
+        self.kernel.release_due_alarms_here(now)
+    }
+
     /// The time of the earliest pending alarm or wake-up.
     pub fn next_alarm_time(&mut self) -> Option<f64> {
         self.kernel.shared.alarms.borrow_mut().next_time()
+    }
+
+    /// Whether mail was sent, or alarms set for agents elsewhere, since
+    /// [`take_outbox_into`](Self::take_outbox_into) and
+    /// [`take_exported_alarms_into`](Self::take_exported_alarms_into) last
+    /// took them.
+    #[inline]
+    pub fn has_mail_out(&self) -> bool {
+        let shared = &self.kernel.shared;
+        !shared.outbox.borrow().is_empty() || !shared.exported.borrow().is_empty()
     }
 
     /// Moves the mail sent since the last call into `out` (appended), in
