@@ -169,6 +169,24 @@ pub fn phold(params: &phold::Params) -> (f64, u64) {
     (o.events_per_second, o.hash)
 }
 
+/// PHOLD with many agents on one partition: events/s, the trace hash, and
+/// the resident bytes per pending event — the growth of the process's RSS
+/// from the agents alone (built, not yet set up) to the run's end, when
+/// every event is pending again, over the events. An upper bound: the
+/// agents' inboxes, made at their first message, are in it too.
+pub fn phold_large(params: &phold::Params) -> (f64, u64, f64) {
+    let mut rt = phold::build(params, None).expect("phold builds");
+    let before = crate::measure::rss_bytes();
+    let start = Instant::now();
+    let opts = RunOptions::new().until(params.end).clear_alarms_at_end(false);
+    rt.run_with(opts).expect("phold runs");
+    let wall = start.elapsed().as_secs_f64();
+    let grown = crate::measure::rss_bytes().saturating_sub(before);
+    let (events, hash) = phold::totals(&mut rt, params).expect("its agents are there");
+    let pending = (params.agents * u64::from(params.events)) as f64;
+    (events as f64 / wall, hash, grown as f64 / pending)
+}
+
 /// The conveyor demo end to end, start and stop of its 2 partitions
 /// included: simulated seconds per wall second.
 pub fn conveyor_ratio() -> f64 {

@@ -37,6 +37,11 @@ enum Case {
     Xpingpong,
     /// PHOLD on 1 and 2 partitions, remote 0, 0.25 and 0.9 (events/s).
     Phold,
+    /// PHOLD with 1 M agents and one event each on one partition, beside
+    /// its floor at the same size, runs interleaved (events/s; resident
+    /// bytes per pending event).
+    #[value(name = "phold-1m")]
+    PholdLarge,
     /// The conveyor demo end to end, start and stop included (sim/wall).
     Conveyor,
     /// 1 M agents added to one partition (seconds, peak RSS bytes).
@@ -71,7 +76,7 @@ enum Case {
 }
 
 /// Every case, in the order `all` runs them.
-const CASES: [Case; 15] = [
+const CASES: [Case; 16] = [
     Case::FloorPingpong,
     Case::Pingpong,
     Case::Fanout,
@@ -79,6 +84,7 @@ const CASES: [Case; 15] = [
     Case::Xpingpong,
     Case::FloorPhold,
     Case::Phold,
+    Case::PholdLarge,
     Case::Conveyor,
     Case::Spawn,
     Case::Churn,
@@ -227,6 +233,44 @@ fn run_case_with(
                 }
             }
             out
+        }
+        Case::PholdLarge => {
+            let params = cases::phold::Params {
+                agents: pick(1_000_000, 1_000),
+                events: 1,
+                end: if smoke { 2.0 } else { 5.0 },
+                ..phold_params(smoke, 0.25, 1)
+            };
+            let (mut floor, mut ours, mut hashes, mut bytes) = (vec![], vec![], None, 0.0);
+            let mut floor_bytes = 0;
+            for i in 0..warmup + runs {
+                let (floor_eps, _, floor_hash, floor_per_event) = floors::phold(&params);
+                floor_bytes = floor_per_event;
+                let (eps, hash, per_event) = cases::phold_large(&params);
+                assert_eq!(floor_hash, hash, "the floor and the kernel tell one story");
+                if i >= warmup {
+                    floor.push(floor_eps);
+                    ours.push(eps);
+                }
+                (hashes, bytes) = (Some(hash), per_event);
+            }
+            let p = json!({
+                "agents": params.agents, "events": params.events, "remote": params.remote,
+                "lookahead": params.lookahead, "mean": params.mean, "end": params.end,
+                "partitions": 1, "seed": params.seed,
+            });
+            let hash = json!(format!("{:016x}", hashes.unwrap_or(0)));
+            let mut extra = Map::new();
+            extra.insert("hash".into(), hash.clone());
+            extra.insert("bytes_per_pending_event".into(), json!(bytes));
+            extra.insert("ratio_to_floor".into(), json!(median(&ours) / median(&floor)));
+            let mut floor_extra = Map::new();
+            floor_extra.insert("hash".into(), hash);
+            floor_extra.insert("bytes_per_pending_event".into(), json!(floor_bytes));
+            vec![
+                line("floor-phold-1m", p.clone(), "events/s", &floor, floor_extra),
+                line("phold-1m", p, "events/s", &ours, extra),
+            ]
         }
         Case::Conveyor => {
             let v = repeat(runs, warmup, cases::conveyor_ratio);

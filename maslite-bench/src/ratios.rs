@@ -5,11 +5,12 @@
 use serde_json::Value;
 
 /// (case, floor, what to match in the params, the ratio's target).
-const PAIRS: [(&str, &str, Option<f64>, f64); 4] = [
+const PAIRS: [(&str, &str, Option<f64>, f64); 5] = [
     ("pingpong", "floor-pingpong", None, 0.85),
     ("phold", "floor-phold", Some(0.0), 0.5),
     ("phold", "floor-phold", Some(0.25), 0.5),
     ("phold", "floor-phold", Some(0.9), 0.5),
+    ("phold-1m", "floor-phold-1m", None, 0.5),
 ];
 
 /// The median of the line of `case` (with `remote`, on one partition, if

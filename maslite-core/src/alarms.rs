@@ -125,14 +125,38 @@ pub(crate) enum Fired {
 
 /// A pending alarm, in the queue's slab.
 struct Item {
-    /// Ties at one time: the origin of the alarm's message (zero for
-    /// wake-ups, whose order makes no difference: they only mark agents).
-    tie: Origin,
-    /// Its number (a wake-up's ticket).
-    seq: u64,
-    required: bool,
+    /// Its number (a wake-up's ticket) times two, plus one if it keeps an
+    /// idle real-time run alive: one word for both keeps the item 32 bytes.
+    number: u64,
     /// `None` once the slot is free.
     what: Option<Fired>,
+}
+
+const _: () = assert!(std::mem::size_of::<Item>() <= 32, "an alarm's item stays 32 bytes");
+
+impl Item {
+    /// Its number (a wake-up's ticket).
+    #[inline]
+    fn seq(&self) -> u64 {
+        self.number >> 1
+    }
+
+    /// Whether it keeps an idle real-time run alive.
+    #[inline]
+    fn required(&self) -> bool {
+        self.number & 1 != 0
+    }
+
+    /// What breaks a tie at one time: the origin of the alarm's message
+    /// (zero for wake-ups, whose order makes no difference: they only mark
+    /// agents). Read through the message, not kept beside it: ties are rare
+    /// with real-valued times, and the item stays 32 bytes.
+    fn tie(&self) -> Origin {
+        match &self.what {
+            Some(Fired::Mail(env)) => env.origin(),
+            _ => Origin::default(),
+        }
+    }
 }
 
 /// Whether the alarm in slot `a` comes before the one in slot `b`, of the
@@ -140,7 +164,7 @@ struct Item {
 #[inline]
 fn earlier(slab: &[Item], a: u32, b: u32) -> bool {
     let (a, b) = (&slab[a as usize], &slab[b as usize]);
-    (a.tie, a.seq) < (b.tie, b.seq)
+    (a.tie(), a.seq()) < (b.tie(), b.seq())
 }
 
 /// The pending alarms of one scheduler: (time, slot) keys in a 4-ary heap,
@@ -160,12 +184,12 @@ pub(crate) struct AlarmQueue {
 
 impl AlarmQueue {
     pub fn set_mail(&mut self, at: f64, envelope: Envelope, ignore_if_idle: bool) {
-        self.push(at, envelope.origin(), !ignore_if_idle, Fired::Mail(envelope));
+        self.push(at, !ignore_if_idle, Fired::Mail(envelope));
     }
 
     /// A wake-up for a sleeping agent; returns its ticket for cancelling.
     pub fn set_wake(&mut self, at: f64, slot: u32) -> u64 {
-        self.push(at, Origin::default(), true, Fired::Wake(slot))
+        self.push(at, true, Fired::Wake(slot))
     }
 
     pub fn cancel_wake(&mut self, ticket: u64) {
@@ -173,11 +197,11 @@ impl AlarmQueue {
     }
 
     #[inline]
-    fn push(&mut self, at: f64, tie: Origin, required: bool, what: Fired) -> u64 {
+    fn push(&mut self, at: f64, required: bool, what: Fired) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.required += required as usize;
-        let item = Item { tie, seq, required, what: Some(what) };
+        let item = Item { number: seq << 1 | u64::from(required), what: Some(what) };
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slab[slot as usize] = item;
@@ -201,8 +225,8 @@ impl AlarmQueue {
         let item = &mut self.slab[key.slot as usize];
         let what = item.what.take().expect("a pending alarm");
         self.free.push(key.slot);
-        self.required -= item.required as usize;
-        Some((item.required, what))
+        self.required -= item.required() as usize;
+        Some((item.required(), what))
     }
 
     #[inline(always)]
@@ -215,8 +239,9 @@ impl AlarmQueue {
     #[cold]
     #[inline(never)]
     fn drop_cancelled_tops(&mut self) {
-        while let Some(top) = self.heap.peek() {
-            let seq = self.slab[top.slot as usize].seq;
+        loop {
+            let Some(top) = self.heap.peek() else { return };
+            let seq = self.slab[top.slot as usize].seq();
             if self.cancelled.is_empty() || !self.cancelled.remove(&seq) {
                 return;
             }
@@ -291,8 +316,12 @@ impl AlarmQueue {
             .iter()
             .filter_map(|k| {
                 let item = &self.slab[k.slot as usize];
-                matches!(item.what, Some(Fired::Mail(_)))
-                    .then_some((k.time, item.tie, item.seq, k.slot))
+                matches!(item.what, Some(Fired::Mail(_))).then_some((
+                    k.time,
+                    item.tie(),
+                    item.seq(),
+                    k.slot,
+                ))
             })
             .collect();
         keys.sort_unstable();
@@ -300,7 +329,7 @@ impl AlarmQueue {
             .filter_map(|(time, _, _, slot)| {
                 let item = &self.slab[slot as usize];
                 let Some(Fired::Mail(env)) = &item.what else { return None };
-                Some((time_of(time), !item.required, env))
+                Some((time_of(time), !item.required(), env))
             })
             .collect()
     }
@@ -317,9 +346,9 @@ impl AlarmQueue {
         let mut taken = Vec::with_capacity(gone.len());
         for key in &gone {
             let item = &mut self.slab[key.slot as usize];
-            self.required -= item.required as usize;
+            self.required -= item.required() as usize;
             if let Some(Fired::Mail(env)) = item.what.take() {
-                taken.push((time_of(key.time), !item.required, env));
+                taken.push((time_of(key.time), !item.required(), env));
             }
         }
         let slab = &self.slab;
@@ -345,7 +374,7 @@ impl AlarmQueue {
         }
         for &slot in &gone {
             let item = &mut self.slab[slot as usize];
-            self.required -= item.required as usize;
+            self.required -= item.required() as usize;
             item.what = None;
         }
         let slab = &self.slab;
