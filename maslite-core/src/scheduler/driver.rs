@@ -187,6 +187,7 @@ impl Driver {
     }
 
     /// Moves the simulated clock to `t` (not before now).
+    #[inline]
     pub fn set_time(&mut self, t: f64) -> Result<()> {
         let now = self.kernel.shared.now.get();
         if !t.is_finite() {

@@ -919,10 +919,16 @@ impl Partition {
 
     /// Routes and delivers what the kernel sent (none of it may cross
     /// inside a window), and takes the alarms it set for agents elsewhere.
+    #[inline(always)]
     fn route_window(&mut self, w: &mut Window) -> Result<(), Error> {
         if !self.kernel.has_mail_out() && self.router.outbox.is_empty() {
             return Ok(());
         }
+        self.route_window_mail(w)
+    }
+
+    #[inline(never)]
+    fn route_window_mail(&mut self, w: &mut Window) -> Result<(), Error> {
         self.kernel.take_outbox_into(&mut self.router.outbox);
         self.take_exported(w)?;
         if !self.router.outbox.is_empty() {
