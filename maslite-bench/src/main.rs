@@ -113,7 +113,8 @@ struct Args {
     /// phold: measure 1..=N partitions (default 2).
     #[arg(long, default_value_t = 2)]
     max_partitions: usize,
-    /// phold: also draw events/s against partitions to this SVG file.
+    /// phold: also draw events/s against partitions to this SVG file, with
+    /// the floors (measured after the cases, in this invocation).
     #[arg(long)]
     plot: Option<std::path::PathBuf>,
 }
@@ -127,6 +128,17 @@ fn main() {
             println!("{l}");
         }
         if let (Case::Phold, Some(path)) = (args.case, &args.plot) {
+            // The floors, measured in this invocation too, after the cases.
+            let floor_lines = run_case_with(Case::FloorPhold, args.smoke, runs, warmup, 1);
+            let floors: Vec<plot::Floor> = floor_lines
+                .iter()
+                .map(|l| {
+                    println!("{l}");
+                    let v: Value = serde_json::from_str(l).expect("our own JSON");
+                    let remote = v["params"]["remote"].as_f64().unwrap_or(0.0);
+                    (remote, v["median"].as_f64().unwrap_or(0.0))
+                })
+                .collect();
             let points: Vec<plot::Point> = lines
                 .iter()
                 .map(|l| {
@@ -140,7 +152,7 @@ fn main() {
                     )
                 })
                 .collect();
-            if let Err(e) = plot::phold_svg(&points, path) {
+            if let Err(e) = plot::phold_svg(&points, &floors, path) {
                 eprintln!("maslite-bench: cannot draw {}: {e}", path.display());
                 std::process::exit(1);
             }
