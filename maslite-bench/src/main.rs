@@ -8,12 +8,12 @@
 //! suite works, not to measure. BENCHMARKS.md has the results and the
 //! commands.
 
-#[cfg(feature = "mimalloc")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: counting::Counting = counting::Counting::new();
 
 mod bare;
 mod cases;
+mod counting;
 mod floors;
 mod load;
 mod measure;
@@ -38,8 +38,8 @@ enum Case {
     /// PHOLD on 1 and 2 partitions, remote 0, 0.25 and 0.9 (events/s).
     Phold,
     /// PHOLD with 1 M agents and one event each on one partition, beside
-    /// its floor at the same size, runs interleaved (events/s; resident
-    /// bytes per pending event).
+    /// its floor at the same size, runs interleaved (events/s; heap bytes
+    /// per pending event).
     #[value(name = "phold-1m")]
     PholdLarge,
     /// The conveyor demo end to end, start and stop included (sim/wall).
@@ -253,19 +253,20 @@ fn run_case_with(
                 end: if smoke { 2.0 } else { 5.0 },
                 ..phold_params(smoke, 0.25, 1)
             };
-            let (mut floor, mut ours, mut hashes, mut bytes) = (vec![], vec![], None, 0.0);
+            let (mut floor, mut ours, mut hashes) = (vec![], vec![], None);
             let mut floor_bytes = 0;
             for i in 0..warmup + runs {
                 let (floor_eps, _, floor_hash, floor_per_event) = floors::phold(&params);
                 floor_bytes = floor_per_event;
-                let (eps, hash, per_event) = cases::phold_large(&params);
+                let (eps, hash) = cases::phold_large(&params);
                 assert_eq!(floor_hash, hash, "the floor and the kernel tell one story");
                 if i >= warmup {
                     floor.push(floor_eps);
                     ours.push(eps);
                 }
-                (hashes, bytes) = (Some(hash), per_event);
+                hashes = Some(hash);
             }
+            let bytes = cases::phold_bytes(&params);
             let p = json!({
                 "agents": params.agents, "events": params.events, "remote": params.remote,
                 "lookahead": params.lookahead, "mean": params.mean, "end": params.end,
