@@ -1219,43 +1219,24 @@ impl Scheduler {
 
     #[inline(always)]
     fn release_alarms(&mut self, now: f64) {
-        if self.shared.next_alarm.get() <= now {
-            self.release_due_alarms(now);
-        }
+        self.release_alarms_to(now, Fire::ToOutbox);
     }
 
-    fn release_due_alarms(&mut self, now: f64) {
-        let shared = &*self.shared;
-        let stats = &mut self.stats;
-        let mut outbox = shared.outbox.borrow_mut();
-        let mut reg = shared.reg.borrow_mut();
-        shared.alarms_mut(|alarms| {
-            alarms.release_due(now, |fired| {
-                stats.alarms_fired += 1;
-                match fired {
-                    Fired::Mail(env) => {
-                        reg.outbox_used = true;
-                        outbox.push(env);
-                    }
-                    Fired::Wake(index) => reg.mark(index),
-                }
-            })
-        });
-    }
-
-    /// As [`release_due_alarms`](Self::release_due_alarms), but while
-    /// nobody subscribes to anything the mail of a fired alarm for an agent
-    /// of this kernel goes straight into its inbox, in firing order, instead
-    /// of through the outbox (the rest still goes there). Returns how many
-    /// went straight in: sent and delivered at once.
-    fn release_due_alarms_here(&mut self, now: f64) -> u64 {
+    /// Releases the alarms due at `now`: their mail to the outbox, or (see
+    /// [`Fire::IntoInboxes`]) straight into this kernel's inboxes. Returns
+    /// how many messages went straight in: sent and delivered at once.
+    #[inline(always)]
+    fn release_alarms_to(&mut self, now: f64, fire: Fire) -> u64 {
         if self.shared.next_alarm.get() > now {
             return 0;
         }
-        if !self.shared.mailing.borrow().is_empty() {
-            self.release_due_alarms(now);
-            return 0;
-        }
+        self.release_due_alarms(now, fire)
+    }
+
+    fn release_due_alarms(&mut self, now: f64, fire: Fire) -> u64 {
+        // Straight in only while nobody subscribes to anything: then a
+        // fired alarm's mail has its receiver, or nobody, for recipient.
+        let straight = fire == Fire::IntoInboxes && self.shared.mailing.borrow().is_empty();
         let shared = &*self.shared;
         let stats = &mut self.stats;
         let mut here = 0;
@@ -1266,7 +1247,10 @@ impl Scheduler {
                 stats.alarms_fired += 1;
                 match fired {
                     Fired::Mail(env) => {
-                        let index = env.receiver().and_then(|r| reg.ids.get(&r).copied());
+                        let index = match env.receiver() {
+                            Some(r) if straight => reg.ids.get(&r).copied(),
+                            _ => None,
+                        };
                         let env = match index {
                             Some(index) => match reg.push(index, env) {
                                 Ok(()) => {
@@ -1711,6 +1695,19 @@ fn inspectable<A: Agent>(slot: &Slot, id: AgentId) -> Result<&std::cell::RefCell
 
 /// In `poll`'s `ask`: a poll with a reason (see `poll`). Not a signal bit.
 const ROUND: u8 = 128;
+
+/// Where the mail of fired alarms goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fire {
+    /// To the outbox, routed with the round's sends (after them: see
+    /// [`Origin::FIRED`](crate::Origin::FIRED)).
+    ToOutbox,
+    /// Straight into its receiver's inbox when the receiver is on this
+    /// kernel and nobody subscribes to anything; else to the outbox. For a
+    /// caller that routed the round's sends first and whose agents' alarms
+    /// all fire here (a partition inside a lookahead window).
+    IntoInboxes,
+}
 
 /// The text of a panic.
 fn panic_message(panic: &(dyn Any + Send)) -> String {

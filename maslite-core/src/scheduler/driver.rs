@@ -238,7 +238,7 @@ impl Driver {
     /// agents' alarms all fire here (lookahead windows).
     pub fn fire_due_alarms_here(&mut self) -> u64 {
         let now = self.kernel.shared.now.get();
-        self.kernel.release_due_alarms_here(now)
+        self.kernel.release_alarms_to(now, super::Fire::IntoInboxes)
     }
 
     /// The time of the earliest pending alarm or wake-up.
