@@ -6,7 +6,6 @@ use crate::service;
 
 use maslite::runtime::StopReason;
 use service::{Ack, StatsBody};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -136,7 +135,7 @@ async fn a_graceful_stop_answers_every_request_in_flight() {
     }
     // Every request has reached the server: stop now.
     tokio::time::timeout(Duration::from_secs(20), async {
-        while running.app.received.load(Ordering::Relaxed) < n {
+        while running.app.received() < n {
             tokio::task::yield_now().await;
         }
     })
@@ -256,10 +255,9 @@ async fn a_stop_under_load_answers_every_request_and_closes_only_after_answers()
         (0..clients).map(|c| tokio::spawn(keep_alive_client(base.clone(), c))).collect();
     // Mid-load: every client's connection is open and orders stream in.
     until("every client connected", || running.connections.get() == clients as usize).await;
-    until("orders under way", || running.app.received.load(Ordering::Relaxed) >= 20 * clients)
-        .await;
+    until("orders under way", || running.app.received() >= 20 * clients).await;
     let in_flight = running.app.in_flight();
-    let received = running.app.received.load(Ordering::Relaxed);
+    let received = running.app.received();
     running.stop.cancel();
     let mut errors = Vec::new();
     let mut acks = Vec::new();
