@@ -1,7 +1,7 @@
 //! # service — an order-matching service over HTTP, with agents behind axum
 //!
 //! For applications that host agents inside a tokio service. Each traded
-//! symbol has an order book, an agent on a partition of its own. HTTP
+//! symbol has an order book, an agent (on one partition by default). HTTP
 //! requests become messages to the books, and the books' answers become
 //! HTTP responses:
 //!
@@ -35,11 +35,13 @@
 //! Run it: `cargo run --example service -- --addr 127.0.0.1:3000`, then
 //! `curl -s localhost:3000/orders -d '{"symbol":"ACME","side":"sell","price":100,"qty":3}' -H 'content-type: application/json'`.
 //! The first line reads `service: listening on http://<addr>`. Flags
-//! (defaults): `--addr 127.0.0.1:3000 --partitions 2` (the books of ACME,
-//! GLOBEX and INITECH go round the partitions), `--admission-ms 2000
-//! --drain-ms 1000`; `-- --help` says more. `maslite-bench service` loads
-//! it with 32 and 256 connections beside a bare axum handler
-//! (BENCHMARKS.md, "Services").
+//! (defaults): `--addr 127.0.0.1:3000 --partitions 1` (with more, the books
+//! of ACME, GLOBEX and INITECH go round the partitions), `--admission-ms
+//! 2000 --drain-ms 1000`; `-- --help` says more. One partition is the
+//! default because a partition is a thread of its own beside the HTTP
+//! server's workers: on 2 cores a second one cost more than it gave
+//! (BENCHMARKS.md, "Services"). `maslite-bench service` loads it with 32
+//! and 256 connections beside a bare axum handler.
 
 pub mod graceful;
 
@@ -385,7 +387,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            partitions: 2,
+            partitions: 1,
             admission: Duration::from_secs(2),
             capacity: 1024,
             drain: Some(Duration::from_secs(1)),
@@ -502,7 +504,7 @@ struct Args {
     addr: String,
     /// Partitions the books go round (book i on partition i mod P), at
     /// least 1.
-    #[arg(long, value_name = "P", default_value_t = 2,
+    #[arg(long, value_name = "P", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..))]
     partitions: u16,
     /// How long an order may wait for room in the inlet (the books are

@@ -14,7 +14,9 @@ use tokio::net::TcpListener;
 async fn started(linger: bool) -> (service::Running, reqwest::Client, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let drain = if linger { None } else { Some(Duration::ZERO) };
-    let options = service::Options { drain, ..service::Options::default() };
+    // Two partitions (the example defaults to one): a book on each, each
+    // answered by its own partition's answerer.
+    let options = service::Options { drain, partitions: 2, ..service::Options::default() };
     let running = service::start(listener, &["ACME", "GLOBEX"], options).await.unwrap();
     let base = format!("http://{}", running.addr);
     (running, reqwest::Client::new(), base)
