@@ -1,7 +1,7 @@
 //! # service — an order-matching service over HTTP, with agents behind axum
 //!
 //! For applications that host agents inside a tokio service. Each traded
-//! symbol has an order book, an agent on a partition of its own. HTTP
+//! symbol has an order book, an agent (on one partition by default). HTTP
 //! requests become messages to the books, and the books' answers become
 //! HTTP responses:
 //!
@@ -35,11 +35,13 @@
 //! Run it: `cargo run --example service -- --addr 127.0.0.1:3000`, then
 //! `curl -s localhost:3000/orders -d '{"symbol":"ACME","side":"sell","price":100,"qty":3}' -H 'content-type: application/json'`.
 //! The first line reads `service: listening on http://<addr>`. Flags
-//! (defaults): `--addr 127.0.0.1:3000 --partitions 2` (the books of ACME,
-//! GLOBEX and INITECH go round the partitions), `--admission-ms 2000
-//! --drain-ms 1000`; `-- --help` says more. `maslite-bench service` loads
-//! it with 32 and 256 connections beside a bare axum handler
-//! (BENCHMARKS.md, "Services").
+//! (defaults): `--addr 127.0.0.1:3000 --partitions 1` (with more, the books
+//! of ACME, GLOBEX and INITECH go round the partitions), `--admission-ms
+//! 2000 --drain-ms 1000`; `-- --help` says more. One partition is the
+//! default because a partition is a thread of its own beside the HTTP
+//! server's workers: on 2 cores a second one cost more than it gave
+//! (BENCHMARKS.md, "Services"). `maslite-bench service` loads it with 32
+//! and 256 connections beside a bare axum handler.
 
 pub mod graceful;
 
@@ -108,13 +110,37 @@ pub struct Ack {
     pub fills: Vec<Fill>,
     /// What rests in the book, unfilled.
     pub resting: u64,
-    #[serde(skip)]
+}
+
+/// What a book did with an order: an [`Ack`] but the symbol, which the
+/// request has (so the book's thread allocates no copy of it for the
+/// server's thread to free).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Traded {
+    /// The order's id in the book.
+    pub order: u64,
+    pub fills: Vec<Fill>,
+    /// What rests in the book, unfilled.
+    pub resting: u64,
+}
+
+impl Traded {
+    /// The answer to an order for `symbol`.
+    pub fn ack(self, symbol: String) -> Ack {
+        Ack { order: self.order, symbol, fills: self.fills, resting: self.resting }
+    }
+}
+
+/// A book agent's answer to request `request`.
+#[derive(Clone, Debug)]
+struct Answer {
     request: u64,
+    traded: Traded,
 }
 
 /// One symbol's order book: price-time priority.
+#[derive(Default)]
 pub struct Book {
-    symbol: String,
     next: u64,
     /// Price → resting (order, qty), oldest first.
     bids: BTreeMap<u64, VecDeque<(u64, u64)>>,
@@ -124,9 +150,8 @@ pub struct Book {
 }
 
 impl Book {
-    pub fn new(symbol: &str) -> Book {
-        let (bids, asks) = (BTreeMap::new(), BTreeMap::new());
-        Book { symbol: symbol.into(), next: 0, bids, asks, work: Duration::ZERO }
+    pub fn new() -> Book {
+        Book::default()
     }
 
     /// A book slowed on purpose: each order also takes `work` of its
@@ -137,9 +162,8 @@ impl Book {
         self
     }
 
-    /// Trades an order against the book and rests what is left of it
-    /// (the answer's `request` is 0: the agent sets it).
-    pub fn submit(&mut self, side: Side, price: u64, qty: u64) -> Ack {
+    /// Trades an order against the book and rests what is left of it.
+    pub fn trade(&mut self, side: Side, price: u64, qty: u64) -> Traded {
         let o = Order { request: 0, side, price, qty };
         self.next += 1;
         let id = self.next;
@@ -178,7 +202,7 @@ impl Book {
             };
             own.entry(o.price).or_default().push_back((id, left));
         }
-        Ack { order: id, symbol: self.symbol.clone(), fills, resting: left, request: 0 }
+        Traded { order: id, fills, resting: left }
     }
 }
 
@@ -189,10 +213,10 @@ impl Agent for Book {
             if !self.work.is_zero() {
                 std::thread::sleep(self.work); // the partition's own thread
             }
-            let ack =
-                Ack { request: order.request, ..self.submit(order.side, order.price, order.qty) };
+            let traded = self.trade(order.side, order.price, order.qty);
+            let answer = Answer { request: order.request, traded };
             env.reply().expect("orders come from an answerer");
-            cx.send(Envelope::new(ack).to(env.receiver().expect("replied")));
+            cx.send(Envelope::new(answer).to(env.receiver().expect("replied")));
         }
     }
 }
@@ -215,11 +239,11 @@ struct AnswerCounts {
 impl Agent for Answerer {
     async fn update(&mut self, cx: &Cx) {
         while let Some(env) = cx.try_recv() {
-            let Ok(ack) = env.into_payload::<Ack>() else { continue };
+            let Ok(answer) = env.into_payload::<Answer>() else { continue };
             self.counts.sent.fetch_add(1, Ordering::Relaxed);
-            let tx = self.waiting.lock().unwrap().remove(&ack.request);
+            let tx = self.waiting.lock().unwrap().remove(&answer.request);
             // (A oneshot's send does not block: it wakes the request.)
-            if tx.is_none_or(|tx| tx.send(ack).is_err()) {
+            if tx.is_none_or(|tx| tx.send(answer.traded).is_err()) {
                 self.counts.unclaimed.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -232,18 +256,21 @@ fn answerer(p: usize) -> AgentId {
 }
 
 /// Requests waiting for their answer, by request number.
-type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Ack>>>>;
+type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Traded>>>>;
 
-/// What the HTTP handlers share.
+/// What the HTTP handlers share (one `Arc`: a handler's clone of it is
+/// one count, not one per field).
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<Shared>);
+
+struct Shared {
     inlet: Inlet,
     /// Each symbol's book, and the answerer on its partition.
-    books: Arc<HashMap<String, (AgentId, AgentId)>>,
+    books: HashMap<String, (AgentId, AgentId)>,
     waiting: Waiting,
-    next: Arc<AtomicU64>,
+    next: AtomicU64,
     /// Requests that reached a handler.
-    pub received: Arc<AtomicU64>,
+    received: AtomicU64,
     /// How long an order waits for room in the inlet before a 503.
     admission: Duration,
 }
@@ -251,7 +278,12 @@ pub struct App {
 impl App {
     /// Requests waiting for a book's answer now.
     pub fn in_flight(&self) -> usize {
-        self.waiting.lock().unwrap().len()
+        self.0.waiting.lock().unwrap().len()
+    }
+
+    /// Requests that reached a handler so far.
+    pub fn received(&self) -> u64 {
+        self.0.received.load(Ordering::Relaxed)
     }
 }
 
@@ -260,7 +292,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
-async fn post_order(State(app): State<App>, body: axum::body::Bytes) -> Response {
+async fn post_order(State(App(app)): State<App>, body: axum::body::Bytes) -> Response {
     app.received.fetch_add(1, Ordering::Relaxed);
     let req: OrderRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -296,7 +328,7 @@ async fn post_order(State(app): State<App>, body: axum::body::Bytes) -> Response
     // No time limit here — giving up would leave an order matched without
     // its answer (the limit is on getting in, above).
     match rx.await {
-        Ok(ack) => Json(ack).into_response(),
+        Ok(traded) => Json(traded.ack(req.symbol)).into_response(),
         // The run was cut short (the grace ran out) before the book had it.
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the service stopped before answering"),
     }
@@ -314,7 +346,7 @@ pub struct StatsBody {
 }
 
 async fn get_stats(State(app): State<App>) -> Json<StatsBody> {
-    let s = app.inlet.stats();
+    let s = app.0.inlet.stats();
     Json(StatsBody {
         accepted: s.accepted,
         messages: s.messages,
@@ -355,7 +387,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            partitions: 2,
+            partitions: 1,
             admission: Duration::from_secs(2),
             capacity: 1024,
             drain: Some(Duration::from_secs(1)),
@@ -410,18 +442,18 @@ pub async fn start(
     let mut books = HashMap::new();
     for (i, symbol) in symbols.iter().enumerate() {
         let p = i % partitions;
-        let id = rt.add(p, Book::new(symbol).slowed(options.book_work))?;
+        let id = rt.add(p, Book::new().slowed(options.book_work))?;
         books.insert(symbol.to_string(), (id, answerer(p)));
     }
     let service = rt.serve(ServeOptions::new().capacity(options.capacity))?;
-    let app = App {
+    let app = App(Arc::new(Shared {
         inlet: service.inlet(),
-        books: Arc::new(books),
+        books,
         waiting: waiting.clone(),
-        next: Arc::default(),
-        received: Arc::default(),
+        next: AtomicU64::new(0),
+        received: AtomicU64::new(0),
         admission: options.admission,
-    };
+    }));
     let router = Router::new()
         .route("/orders", post(post_order))
         .route("/stats", get(get_stats))
@@ -472,7 +504,7 @@ struct Args {
     addr: String,
     /// Partitions the books go round (book i on partition i mod P), at
     /// least 1.
-    #[arg(long, value_name = "P", default_value_t = 2,
+    #[arg(long, value_name = "P", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..))]
     partitions: u16,
     /// How long an order may wait for room in the inlet (the books are

@@ -19,7 +19,7 @@ type Books = Arc<HashMap<String, Mutex<Book>>>;
 /// `POST /orders`, matched in the handler.
 pub fn router(symbols: &[&str]) -> Router {
     let books: Books =
-        Arc::new(symbols.iter().map(|s| (s.to_string(), Mutex::new(Book::new(s)))).collect());
+        Arc::new(symbols.iter().map(|s| (s.to_string(), Mutex::new(Book::new()))).collect());
     Router::new().route("/orders", post(post_order)).with_state(books)
 }
 
@@ -38,6 +38,6 @@ async fn post_order(State(books): State<Books>, body: Bytes) -> Response {
     let Some(book) = books.get(&req.symbol) else {
         return error(StatusCode::NOT_FOUND, format!("unknown symbol {:?}", req.symbol));
     };
-    let ack = book.lock().unwrap().submit(req.side, req.price, req.qty);
-    Json(ack).into_response()
+    let traded = book.lock().unwrap().trade(req.side, req.price, req.qty);
+    Json(traded.ack(req.symbol)).into_response()
 }

@@ -258,6 +258,17 @@ impl Inlet {
     /// ```
     pub async fn send_timeout(&self, envelope: Envelope, timeout: Duration) -> Result<()> {
         let tx = self.channel(&envelope)?;
+        // Room now (the usual case): no deadline to set up. (Room is never
+        // free while others wait for it: a permit given back goes to the
+        // first waiter, so this does not overtake anyone.)
+        let envelope = match tx.try_send(envelope) {
+            Ok(()) => {
+                self.shared.accepted.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Error::Stopped),
+            Err(mpsc::error::TrySendError::Full(envelope)) => envelope,
+        };
         tx.send_timeout(envelope, timeout).await.map_err(|e| match e {
             mpsc::error::SendTimeoutError::Timeout(_) => Error::Full,
             mpsc::error::SendTimeoutError::Closed(_) => Error::Stopped,

@@ -6,7 +6,6 @@ use crate::service;
 
 use maslite::runtime::StopReason;
 use service::{Ack, StatsBody};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -15,7 +14,9 @@ use tokio::net::TcpListener;
 async fn started(linger: bool) -> (service::Running, reqwest::Client, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let drain = if linger { None } else { Some(Duration::ZERO) };
-    let options = service::Options { drain, ..service::Options::default() };
+    // Two partitions (the example defaults to one): a book on each, each
+    // answered by its own partition's answerer.
+    let options = service::Options { drain, partitions: 2, ..service::Options::default() };
     let running = service::start(listener, &["ACME", "GLOBEX"], options).await.unwrap();
     let base = format!("http://{}", running.addr);
     (running, reqwest::Client::new(), base)
@@ -136,7 +137,7 @@ async fn a_graceful_stop_answers_every_request_in_flight() {
     }
     // Every request has reached the server: stop now.
     tokio::time::timeout(Duration::from_secs(20), async {
-        while running.app.received.load(Ordering::Relaxed) < n {
+        while running.app.received() < n {
             tokio::task::yield_now().await;
         }
     })
@@ -256,10 +257,9 @@ async fn a_stop_under_load_answers_every_request_and_closes_only_after_answers()
         (0..clients).map(|c| tokio::spawn(keep_alive_client(base.clone(), c))).collect();
     // Mid-load: every client's connection is open and orders stream in.
     until("every client connected", || running.connections.get() == clients as usize).await;
-    until("orders under way", || running.app.received.load(Ordering::Relaxed) >= 20 * clients)
-        .await;
+    until("orders under way", || running.app.received() >= 20 * clients).await;
     let in_flight = running.app.in_flight();
-    let received = running.app.received.load(Ordering::Relaxed);
+    let received = running.app.received();
     running.stop.cancel();
     let mut errors = Vec::new();
     let mut acks = Vec::new();
