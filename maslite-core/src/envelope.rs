@@ -37,63 +37,14 @@ impl<T: Any + Send + Clone> Payload for T {
     }
 }
 
-/// The addressing of a message: 72 bytes, so that a message with a small
-/// payload is one 80-byte allocation. The receiver's presence and the direct
-/// flag ride in the two low bits of the origin's `seq` (a count of one
-/// agent's sends, far below 2⁶²).
+/// The addressing of a message.
 #[derive(Clone)]
 pub(crate) struct Header {
     sender: AgentId,
-    /// The receiver, if [`Header::RECEIVER`] is set.
-    receiver: AgentId,
+    receiver: Option<AgentId>,
     topic: Option<Topic>,
-    when: u64,
-    round: u64,
-    key: u64,
-    /// The origin's `seq` shifted left by two, and the two flags.
-    seq_flags: u64,
-}
-
-const _: () = assert!(std::mem::size_of::<Header>() == 72, "a header stays 72 bytes");
-
-impl Header {
-    const RECEIVER: u64 = 1;
-    const DIRECT: u64 = 2;
-    const FLAGS: u64 = 3;
-
-    #[inline]
-    fn receiver(&self) -> Option<AgentId> {
-        (self.seq_flags & Header::RECEIVER != 0).then_some(self.receiver)
-    }
-
-    #[inline]
-    fn set_receiver(&mut self, receiver: Option<AgentId>) {
-        match receiver {
-            Some(r) => {
-                self.receiver = r;
-                self.seq_flags |= Header::RECEIVER;
-            }
-            None => self.seq_flags &= !Header::RECEIVER,
-        }
-    }
-
-    #[inline]
-    fn direct(&self) -> bool {
-        self.seq_flags & Header::DIRECT != 0
-    }
-
-    #[inline]
-    fn origin(&self) -> Origin {
-        Origin { when: self.when, round: self.round, key: self.key, seq: self.seq_flags >> 2 }
-    }
-
-    #[inline]
-    fn set_origin(&mut self, origin: Origin) {
-        self.when = origin.when;
-        self.round = origin.round;
-        self.key = origin.key;
-        self.seq_flags = (origin.seq << 2) | (self.seq_flags & Header::FLAGS);
-    }
+    direct: bool,
+    origin: Origin,
 }
 
 /// Where a message comes from in the canonical order: when it was sent (or
@@ -195,12 +146,10 @@ impl Envelope {
         Envelope(Box::new(Letter {
             header: Header {
                 sender: AgentId::OUTSIDE,
-                receiver: AgentId::OUTSIDE,
+                receiver: None,
                 topic: None,
-                when: 0,
-                round: 0,
-                key: 0,
-                seq_flags: 0,
+                direct: false,
+                origin: Origin::default(),
             },
             payload,
         }))
@@ -214,7 +163,7 @@ impl Envelope {
 
     /// Sets the receiver.
     pub fn to(mut self, receiver: AgentId) -> Envelope {
-        self.0.header.set_receiver(Some(receiver));
+        self.0.header.receiver = Some(receiver);
         self
     }
 
@@ -227,28 +176,27 @@ impl Envelope {
     /// Makes the message direct: it goes to its receiver only and
     /// subscriptions are ignored. Fails if there is no receiver.
     pub fn direct(mut self) -> Result<Envelope> {
-        if self.0.header.receiver().is_none() {
+        if self.0.header.receiver.is_none() {
             return Err(Error::DirectWithoutReceiver);
         }
-        self.0.header.seq_flags |= Header::DIRECT;
+        self.0.header.direct = true;
         Ok(self)
     }
 
     /// The canonical origin stamp (see [`Origin`]).
     pub fn origin(&self) -> Origin {
-        self.0.header.origin()
+        self.0.header.origin
     }
 
     /// Sets the origin stamp: for runtimes that order mail from outside.
-    /// (Its `seq`, a count of one agent's sends, is kept modulo 2⁶².)
     pub fn set_origin(&mut self, origin: Origin) {
-        self.0.header.set_origin(origin);
+        self.0.header.origin = origin;
     }
 
     /// Marks the envelope as the mail of a fired alarm (see [`Origin`]).
     #[inline]
     pub(crate) fn mark_fired(&mut self) {
-        self.0.header.when |= Origin::FIRED;
+        self.0.header.origin.when |= Origin::FIRED;
     }
 
     /// Sets the sender in place.
@@ -259,10 +207,10 @@ impl Envelope {
     /// Sets or clears the receiver in place. Clearing the receiver of a direct
     /// message is refused.
     pub fn set_receiver(&mut self, receiver: Option<AgentId>) -> Result<()> {
-        if receiver.is_none() && self.0.header.direct() {
+        if receiver.is_none() && self.0.header.direct {
             return Err(Error::DirectWithoutReceiver);
         }
-        self.0.header.set_receiver(receiver);
+        self.0.header.receiver = receiver;
         Ok(())
     }
 
@@ -275,10 +223,10 @@ impl Envelope {
     /// A broadcast has no receiver to swap with and is refused.
     pub fn reply(&mut self) -> Result<()> {
         let h = &mut self.0.header;
-        let Some(receiver) = h.receiver() else {
+        let Some(receiver) = h.receiver else {
             return Err(Error::NoReceiver);
         };
-        h.receiver = h.sender;
+        h.receiver = Some(h.sender);
         h.sender = receiver;
         Ok(())
     }
@@ -292,7 +240,7 @@ impl Envelope {
     /// The receiver; `None` for a broadcast.
     #[inline]
     pub fn receiver(&self) -> Option<AgentId> {
-        self.0.header.receiver()
+        self.0.header.receiver
     }
 
     /// The topic: the one set, or the payload's short type name.
@@ -320,7 +268,7 @@ impl Envelope {
     /// Whether the message is direct.
     #[inline]
     pub fn is_direct(&self) -> bool {
-        self.0.header.direct()
+        self.0.header.direct
     }
 
     /// The full type name of the payload.
@@ -444,39 +392,6 @@ mod tests {
         copy.payload_mut::<Ping>().unwrap().0 = 9;
         assert_eq!(env.payload::<Ping>().unwrap(), &Ping(1));
         assert_eq!(copy.receiver(), Some(AgentId(2)));
-    }
-
-    /// The receiver's presence and the direct flag share a word with the
-    /// origin's `seq`: setting one never changes the others.
-    #[test]
-    fn flags_and_origin_live_side_by_side() {
-        let origin = Origin { when: 7, round: 3, key: 11, seq: (1 << 62) - 1 };
-        let mut env = Envelope::new(Ping(1));
-        assert_eq!(
-            (env.receiver(), env.is_direct(), env.origin()),
-            (None, false, Origin::default())
-        );
-        env.set_origin(origin);
-        assert_eq!(env.receiver(), None);
-        let mut env = env.to(AgentId(0)).direct().unwrap();
-        assert_eq!(
-            (env.receiver(), env.is_direct(), env.origin()),
-            (Some(AgentId(0)), true, origin)
-        );
-        assert!(env.set_receiver(None).is_err(), "a direct message keeps its receiver");
-        env.mark_fired();
-        let fired = Origin { when: 7 | Origin::FIRED, ..origin };
-        assert_eq!(env.origin(), fired);
-        let copy = env.clone();
-        assert_eq!(
-            (copy.receiver(), copy.is_direct(), copy.origin()),
-            (Some(AgentId(0)), true, fired)
-        );
-        let mut env = Envelope::new(Ping(2)).to(AgentId(5));
-        env.set_origin(origin);
-        env.set_receiver(None).unwrap();
-        assert_eq!((env.receiver(), env.is_direct(), env.origin()), (None, false, origin));
-        assert!(env.reply().is_err(), "a broadcast has nobody to reply to");
     }
 
     #[test]
