@@ -83,17 +83,7 @@ impl Runtime {
     /// ([`AgentPlacement::retain`]) before applying it.
     pub fn immovable(&mut self, placement: &AgentPlacement) -> Result<Vec<(AgentId, Immovable)>> {
         self.check(0)?;
-        let partitions = self.parts.len();
-        let mut from: Vec<Vec<AgentId>> = vec![Vec::new(); partitions];
-        for (id, to) in placement.iter() {
-            if to >= partitions {
-                return Err(Error::NoPartition { partition: to, partitions });
-            }
-            let at = self.dir.get(&id).copied().ok_or(Error::UnknownAgent(id))?;
-            if at != to {
-                from[at].push(id);
-            }
-        }
+        let (from, _) = self.moves(placement)?;
         let mut stuck: Vec<(AgentId, Immovable)> = Vec::new();
         for (q, ids) in from.into_iter().enumerate() {
             if !ids.is_empty() && self.is_local(q) {
@@ -102,6 +92,31 @@ impl Runtime {
         }
         stuck.sort_unstable_by_key(|s| s.0);
         Ok(stuck)
+    }
+
+    /// What `placement` moves: the agents to take out of each partition,
+    /// and each move as (agent, from, to). Those already where it puts
+    /// them stay. [`Error::NoPartition`] and [`Error::UnknownAgent`] as
+    /// found.
+    #[allow(clippy::type_complexity)]
+    fn moves(
+        &self,
+        placement: &AgentPlacement,
+    ) -> Result<(Vec<Vec<AgentId>>, Vec<(AgentId, usize, usize)>)> {
+        let partitions = self.parts.len();
+        let mut from: Vec<Vec<AgentId>> = vec![Vec::new(); partitions];
+        let mut moves = Vec::new();
+        for (id, to) in placement.iter() {
+            if to >= partitions {
+                return Err(Error::NoPartition { partition: to, partitions });
+            }
+            let at = self.dir.get(&id).copied().ok_or(Error::UnknownAgent(id))?;
+            if at != to {
+                from[at].push(id);
+                moves.push((id, at, to));
+            }
+        }
+        Ok((from, moves))
     }
 
     /// Moves agent `id` to `partition`, between runs, with its state,
@@ -131,19 +146,7 @@ impl Runtime {
             return Err(Error::Config("agents do not move between hosts' partitions".into()));
         }
         let partitions = self.parts.len();
-        // What moves, from where to where, by source partition.
-        let mut from: Vec<Vec<AgentId>> = vec![Vec::new(); partitions];
-        let mut moves: Vec<(AgentId, usize, usize)> = Vec::new();
-        for (id, to) in placement.iter() {
-            if to >= partitions {
-                return Err(Error::NoPartition { partition: to, partitions });
-            }
-            let at = self.dir.get(&id).copied().ok_or(Error::UnknownAgent(id))?;
-            if at != to {
-                from[at].push(id);
-                moves.push((id, at, to));
-            }
-        }
+        let (from, moves) = self.moves(placement)?;
         if moves.is_empty() {
             return Ok(0);
         }
