@@ -5,7 +5,7 @@
 use crate::config::{Choices, Config};
 use crate::error::{Error, Result};
 use crate::exchange::Wires;
-use crate::partition::{thread_main, Seed};
+use crate::partition::{thread_main, PartitionThread, Seed};
 use crate::progress::Gauges;
 use crate::runtime::{Handle, Runtime, Started};
 use crate::transport::{HostWires, Transport};
@@ -170,17 +170,15 @@ impl Builder {
                 core,
                 gauges: gauges.clone(),
             };
-            let thread = match std::thread::Builder::new()
-                .name(format!("maslite-p{me}"))
-                .spawn(move || thread_main(seed))
-            {
-                Ok(thread) => thread,
-                Err(e) => {
-                    // Stop and join the partitions already started.
-                    stop_started(&cancel, &mut parts);
-                    return Err(Error::Config(format!("cannot start a partition thread: {e}")));
-                }
-            };
+            let thread =
+                match PartitionThread::spawn(format!("maslite-p{me}"), move || thread_main(seed)) {
+                    Ok(thread) => thread,
+                    Err(e) => {
+                        // Stop the partitions already started.
+                        stop_started(&cancel, &mut parts);
+                        return Err(Error::Config(format!("cannot start a partition thread: {e}")));
+                    }
+                };
             parts.push(Handle { cmds: Some(tx), queued: Vec::new(), thread: Some(thread) });
         }
         // The transport last: it ends when the partitions are gone.
@@ -208,13 +206,13 @@ impl Builder {
     }
 }
 
-/// Stops and joins the partitions a failed `build` had started.
+/// Stops the partitions a failed `build` had started.
 fn stop_started(cancel: &CancellationToken, parts: &mut [Handle]) {
     cancel.cancel();
     for part in parts {
         part.cmds = None;
         if let Some(t) = part.thread.take() {
-            let _ = t.join();
+            let _ = t.wait(Duration::ZERO);
         }
     }
 }

@@ -51,7 +51,8 @@
 //! assert_eq!(report.reason, StopReason::Paused);
 //! assert_eq!(report.cross_partition(), 9);
 //! assert_eq!(report.traffic[0][1] + report.traffic[1][0], 9);
-//! // Leaving scope stops and joins both partition threads.
+//! // Leaving scope stops both partitions: it returns once they have
+//! // dropped their agents.
 //! ```
 //!
 //! ## The parts, and their names

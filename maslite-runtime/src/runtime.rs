@@ -9,7 +9,7 @@
 use crate::config::{Config, Mode};
 use crate::endpoint::{Backpressure, Endpoint, EndpointCounts, Outbound, Overflow};
 use crate::error::{rank, Error, Result};
-use crate::partition::{panic_message, Call, Cmd, FreeRun, Outcome, Partition};
+use crate::partition::{panic_message, Call, Cmd, FreeRun, Outcome, Partition, PartitionThread};
 use crate::progress::{Gauges, Progress};
 use crate::report::{RuntimeReport, StopReason};
 use crate::route::top_pairs;
@@ -36,7 +36,7 @@ pub(crate) struct Handle {
     /// Its command channel (`None`: on another host, or stopped).
     pub(crate) cmds: Option<mpsc::UnboundedSender<Cmd>>,
     pub(crate) queued: Vec<Call>,
-    pub(crate) thread: Option<JoinHandle<()>>,
+    pub(crate) thread: Option<PartitionThread>,
 }
 
 /// What [`Builder::build`](crate::Builder::build) started, for the handle to own.
@@ -90,7 +90,7 @@ pub(crate) struct Started {
 /// let read = rt.with_agent(reader, |r: &Reader| r.read.borrow().clone()).unwrap();
 /// assert_eq!(read, ["early", "late"]);
 /// assert_eq!(rt.partition_of(reader), Some(1));
-/// rt.stop().unwrap(); // or drop it: either stops and joins the threads
+/// rt.stop().unwrap(); // or drop it: either stops the partitions' threads
 /// # let _ = AgentId(0);
 /// ```
 pub struct Runtime {
@@ -785,14 +785,15 @@ impl Runtime {
     /// its panic).
     fn died(&mut self, q: usize) -> Error {
         self.parts[q].cmds = None;
-        let message = match self.parts[q].thread.take().map(|t| t.join()) {
-            Some(Err(panic)) => panic_message(panic.as_ref()),
+        let spin = self.spin();
+        let message = match self.parts[q].thread.take().map(|t| t.wait(spin)) {
+            Some(Err(panic)) => panic,
             _ => "it stopped".to_string(),
         };
         Error::PartitionDied { partition: q, message }
     }
 
-    /// Stops every partition and joins its thread.
+    /// Stops every partition and waits until each has dropped all it held.
     fn shut_down(&mut self) -> Option<Error> {
         self.stopped = true;
         self.cancel.cancel();
@@ -802,12 +803,10 @@ impl Runtime {
         let mut first = None;
         // Partitions waiting on other hosts stop waiting.
         self.stopping.cancel();
+        let spin = self.spin();
         for (q, part) in self.parts.iter_mut().enumerate() {
-            if let Some(Err(panic)) = part.thread.take().map(|t| t.join()) {
-                first.get_or_insert(Error::PartitionDied {
-                    partition: q,
-                    message: panic_message(panic.as_ref()),
-                });
+            if let Some(Err(message)) = part.thread.take().map(|t| t.wait(spin)) {
+                first.get_or_insert(Error::PartitionDied { partition: q, message });
             }
         }
         if let Some(Err(panic)) = self.transport_thread.take().map(|t| t.join()) {
@@ -818,7 +817,9 @@ impl Runtime {
         first
     }
 
-    /// Stops and joins every partition, reporting a thread that had died.
+    /// Stops every partition, reporting a thread that had died. It returns
+    /// once each partition has dropped all it held (its agents, their tokio
+    /// tasks, its tokio runtime); the OS threads then end on their own.
     pub fn stop(mut self) -> Result<()> {
         self.shut_down().map_or(Ok(()), Err)
     }

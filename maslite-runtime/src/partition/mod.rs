@@ -11,10 +11,12 @@
 mod free;
 pub mod lockstep;
 mod replica;
+mod thread;
 
 pub(crate) use free::FreeRun;
 pub(crate) use replica::Directory;
 use replica::{Here, Replica};
+pub(crate) use thread::PartitionThread;
 
 use crate::config::{Config, Mode};
 use crate::error::{Error, Result};
@@ -358,14 +360,15 @@ pub(crate) fn thread_main(seed: Seed) {
 }
 
 /// The next command: polled for up to `spin` (the handle's next call
-/// often follows at once), then awaited.
+/// often follows at once), then awaited. The polls yield the core between
+/// them: the handle's thread may be waiting for it.
 async fn next_command(cmds: &mut mpsc::UnboundedReceiver<Cmd>, spin: Duration) -> Option<Cmd> {
     let start = Instant::now();
     while start.elapsed() < spin {
         match cmds.try_recv() {
             Ok(cmd) => return Some(cmd),
             Err(mpsc::error::TryRecvError::Disconnected) => return None,
-            Err(mpsc::error::TryRecvError::Empty) => std::hint::spin_loop(),
+            Err(mpsc::error::TryRecvError::Empty) => std::thread::yield_now(),
         }
     }
     cmds.recv().await

@@ -1,10 +1,16 @@
-//! A partition's thread that dies outside any agent (here: a payload whose
-//! `Drop` panics while the router drops it as a dead letter) ends the run
-//! with an error naming that partition and the panic; the other partition
-//! sees its wire close and stops; every thread is joined; nothing hangs.
+//! How partitions' threads end.
+//!
+//! - A partition's thread that dies outside any agent (here: a payload
+//!   whose `Drop` panics while the router drops it as a dead letter) ends
+//!   the run with an error naming that partition and the panic; the other
+//!   partition sees its wire close and stops; nothing hangs.
+//! - Stopping a runtime (or dropping it) returns only once every partition
+//!   has dropped everything it held: agents, mail, its tokio tasks.
 
 use maslite_core::{AgentId, Envelope, Error};
 use maslite_runtime::Runtime;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A payload that panics when the original (not a clone) is dropped.
 struct Grenade {
@@ -63,4 +69,44 @@ fn a_dead_partition_thread_ends_the_run_with_its_number_and_panic() {
     // The runtime is spent, and stopping it returns.
     assert_eq!(rt.run().unwrap_err(), Error::Stopped);
     rt.stop().unwrap();
+}
+
+/// Counts its drops.
+struct Held(Arc<AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn stopping_returns_once_every_partition_has_dropped_what_it_held() {
+    for by_stop in [true, false] {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let mut rt = Runtime::new(2).unwrap();
+        for p in 0..2 {
+            let (in_agent, in_task) = (Held(dropped.clone()), Held(dropped.clone()));
+            rt.spawn(p, move |cx| async move {
+                let _held = in_agent;
+                // A task of the partition's tokio runtime, never finished.
+                tokio::task::spawn_local(async move {
+                    let _held = in_task;
+                    std::future::pending::<()>().await
+                });
+                loop {
+                    let _ = cx.recv().await;
+                }
+            })
+            .unwrap();
+        }
+        rt.run().unwrap();
+        assert_eq!(dropped.load(Ordering::SeqCst), 0, "nothing dropped while running");
+        if by_stop {
+            rt.stop().unwrap();
+        } else {
+            drop(rt);
+        }
+        assert_eq!(dropped.load(Ordering::SeqCst), 4, "stopped by {}", by_stop);
+    }
 }
