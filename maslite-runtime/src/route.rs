@@ -132,6 +132,10 @@ impl Router {
     ) -> Routed {
         let mut outbox = std::mem::take(&mut self.outbox);
         let mut verdict = Routed::Done;
+        // The last recipient's partition: a stream repeats it, and a lookup
+        // in the directory costs more than a comparison. (Nothing moves
+        // while the outbox is routed.)
+        let mut last: Option<(AgentId, Option<usize>)> = None;
         let mut mail = outbox.drain(..);
         while let Some(env) = mail.next() {
             self.recipients.clear();
@@ -181,7 +185,14 @@ impl Router {
                 }
                 // An agent added here since the last exchange (inside a
                 // lookahead window) is not in the directory yet.
-                let at = dir.get(r).or_else(|| kernel.contains(r).then_some(me));
+                let at = match last {
+                    Some((id, at)) if id == r => at,
+                    _ => {
+                        let at = dir.get(r).or_else(|| kernel.contains(r).then_some(me));
+                        last = Some((r, at));
+                        at
+                    }
+                };
                 match at {
                     None => {
                         counters.dead += 1;
