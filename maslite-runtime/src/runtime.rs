@@ -781,8 +781,8 @@ impl Runtime {
         }
     }
 
-    /// The error for partition `q`'s thread having died (joined, to read
-    /// its panic).
+    /// The error for partition `q`'s thread having died (its last word
+    /// awaited, to read its panic).
     fn died(&mut self, q: usize) -> Error {
         self.parts[q].cmds = None;
         let spin = self.spin();
