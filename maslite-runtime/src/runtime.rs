@@ -1,10 +1,12 @@
 //! The handle that owns the partitions (what Python maslite's
 //! multiprocessing branch calls the main process), scoped.
 //!
-//! Partition threads start when the runtime is built and are stopped and
-//! joined when it is dropped (or [`stop`](Runtime::stop)ped, or a run
-//! fails): leaving the scope that owns a `Runtime` — normally, by `?` or by
-//! a panic — never leaves a thread behind.
+//! Partition threads start when the runtime is built and are stopped when
+//! it is dropped (or [`stop`](Runtime::stop)ped, or a run fails), which
+//! returns once every partition has dropped its agents, their tasks and its
+//! tokio runtime: leaving the scope that owns a `Runtime` — normally, by `?`
+//! or by a panic — never leaves a partition running. (The OS threads then
+//! end on their own: see `partition::thread`.)
 
 use crate::config::{Config, Mode};
 use crate::endpoint::{Backpressure, Endpoint, EndpointCounts, Outbound, Overflow};
@@ -626,7 +628,7 @@ impl Runtime {
     /// ([`Error::Stopped`]). Its agents can still be read for a post-mortem
     /// ([`with_agent`](Self::with_agent), [`with_partition`](Self::with_partition)),
     /// unless a partition's thread died or a host was lost: then every
-    /// partition is stopped and joined.
+    /// partition is stopped.
     pub fn run_with(&mut self, opts: RunOptions) -> Result<RuntimeReport> {
         let spin = self.spin();
         crate::wait::block_on(self.run_async(opts), spin)

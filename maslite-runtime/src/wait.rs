@@ -26,8 +26,14 @@ impl Wake for Unpark {
 
 /// Runs `future` to completion on this thread: polls it for up to `spin`,
 /// then parks between wake-ups.
+///
+/// Called from inside a tokio task (a runtime dropped or stopped there), the
+/// future is polled outside tokio's cooperative budget: a task that has
+/// spent its budget gets `Pending` from tokio's channels with its waker
+/// deferred until the worker parks — and this call blocks the worker, so
+/// it would wait for ever.
 pub(crate) fn block_on<F: Future>(future: F, spin: Duration) -> F::Output {
-    let mut future = pin!(future);
+    let mut future = pin!(tokio::task::unconstrained(future));
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     let start = Instant::now();

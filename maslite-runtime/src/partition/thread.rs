@@ -29,8 +29,14 @@ impl PartitionThread {
         // Dropping the join handle detaches the thread: its end is awaited
         // through `last_word`.
         drop(std::thread::Builder::new().name(name).spawn(move || {
-            let ended = catch_unwind(AssertUnwindSafe(body));
-            let _ = tx.send(ended.map_err(|panic| panic_message(panic.as_ref())));
+            let ended = catch_unwind(AssertUnwindSafe(body)).map_err(|panic| {
+                let message = panic_message(panic.as_ref());
+                // A payload whose drop panics too must not take the word
+                // with it.
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(panic)));
+                message
+            });
+            let _ = tx.send(ended);
         })?);
         Ok(PartitionThread { last_word })
     }
@@ -40,8 +46,8 @@ impl PartitionThread {
     pub fn wait(self, spin: Duration) -> Result<(), String> {
         match crate::wait::block_on(self.last_word, spin) {
             Ok(ended) => ended,
-            // Unreachable short of the thread being killed: the body's
-            // panic is caught and told.
+            // Only if the thread was killed: the body's panic is caught,
+            // told, and its payload dropped under a guard.
             Err(_) => Err("it ended without a word".to_string()),
         }
     }

@@ -1,6 +1,7 @@
 //! The runtime inside a tokio application: `run_async` awaits the
 //! partitions without blocking the application's executor, the runtime
-//! moves between tasks, and the application's cancellation token stops it.
+//! moves between tasks, the application's cancellation token stops it, and
+//! its blocking calls return from a task that has spent tokio's budget.
 
 use maslite_core::{AgentId, Envelope, RunOptions};
 use maslite_runtime::{CancellationToken, Runtime, StopReason};
@@ -137,4 +138,44 @@ fn an_agent_left_on_a_tokio_timer_in_simulated_time_is_named_in_the_report() {
     assert_eq!(report.waiting_outside(), [trapped]);
     assert_eq!(report.partitions[1].waiting_outside, [trapped]);
     assert!(rt.partition_of(fine).is_none(), "the kernel's timeout ended its agent");
+}
+
+/// A task that has spent tokio's cooperative budget gets `Pending` from
+/// tokio's channels, its waker deferred until the worker parks. The
+/// runtime's blocking calls (reading an agent, a run, stopping) block that
+/// worker, so they must not be held to the budget: each returns here. (On
+/// a regression this test fails after a minute instead of hanging.)
+#[test]
+fn blocking_calls_return_from_a_task_that_spent_its_budget() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let app = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        app.block_on(async move {
+            let spend = || async {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                for i in 0..1000 {
+                    tx.send(i).unwrap();
+                }
+                while tokio::task::coop::has_budget_remaining() {
+                    rx.recv().await.unwrap();
+                }
+            };
+            let mut rt = bouncing(3);
+            spend().await;
+            let report = rt.run().unwrap();
+            assert_eq!(report.reason, StopReason::Paused);
+            spend().await;
+            let on = rt.with_partition(1, |s| s.contains(AgentId(2))).unwrap();
+            assert!(on);
+            spend().await;
+            drop(rt);
+            let rt = bouncing(1);
+            spend().await;
+            rt.stop().unwrap();
+        });
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("every blocking call returned");
 }

@@ -84,16 +84,20 @@ impl Drop for Held {
 fn stopping_returns_once_every_partition_has_dropped_what_it_held() {
     for by_stop in [true, false] {
         let dropped = Arc::new(AtomicUsize::new(0));
+        let started = Arc::new(AtomicUsize::new(0));
         let mut rt = Runtime::new(2).unwrap();
         for p in 0..2 {
             let (in_agent, in_task) = (Held(dropped.clone()), Held(dropped.clone()));
+            let started = started.clone();
             rt.spawn(p, move |cx| async move {
                 let _held = in_agent;
                 // A task of the partition's tokio runtime, never finished.
                 tokio::task::spawn_local(async move {
                     let _held = in_task;
+                    started.fetch_add(1, Ordering::SeqCst);
                     std::future::pending::<()>().await
                 });
+                tokio::task::yield_now().await;
                 loop {
                     let _ = cx.recv().await;
                 }
@@ -101,6 +105,7 @@ fn stopping_returns_once_every_partition_has_dropped_what_it_held() {
             .unwrap();
         }
         rt.run().unwrap();
+        assert_eq!(started.load(Ordering::SeqCst), 2, "both tasks are running");
         assert_eq!(dropped.load(Ordering::SeqCst), 0, "nothing dropped while running");
         if by_stop {
             rt.stop().unwrap();
