@@ -1,16 +1,18 @@
 //! Alarms: mail to be delivered at a future time, and the wake-ups of
 //! sleeping agents.
 //!
-//! One binary heap ordered by (time, [`Origin`] of the alarm's message), so
-//! releasing the due alarms is `O(log n)` each and alarms set for the same
-//! time fire in the canonical order — the order they were set in, on one
+//! One queue ordered by (time, [`Origin`] of the alarm's message), so
+//! releasing the due alarms costs about a constant each (a calendar of time
+//! buckets before a small heap) and alarms set for the same time fire in the
+//! canonical order — the order they were set in, on one
 //! kernel as on many partitions. Listing and clearing by receiver or topic
-//! scan the heap (`O(n)`): they are rare next to setting and firing.
+//! scan the queue (`O(n)`): they are rare next to setting and firing.
 
+use crate::calendar::Calendar;
 use crate::envelope::{Envelope, Origin};
 use crate::error::{Error, Result};
 use crate::id::AgentId;
-use crate::quad_heap::{time_bits, time_of, Key, QuadHeap};
+use crate::quad_heap::{time_bits, time_of, Key};
 use crate::topic::Topic;
 use rustc_hash::FxHashSet;
 
@@ -167,11 +169,12 @@ fn earlier(slab: &[Item], a: u32, b: u32) -> bool {
     (a.tie(), a.seq()) < (b.tie(), b.seq())
 }
 
-/// The pending alarms of one scheduler: (time, slot) keys in a 4-ary heap,
-/// the alarms themselves in a slab (see [`quad_heap`](crate::quad_heap)).
+/// The pending alarms of one scheduler: (time, slot) keys in a calendar
+/// queue, the alarms themselves in a slab (see [`calendar`](crate::calendar)
+/// and [`quad_heap`](crate::quad_heap)).
 #[derive(Default)]
 pub(crate) struct AlarmQueue {
-    heap: QuadHeap,
+    queue: Calendar,
     slab: Vec<Item>,
     /// Free slots of the slab.
     free: Vec<u32>,
@@ -213,7 +216,7 @@ impl AlarmQueue {
             }
         };
         let slab = &self.slab;
-        self.heap.push(Key { time: time_bits(at), slot }, |a, b| earlier(slab, a, b));
+        self.queue.push(Key { time: time_bits(at), slot }, |a, b| earlier(slab, a, b));
         seq
     }
 
@@ -221,7 +224,7 @@ impl AlarmQueue {
     #[inline(always)]
     fn pop(&mut self) -> Option<(bool, Fired)> {
         let slab = &self.slab;
-        let key = self.heap.pop(|a, b| earlier(slab, a, b))?;
+        let key = self.queue.pop(|a, b| earlier(slab, a, b))?;
         let item = &mut self.slab[key.slot as usize];
         let what = item.what.take().expect("a pending alarm");
         self.free.push(key.slot);
@@ -240,7 +243,7 @@ impl AlarmQueue {
     #[inline(never)]
     fn drop_cancelled_tops(&mut self) {
         loop {
-            let Some(top) = self.heap.peek() else { return };
+            let Some(top) = self.queue.peek() else { return };
             let seq = self.slab[top.slot as usize].seq();
             if self.cancelled.is_empty() || !self.cancelled.remove(&seq) {
                 return;
@@ -249,9 +252,9 @@ impl AlarmQueue {
         }
     }
 
-    /// The time at the top of the heap (maybe a cancelled wake-up).
+    /// The time at the top of the queue (maybe a cancelled wake-up).
     pub fn peek_time(&self) -> Option<f64> {
-        self.heap.peek().map(|k| time_of(k.time))
+        self.queue.peek().map(|k| time_of(k.time))
     }
 
     /// The earliest pending time.
@@ -275,7 +278,7 @@ impl AlarmQueue {
         let due = time_bits(now);
         loop {
             self.drop_cancelled_top();
-            match self.heap.peek() {
+            match self.queue.peek() {
                 Some(top) if top.time <= due => {}
                 _ => return,
             }
@@ -312,7 +315,7 @@ impl AlarmQueue {
         // Sorted by value (time, origin, number), not through the slab: a
         // million pending alarms sort in a tenth of a second.
         let mut keys: Vec<(u64, Origin, u64, u32)> = self
-            .heap
+            .queue
             .iter()
             .filter_map(|k| {
                 let item = &self.slab[k.slot as usize];
@@ -339,7 +342,7 @@ impl AlarmQueue {
     pub fn take_mail_for(&mut self, receiver: AgentId) -> Vec<(f64, bool, Envelope)> {
         let hit = |item: &Item| matches!(&item.what, Some(Fired::Mail(env)) if env.receiver() == Some(receiver));
         let gone: Vec<Key> =
-            self.heap.iter().filter(|k| hit(&self.slab[k.slot as usize])).copied().collect();
+            self.queue.iter().filter(|k| hit(&self.slab[k.slot as usize])).collect();
         if gone.is_empty() {
             return Vec::new();
         }
@@ -352,7 +355,7 @@ impl AlarmQueue {
             }
         }
         let slab = &self.slab;
-        self.heap.retain(|k| slab[k.slot as usize].what.is_some(), |a, b| earlier(slab, a, b));
+        self.queue.retain(|k| slab[k.slot as usize].what.is_some(), |a, b| earlier(slab, a, b));
         self.free.extend(gone.iter().map(|k| k.slot));
         taken
     }
@@ -367,8 +370,12 @@ impl AlarmQueue {
             }
             _ => false,
         };
-        let gone: Vec<u32> =
-            self.heap.iter().filter(|k| hit(&self.slab[k.slot as usize])).map(|k| k.slot).collect();
+        let gone: Vec<u32> = self
+            .queue
+            .iter()
+            .filter(|k| hit(&self.slab[k.slot as usize]))
+            .map(|k| k.slot)
+            .collect();
         if gone.is_empty() {
             return 0;
         }
@@ -378,7 +385,7 @@ impl AlarmQueue {
             item.what = None;
         }
         let slab = &self.slab;
-        self.heap.retain(|k| slab[k.slot as usize].what.is_some(), |a, b| earlier(slab, a, b));
+        self.queue.retain(|k| slab[k.slot as usize].what.is_some(), |a, b| earlier(slab, a, b));
         self.free.extend_from_slice(&gone);
         gone.len()
     }

@@ -113,6 +113,7 @@
 
 pub mod agent;
 pub mod alarms;
+mod calendar;
 pub mod change;
 pub mod checkpoint;
 pub mod clock;

@@ -1,4 +1,6 @@
-//! A 4-ary min-heap of small keys, for the alarm queue.
+//! A 4-ary min-heap of small keys, for the alarm queue: the heap of the
+//! current time bucket in front of the [`calendar`](crate::calendar), and
+//! the whole queue when the times cannot be spread.
 //!
 //! PHOLD-like models spend most of their time popping alarms: with the
 //! alarms themselves (envelope, origin, flags: 72 bytes) in a
@@ -52,6 +54,19 @@ impl QuadHeap {
 
     pub fn iter(&self) -> impl Iterator<Item = &Key> {
         self.keys.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Takes every key out, in no order.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Key> {
+        self.keys.drain(..)
     }
 
     /// Pushes `key`; `less(a, b)` orders two slots of equal time.
