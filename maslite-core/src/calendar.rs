@@ -11,16 +11,18 @@
 //! allocation per alarm), and those past that range in one unsorted list.
 //! When the current bucket is spent, the next non-empty one moves into the
 //! heap; when the range is spent, the far list is spread over a new range,
-//! its width fitted to hold a few alarms a bucket. Each alarm is thus moved
-//! a bounded number of times and compared only with its bucket's company.
+//! its width fitted to hold a few alarms a bucket where the next pops are.
+//! An alarm is thus moved a few times on average and compared only with its
+//! bucket's company.
 //!
 //! The order is the heap's: by time, then by the caller's order for equal
 //! times. A bucket's index never decreases as the time grows, equal times
 //! always share a place, and every alarm in the heap comes before every
 //! alarm in a bucket, which comes before every far one: so the heap's top
-//! is the least of all, whatever the distribution of times. A distribution
-//! a calendar cannot spread (all at one time, or one far outlier) leaves
-//! the alarms in the heap: then the queue is the heap, at the heap's cost.
+//! is the least of all, whatever the distribution of times. Times a
+//! calendar cannot spread (all at one time, or a bunch much denser than
+//! the front it was fitted to) end up in the heap: then the queue is the
+//! heap, at the heap's cost.
 //! Spreading again is rationed (at most once per half as many pushes and
 //! pops as there were alarms), so a queue never spends more than a
 //! constant per alarm on it.
