@@ -15,6 +15,10 @@
 //! An alarm is thus moved a few times on average and compared only with its
 //! bucket's company.
 //!
+//! A key pushed into an empty queue goes straight into the heap, so a lone
+//! sleeper's alarm, popped and pushed again and again, costs about what it
+//! did in a heap.
+//!
 //! The order is the heap's: by time, then by the caller's order for equal
 //! times. A bucket's index never decreases as the time grows, equal times
 //! always share a place, and every alarm in the heap comes before every
@@ -24,10 +28,10 @@
 //! the front it was fitted to) end up in the heap: then the queue is the
 //! heap, at the heap's cost.
 //! Spreading again is rationed (at most once per half as many pushes and
-//! pops as there were alarms), so a queue never spends more than a
-//! constant per alarm on it.
+//! pops as there were alarms, and ever less often while it leaves the heap
+//! full), so a queue never spends more than a constant per alarm on it.
 
-use crate::quad_heap::{time_of, Key, QuadHeap};
+use crate::quad_heap::{time_bits, time_of, Key, QuadHeap};
 
 /// No slot: the end of a bucket's list, or an empty bucket.
 const NONE: u32 = u32::MAX;
@@ -54,17 +58,21 @@ pub(crate) struct Calendar {
     next: Vec<u32>,
     /// Per slot: its key's time bits, while it waits in a bucket.
     times: Vec<u64>,
-    /// Keys past the range (`time > top`), unsorted.
+    /// Keys past the range (time bits `> top`), unsorted.
     far: Vec<Key>,
-    /// The range: its start, its last time included, and buckets per unit.
+    /// The range: its start, its last time's bits (compared as bits, so
+    /// that every key, NaN too, sorts as in the heap), and buckets per unit.
     lo: f64,
-    top: f64,
+    top: u64,
     scale: f64,
     len: usize,
     /// Pushes and pops since the last spread, and how many were pending
     /// then (the ration of spreads).
     ops: usize,
     spread_len: usize,
+    /// Doubles while spreading everything again leaves the heap full (ties
+    /// or a bunch no width separates), so that it is tried ever less often.
+    ration: usize,
 }
 
 impl Default for Calendar {
@@ -77,11 +85,12 @@ impl Default for Calendar {
             times: Vec::new(),
             far: Vec::new(),
             lo: 0.0,
-            top: f64::NEG_INFINITY,
+            top: 0,
             scale: 0.0,
             len: 0,
             ops: 0,
             spread_len: 0,
+            ration: 1,
         }
     }
 }
@@ -127,33 +136,44 @@ impl Calendar {
     /// Pushes `key`; `less(a, b)` orders two slots of equal time.
     #[inline]
     pub fn push(&mut self, key: Key, less: impl Fn(u32, u32) -> bool) {
-        let slot = key.slot as usize;
-        if slot >= self.times.len() {
-            self.times.resize(slot + 1, 0);
-            self.next.resize(slot + 1, NONE);
-        }
         self.len += 1;
         self.ops += 1;
-        let t = time_of(key.time);
-        if t > self.top {
-            self.far.push(key);
-            if self.near.is_empty() {
-                // It was empty: the far key is the least.
-                self.refill(&less);
-            }
+        if self.len == 1 {
+            // Into an empty queue (a lone sleeper's alarm, again and
+            // again): a range of this one time, the key in the heap.
+            (self.top, self.scale, self.cur) = (key.time, 0.0, 0);
+            (self.ops, self.spread_len) = (0, 1);
+            self.heads.clear();
+            self.near.push(key, &less);
             return;
         }
-        let b = self.bucket(t);
+        if key.time > self.top {
+            // (Never into an empty heap: the queue was not empty.)
+            self.far.push(key);
+            return;
+        }
+        let b = if self.heads.len() > 1 { self.bucket(time_of(key.time)) } else { 0 };
         if b <= self.cur {
             self.near.push(key, &less);
             if self.near.len() > NEAR_LIMIT && self.may_spread() {
                 self.spread_all(&less);
             }
         } else {
-            self.times[slot] = key.time;
-            self.next[slot] = self.heads[b];
-            self.heads[b] = key.slot;
+            self.link(key, b);
         }
+    }
+
+    /// Puts `key` into bucket `b`'s list.
+    #[inline]
+    fn link(&mut self, key: Key, b: usize) {
+        let slot = key.slot as usize;
+        if slot >= self.times.len() {
+            self.times.resize(slot + 1, 0);
+            self.next.resize(slot + 1, NONE);
+        }
+        self.times[slot] = key.time;
+        self.next[slot] = self.heads[b];
+        self.heads[b] = key.slot;
     }
 
     /// Pops the least key.
@@ -162,7 +182,7 @@ impl Calendar {
         let key = self.near.pop(&less)?;
         self.len -= 1;
         self.ops += 1;
-        if self.near.is_empty() {
+        if self.near.is_empty() && self.len > 0 {
             self.refill(&less);
         }
         Some(key)
@@ -195,7 +215,9 @@ impl Calendar {
     /// Whether a spread is due its ration (see the [module](self)).
     #[inline]
     fn may_spread(&self) -> bool {
-        2 * self.ops >= self.spread_len
+        // (Or the queue has doubled since: its growth pays for it.)
+        2 * self.ops >= self.spread_len.saturating_mul(self.ration)
+            || self.len >= 2 * self.spread_len
     }
 
     /// With the heap empty: moves the next bucket in, or spreads the far
@@ -205,7 +227,7 @@ impl Calendar {
         if self.len == 0 {
             self.heads.clear();
             self.cur = 0;
-            self.top = f64::NEG_INFINITY;
+            self.top = 0;
             return;
         }
         self.cur += 1;
@@ -231,6 +253,7 @@ impl Calendar {
     #[cold]
     fn spread_all(&mut self, less: &impl Fn(u32, u32) -> bool) {
         self.far.extend(self.near.drain());
+        self.near.shrink(4 * NEAR_LIMIT);
         for b in self.cur + 1..self.heads.len() {
             let mut at = std::mem::replace(&mut self.heads[b], NONE);
             while at != NONE {
@@ -239,6 +262,7 @@ impl Calendar {
             }
         }
         self.spread(less);
+        self.ration = if self.near.len() > NEAR_LIMIT { (self.ration * 2).min(1 << 16) } else { 1 };
     }
 
     /// Spreads the far keys (every key left: the heap and the buckets are
@@ -251,22 +275,22 @@ impl Calendar {
     /// greatest) would put most of them in its first buckets. The density
     /// at the front comes from a sample: the time below which an eighth of
     /// it lies. The range ends where the buckets (at most one per key) run
-    /// out (one per two keys: two bytes a key);
-    /// later keys stay far, spread next time.
+    /// out (one per two keys: two bytes a key); later keys stay far, spread
+    /// next time.
     fn spread(&mut self, less: &impl Fn(u32, u32) -> bool) {
         debug_assert!(self.near.is_empty() && !self.far.is_empty());
         let n = self.far.len();
-        let (mut lo, mut top) = (u64::MAX, 0);
+        let (mut lo_bits, mut top_bits) = (u64::MAX, 0);
         for key in &self.far {
-            lo = lo.min(key.time);
-            top = top.max(key.time);
+            lo_bits = lo_bits.min(key.time);
+            top_bits = top_bits.max(key.time);
         }
-        let (lo, top) = (time_of(lo), time_of(top));
+        let (lo, top) = (time_of(lo_bits), time_of(top_bits));
         let span = top - lo;
         let (scale, buckets, top) = if n <= 2 * PER_BUCKET || !(span > 0.0 && span.is_finite()) {
             // Few keys, or a span that cannot be cut (one time, or an
             // infinite one): one bucket, the heap.
-            (0.0, 1, top)
+            (0.0, 1, top_bits)
         } else {
             let samples = n.min(64);
             let mut sample: Vec<f64> =
@@ -280,10 +304,20 @@ impl Calendar {
             };
             let fit = (span / width).ceil();
             let most = (n / 2).clamp(16, MAX_BUCKETS);
-            if fit.is_finite() && fit <= most as f64 {
-                (1.0 / width, (fit as usize).max(1), top)
+            let end = lo + most as f64 * width;
+            if !(1.0 / width).is_finite() || end <= lo {
+                // A width too fine for f64 (subnormal times): the whole
+                // span in `most` buckets, or one.
+                let width = span / most as f64;
+                if (1.0 / width).is_finite() {
+                    (1.0 / width, most, top_bits)
+                } else {
+                    (0.0, 1, top_bits)
+                }
+            } else if fit.is_finite() && fit <= most as f64 {
+                (1.0 / width, (fit as usize).max(1), top_bits)
             } else {
-                (1.0 / width, most, lo + most as f64 * width)
+                (1.0 / width, most, time_bits(end))
             }
         };
         self.scale = if scale.is_finite() { scale } else { 0.0 };
@@ -296,23 +330,20 @@ impl Calendar {
         self.spread_len = n;
         let mut far = std::mem::take(&mut self.far);
         far.retain(|&key| {
-            let t = time_of(key.time);
-            if t > top {
+            if key.time > top {
                 return true;
             }
-            let b = self.bucket(t);
+            let b = self.bucket(time_of(key.time));
             if b == 0 {
                 self.near.push(key, less);
             } else {
-                self.times[key.slot as usize] = key.time;
-                self.next[key.slot as usize] = self.heads[b];
-                self.heads[b] = key.slot;
+                self.link(key, b);
             }
             false
         });
-        if far.capacity() > 4 * far.len() + 1024 {
-            // The far keys of a start-up (all of them, at first) are spread.
-            far.shrink_to(2 * far.len());
+        if far.capacity() > 2 * far.len() + 1024 {
+            // Most far keys were spread: give their room back.
+            far.shrink_to(far.len() + far.len() / 4);
         }
         self.far = far;
     }
@@ -321,7 +352,6 @@ impl Calendar {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quad_heap::time_bits;
     use proptest::prelude::*;
 
     /// What the queues are asked to do.
@@ -338,8 +368,17 @@ mod tests {
             4 => (0u32..20).prop_map(|t| Op::Push(f64::from(t))),
             4 => (0.0f64..1000.0).prop_map(Op::Push),
             1 => (-1e6f64..1e6).prop_map(Op::Push),
-            1 => prop_oneof![Just(1e300), Just(f64::INFINITY), Just(-0.0), Just(5e-324)]
-                .prop_map(Op::Push),
+            1 => prop_oneof![
+                Just(1e300),
+                Just(f64::INFINITY),
+                Just(-0.0),
+                Just(5e-324),
+                Just(f64::NAN),
+                Just(-f64::NAN),
+            ]
+            .prop_map(Op::Push),
+            // Subnormal times: widths too fine for f64.
+            1 => (0u32..40).prop_map(|k| Op::Push(f64::from(k) * 5e-324)),
             6 => Just(Op::Pop),
             1 => (2u32..7).prop_map(Op::Retain),
         ]
@@ -446,5 +485,23 @@ mod tests {
         // It ran as a calendar, not as one big heap.
         assert!(buckets >= 1000, "{buckets} buckets");
         assert!(near <= NEAR_LIMIT + 1, "{near} keys in the heap");
+    }
+
+    /// Times a calendar cannot spread well (a thousand subnormal values, a
+    /// few integers tied a thousand times each) still pop in order.
+    #[test]
+    fn ties_and_subnormal_times_pop_as_the_heap_does() {
+        let mut ops = Vec::new();
+        for i in 0..3000u32 {
+            ops.push(Op::Push(f64::from(i % 1000) * 5e-324));
+            ops.push(Op::Push(f64::from(i % 3)));
+        }
+        for i in 0..6000u32 {
+            ops.push(Op::Pop);
+            if i % 2 == 0 {
+                ops.push(Op::Push(f64::from(3 + i % 5)));
+            }
+        }
+        let _ = agree(&ops, true);
     }
 }

@@ -64,13 +64,18 @@ impl QuadHeap {
         self.keys.is_empty()
     }
 
+    /// Gives back room beyond `keep` keys (the heap is empty).
+    pub fn shrink(&mut self, keep: usize) {
+        self.keys.shrink_to(keep);
+    }
+
     /// Takes every key out, in no order.
     pub fn drain(&mut self) -> std::vec::Drain<'_, Key> {
         self.keys.drain(..)
     }
 
     /// Pushes `key`; `less(a, b)` orders two slots of equal time.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, key: Key, less: impl Fn(u32, u32) -> bool) {
         self.keys.push(key);
         let mut at = self.keys.len() - 1;
