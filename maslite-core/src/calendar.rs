@@ -274,9 +274,8 @@ impl Calendar {
     /// near the clock, so a width fitted to the whole span (least to
     /// greatest) would put most of them in its first buckets. The density
     /// at the front comes from a sample: the time below which an eighth of
-    /// it lies. The range ends where the buckets (at most one per key) run
-    /// out (one per two keys: two bytes a key); later keys stay far, spread
-    /// next time.
+    /// it lies. The range ends where its buckets run out (one per two keys:
+    /// two bytes a key); later keys stay far, spread next time.
     fn spread(&mut self, less: &impl Fn(u32, u32) -> bool) {
         debug_assert!(self.near.is_empty() && !self.far.is_empty());
         let n = self.far.len();
