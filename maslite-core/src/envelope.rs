@@ -37,14 +37,57 @@ impl<T: Any + Send + Clone> Payload for T {
     }
 }
 
-/// The addressing of a message.
+/// The addressing of a message: 72 bytes. The receiver's and the topic's
+/// presence and the direct flag are bits of `flags` rather than `Option`s
+/// and a `bool` (which made it 88): with an 8-byte payload a message is 80
+/// bytes, an allocator's size class below 96.
 #[derive(Clone)]
 pub(crate) struct Header {
     sender: AgentId,
-    receiver: Option<AgentId>,
-    topic: Option<Topic>,
-    direct: bool,
+    /// The receiver, if `flags` has [`RECEIVER`].
+    receiver: AgentId,
+    /// The topic set, if `flags` has [`TOPIC`] (else the payload's short
+    /// type name is the topic).
+    topic: Topic,
     origin: Origin,
+    flags: u8,
+}
+
+/// `Header::flags`: it has a receiver.
+const RECEIVER: u8 = 1;
+/// `Header::flags`: a topic was set.
+const TOPIC: u8 = 2;
+/// `Header::flags`: the message is direct.
+const DIRECT: u8 = 4;
+
+const _: () = assert!(std::mem::size_of::<Header>() == 72, "a message's header is 72 bytes");
+
+impl Header {
+    #[inline]
+    fn receiver(&self) -> Option<AgentId> {
+        (self.flags & RECEIVER != 0).then_some(self.receiver)
+    }
+
+    #[inline]
+    fn set_receiver(&mut self, receiver: Option<AgentId>) {
+        match receiver {
+            Some(r) => {
+                self.receiver = r;
+                self.flags |= RECEIVER;
+            }
+            None => self.flags &= !RECEIVER,
+        }
+    }
+
+    #[inline]
+    fn topic(&self) -> Option<&Topic> {
+        (self.flags & TOPIC != 0).then_some(&self.topic)
+    }
+
+    fn set_topic(&mut self, topic: Topic) {
+        self.topic = topic;
+        self.flags |= TOPIC;
+    }
 }
 
 /// Where a message comes from in the canonical order: when it was sent (or
@@ -146,10 +189,10 @@ impl Envelope {
         Envelope(Box::new(Letter {
             header: Header {
                 sender: AgentId::OUTSIDE,
-                receiver: None,
-                topic: None,
-                direct: false,
+                receiver: AgentId(0),
+                topic: Topic::from_static(""),
                 origin: Origin::default(),
+                flags: 0,
             },
             payload,
         }))
@@ -163,23 +206,23 @@ impl Envelope {
 
     /// Sets the receiver.
     pub fn to(mut self, receiver: AgentId) -> Envelope {
-        self.0.header.receiver = Some(receiver);
+        self.0.header.set_receiver(Some(receiver));
         self
     }
 
     /// Sets the topic (default: the payload's short type name).
     pub fn topic_is(mut self, topic: impl Into<Topic>) -> Envelope {
-        self.0.header.topic = Some(topic.into());
+        self.0.header.set_topic(topic.into());
         self
     }
 
     /// Makes the message direct: it goes to its receiver only and
     /// subscriptions are ignored. Fails if there is no receiver.
     pub fn direct(mut self) -> Result<Envelope> {
-        if self.0.header.receiver.is_none() {
+        if self.0.header.receiver().is_none() {
             return Err(Error::DirectWithoutReceiver);
         }
-        self.0.header.direct = true;
+        self.0.header.flags |= DIRECT;
         Ok(self)
     }
 
@@ -207,26 +250,26 @@ impl Envelope {
     /// Sets or clears the receiver in place. Clearing the receiver of a direct
     /// message is refused.
     pub fn set_receiver(&mut self, receiver: Option<AgentId>) -> Result<()> {
-        if receiver.is_none() && self.0.header.direct {
+        if receiver.is_none() && self.is_direct() {
             return Err(Error::DirectWithoutReceiver);
         }
-        self.0.header.receiver = receiver;
+        self.0.header.set_receiver(receiver);
         Ok(())
     }
 
     /// Sets the topic in place.
     pub fn set_topic(&mut self, topic: impl Into<Topic>) {
-        self.0.header.topic = Some(topic.into());
+        self.0.header.set_topic(topic.into());
     }
 
     /// Swaps sender and receiver, to send a message back where it came from.
     /// A broadcast has no receiver to swap with and is refused.
     pub fn reply(&mut self) -> Result<()> {
         let h = &mut self.0.header;
-        let Some(receiver) = h.receiver else {
+        let Some(receiver) = h.receiver() else {
             return Err(Error::NoReceiver);
         };
-        h.receiver = Some(h.sender);
+        h.receiver = h.sender;
         h.sender = receiver;
         Ok(())
     }
@@ -240,12 +283,12 @@ impl Envelope {
     /// The receiver; `None` for a broadcast.
     #[inline]
     pub fn receiver(&self) -> Option<AgentId> {
-        self.0.header.receiver
+        self.0.header.receiver()
     }
 
     /// The topic: the one set, or the payload's short type name.
     pub fn topic(&self) -> &str {
-        match &self.0.header.topic {
+        match self.0.header.topic() {
             Some(t) => t.as_str(),
             None => short_type_name(self.0.payload.type_name()),
         }
@@ -254,12 +297,12 @@ impl Envelope {
     /// The topic given with [`topic_is`](Self::topic_is), if any (`None`:
     /// the payload's short type name is the topic).
     pub fn explicit_topic(&self) -> Option<&str> {
-        self.0.header.topic.as_ref().map(|t| t.as_str())
+        self.0.header.topic().map(|t| t.as_str())
     }
 
     /// The topic as a [`Topic`] value.
     pub fn topic_value(&self) -> Topic {
-        match &self.0.header.topic {
+        match self.0.header.topic() {
             Some(t) => t.clone(),
             None => Topic::from_static(short_type_name(self.0.payload.type_name())),
         }
@@ -268,7 +311,7 @@ impl Envelope {
     /// Whether the message is direct.
     #[inline]
     pub fn is_direct(&self) -> bool {
-        self.0.header.direct
+        self.0.header.flags & DIRECT != 0
     }
 
     /// The full type name of the payload.
