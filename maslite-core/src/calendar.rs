@@ -56,10 +56,12 @@ pub(crate) struct Calendar {
     cur: usize,
     /// Per slot: the next slot in its bucket's list.
     next: Vec<u32>,
-    /// Per slot: its key's time bits, while it waits in a bucket.
+    /// Per slot: its key's time bits, while it waits in a bucket or far.
     times: Vec<u64>,
-    /// Keys past the range (time bits `> top`), unsorted.
-    far: Vec<Key>,
+    /// The slots of the keys past the range (time bits `> top`), unsorted:
+    /// their times are in `times`, so a far key costs 4 bytes here, not a
+    /// 16-byte key (half of a million pending alarms can be far).
+    far: Vec<u32>,
     /// The range: its start, its last time's bits (compared as bits, so
     /// that every key, NaN too, sorts as in the heap), and buckets per unit.
     lo: f64,
@@ -110,7 +112,25 @@ impl Calendar {
     /// Every key, in no order.
     pub fn iter(&self) -> impl Iterator<Item = Key> + '_ {
         let bucketed = self.heads.iter().skip(self.cur + 1).flat_map(|&head| self.list(head));
-        self.near.iter().copied().chain(bucketed).chain(self.far.iter().copied())
+        let far = self.far.iter().map(|&slot| self.key(slot));
+        self.near.iter().copied().chain(bucketed).chain(far)
+    }
+
+    /// The key of a slot waiting in a bucket or far.
+    #[inline]
+    fn key(&self, slot: u32) -> Key {
+        Key { time: self.times[slot as usize], slot }
+    }
+
+    /// Notes `key`'s time in its slot's place.
+    #[inline]
+    fn note_time(&mut self, key: Key) {
+        let slot = key.slot as usize;
+        if slot >= self.times.len() {
+            self.times.resize(slot + 1, 0);
+            self.next.resize(slot + 1, NONE);
+        }
+        self.times[slot] = key.time;
     }
 
     /// The keys of the list starting at `head`.
@@ -122,7 +142,7 @@ impl Calendar {
             }
             let slot = at;
             at = self.next[slot as usize];
-            Some(Key { time: self.times[slot as usize], slot })
+            Some(self.key(slot))
         })
     }
 
@@ -149,7 +169,8 @@ impl Calendar {
         }
         if key.time > self.top {
             // (Never into an empty heap: the queue was not empty.)
-            self.far.push(key);
+            self.note_time(key);
+            self.far.push(key.slot);
             return;
         }
         let b = if self.heads.len() > 1 { self.bucket(time_of(key.time)) } else { 0 };
@@ -166,14 +187,15 @@ impl Calendar {
     /// Puts `key` into bucket `b`'s list.
     #[inline]
     fn link(&mut self, key: Key, b: usize) {
-        let slot = key.slot as usize;
-        if slot >= self.times.len() {
-            self.times.resize(slot + 1, 0);
-            self.next.resize(slot + 1, NONE);
-        }
-        self.times[slot] = key.time;
-        self.next[slot] = self.heads[b];
-        self.heads[b] = key.slot;
+        self.note_time(key);
+        self.thread(key.slot, b);
+    }
+
+    /// Puts a slot whose time is noted into bucket `b`'s list.
+    #[inline]
+    fn thread(&mut self, slot: u32, b: usize) {
+        self.next[slot as usize] = self.heads[b];
+        self.heads[b] = slot;
     }
 
     /// Pops the least key.
@@ -196,7 +218,7 @@ impl Calendar {
             let (mut at, mut kept) = (self.heads[b], NONE);
             while at != NONE {
                 let following = self.next[at as usize];
-                if keep(&Key { time: self.times[at as usize], slot: at }) {
+                if keep(&self.key(at)) {
                     self.next[at as usize] = kept;
                     kept = at;
                     len += 1;
@@ -205,7 +227,9 @@ impl Calendar {
             }
             self.heads[b] = kept;
         }
-        self.far.retain(&mut keep);
+        let mut far = std::mem::take(&mut self.far);
+        far.retain(|&slot| keep(&self.key(slot)));
+        self.far = far;
         self.len = len + self.far.len();
         if self.near.is_empty() {
             self.refill(&less);
@@ -236,7 +260,7 @@ impl Calendar {
             if head != NONE {
                 let mut at = head;
                 while at != NONE {
-                    self.near.push(Key { time: self.times[at as usize], slot: at }, less);
+                    self.near.push(self.key(at), less);
                     at = self.next[at as usize];
                 }
                 if self.near.len() > NEAR_LIMIT && self.may_spread() {
@@ -252,12 +276,17 @@ impl Calendar {
     /// Spreads every key over a new range.
     #[cold]
     fn spread_all(&mut self, less: &impl Fn(u32, u32) -> bool) {
-        self.far.extend(self.near.drain());
-        self.near.shrink(4 * NEAR_LIMIT);
+        let mut near = std::mem::take(&mut self.near);
+        for key in near.drain() {
+            self.note_time(key);
+            self.far.push(key.slot);
+        }
+        near.shrink(4 * NEAR_LIMIT);
+        self.near = near;
         for b in self.cur + 1..self.heads.len() {
             let mut at = std::mem::replace(&mut self.heads[b], NONE);
             while at != NONE {
-                self.far.push(Key { time: self.times[at as usize], slot: at });
+                self.far.push(at);
                 at = self.next[at as usize];
             }
         }
@@ -280,9 +309,10 @@ impl Calendar {
         debug_assert!(self.near.is_empty() && !self.far.is_empty());
         let n = self.far.len();
         let (mut lo_bits, mut top_bits) = (u64::MAX, 0);
-        for key in &self.far {
-            lo_bits = lo_bits.min(key.time);
-            top_bits = top_bits.max(key.time);
+        for &slot in &self.far {
+            let time = self.times[slot as usize];
+            lo_bits = lo_bits.min(time);
+            top_bits = top_bits.max(time);
         }
         let (lo, top) = (time_of(lo_bits), time_of(top_bits));
         let span = top - lo;
@@ -292,8 +322,9 @@ impl Calendar {
             (0.0, 1, top_bits)
         } else {
             let samples = n.min(64);
-            let mut sample: Vec<f64> =
-                (0..samples).map(|i| time_of(self.far[i * n / samples].time)).collect();
+            let mut sample: Vec<f64> = (0..samples)
+                .map(|i| time_of(self.times[self.far[i * n / samples] as usize]))
+                .collect();
             sample.sort_unstable_by(f64::total_cmp);
             let eighth = sample[samples / 8] - lo;
             let width = if eighth > 0.0 {
@@ -328,7 +359,8 @@ impl Calendar {
         self.ops = 0;
         self.spread_len = n;
         let mut far = std::mem::take(&mut self.far);
-        far.retain(|&key| {
+        far.retain(|&slot| {
+            let key = self.key(slot);
             if key.time > top {
                 return true;
             }
@@ -336,7 +368,7 @@ impl Calendar {
             if b == 0 {
                 self.near.push(key, less);
             } else {
-                self.link(key, b);
+                self.thread(slot, b);
             }
             false
         });
