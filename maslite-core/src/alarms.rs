@@ -170,7 +170,7 @@ impl Item {
     /// What breaks a tie at one time: the origin of the alarm's message
     /// (zero for wake-ups, whose order makes no difference: they only mark
     /// agents). Read through the message, not kept beside it: ties are rare
-    /// with real-valued times, and the item stays 32 bytes.
+    /// with real-valued times, and the item stays 24 bytes.
     fn tie(&self) -> Origin {
         match &self.what {
             Fired::Mail(env) => env.origin(),
@@ -409,5 +409,249 @@ impl AlarmQueue {
         self.queue.retain(|k| slab[k.slot as usize].pending(), |a, b| earlier(slab, a, b));
         self.free.extend_from_slice(&gone);
         gone.len()
+    }
+}
+
+#[cfg(test)]
+mod model_tests {
+    use super::*;
+    use crate::envelope::Envelope;
+    use crate::id::AgentId;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct M(u32);
+
+    /// A tiny deterministic generator.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    #[derive(Clone, Debug, PartialEq)]
+    enum Ev {
+        Mail(u32),
+        Wake(u32),
+    }
+
+    /// A model entry: its time and number, and what it is.
+    #[derive(Clone, Debug)]
+    struct Entry {
+        at: u64,
+        seq: u64,
+        mail: Option<(u32, Option<u64>, &'static str, bool)>, // id, receiver, topic, required
+        wake: Option<(u32, u64, bool)>,                       // slot, ticket, cancelled
+    }
+
+    fn model_required(model: &[Entry]) -> usize {
+        model
+            .iter()
+            .filter(|e| match (&e.mail, &e.wake) {
+                (Some((_, _, _, r)), _) => *r,
+                (_, Some((_, _, c))) => !*c,
+                _ => false,
+            })
+            .count()
+    }
+
+    /// Random operations against a model: fired order, listings, the
+    /// `required` count and `has_required` stay right through slot reuse,
+    /// clear, take_mail_for and cancelled wake-ups.
+    #[test]
+    fn alarm_queue_matches_a_model() {
+        for seed in 1..400u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let mut q = AlarmQueue::default();
+            let mut model: Vec<Entry> = Vec::new();
+            let mut now = 0u64;
+            let mut next_id = 0u32;
+            let mut seq = 0u64;
+            let topics = ["a", "b", ""];
+            for _step in 0..300 {
+                match rng.below(10) {
+                    0..=3 => {
+                        let at = now + rng.below(20);
+                        let receiver = match rng.below(4) {
+                            0 => None,
+                            r => Some(r - 1), // includes AgentId(0), the placeholder
+                        };
+                        let topic = topics[rng.below(3) as usize];
+                        let required = rng.below(2) == 0;
+                        let mut env = Envelope::new(M(next_id)).topic_is(topic);
+                        if let Some(r) = receiver {
+                            env = env.to(AgentId(r));
+                        }
+                        if rng.below(3) == 0 {
+                            // Set and cleared: a placeholder receiver stays behind.
+                            env.set_receiver(Some(AgentId(9))).unwrap();
+                            env.set_receiver(receiver.map(AgentId)).unwrap();
+                        }
+                        q.set_mail(at as f64, env, !required);
+                        model.push(Entry {
+                            at,
+                            seq,
+                            mail: Some((next_id, receiver, topic, required)),
+                            wake: None,
+                        });
+                        seq += 1;
+                        next_id += 1;
+                    }
+                    4 => {
+                        let at = now + 1 + rng.below(20);
+                        let slot = rng.below(5) as u32;
+                        let ticket = q.set_wake(at as f64, slot);
+                        assert_eq!(ticket, seq, "tickets count up");
+                        model.push(Entry {
+                            at,
+                            seq,
+                            mail: None,
+                            wake: Some((slot, ticket, false)),
+                        });
+                        seq += 1;
+                    }
+                    5 => {
+                        // Cancel a pending, not yet cancelled wake-up.
+                        let live: Vec<usize> = model
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, e)| matches!(e.wake, Some((_, _, false))))
+                            .map(|(i, _)| i)
+                            .collect();
+                        if !live.is_empty() {
+                            let i = live[rng.below(live.len() as u64) as usize];
+                            let w = model[i].wake.as_mut().unwrap();
+                            w.2 = true;
+                            q.cancel_wake(w.1);
+                        }
+                    }
+                    6 => {
+                        let receiver = match rng.below(3) {
+                            0 => None,
+                            r => Some(AgentId(r - 1)),
+                        };
+                        let topic = match rng.below(3) {
+                            0 => None,
+                            t => Some(topics[t as usize]),
+                        };
+                        let n = q.clear(receiver, topic);
+                        let before = model.len();
+                        model.retain(|e| match &e.mail {
+                            Some((_, r, t, _)) => {
+                                !(receiver.is_none_or(|x| *r == Some(x.0))
+                                    && topic.is_none_or(|x| *t == x))
+                            }
+                            None => true,
+                        });
+                        assert_eq!(n, before - model.len(), "seed {seed}: cleared count");
+                    }
+                    7 => {
+                        let r = rng.below(3);
+                        let taken = q.take_mail_for(AgentId(r));
+                        let mut want: Vec<(u64, bool, u32)> = model
+                            .iter()
+                            .filter_map(|e| match &e.mail {
+                                Some((id, Some(x), _, req)) if *x == r => Some((e.at, !*req, *id)),
+                                _ => None,
+                            })
+                            .collect();
+                        want.sort();
+                        let mut got: Vec<(u64, bool, u32)> = taken
+                            .iter()
+                            .map(|(t, ig, env)| (*t as u64, *ig, env.payload::<M>().unwrap().0))
+                            .collect();
+                        got.sort();
+                        assert_eq!(got, want, "seed {seed}: taken");
+                        model.retain(|e| !matches!(&e.mail, Some((_, Some(x), _, _)) if *x == r));
+                    }
+                    _ => {
+                        now += rng.below(6);
+                        let mut fired = Vec::new();
+                        q.release_due(now as f64, |f| {
+                            fired.push(match f {
+                                Fired::Mail(env) => {
+                                    assert!(env.origin().fired());
+                                    Ev::Mail(env.payload::<M>().unwrap().0)
+                                }
+                                Fired::Wake(slot) => Ev::Wake(slot),
+                            })
+                        });
+                        let mut due: Vec<Entry> =
+                            model.iter().filter(|e| e.at <= now).cloned().collect();
+                        due.sort_by_key(|e| (e.at, e.seq));
+                        model.retain(|e| e.at > now);
+                        let want: Vec<Ev> = due
+                            .iter()
+                            .filter_map(|e| match (&e.mail, &e.wake) {
+                                (Some((id, ..)), _) => Some(Ev::Mail(*id)),
+                                (_, Some((slot, _, false))) => Some(Ev::Wake(*slot)),
+                                _ => None,
+                            })
+                            .collect();
+                        assert_eq!(fired, want, "seed {seed}: fired at {now}");
+                    }
+                }
+                // Cancelled wake-ups still queued count in `required` and in
+                // `cancelled`; has_required says whether any other is left.
+                assert_eq!(
+                    q.has_required(),
+                    model_required(&model) > 0,
+                    "seed {seed}: has_required"
+                );
+                let live_required = model_required(&model);
+                assert_eq!(q.required - q.cancelled.len(), live_required, "seed {seed}: required");
+                // Listing: mail in firing order, by receiver.
+                let mut mails: Vec<&Entry> = model.iter().filter(|e| e.mail.is_some()).collect();
+                mails.sort_by_key(|e| (e.at, e.seq));
+                let listed = q.list(None);
+                assert_eq!(listed.len(), mails.len(), "seed {seed}: listed");
+                for (info, e) in listed.iter().zip(&mails) {
+                    let (_, r, t, req) = e.mail.unwrap();
+                    assert_eq!(info.at, e.at as f64);
+                    assert_eq!(info.receiver, r.map(AgentId));
+                    assert_eq!(info.topic.as_str(), t);
+                    assert_eq!(info.ignore_if_idle, !req);
+                }
+                let ordered = q.mail_in_order();
+                let ids: Vec<u32> =
+                    ordered.iter().map(|(_, _, env)| env.payload::<M>().unwrap().0).collect();
+                let want: Vec<u32> = mails.iter().map(|e| e.mail.unwrap().0).collect();
+                assert_eq!(ids, want, "seed {seed}: mail_in_order");
+                let next = model
+                    .iter()
+                    .filter(|e| !matches!(e.wake, Some((_, _, true))))
+                    .map(|e| e.at)
+                    .min();
+                assert_eq!(q.next_time(), next.map(|t| t as f64), "seed {seed}: next_time");
+            }
+        }
+    }
+
+    /// A freed slot (number FREE: low bit set) reused by an ignored-when-idle
+    /// alarm must not count as required.
+    #[test]
+    fn reused_slots_keep_the_required_count() {
+        let mut q = AlarmQueue::default();
+        q.set_mail(1.0, Envelope::new(M(0)).to(AgentId(1)), false); // required
+        assert!(q.has_required());
+        q.release_due(1.0, |_| {});
+        assert!(!q.has_required());
+        assert_eq!(q.required, 0);
+        q.set_mail(2.0, Envelope::new(M(1)).to(AgentId(1)), true); // not required, reuses the slot
+        assert!(!q.has_required());
+        assert_eq!(q.clear(Some(AgentId(1)), None), 1);
+        assert_eq!(q.required, 0);
+        let t = q.set_wake(3.0, 0);
+        q.cancel_wake(t);
+        assert!(!q.has_required());
+        assert_eq!(q.next_time(), None);
+        assert_eq!(q.required, 0);
+        assert!(q.cancelled.is_empty());
     }
 }

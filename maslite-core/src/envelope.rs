@@ -60,6 +60,7 @@ const TOPIC: u8 = 2;
 /// `Header::flags`: the message is direct.
 const DIRECT: u8 = 4;
 
+#[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::size_of::<Header>() == 72, "a message's header is 72 bytes");
 
 impl Header {
@@ -443,5 +444,118 @@ mod tests {
         env.reply().unwrap();
         assert_eq!((env.sender(), env.receiver()), (AgentId(2), Some(AgentId(1))));
         assert!(Envelope::new(Ping(1)).reply().is_err());
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+    use crate::topic::Topic;
+    use std::collections::{BTreeSet, HashMap, HashSet};
+    use std::sync::Arc;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Ping(u32);
+
+    #[test]
+    fn a_cleared_receiver_is_gone_everywhere() {
+        let mut env = Envelope::new(Ping(1)).from(AgentId(5)).to(AgentId(7));
+        env.set_receiver(None).unwrap();
+        assert_eq!(env.receiver(), None);
+        assert_eq!(env.clone().receiver(), None);
+        assert!(format!("{env:?}").contains("receiver: None"), "{env:?}");
+        assert_eq!(env.reply(), Err(Error::NoReceiver));
+        assert_eq!((env.sender(), env.receiver()), (AgentId(5), None));
+        let env = env.direct();
+        assert_eq!(env.as_ref().err(), Some(&Error::DirectWithoutReceiver));
+        let mut env = Envelope::new(Ping(1)).from(AgentId(5)).to(AgentId(7));
+        env.set_receiver(None).unwrap();
+        let mut env = env.to(AgentId(8));
+        assert_eq!(env.receiver(), Some(AgentId(8)));
+        env.reply().unwrap();
+        assert_eq!((env.sender(), env.receiver()), (AgentId(8), Some(AgentId(5))));
+        env.reply().unwrap();
+        assert_eq!((env.sender(), env.receiver()), (AgentId(5), Some(AgentId(8))));
+    }
+
+    #[test]
+    fn a_fresh_envelope_has_no_receiver_or_topic() {
+        let env = Envelope::new(Ping(1));
+        assert_eq!(env.receiver(), None);
+        assert_eq!(env.explicit_topic(), None);
+        assert_eq!(env.topic(), "Ping");
+        assert_eq!(env.topic_value(), Topic::from("Ping"));
+        assert!(!env.is_direct());
+        let shown = format!("{env:?}");
+        assert!(shown.contains("receiver: None") && shown.contains("direct: false"), "{shown}");
+        let c = env.clone();
+        assert_eq!((c.receiver(), c.explicit_topic(), c.is_direct()), (None, None, false));
+        // A receiver of 0 (the placeholder's value) is a receiver.
+        let env = Envelope::new(Ping(1)).to(AgentId(0));
+        assert_eq!(env.receiver(), Some(AgentId(0)));
+        assert!(env.clone().direct().unwrap().is_direct());
+        // An empty explicit topic is a topic.
+        let env = Envelope::new(Ping(1)).topic_is("");
+        assert_eq!(env.explicit_topic(), Some(""));
+        assert_eq!(env.topic(), "");
+        assert_eq!(env.clone().explicit_topic(), Some(""));
+    }
+
+    #[test]
+    fn direct_keeps_its_receiver() {
+        let mut env = Envelope::new(Ping(1)).to(AgentId(2)).direct().unwrap();
+        assert_eq!(env.set_receiver(None), Err(Error::DirectWithoutReceiver));
+        assert_eq!(env.receiver(), Some(AgentId(2)));
+        assert!(env.is_direct());
+        env.set_receiver(Some(AgentId(3))).unwrap();
+        assert_eq!(env.receiver(), Some(AgentId(3)));
+        assert!(env.is_direct());
+        let mut c = env.clone();
+        assert!(c.is_direct());
+        assert_eq!(c.set_receiver(None), Err(Error::DirectWithoutReceiver));
+        c.reply().unwrap();
+        assert!(c.is_direct());
+        assert_eq!(c.receiver(), Some(AgentId::OUTSIDE));
+        // Topics and flags are independent.
+        let env = env.topic_is("t");
+        assert!(env.is_direct());
+        assert_eq!(env.receiver(), Some(AgentId(3)));
+        let mut env = env;
+        env.set_topic(String::from("u"));
+        assert_eq!(
+            (env.explicit_topic(), env.is_direct(), env.receiver()),
+            (Some("u"), true, Some(AgentId(3)))
+        );
+    }
+
+    #[test]
+    fn topics_of_every_storage_agree() {
+        let a = Topic::from("fish");
+        let b = Topic::from(String::from("fish"));
+        let c = Topic::from(Arc::<str>::from("fish"));
+        assert!(a == b && b == c && a == c);
+        assert_eq!(c.as_str(), "fish");
+        assert_eq!(format!("{c:?}|{c}"), "\"fish\"|fish");
+        let mut set = HashSet::new();
+        set.insert(a.clone());
+        assert!(set.contains(&b) && set.contains(&c) && set.contains("fish"));
+        let mut map: HashMap<Topic, u32> = HashMap::new();
+        map.insert(c.clone(), 1);
+        assert_eq!(map.get("fish"), Some(&1));
+        let tree: BTreeSet<Topic> =
+            [Topic::from(String::from("b")), Topic::from("a"), Topic::from(Arc::<str>::from("c"))]
+                .into_iter()
+                .collect();
+        assert_eq!(tree.iter().map(Topic::as_str).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert!(tree.contains("b"));
+        assert_eq!(Topic::from(String::new()), Topic::from(""));
+        // Cloned topics share text and outlive the original.
+        let d = {
+            let s = Topic::from(String::from("x"));
+            s.clone()
+        };
+        assert_eq!(d.as_str(), "x");
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Topic>();
     }
 }
