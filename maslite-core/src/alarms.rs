@@ -148,11 +148,14 @@ impl Item {
         self.number != FREE
     }
 
-    /// Takes what the alarm does out, freeing its slot.
+    /// Takes the alarm out, freeing its slot: whether it kept an idle
+    /// real-time run alive, and what it does. (Read together: once free,
+    /// the number's flag bit means nothing.)
     #[inline]
-    fn take(&mut self) -> Fired {
+    fn take(&mut self) -> (bool, Fired) {
+        let required = self.required();
         self.number = FREE;
-        std::mem::replace(&mut self.what, Fired::Wake(u32::MAX))
+        (required, std::mem::replace(&mut self.what, Fired::Wake(u32::MAX)))
     }
 
     /// Its number (a wake-up's ticket).
@@ -245,8 +248,7 @@ impl AlarmQueue {
         let key = self.queue.pop(|a, b| earlier(slab, a, b))?;
         let item = &mut self.slab[key.slot as usize];
         debug_assert!(item.pending(), "a popped key's alarm is pending");
-        let required = item.required();
-        let what = item.take();
+        let (required, what) = item.take();
         self.free.push(key.slot);
         self.required -= required as usize;
         Some((required, what))
@@ -369,9 +371,9 @@ impl AlarmQueue {
         let mut taken = Vec::with_capacity(gone.len());
         for key in &gone {
             let item = &mut self.slab[key.slot as usize];
-            let required = item.required();
+            let (required, what) = item.take();
             self.required -= required as usize;
-            if let Fired::Mail(env) = item.take() {
+            if let Fired::Mail(env) = what {
                 taken.push((time_of(key.time), !required, env));
             }
         }
@@ -402,8 +404,8 @@ impl AlarmQueue {
         }
         for &slot in &gone {
             let item = &mut self.slab[slot as usize];
-            self.required -= item.required() as usize;
-            item.take();
+            let (required, _) = item.take();
+            self.required -= required as usize;
         }
         let slab = &self.slab;
         self.queue.retain(|k| slab[k.slot as usize].pending(), |a, b| earlier(slab, a, b));
