@@ -286,8 +286,21 @@ fn run_case_with(
             ]
         }
         Case::Conveyor => {
-            let v = repeat(runs, warmup, cases::conveyor_ratio);
-            vec![line("conveyor", json!({"partitions": 2}), "sim/wall", &v, none())]
+            let mut phases = [vec![], vec![], vec![]];
+            let v = repeat(runs, warmup, || {
+                let (ratio, times) = cases::conveyor_ratio();
+                for (all, t) in phases.iter_mut().zip(times) {
+                    all.push(t);
+                }
+                ratio
+            });
+            // The phases' medians, warm-up runs left out as in `v`.
+            let mut extra = Map::new();
+            for (name, mut all) in ["build_us", "run_us", "stop_us"].into_iter().zip(phases) {
+                let measured = all.split_off(all.len() - v.len());
+                extra.insert(name.into(), json!(median(&measured)));
+            }
+            vec![line("conveyor", json!({"partitions": 2}), "sim/wall", &v, extra)]
         }
         Case::Spawn => {
             let n = pick(1_000_000, 1_000);

@@ -167,18 +167,17 @@ impl Builder {
                 cancel: cancel.clone(),
                 config: config.clone(),
                 cmds: rx,
-                core,
                 gauges: gauges.clone(),
             };
-            let thread =
-                match PartitionThread::spawn(format!("maslite-p{me}"), move || thread_main(seed)) {
-                    Ok(thread) => thread,
-                    Err(e) => {
-                        // Stop the partitions already started.
-                        stop_started(&cancel, &mut parts);
-                        return Err(Error::Config(format!("cannot start a partition thread: {e}")));
-                    }
-                };
+            let name = format!("maslite-p{me}");
+            let thread = match PartitionThread::spawn(name, core, move || thread_main(seed)) {
+                Ok(thread) => thread,
+                Err(e) => {
+                    // Stop the partitions already started.
+                    stop_started(&cancel, &mut parts);
+                    return Err(Error::Config(format!("cannot start a partition thread: {e}")));
+                }
+            };
             parts.push(Handle { cmds: Some(tx), queued: Vec::new(), thread: Some(thread) });
         }
         // The transport last: it ends when the partitions are gone.

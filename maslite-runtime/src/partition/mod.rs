@@ -278,22 +278,14 @@ pub(crate) struct Seed {
     pub cancel: CancellationToken,
     pub config: Arc<Config>,
     pub cmds: mpsc::UnboundedReceiver<Cmd>,
-    pub core: Option<core_affinity::CoreId>,
     pub gauges: crate::progress::Gauges,
 }
 
 /// The body of a partition's thread: serves commands until the handle
 /// closes the command channel.
 pub(crate) fn thread_main(seed: Seed) {
-    let Seed { me, count, wires, cancel, config, mut cmds, core, gauges } = seed;
-    if let Some(core) = core {
-        // Quietly unpinned if the OS refuses.
-        let _ = core_affinity::set_for_current(core);
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread tokio runtime");
+    let Seed { me, count, wires, cancel, config, mut cmds, gauges } = seed;
+    let rt = thread::take_runtime();
     let local = tokio::task::LocalSet::new();
     // As the task `maslite-partition-{me}` (for tokio-console, see `named`).
     crate::named::run_partition(&local, &rt, me, async move {
@@ -357,6 +349,10 @@ pub(crate) fn thread_main(seed: Seed) {
             }
         }
     });
+    // The agents' local tasks go with the set; the runtime stays with the
+    // thread for its next partition if no other task is left in it.
+    drop(local);
+    thread::keep_runtime(rt);
 }
 
 /// The next command: polled for up to `spin` (the handle's next call

@@ -5,7 +5,10 @@
 //!   the run with an error naming that partition and the panic; the other
 //!   partition sees its wire close and stops; nothing hangs.
 //! - Stopping a runtime (or dropping it) returns only once every partition
-//!   has dropped everything it held: agents, mail, its tokio tasks.
+//!   has dropped everything it held: agents, mail, its tokio tasks — the
+//!   `LocalSet`'s and the tokio runtime's own, although the thread and an
+//!   empty runtime are kept for the next partition (the reuse itself is
+//!   tested in `thread_reuse.rs`, a binary of its own).
 
 use maslite_core::{AgentId, Envelope, Error};
 use maslite_runtime::Runtime;
@@ -114,4 +117,31 @@ fn stopping_returns_once_every_partition_has_dropped_what_it_held() {
         }
         assert_eq!(dropped.load(Ordering::SeqCst), 4, "stopped by {}", by_stop);
     }
+}
+
+#[test]
+fn a_task_left_in_the_partitions_tokio_runtime_is_dropped_with_it() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut rt = Runtime::new(1).unwrap();
+    let (held, running) = (Held(dropped.clone()), started.clone());
+    rt.spawn(0, move |cx| async move {
+        // A task of the runtime itself, not of the partition's `LocalSet`:
+        // the runtime cannot be kept for the next partition with it alive.
+        tokio::spawn(async move {
+            let _held = held;
+            running.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await
+        });
+        tokio::task::yield_now().await;
+        loop {
+            let _ = cx.recv().await;
+        }
+    })
+    .unwrap();
+    rt.run().unwrap();
+    assert_eq!(started.load(Ordering::SeqCst), 1, "the task is running");
+    assert_eq!(dropped.load(Ordering::SeqCst), 0, "nothing dropped while running");
+    rt.stop().unwrap();
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the task went with its runtime");
 }
