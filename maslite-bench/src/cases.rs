@@ -185,11 +185,10 @@ pub fn phold_large(params: &phold::Params) -> (f64, u64) {
 /// agents (counted by the suite's allocator, untimed, to the case's end).
 /// The agents and their futures are alike in both and cancel out; the
 /// second event's alarm, message and its share of the queue's buffers are
-/// what remains. Their inbox buffers cancel out only once nearly every
-/// agent has had mail: an agent's inbox allocates its buffer at its first
-/// message and keeps it. By t = 1, about 63% of the agents have had mail in
-/// the 1-event model and about 86% in the 2-event one, which added 11 bytes per
-/// agent. By t = 5 (the case's end), 99.3% and ~100% have.
+/// what remains. (Until inboxes kept a lone message in the agent's record,
+/// an inbox made a buffer at its first message and kept it; more agents had
+/// had mail in the 2-event model, and the difference counted 4.4 bytes of
+/// their buffers per event.)
 pub fn phold_bytes(params: &phold::Params) -> f64 {
     let held = |events: u32| {
         let p = phold::Params { events, ..params.clone() };

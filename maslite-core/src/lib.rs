@@ -123,6 +123,7 @@ pub mod envelope;
 pub mod error;
 pub mod id;
 mod id_map;
+mod inbox;
 pub mod mailing_list;
 pub mod process;
 mod quad_heap;

@@ -27,7 +27,7 @@
 use crate::envelope::{Envelope, Origin};
 use crate::id::AgentId;
 use crate::id_map::IdMap;
-use std::collections::VecDeque;
+use crate::inbox::Inbox;
 
 /// What a kernel does with its mail, alarms and changes: the one switch
 /// between a kernel on its own and one partition of a runtime. A lone kernel
@@ -77,7 +77,7 @@ pub(crate) struct AgentRecord {
     pub id: AgentId,
     /// When it was added: rounds update agents in this order.
     pub order: u64,
-    pub inbox: VecDeque<Envelope>,
+    pub inbox: Inbox,
     /// The first `visible` envelopes were delivered before this round.
     pub visible: u32,
     /// Marked for the next round.
@@ -139,7 +139,7 @@ impl AgentRecord {
         AgentRecord {
             id,
             order,
-            inbox: VecDeque::new(),
+            inbox: Inbox::default(),
             visible: 0,
             marked: false,
             accepts: true,

@@ -816,7 +816,7 @@ impl Scheduler {
         reg.direct_log.clear();
         let rec = &mut reg.agents[index as usize];
         rec.visible = 0;
-        Ok(rec.inbox.drain(..).collect())
+        Ok(rec.inbox.drain())
     }
 
     /// Puts a message straight into an agent's inbox (no subscribers, no

@@ -32,7 +32,6 @@ use crate::error::{Error, Immovable, Phase, Result};
 use crate::id::AgentId;
 use crate::registry::{AgentRecord, MAX_AGENTS};
 use crate::Envelope;
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// An agent taken out of one kernel, on its way to another (see the
@@ -43,7 +42,7 @@ pub struct MovingAgent {
     pub(crate) order: u64,
     pub(crate) sent: u64,
     pub(crate) added: u64,
-    pub(crate) inbox: VecDeque<Envelope>,
+    pub(crate) inbox: crate::inbox::Inbox,
     pub(crate) visible: u32,
     pub(crate) marked: bool,
     pub(crate) keep_awake: bool,
