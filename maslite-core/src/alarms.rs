@@ -302,7 +302,7 @@ impl AlarmQueue {
             self.drop_cancelled_top();
             match self.queue.peek() {
                 Some(top) if top.time <= due => {}
-                _ => return,
+                _ => return self.prefetch_ahead(),
             }
             let (_, what) = self.pop().expect("peeked");
             f(match what {
@@ -312,6 +312,24 @@ impl AlarmQueue {
                 }
                 wake => wake,
             });
+        }
+    }
+
+    /// Asks for what the next alarms will need while the kernel works on
+    /// this event (see [`prefetch`](crate::prefetch)): the message of the
+    /// next, whose item was asked for one event ago, and the item of the
+    /// one after.
+    #[inline]
+    fn prefetch_ahead(&self) {
+        if let Some(next) = self.queue.peek() {
+            if let Some(Item { what: Fired::Mail(env), .. }) = self.slab.get(next.slot as usize) {
+                env.prefetch();
+            }
+        }
+        if let Some(after) = self.queue.peek_second() {
+            if let Some(item) = self.slab.get(after.slot as usize) {
+                crate::prefetch::prefetch(item);
+            }
         }
     }
 

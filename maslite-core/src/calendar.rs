@@ -104,6 +104,13 @@ impl Calendar {
         self.near.peek()
     }
 
+    /// Most often the key after the least (see [`QuadHeap::peek_second`]);
+    /// `None` where it would be in a bucket.
+    #[inline]
+    pub fn peek_second(&self) -> Option<Key> {
+        self.near.peek_second()
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len

@@ -237,6 +237,15 @@ impl Envelope {
         self.0.header.origin = origin;
     }
 
+    /// Asks for the cache lines of the message (its header and the start
+    /// of its payload) before they are read (see [`prefetch`](crate::prefetch)).
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        let at: *const u8 = (&*self.0 as *const Letter<dyn Payload>).cast();
+        crate::prefetch::prefetch(at);
+        crate::prefetch::prefetch(at.wrapping_add(64));
+    }
+
     /// Marks the envelope as the mail of a fired alarm (see [`Origin`]).
     #[inline]
     pub(crate) fn mark_fired(&mut self) {

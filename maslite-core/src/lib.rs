@@ -125,6 +125,7 @@ pub mod id;
 mod id_map;
 mod inbox;
 pub mod mailing_list;
+mod prefetch;
 pub mod process;
 mod quad_heap;
 pub mod registry;

@@ -52,6 +52,15 @@ impl QuadHeap {
         self.keys.first().copied()
     }
 
+    /// The least of the root's children by time alone: most often the key
+    /// that comes after the top (a hint: ties and keys pushed meanwhile
+    /// may change that).
+    #[inline]
+    pub fn peek_second(&self) -> Option<Key> {
+        let kids = self.keys.get(1..self.keys.len().min(5))?;
+        kids.iter().copied().min_by_key(|k| k.time)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Key> {
         self.keys.iter()
     }
