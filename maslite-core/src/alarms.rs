@@ -315,16 +315,23 @@ impl AlarmQueue {
         }
     }
 
+    /// The message of the alarm at the top of the queue, if it carries one.
+    #[inline]
+    pub fn next_mail(&self) -> Option<&Envelope> {
+        match self.slab.get(self.queue.peek()?.slot as usize) {
+            Some(Item { what: Fired::Mail(env), .. }) => Some(env),
+            _ => None,
+        }
+    }
+
     /// Asks for what the next alarms will need while the kernel works on
     /// this event (see [`prefetch`](crate::prefetch)): the message of the
     /// next, whose item was asked for one event ago, and the item of the
     /// one after.
     #[inline]
     fn prefetch_ahead(&self) {
-        if let Some(next) = self.queue.peek() {
-            if let Some(Item { what: Fired::Mail(env), .. }) = self.slab.get(next.slot as usize) {
-                env.prefetch();
-            }
+        if let Some(env) = self.next_mail() {
+            env.prefetch();
         }
         if let Some(after) = self.queue.peek_second() {
             if let Some(item) = self.slab.get(after.slot as usize) {

@@ -1352,6 +1352,23 @@ impl Scheduler {
         if !self.freed.is_empty() {
             self.free.append(&mut self.freed);
         }
+        self.prefetch_next_receiver();
+    }
+
+    /// Asks for the record and slot of the next alarm's receiver, which the
+    /// alarm's release and the next round read (the message's header was
+    /// asked for when this round's alarms were released; see
+    /// [`prefetch`](crate::prefetch)).
+    #[inline]
+    fn prefetch_next_receiver(&self) {
+        let alarms = self.shared.alarms.borrow();
+        let Some(receiver) = alarms.next_mail().and_then(Envelope::receiver) else { return };
+        let reg = self.shared.reg.borrow();
+        let Some(&index) = reg.ids.get(&receiver) else { return };
+        let record: *const u8 = reg.agents.as_ptr().wrapping_add(index as usize).cast();
+        crate::prefetch::prefetch(record);
+        crate::prefetch::prefetch(record.wrapping_add(64));
+        crate::prefetch::prefetch(self.slots.as_ptr().wrapping_add(index as usize));
     }
 
     /// Polls an agent at the top of a round: what it and the agents it adds
