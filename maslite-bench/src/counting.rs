@@ -92,8 +92,9 @@ mod tests {
         let gone: Vec<u64> = Vec::with_capacity(1 << 18);
         drop(gone);
         let n = super::stop();
-        // Other tests' threads may allocate meanwhile: at least ours.
-        assert!(n >= 8 << 20, "{n}");
+        // Other tests' threads may allocate and free meanwhile, but far less
+        // than the 2 MiB freed here or the 8 MiB held.
+        assert!((n - (8 << 20)).abs() < 512 << 10, "{n}");
         drop(held);
     }
 }

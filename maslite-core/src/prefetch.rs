@@ -5,7 +5,9 @@
 //! misses, one after the other, for every event. The queue knows the next
 //! alarms an event ahead, so the kernel asks for their lines while it works
 //! on the current one (see `AlarmQueue::prefetch_ahead`). A prefetch is
-//! only a hint: a wrong guess costs a load the program never sees.
+//! only a hint: a wrong guess costs a load the program never sees. Only
+//! x86_64 gets the hint (aarch64's prefetch intrinsic is not stable Rust
+//! yet); elsewhere this does nothing.
 
 /// Asks for the cache line holding `p`.
 #[inline(always)]

@@ -73,9 +73,9 @@
 //! - **partition**: one OS thread with a tokio `current_thread` runtime, a
 //!   `LocalSet` and one kernel, driven through a
 //!   [`Driver`](maslite_core::Driver). Once a runtime has stopped, its
-//!   partitions' threads (and tokio runtimes with no task left in them) wait
-//!   a while for the next runtime's partitions, so many short runs in one
-//!   program do not pay for starting threads each time.
+//!   partitions' threads wait a while for the next runtime's partitions, so
+//!   many short runs in one program do not pay for starting threads each
+//!   time.
 //! - **step**: what all partitions do between two exchanges — a round
 //!   (agents with mail are updated), a time advance (the due alarms fire),
 //!   or the delivery of mail from outside. In lookahead windows, a window.

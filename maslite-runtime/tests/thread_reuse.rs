@@ -1,6 +1,5 @@
-//! A partition's thread, and its tokio runtime, serve the next runtime's
-//! partition of the same number once the first has stopped, with nothing of
-//! the first left in them. A binary of its own: the waiting threads are the
+//! A partition's thread serves the next runtime's partition of the same
+//! number once the first has stopped, with nothing of the first left in it. A binary of its own: the waiting threads are the
 //! process's, and tests running beside this one would take them.
 
 use maslite_core::Envelope;
@@ -21,7 +20,7 @@ fn run_once() -> (Vec<ThreadId>, Vec<u64>) {
                 let mut total = 0u64;
                 loop {
                     let n = cx.recv().await.into_payload::<u64>().unwrap();
-                    // The partition's tokio timers work on a kept runtime.
+                    // The partition's tokio timers work on a kept thread.
                     tokio::time::sleep(std::time::Duration::from_micros(10)).await;
                     if n == 0 {
                         return total;

@@ -285,7 +285,10 @@ pub(crate) struct Seed {
 /// closes the command channel.
 pub(crate) fn thread_main(seed: Seed) {
     let Seed { me, count, wires, cancel, config, mut cmds, gauges } = seed;
-    let rt = thread::take_runtime();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread tokio runtime");
     let local = tokio::task::LocalSet::new();
     // As the task `maslite-partition-{me}` (for tokio-console, see `named`).
     crate::named::run_partition(&local, &rt, me, async move {
@@ -349,10 +352,10 @@ pub(crate) fn thread_main(seed: Seed) {
             }
         }
     });
-    // The agents' local tasks go with the set; the runtime stays with the
-    // thread for its next partition if no other task is left in it.
+    // Before the last word (see `thread`): the agents' local tasks go with
+    // the set, the runtime's own tasks and its blocking pool with it.
     drop(local);
-    thread::keep_runtime(rt);
+    drop(rt);
 }
 
 /// The next command: polled for up to `spin` (the handle's next call

@@ -8,22 +8,23 @@
 //! took 60–100 µs per thread on the 2-core machines here, more than the
 //! whole run of a small model.
 //!
-//! Starting a thread costs as much again (40–60 µs here, and 20–25 µs for
-//! its current-thread tokio runtime), so a thread whose partition has ended
-//! waits for the next partition of the same name and core, as tokio's
-//! blocking pool keeps its threads: for [`KEEP_ALIVE`], then it ends. A
-//! program that runs many short simulations one after another (a parameter
-//! sweep, replications) starts its partitions on warm threads. The tokio
-//! runtime is kept with the thread only when no task is left alive in it,
-//! so nothing of one runtime runs on into the next; a thread whose body
-//! panicked is not kept at all.
+//! Starting a thread costs 40–60 µs more here, so a thread whose
+//! partition has ended waits for the next partition of the same name and
+//! core, as tokio's blocking pool keeps its threads: for [`KEEP_ALIVE`],
+//! then it ends. A program that runs many short simulations one after
+//! another (a parameter sweep, replications) starts its partitions on warm
+//! threads. Only the thread is kept: each partition builds its own tokio
+//! runtime and drops it before its last word, which waits for the tasks of
+//! its blocking pool (`tokio::fs`, `spawn_blocking`) and ends whatever was
+//! spawned on it, so nothing of one runtime runs on into the next. What
+//! agents leave in their own thread-locals stays with the thread until it
+//! ends. A thread whose body panicked is not kept.
 //!
 //! A panic that ended the body is in its last word, so a partition that
 //! died is still reported by name.
 
 use crate::partition::panic_message;
 use core_affinity::CoreId;
-use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Mutex;
@@ -55,31 +56,6 @@ static IDLE: Mutex<Vec<Idle>> = Mutex::new(Vec::new());
 
 /// Numbers the idle entries.
 static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-thread_local! {
-    /// This thread's tokio runtime, kept between partitions (see
-    /// [`take_runtime`]).
-    static KEPT: Cell<Option<tokio::runtime::Runtime>> = const { Cell::new(None) };
-}
-
-/// The current-thread tokio runtime the last partition on this thread
-/// left, or a new one.
-pub(crate) fn take_runtime() -> tokio::runtime::Runtime {
-    KEPT.take().unwrap_or_else(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a current-thread tokio runtime")
-    })
-}
-
-/// Keeps `rt` for the next partition on this thread if no task is alive in
-/// it; drops it otherwise (and so the tasks).
-pub(crate) fn keep_runtime(rt: tokio::runtime::Runtime) {
-    if rt.metrics().num_alive_tasks() == 0 {
-        KEPT.set(Some(rt));
-    }
-}
 
 /// A running partition's thread.
 pub(crate) struct PartitionThread {
@@ -163,26 +139,21 @@ fn serve(name: String, core: Option<CoreId>, mut job: Job) {
             None => break,
         }
     }
-    // The kept runtime goes now, not with the thread's locals: a tokio
-    // runtime cannot be dropped once they are being torn down.
-    drop(KEPT.take());
 }
 
 /// The next job, or `None` once [`KEEP_ALIVE`] has passed with no job and
-/// this thread's entry is out of the idle list.
+/// this thread's entry is out of the idle list. (The channel stays open:
+/// `serve` holds a sender of its own.)
 fn wait_for_job(next: &mpsc::Receiver<Job>, serial: u64) -> Option<Job> {
-    match next.recv_timeout(KEEP_ALIVE) {
-        Ok(job) => Some(job),
-        Err(mpsc::RecvTimeoutError::Disconnected) => None,
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(at) = idle.iter().position(|i| i.serial == serial) {
-                idle.swap_remove(at);
-                return None;
-            }
-            drop(idle);
-            // A runtime took the entry and is sending its job.
-            next.recv().ok()
-        }
+    if let Ok(job) = next.recv_timeout(KEEP_ALIVE) {
+        return Some(job);
     }
+    let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(at) = idle.iter().position(|i| i.serial == serial) {
+        idle.swap_remove(at);
+        return None;
+    }
+    drop(idle);
+    // A runtime took the entry and is sending its job.
+    next.recv().ok()
 }

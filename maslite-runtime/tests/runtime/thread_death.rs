@@ -6,9 +6,9 @@
 //!   partition sees its wire close and stops; nothing hangs.
 //! - Stopping a runtime (or dropping it) returns only once every partition
 //!   has dropped everything it held: agents, mail, its tokio tasks — the
-//!   `LocalSet`'s and the tokio runtime's own, although the thread and an
-//!   empty runtime are kept for the next partition (the reuse itself is
-//!   tested in `thread_reuse.rs`, a binary of its own).
+//!   `LocalSet`'s, the tokio runtime's own and its blocking pool's —
+//!   although the thread is kept for the next partition (the reuse itself
+//!   is tested in `thread_reuse.rs`, a binary of its own).
 
 use maslite_core::{AgentId, Envelope, Error};
 use maslite_runtime::Runtime;
@@ -144,4 +144,114 @@ fn a_task_left_in_the_partitions_tokio_runtime_is_dropped_with_it() {
     assert_eq!(dropped.load(Ordering::SeqCst), 0, "nothing dropped while running");
     rt.stop().unwrap();
     assert_eq!(dropped.load(Ordering::SeqCst), 1, "the task went with its runtime");
+}
+
+#[test]
+fn a_blocking_task_left_by_an_agent_is_done_when_stop_returns() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let mut rt = Runtime::new(1).unwrap();
+    let held = Held(dropped.clone());
+    rt.spawn(0, move |cx| async move {
+        // Not awaited, as a `tokio::fs` write whose future was dropped: the
+        // partition's tokio runtime counts no task for it.
+        drop(tokio::task::spawn_blocking(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(held);
+        }));
+        loop {
+            let _ = cx.recv().await;
+        }
+    })
+    .unwrap();
+    rt.run().unwrap();
+    rt.stop().unwrap();
+    assert_eq!(dropped.load(Ordering::SeqCst), 1, "the blocking task ended before stop returned");
+}
+
+#[test]
+fn a_task_spawned_through_a_stopped_partitions_handle_never_runs() {
+    let handle = Arc::new(std::sync::Mutex::new(None));
+    let mut rt = Runtime::new(1).unwrap();
+    let kept = handle.clone();
+    rt.spawn(0, move |cx| async move {
+        *kept.lock().unwrap() = Some(tokio::runtime::Handle::current());
+        loop {
+            let _ = cx.recv().await;
+        }
+    })
+    .unwrap();
+    rt.run().unwrap();
+    rt.stop().unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = ran.clone();
+    let old = handle.lock().unwrap().take().expect("the agent ran");
+    drop(old.spawn(async move {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }));
+    // The next runtime, maybe on the same thread.
+    let mut rt = Runtime::new(1).unwrap();
+    rt.spawn(0, move |cx| async move {
+        tokio::task::yield_now().await;
+        loop {
+            let _ = cx.recv().await;
+        }
+    })
+    .unwrap();
+    rt.run().unwrap();
+    rt.stop().unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "a task of the stopped runtime ran in the next");
+}
+
+/// Adds up what its agents (one per partition, each given 5) return.
+fn small_run(partitions: usize) -> u64 {
+    let mut rt = Runtime::new(partitions).unwrap();
+    let ids: Vec<_> = (0..partitions)
+        .map(|p| {
+            rt.process(p, move |cx| async move {
+                let n = cx.recv().await.into_payload::<u64>().unwrap();
+                tokio::time::sleep(std::time::Duration::from_micros(10)).await;
+                n + p as u64
+            })
+            .unwrap()
+        })
+        .collect();
+    for &id in &ids {
+        rt.send(Envelope::new(5u64).to(id));
+    }
+    rt.run().unwrap();
+    let total = ids.iter().map(|&id| rt.take_result::<u64>(id).unwrap().expect("ended")).sum();
+    rt.stop().unwrap();
+    total
+}
+
+#[test]
+fn runtimes_built_at_once_from_threads_and_tokio_tasks_share_the_kept_threads() {
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..25 {
+                    assert_eq!(small_run(2), 5 + 5 + 1);
+                }
+            })
+        })
+        .collect();
+    let tokio =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    tokio.block_on(async {
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                tokio::spawn(async {
+                    for _ in 0..10 {
+                        assert_eq!(small_run(3), 15 + 3);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    for thread in threads {
+        thread.join().unwrap();
+    }
 }
