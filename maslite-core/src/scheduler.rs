@@ -1239,6 +1239,7 @@ impl Scheduler {
         let straight = fire == Fire::IntoInboxes && self.shared.mailing.borrow().is_empty();
         let shared = &*self.shared;
         let stats = &mut self.stats;
+        let slots = &self.slots;
         let mut here = 0;
         let mut outbox = shared.outbox.borrow_mut();
         let mut reg = shared.reg.borrow_mut();
@@ -1255,6 +1256,7 @@ impl Scheduler {
                             Some(index) => match reg.push(index, env) {
                                 Ok(()) => {
                                     here += 1;
+                                    prefetch_agent(slots, index);
                                     return;
                                 }
                                 Err(env) => env,
@@ -1727,6 +1729,20 @@ enum Fire {
 }
 
 /// The text of a panic.
+/// Asks for what polling the agent in `index` reads first: its future's
+/// state and a trait agent's struct (the slot itself was asked for at the
+/// round before; see [`prefetch`](crate::prefetch)).
+#[inline]
+fn prefetch_agent(slots: &[Option<Slot>], index: u32) {
+    let Some(Some(slot)) = slots.get(index as usize) else { return };
+    if let Some(future) = &slot.future {
+        crate::prefetch::prefetch(&**future as *const dyn Future<Output = ()>);
+    }
+    if let Some(agent) = &slot.agent {
+        crate::prefetch::prefetch(Rc::as_ptr(agent));
+    }
+}
+
 fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         s.to_string()
