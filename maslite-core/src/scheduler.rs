@@ -1728,7 +1728,6 @@ enum Fire {
     IntoInboxes,
 }
 
-/// The text of a panic.
 /// Asks for what polling the agent in `index` reads first: its future's
 /// state and a trait agent's struct (the slot itself was asked for at the
 /// round before; see [`prefetch`](crate::prefetch)).
@@ -1743,6 +1742,7 @@ fn prefetch_agent(slots: &[Option<Slot>], index: u32) {
     }
 }
 
+/// The text of a panic.
 fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         s.to_string()
