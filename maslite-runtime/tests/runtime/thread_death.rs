@@ -74,6 +74,13 @@ fn a_dead_partition_thread_ends_the_run_with_its_number_and_panic() {
     rt.stop().unwrap();
 }
 
+/// What an agent that only waits does: reads its mail, for ever.
+async fn read_forever(cx: &maslite_core::Cx) {
+    loop {
+        let _ = cx.recv().await;
+    }
+}
+
 /// Counts its drops.
 struct Held(Arc<AtomicUsize>);
 
@@ -101,9 +108,7 @@ fn stopping_returns_once_every_partition_has_dropped_what_it_held() {
                     std::future::pending::<()>().await
                 });
                 tokio::task::yield_now().await;
-                loop {
-                    let _ = cx.recv().await;
-                }
+                read_forever(&cx).await
             })
             .unwrap();
         }
@@ -134,9 +139,7 @@ fn a_task_left_in_the_partitions_tokio_runtime_is_dropped_with_it() {
             std::future::pending::<()>().await
         });
         tokio::task::yield_now().await;
-        loop {
-            let _ = cx.recv().await;
-        }
+        read_forever(&cx).await
     })
     .unwrap();
     rt.run().unwrap();
@@ -158,9 +161,7 @@ fn a_blocking_task_left_by_an_agent_is_done_when_stop_returns() {
             std::thread::sleep(std::time::Duration::from_millis(100));
             drop(held);
         }));
-        loop {
-            let _ = cx.recv().await;
-        }
+        read_forever(&cx).await
     })
     .unwrap();
     rt.run().unwrap();
@@ -175,9 +176,7 @@ fn a_task_spawned_through_a_stopped_partitions_handle_never_runs() {
     let kept = handle.clone();
     rt.spawn(0, move |cx| async move {
         *kept.lock().unwrap() = Some(tokio::runtime::Handle::current());
-        loop {
-            let _ = cx.recv().await;
-        }
+        read_forever(&cx).await
     })
     .unwrap();
     rt.run().unwrap();
@@ -192,9 +191,7 @@ fn a_task_spawned_through_a_stopped_partitions_handle_never_runs() {
     let mut rt = Runtime::new(1).unwrap();
     rt.spawn(0, move |cx| async move {
         tokio::task::yield_now().await;
-        loop {
-            let _ = cx.recv().await;
-        }
+        read_forever(&cx).await
     })
     .unwrap();
     rt.run().unwrap();
