@@ -1,9 +1,11 @@
 //! Envelopes: a typed payload with its addressing.
 //!
 //! Any `Clone + Send + 'static` value can be mailed. The payload travels in
-//! one `Box` that moves from the sender's outbox to the receiver's inbox and
-//! can be sent on again: a ping-pong ball bounced a million times is
-//! allocated once. Subscribers get clones; the receiver gets the original.
+//! one block with its header (a *letter*) that moves from the sender's
+//! outbox to the receiver's inbox and can be sent on again: a ping-pong
+//! ball bounced a million times is allocated once. Subscribers get clones;
+//! the receiver gets the original. A dropped letter's block is kept by its
+//! thread for the next message of its size (see `letters`).
 //!
 //! Reading a payload as the wrong type gives [`Error::WrongPayload`], never a
 //! panic.
@@ -11,20 +13,23 @@
 use crate::error::{Error, Result};
 use crate::id::AgentId;
 use crate::topic::{short_type_name, Topic};
+use std::alloc::Layout;
 use std::any::Any;
 use std::fmt;
+use std::mem::ManuallyDrop;
+use std::ptr::NonNull;
 
 /// The object-safe face of a payload: cloneable, typed at run time.
 pub(crate) trait Payload: Any + Send {
-    fn clone_letter(&self, header: &Header) -> Box<Letter<dyn Payload>>;
+    fn clone_letter(&self, header: &Header) -> NonNull<Letter<dyn Payload>>;
     fn type_name(&self) -> &'static str;
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 impl<T: Any + Send + Clone> Payload for T {
-    fn clone_letter(&self, header: &Header) -> Box<Letter<dyn Payload>> {
-        Box::new(Letter { header: header.clone(), payload: self.clone() })
+    fn clone_letter(&self, header: &Header) -> NonNull<Letter<dyn Payload>> {
+        post(Letter { header: header.clone(), payload: self.clone() })
     }
     fn type_name(&self) -> &'static str {
         std::any::type_name::<T>()
@@ -158,10 +163,19 @@ pub(crate) struct Letter<P: ?Sized> {
     payload: P,
 }
 
+/// Puts a letter in a block (a recycled one if this thread has one).
+#[inline]
+fn post<T: Payload>(letter: Letter<T>) -> NonNull<Letter<dyn Payload>> {
+    let block = crate::letters::take(Layout::new::<Letter<T>>()).cast::<Letter<T>>();
+    // SAFETY: the block is fresh, and sized and aligned for a `Letter<T>`.
+    unsafe { block.as_ptr().write(letter) };
+    block
+}
+
 /// A message: sender, receiver (none = broadcast), topic, direct flag and a
 /// typed payload.
 ///
-/// The header and the payload live in one heap allocation, made by
+/// The header and the payload live in one heap block, made by
 /// [`Envelope::new`]; the envelope itself is a pointer, so moving it from
 /// outbox to inbox copies two words whatever the payload's size.
 ///
@@ -176,7 +190,29 @@ pub(crate) struct Letter<P: ?Sized> {
 /// assert_eq!(env.payload::<Order>().unwrap().qty, 3);
 /// assert!(env.payload::<String>().is_err());
 /// ```
-pub struct Envelope(Box<Letter<dyn Payload>>);
+pub struct Envelope(NonNull<Letter<dyn Payload>>);
+
+// SAFETY: the envelope owns its letter (as a `Box` would), and the payload
+// is `Send`.
+unsafe impl Send for Envelope {}
+
+impl Drop for Envelope {
+    fn drop(&mut self) {
+        let layout = Layout::for_value(self.letter());
+        /// Gives the block back even if the payload's drop panics.
+        struct GiveBack(NonNull<u8>, Layout);
+        impl Drop for GiveBack {
+            fn drop(&mut self) {
+                // SAFETY: the block came from `letters::take` with this
+                // layout (see `post`), and its letter has been dropped.
+                unsafe { crate::letters::put_back(self.0, self.1) };
+            }
+        }
+        let _block = GiveBack(self.0.cast(), layout);
+        // SAFETY: the envelope owns the letter, dropped once here.
+        unsafe { std::ptr::drop_in_place(self.0.as_ptr()) };
+    }
+}
 
 impl Envelope {
     /// A broadcast from [`AgentId::OUTSIDE`] with the payload's default topic.
@@ -187,7 +223,7 @@ impl Envelope {
     /// `Vec<u8>` is `"Vec"` and a `&str` payload is `"&str"`. Set a topic with
     /// [`topic_is`](Self::topic_is) where that matters.
     pub fn new<T: Any + Send + Clone>(payload: T) -> Envelope {
-        Envelope(Box::new(Letter {
+        Envelope(post(Letter {
             header: Header {
                 sender: AgentId::OUTSIDE,
                 receiver: AgentId(0),
@@ -199,49 +235,63 @@ impl Envelope {
         }))
     }
 
+    /// The letter.
+    #[inline(always)]
+    fn letter(&self) -> &Letter<dyn Payload> {
+        // SAFETY: the envelope owns a live letter.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The letter, to change it.
+    #[inline(always)]
+    fn letter_mut(&mut self) -> &mut Letter<dyn Payload> {
+        // SAFETY: the envelope owns a live letter, borrowed mutably here.
+        unsafe { self.0.as_mut() }
+    }
+
     /// Sets the sender.
     pub fn from(mut self, sender: AgentId) -> Envelope {
-        self.0.header.sender = sender;
+        self.letter_mut().header.sender = sender;
         self
     }
 
     /// Sets the receiver.
     pub fn to(mut self, receiver: AgentId) -> Envelope {
-        self.0.header.set_receiver(Some(receiver));
+        self.letter_mut().header.set_receiver(Some(receiver));
         self
     }
 
     /// Sets the topic (default: the payload's short type name).
     pub fn topic_is(mut self, topic: impl Into<Topic>) -> Envelope {
-        self.0.header.set_topic(topic.into());
+        self.letter_mut().header.set_topic(topic.into());
         self
     }
 
     /// Makes the message direct: it goes to its receiver only and
     /// subscriptions are ignored. Fails if there is no receiver.
     pub fn direct(mut self) -> Result<Envelope> {
-        if self.0.header.receiver().is_none() {
+        if self.letter().header.receiver().is_none() {
             return Err(Error::DirectWithoutReceiver);
         }
-        self.0.header.flags |= DIRECT;
+        self.letter_mut().header.flags |= DIRECT;
         Ok(self)
     }
 
     /// The canonical origin stamp (see [`Origin`]).
     pub fn origin(&self) -> Origin {
-        self.0.header.origin
+        self.letter().header.origin
     }
 
     /// Sets the origin stamp: for runtimes that order mail from outside.
     pub fn set_origin(&mut self, origin: Origin) {
-        self.0.header.origin = origin;
+        self.letter_mut().header.origin = origin;
     }
 
     /// Asks for the cache lines of the message (its header and the start
     /// of its payload) before they are read (see [`prefetch`](crate::prefetch)).
     #[inline]
     pub(crate) fn prefetch(&self) {
-        let at: *const u8 = (&*self.0 as *const Letter<dyn Payload>).cast();
+        let at: *const u8 = self.0.as_ptr().cast_const().cast();
         crate::prefetch::prefetch(at);
         crate::prefetch::prefetch(at.wrapping_add(64));
     }
@@ -249,12 +299,12 @@ impl Envelope {
     /// Marks the envelope as the mail of a fired alarm (see [`Origin`]).
     #[inline]
     pub(crate) fn mark_fired(&mut self) {
-        self.0.header.origin.when |= Origin::FIRED;
+        self.letter_mut().header.origin.when |= Origin::FIRED;
     }
 
     /// Sets the sender in place.
     pub fn set_sender(&mut self, sender: AgentId) {
-        self.0.header.sender = sender;
+        self.letter_mut().header.sender = sender;
     }
 
     /// Sets or clears the receiver in place. Clearing the receiver of a direct
@@ -263,19 +313,19 @@ impl Envelope {
         if receiver.is_none() && self.is_direct() {
             return Err(Error::DirectWithoutReceiver);
         }
-        self.0.header.set_receiver(receiver);
+        self.letter_mut().header.set_receiver(receiver);
         Ok(())
     }
 
     /// Sets the topic in place.
     pub fn set_topic(&mut self, topic: impl Into<Topic>) {
-        self.0.header.set_topic(topic.into());
+        self.letter_mut().header.set_topic(topic.into());
     }
 
     /// Swaps sender and receiver, to send a message back where it came from.
     /// A broadcast has no receiver to swap with and is refused.
     pub fn reply(&mut self) -> Result<()> {
-        let h = &mut self.0.header;
+        let h = &mut self.letter_mut().header;
         let Some(receiver) = h.receiver() else {
             return Err(Error::NoReceiver);
         };
@@ -287,58 +337,58 @@ impl Envelope {
     /// The sender.
     #[inline]
     pub fn sender(&self) -> AgentId {
-        self.0.header.sender
+        self.letter().header.sender
     }
 
     /// The receiver; `None` for a broadcast.
     #[inline]
     pub fn receiver(&self) -> Option<AgentId> {
-        self.0.header.receiver()
+        self.letter().header.receiver()
     }
 
     /// The topic: the one set, or the payload's short type name.
     pub fn topic(&self) -> &str {
-        match self.0.header.topic() {
+        match self.letter().header.topic() {
             Some(t) => t.as_str(),
-            None => short_type_name(self.0.payload.type_name()),
+            None => short_type_name(self.letter().payload.type_name()),
         }
     }
 
     /// The topic given with [`topic_is`](Self::topic_is), if any (`None`:
     /// the payload's short type name is the topic).
     pub fn explicit_topic(&self) -> Option<&str> {
-        self.0.header.topic().map(|t| t.as_str())
+        self.letter().header.topic().map(|t| t.as_str())
     }
 
     /// The topic as a [`Topic`] value.
     pub fn topic_value(&self) -> Topic {
-        match self.0.header.topic() {
+        match self.letter().header.topic() {
             Some(t) => t.clone(),
-            None => Topic::from_static(short_type_name(self.0.payload.type_name())),
+            None => Topic::from_static(short_type_name(self.letter().payload.type_name())),
         }
     }
 
     /// Whether the message is direct.
     #[inline]
     pub fn is_direct(&self) -> bool {
-        self.0.header.flags & DIRECT != 0
+        self.letter().header.flags & DIRECT != 0
     }
 
     /// The full type name of the payload.
     pub fn payload_type(&self) -> &'static str {
-        self.0.payload.type_name()
+        self.letter().payload.type_name()
     }
 
     /// Whether the payload is a `T`.
     pub fn is<T: Any>(&self) -> bool {
-        self.0.payload.as_any().is::<T>()
+        self.letter().payload.as_any().is::<T>()
     }
 
     /// The payload as a `T`.
     pub fn payload<T: Any>(&self) -> Result<&T> {
         // The error (and the payload's type name) only when it is one: this
         // is on every reader's path.
-        let payload = &self.0.payload;
+        let payload = &self.letter().payload;
         payload.as_any().downcast_ref::<T>().ok_or_else(|| Error::WrongPayload {
             expected: std::any::type_name::<T>(),
             found: payload.type_name(),
@@ -347,22 +397,25 @@ impl Envelope {
 
     /// The payload as a mutable `T`.
     pub fn payload_mut<T: Any>(&mut self) -> Result<&mut T> {
-        if !self.0.payload.as_any().is::<T>() {
-            let found = self.0.payload.type_name();
+        if !self.letter().payload.as_any().is::<T>() {
+            let found = self.letter().payload.type_name();
             return Err(Error::WrongPayload { expected: std::any::type_name::<T>(), found });
         }
-        Ok(self.0.payload.as_any_mut().downcast_mut::<T>().expect("checked above"))
+        Ok(self.letter_mut().payload.as_any_mut().downcast_mut::<T>().expect("checked above"))
     }
 
     /// Takes the payload out as a `T`, or gives the envelope back unchanged
     /// (to try another type), like `Box<dyn Any>::downcast`.
     pub fn downcast<T: Any>(self) -> std::result::Result<T, Envelope> {
         if self.is::<T>() {
-            let raw = Box::into_raw(self.0) as *mut Letter<T>;
-            // SAFETY: the payload is a `T` (checked above), so this allocation
-            // was made as a `Letter<T>` and unsized to `Letter<dyn Payload>`;
-            // casting the pointer back restores its original type.
-            let letter = unsafe { Box::from_raw(raw) };
+            let me = ManuallyDrop::new(self);
+            let block = me.0.cast::<Letter<T>>();
+            // SAFETY: the payload is a `T` (checked above), so this block
+            // holds a `Letter<T>` unsized to `Letter<dyn Payload>`; it is
+            // read out once (the envelope is not dropped) and its block
+            // given back with the layout `post` took it with.
+            let letter = unsafe { block.as_ptr().read() };
+            unsafe { crate::letters::put_back(block.cast(), Layout::new::<Letter<T>>()) };
             Ok(letter.payload)
         } else {
             Err(self)
@@ -373,14 +426,15 @@ impl Envelope {
     pub fn into_payload<T: Any>(self) -> Result<T> {
         self.downcast::<T>().map_err(|env| Error::WrongPayload {
             expected: std::any::type_name::<T>(),
-            found: env.0.payload.type_name(),
+            found: env.letter().payload.type_name(),
         })
     }
 }
 
 impl Clone for Envelope {
     fn clone(&self) -> Self {
-        Envelope(self.0.payload.clone_letter(&self.0.header))
+        let letter = self.letter();
+        Envelope(letter.payload.clone_letter(&letter.header))
     }
 }
 
@@ -566,5 +620,62 @@ mod header_tests {
         assert_eq!(d.as_str(), "x");
         fn send_sync<T: Send + Sync>() {}
         send_sync::<Topic>();
+    }
+}
+
+#[cfg(test)]
+mod recycling {
+    use super::*;
+
+    #[test]
+    fn a_dropped_letter_block_serves_the_next_message() {
+        let layout = Layout::new::<Letter<u64>>();
+        let a = Envelope::new(7u64).to(AgentId(1));
+        let at = a.0.as_ptr().cast::<u8>();
+        let kept = crate::letters::kept(layout);
+        drop(a);
+        assert_eq!(crate::letters::kept(layout), kept + 1);
+        let copies: Vec<Envelope> = (0..3).map(|_| Envelope::new(8u64)).collect();
+        assert_eq!(copies[0].0.as_ptr().cast::<u8>(), at);
+        let b = copies[1].clone();
+        drop(copies);
+        assert_eq!(b.into_payload::<u64>().unwrap(), 8);
+        assert_eq!(crate::letters::kept(layout), kept + 4);
+    }
+
+    #[derive(Clone)]
+    struct Grenade(#[allow(dead_code)] u64);
+
+    impl Drop for Grenade {
+        fn drop(&mut self) {
+            panic!("a payload's drop panicked");
+        }
+    }
+
+    #[test]
+    fn a_payload_whose_drop_panics_still_gives_its_block_back() {
+        let layout = Layout::new::<Letter<Grenade>>();
+        let kept = crate::letters::kept(layout);
+        let env = Envelope::new(Grenade(1));
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(env)));
+        assert!(dropped.is_err());
+        assert_eq!(crate::letters::kept(layout), kept + 1);
+    }
+
+    #[test]
+    fn letters_the_shelves_do_not_keep_work_the_same() {
+        #[derive(Clone, Debug, PartialEq)]
+        struct Big([u64; 40]);
+        let wide = Envelope::new(u128::MAX - 3).to(AgentId(2));
+        assert_eq!(wide.0.as_ptr().cast::<u8>() as usize % 16, 0);
+        let copy = wide.clone();
+        assert_eq!(wide.into_payload::<u128>().unwrap(), u128::MAX - 3);
+        assert_eq!(*copy.payload::<u128>().unwrap(), u128::MAX - 3);
+        let big = Envelope::new(Big([7; 40]));
+        let copy = big.clone();
+        drop(big);
+        assert_eq!(copy.downcast::<Big>().unwrap(), Big([7; 40]));
+        assert_eq!(crate::letters::kept(Layout::new::<Letter<u128>>()), 0);
+        assert_eq!(crate::letters::kept(Layout::new::<Letter<Big>>()), 0);
     }
 }

@@ -124,6 +124,7 @@ pub mod error;
 pub mod id;
 mod id_map;
 mod inbox;
+mod letters;
 pub mod mailing_list;
 mod prefetch;
 pub mod process;
