@@ -11,6 +11,7 @@ mod async_agents;
 mod bad_input;
 mod delivery_paths_agree;
 mod edge_cases;
+mod letters;
 mod mailing_list_model;
 mod messages;
 mod moving;
