@@ -67,6 +67,10 @@ pub(crate) const KEEP_BYTES: usize = 128 * 1024;
 /// The most magazines the depot keeps per class.
 pub(crate) const DEPOT_BATCHES: usize = 8;
 
+// A magazine of the largest class holds at least one block (else `push`
+// would write past an empty buffer).
+const _: () = assert!(KEEP_BYTES / 2 / LARGEST >= 1, "a magazine holds a block");
+
 /// A magazine's free blocks, handed between threads: their addresses.
 struct Batch(Vec<NonNull<u8>>);
 
@@ -206,6 +210,8 @@ impl Shelf {
     #[cold]
     #[inline(never)]
     fn reload(&self, class: usize) -> Option<NonNull<u8>> {
+        // The spare is only ever a swapped-out magazine: full or empty.
+        debug_assert!(self.spare.is_empty() || self.spare.is_full());
         if self.spare.is_full() && !self.spare.is_empty() {
             self.loaded.swap(&self.spare);
         } else {
@@ -224,6 +230,7 @@ impl Shelf {
     #[cold]
     #[inline(never)]
     fn make_room(&self, class: usize) {
+        debug_assert!(self.spare.is_empty() || self.spare.is_full());
         if self.spare.is_empty() && !self.spare.base.get().is_null() {
             self.loaded.swap(&self.spare);
             return;
@@ -403,10 +410,22 @@ mod tests {
     struct CountFrees;
 
     static FREED: [AtomicUsize; CLASSES] = [const { AtomicUsize::new(0) }; CLASSES];
+    /// Allocations by exact size (align 8, up to `LARGEST`).
+    static ALLOCS: [AtomicUsize; LARGEST + 1] = [const { AtomicUsize::new(0) }; LARGEST + 1];
+    thread_local! {
+        /// This thread's allocations and frees of 256-byte blocks.
+        static MINE_256: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    }
 
     // SAFETY: passes every call to `System` unchanged.
     unsafe impl GlobalAlloc for CountFrees {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            if layout.align() == ALIGN && layout.size() <= LARGEST {
+                ALLOCS[layout.size()].fetch_add(1, Ordering::Relaxed);
+            }
+            if layout.align() == ALIGN && layout.size() == 256 {
+                let _ = MINE_256.try_with(|m| m.set((m.get().0 + 1, m.get().1)));
+            }
             // SAFETY: as the caller promised.
             unsafe { System.alloc(layout) }
         }
@@ -416,6 +435,9 @@ mod tests {
                 && layout.size() <= LARGEST
             {
                 FREED[layout.size() / STEP].fetch_add(1, Ordering::Relaxed);
+            }
+            if layout.align() == ALIGN && layout.size() == 256 {
+                let _ = MINE_256.try_with(|m| m.set((m.get().0, m.get().1 + 1)));
             }
             // SAFETY: as the caller promised.
             unsafe { System.dealloc(ptr, layout) }
@@ -565,5 +587,110 @@ mod tests {
             }
         }
         assert!(trips <= 2, "{trips} trips to the depot in 4 000 swings");
+    }
+
+    #[test]
+    fn a_thread_that_ends_frees_both_magazines() {
+        let layout = layout(144);
+        let mag = holds(class_of(layout).unwrap());
+        let n = mag + 50;
+        let blocks: Vec<usize> = (0..n).map(|_| take(layout).as_ptr() as usize).collect();
+        let freed_before = freed(layout);
+        std::thread::spawn(move || {
+            for b in blocks {
+                // SAFETY: blocks of a class are plain allocations of its layout.
+                unsafe { put_back(NonNull::new(b as *mut u8).unwrap(), layout) };
+            }
+            assert_eq!(kept(layout), n, "a full spare and 50 loaded");
+        })
+        .join()
+        .unwrap();
+        assert!(freed(layout) >= freed_before + n, "the thread's end freed all {n} blocks");
+    }
+
+    #[test]
+    fn a_block_given_back_after_the_shelves_ended_goes_to_the_allocator() {
+        struct Late(std::cell::RefCell<Vec<usize>>);
+        impl Drop for Late {
+            fn drop(&mut self) {
+                for b in self.0.borrow_mut().drain(..) {
+                    // SAFETY: each came from `take(layout(160))`.
+                    unsafe { put_back(NonNull::new(b as *mut u8).unwrap(), layout(160)) };
+                }
+            }
+        }
+        thread_local! {
+            static LATE: Late = const { Late(std::cell::RefCell::new(Vec::new())) };
+        }
+        let freed_before = freed(layout(160));
+        std::thread::spawn(|| {
+            // Touched before the shelves: destroyed after them.
+            LATE.with(|_| {});
+            touch_shelves();
+            for _ in 0..20 {
+                let p = take(layout(160)).as_ptr() as usize;
+                LATE.with(|l| l.0.borrow_mut().push(p));
+            }
+        })
+        .join()
+        .unwrap();
+        assert!(freed(layout(160)) >= freed_before + 20, "the late blocks were freed");
+    }
+
+    /// Touches this thread's shelves.
+    fn touch_shelves() {
+        let p = take(layout(160));
+        // SAFETY: `p` came from `take(layout(160))`.
+        unsafe { put_back(p, layout(160)) };
+    }
+
+    #[test]
+    fn blocks_of_a_class_are_allocated_with_the_class_layout() {
+        // A block allocated for a 121-byte letter would be too small for the
+        // 128-byte letter of its class that reuses it.
+        let (odd, full) = (layout(121), layout(128));
+        let before = (ALLOCS[121].load(Ordering::Relaxed), ALLOCS[128].load(Ordering::Relaxed));
+        let p = std::thread::spawn(move || take(odd).as_ptr() as usize).join().unwrap();
+        assert_eq!(ALLOCS[121].load(Ordering::Relaxed), before.0, "no 121-byte block");
+        assert!(ALLOCS[128].load(Ordering::Relaxed) > before.1, "a 128-byte block");
+        // SAFETY: it came from `take` for this class.
+        unsafe { dealloc(p as *mut u8, block(class_of(full).unwrap())) };
+    }
+
+    #[test]
+    fn swings_within_a_full_shelf_never_reach_the_allocator() {
+        std::thread::spawn(|| {
+            let layout = layout(256);
+            let class = class_of(layout).unwrap();
+            let (cap, mag) = (keeps(class), holds(class));
+            let blocks: Vec<_> = (0..cap).map(|_| take(layout)).collect();
+            for b in blocks {
+                // SAFETY: each came from `take(layout)`.
+                unsafe { put_back(b, layout) };
+            }
+            let bases = || {
+                SHELVES.with(|s| {
+                    let mut b = [s.0[class].loaded.base.get(), s.0[class].spare.base.get()];
+                    b.sort();
+                    b
+                })
+            };
+            let (traffic, buffers) = (MINE_256.get(), bases());
+            for swing in [1, 2, 3, 50, mag - 1, mag, mag + 1, cap - 1, cap] {
+                for _ in 0..20 {
+                    let taken: Vec<_> = (0..swing).map(|_| take(layout)).collect();
+                    for b in taken {
+                        // SAFETY: each came from `take(layout)`.
+                        unsafe { put_back(b, layout) };
+                    }
+                    assert_eq!(bases(), buffers, "swing {swing}: the same two buffers");
+                }
+            }
+            assert_eq!(MINE_256.get(), traffic, "no block allocated or freed");
+            assert_eq!(kept(layout), cap);
+            assert_eq!(in_depot(layout), 0);
+        })
+        .join()
+        .unwrap();
     }
 }
