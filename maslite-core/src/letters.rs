@@ -102,6 +102,15 @@ struct Magazine {
 }
 
 impl Magazine {
+    /// A magazine without a buffer.
+    const fn empty() -> Magazine {
+        Magazine {
+            base: Cell::new(std::ptr::null_mut()),
+            top: Cell::new(std::ptr::null_mut()),
+            end: Cell::new(std::ptr::null_mut()),
+        }
+    }
+
     /// How many blocks it holds.
     #[cfg(test)]
     fn len(&self) -> usize {
@@ -110,10 +119,13 @@ impl Magazine {
         unsafe { self.top.get().offset_from(self.base.get()) as usize }
     }
 
+    #[inline(always)]
     fn is_empty(&self) -> bool {
         self.top.get() == self.base.get()
     }
 
+    /// Full, or without a buffer.
+    #[inline(always)]
     fn is_full(&self) -> bool {
         self.top.get() == self.end.get()
     }
@@ -178,10 +190,10 @@ impl Shelf {
     /// Takes a block off the shelf, else from the depot.
     #[inline(always)]
     fn pop(&self, class: usize) -> Option<NonNull<u8>> {
-        let top = self.loaded.top.get();
-        if top == self.loaded.base.get() {
+        if self.loaded.is_empty() {
             return self.reload(class);
         }
+        let top = self.loaded.top.get();
         // SAFETY: the magazine is not empty: the entry below `top` holds
         // a free block.
         unsafe {
@@ -194,7 +206,7 @@ impl Shelf {
     /// Puts a free block of this class on the shelf.
     #[inline(always)]
     fn push(&self, p: NonNull<u8>, class: usize) {
-        if self.loaded.top.get() == self.loaded.end.get() {
+        if self.loaded.is_full() {
             self.make_room(class);
         }
         let top = self.loaded.top.get();
@@ -267,20 +279,7 @@ impl Drop for Shelves {
 thread_local! {
     static SHELVES: Shelves = const {
         Shelves(
-            [const {
-                Shelf {
-                    loaded: Magazine {
-                        base: Cell::new(std::ptr::null_mut()),
-                        top: Cell::new(std::ptr::null_mut()),
-                        end: Cell::new(std::ptr::null_mut()),
-                    },
-                    spare: Magazine {
-                        base: Cell::new(std::ptr::null_mut()),
-                        top: Cell::new(std::ptr::null_mut()),
-                        end: Cell::new(std::ptr::null_mut()),
-                    },
-                }
-            }; CLASSES],
+            [const { Shelf { loaded: Magazine::empty(), spare: Magazine::empty() } }; CLASSES],
         )
     };
 }
