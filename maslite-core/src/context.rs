@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     pub next_alarm: Cell<f64>,
     pub mailing: RefCell<MailingList>,
     pub commands: RefCell<VecDeque<Command>>,
+    /// Something for the kernel after the current poll: queued adds or
+    /// removes, or a `fault` (one flag, so a poll that left neither pays
+    /// one test).
     pub has_commands: Cell<bool>,
     pub keep_awake: RefCell<BTreeSet<u32>>,
     /// `keep_awake.len()`, read every round without a borrow.
@@ -670,6 +673,7 @@ impl Cx {
             // step's end can tell (README, "Where it differs").
             if let Error::DuplicateAgent(_) = e {
                 self.shared.fault.borrow_mut().get_or_insert(e.clone());
+                self.shared.has_commands.set(true);
             }
         })
     }

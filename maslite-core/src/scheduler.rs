@@ -1363,6 +1363,9 @@ impl Scheduler {
     /// [`prefetch`](crate::prefetch)).
     #[inline]
     fn prefetch_next_receiver(&self) {
+        if self.shared.next_alarm.get() == f64::INFINITY {
+            return;
+        }
         let alarms = self.shared.alarms.borrow();
         let Some(receiver) = alarms.next_mail().and_then(Envelope::receiver) else { return };
         let reg = self.shared.reg.borrow();
@@ -1483,8 +1486,16 @@ impl Scheduler {
             Err(panic) => self.fail(index, panic),
         }
         if self.shared.has_commands.get() {
-            self.run_commands();
+            self.after_poll();
         }
+    }
+
+    /// What an agent's poll left for the kernel (see `Shared::has_commands`):
+    /// its queued adds and removes, then a fault of one of its calls.
+    #[cold]
+    #[inline(never)]
+    fn after_poll(&mut self) {
+        self.run_commands();
         if self.shared.fault.borrow().is_some() {
             let fault = self.shared.fault.borrow_mut().take();
             self.failure = self.failure.take().or(fault);
