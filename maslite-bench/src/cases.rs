@@ -169,9 +169,17 @@ pub fn xpingpong(hops: u64) -> f64 {
 }
 
 /// PHOLD (see the example): events/s and the trace hash.
-pub fn phold(params: &phold::Params) -> (f64, u64) {
+pub fn phold(params: &phold::Params) -> (f64, u64, f64) {
     let o = phold::run(params).expect("phold runs");
-    (o.events_per_second, o.hash)
+    (o.events_per_second, o.hash, waited_share(&o.report))
+}
+
+/// The share of a run's wall time its partitions spent waiting for each
+/// other at the ends of steps and windows, on average over the partitions
+/// (see `PartitionReport::waited`): what synchronisation took from the run.
+pub fn waited_share(report: &maslite::runtime::RuntimeReport) -> f64 {
+    let waited: f64 = report.partitions.iter().map(|p| p.waited.as_secs_f64()).sum();
+    waited / (report.partitions.len().max(1) as f64 * report.wall.as_secs_f64().max(1e-9))
 }
 
 /// PHOLD with many agents on one partition: events/s and the trace hash.

@@ -228,14 +228,21 @@ fn run_case_with(
             for remote in [0.0, 0.25, 0.9] {
                 for partitions in 1..=max_partitions {
                     let params = phold_params(smoke, remote, partitions);
-                    let mut hash = 0;
+                    let (mut hash, mut waited) = (0, Vec::new());
                     let v = repeat(runs, warmup, || {
-                        let (eps, h) = cases::phold(&params);
+                        let (eps, h, w) = cases::phold(&params);
                         hash = h;
+                        waited.push(w);
                         eps
                     });
                     let mut extra = Map::new();
                     extra.insert("hash".into(), Value::String(format!("{hash:016x}")));
+                    // The share of the wall time the partitions waited for
+                    // each other (median of the measured runs; 0 on one).
+                    extra.insert(
+                        "waited_share".into(),
+                        json!(median(&waited[warmup.min(waited.len())..])),
+                    );
                     let p = json!({
                         "agents": params.agents, "events": params.events, "remote": remote,
                         "lookahead": params.lookahead, "mean": params.mean, "end": params.end,

@@ -129,6 +129,11 @@ pub(crate) struct Wires {
     /// Why a partition of another host is gone, if its transport said
     /// (one slot per partition).
     pub lost: Option<Arc<[std::sync::OnceLock<crate::Error>]>>,
+    /// Wall time spent in [`recv`](Wires::recv) waiting for a packet that
+    /// was not there yet: this partition waiting for the others at the ends
+    /// of steps and windows (read only then: a packet already there costs
+    /// no clock read).
+    pub waited: Duration,
 }
 
 /// The far end of a wire closed: that partition's thread is gone.
@@ -160,6 +165,7 @@ impl Wires {
                     stash: (0..n).map(|_| None).collect(),
                     spin,
                     lost: None,
+                    waited: Duration::ZERO,
                 })
             })
             .collect();
@@ -223,22 +229,31 @@ impl Wires {
         // spinning for it would only take the core from its transport_thread.
         let spin = if self.is_remote(q) { Duration::ZERO } else { self.spin };
         let Some(rx) = self.from[q].as_mut() else { return Err(PeerGone(q)) };
-        if !spin.is_zero() {
-            let start = Instant::now();
-            loop {
-                for _ in 0..64 {
-                    match rx.try_recv() {
-                        Ok(p) => return Ok(p),
-                        Err(TryRecvError::Disconnected) => return Err(PeerGone(q)),
-                        Err(TryRecvError::Empty) => std::hint::spin_loop(),
+        match rx.try_recv() {
+            Ok(p) => return Ok(p),
+            Err(TryRecvError::Disconnected) => return Err(PeerGone(q)),
+            Err(TryRecvError::Empty) => {}
+        }
+        let start = Instant::now();
+        let got = 'wait: {
+            if !spin.is_zero() {
+                loop {
+                    for _ in 0..64 {
+                        match rx.try_recv() {
+                            Ok(p) => break 'wait Ok(p),
+                            Err(TryRecvError::Disconnected) => break 'wait Err(PeerGone(q)),
+                            Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                        }
+                    }
+                    if start.elapsed() >= spin {
+                        break;
                     }
                 }
-                if start.elapsed() >= spin {
-                    break;
-                }
             }
-        }
-        rx.recv().await.ok_or(PeerGone(q))
+            rx.recv().await.ok_or(PeerGone(q))
+        };
+        self.waited += start.elapsed();
+        got
     }
 
     /// Takes the packet from `q` that is already there, if any.

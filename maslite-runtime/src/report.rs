@@ -43,6 +43,14 @@ pub struct PartitionReport {
     /// Its agents suspended, at the stop, on something the kernel does not
     /// drive (see `maslite_core::RunReport::waiting_outside`).
     pub waiting_outside: Vec<AgentId>,
+    /// Wall time it spent waiting for the other partitions of its host at
+    /// the ends of steps or windows (zero with one partition): the share
+    /// of the run's wall time its peers' longer steps cost it. Partitions
+    /// that wait much while others wait little are unevenly loaded (see
+    /// [`RuntimeReport::suggest_placement`]); all waiting much means steps
+    /// too short for their exchange (see
+    /// [`RuntimeReport::fewer_partitions_faster`]).
+    pub waited: Duration,
 }
 
 /// Traffic between one pair of agents on different partitions.
@@ -115,6 +123,7 @@ impl RuntimeReport {
             mine.unread = theirs.unread;
             mine.cross_partition += theirs.cross_partition;
             mine.waiting_outside = theirs.waiting_outside;
+            mine.waited += theirs.waited;
         }
         for (row, theirs) in self.traffic.iter_mut().zip(next.traffic) {
             for (cell, n) in row.iter_mut().zip(theirs) {
@@ -272,7 +281,7 @@ impl fmt::Display for RuntimeReport {
         )?;
         writeln!(
             f,
-            "{:>9} {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10}",
+            "{:>9} {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10} {:>10}",
             "partition",
             "agents",
             "updates",
@@ -281,12 +290,13 @@ impl fmt::Display for RuntimeReport {
             "dead",
             "pending",
             "unread",
-            "crossing"
+            "crossing",
+            "waited ms"
         )?;
         for p in &self.partitions {
             writeln!(
                 f,
-                "{:>9} {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10}",
+                "{:>9} {:>8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10} {:>10.3}",
                 p.partition,
                 p.agents,
                 p.updates,
@@ -295,7 +305,8 @@ impl fmt::Display for RuntimeReport {
                 p.dead_letters,
                 p.pending,
                 p.unread,
-                p.cross_partition
+                p.cross_partition,
+                p.waited.as_secs_f64() * 1e3
             )?;
         }
         if self.traffic.len() > 1 {

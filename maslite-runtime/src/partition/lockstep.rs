@@ -217,6 +217,7 @@ impl Partition {
         self.paused = false;
         self.kernel.begin_run();
         let before = self.counters.clone();
+        let waited0 = self.wires.waited;
         // Everything the run logs (the kernel's round and update spans
         // included) is inside this partition's span.
         let span = tracing::debug_span!("partition", p = self.me);
@@ -257,7 +258,7 @@ impl Partition {
         Outcome {
             end_time: self.kernel.now(),
             steps,
-            report: self.report(&before, stats0),
+            report: self.report(&before, stats0, waited0),
             counters: std::mem::take(&mut self.counters),
             loads: self.take_loads(),
             joined: std::mem::take(&mut self.replica.joined),

@@ -202,8 +202,14 @@ impl Partition {
         self.deferred.get_or_insert(e);
     }
 
-    /// This partition's report on the run that just ended.
-    pub fn report(&self, before: &Counters, stats0: maslite_core::Stats) -> PartitionReport {
+    /// This partition's report on the run that just ended (`before`,
+    /// `stats0` and `waited0`: its counters when the run started).
+    pub fn report(
+        &self,
+        before: &Counters,
+        stats0: maslite_core::Stats,
+        waited0: std::time::Duration,
+    ) -> PartitionReport {
         let s = self.kernel.stats();
         let c = &self.counters;
         PartitionReport {
@@ -219,6 +225,7 @@ impl Partition {
             unread: self.kernel.mail_in_inboxes(),
             cross_partition: c.cross - before.cross,
             waiting_outside: self.kernel.waiting_outside(),
+            waited: self.wires.waited - waited0,
         }
     }
 

@@ -687,6 +687,47 @@ fn the_same_traffic_on_one_partition_never_crosses() {
     assert_eq!(report.traffic, vec![vec![4]]);
     assert_eq!(report.cross_partition(), 0);
     assert!(report.top_pairs.is_empty());
+    assert_eq!(report.partitions[0].waited, Duration::ZERO, "nobody to wait for");
+}
+
+/// Takes `work` of its thread at each update, then sends itself the next
+/// note, `left` more times.
+struct Toiler {
+    work: Duration,
+    left: u32,
+}
+
+impl Agent for Toiler {
+    async fn update(&mut self, cx: &Cx) {
+        while cx.try_recv().is_some() {
+            std::thread::sleep(self.work);
+            if self.left > 0 {
+                self.left -= 1;
+                cx.send(Envelope::new(Ball(0)).to(cx.id()));
+            }
+        }
+    }
+}
+
+#[test]
+fn the_report_tells_how_long_each_partition_waited_for_the_others() {
+    // Lockstep: both partitions take every step, and p0's steps each take
+    // 2 ms of its thread while p1's take none, so p1 waits at least that
+    // long at every step's end, 20 times.
+    let mut rt = Runtime::new(2).unwrap();
+    let slow = rt.add(0, Toiler { work: Duration::from_millis(2), left: 19 }).unwrap();
+    let quick = rt.add(1, Toiler { work: Duration::ZERO, left: 19 }).unwrap();
+    rt.send(Envelope::new(Ball(0)).to(slow));
+    rt.send(Envelope::new(Ball(0)).to(quick));
+    let report = rt.run().unwrap();
+    assert_eq!(report.partitions[0].updates, 20, "{report}");
+    let (p0, p1) = (report.partitions[0].waited, report.partitions[1].waited);
+    assert!(p1 >= Duration::from_millis(30), "p1 waited {p1:?} for 20 steps of 2 ms\n{report}");
+    assert!(p0 < p1, "the slow partition waited {p0:?}, the quick one {p1:?}\n{report}");
+    assert!(p1 <= report.wall, "{p1:?} of {:?}", report.wall);
+    // A second run's report counts its own waits only.
+    let again = rt.run().unwrap();
+    assert!(again.partitions[1].waited < p1, "{again}");
 }
 
 // ---------------------------------------------------------------------------
