@@ -346,15 +346,23 @@ impl Shared {
     #[inline]
     pub fn wake_foreign(&self, index: u32) {
         if self.foreign_len.get() > 0 {
-            let wakers = {
-                let mut foreign = self.foreign.borrow_mut();
-                let w = foreign.remove(&index);
-                self.foreign_len.set(foreign.len());
-                w
-            };
-            for w in wakers.into_iter().flatten() {
-                w.wake();
-            }
+            self.wake_kept_foreign(index);
+        }
+    }
+
+    /// [`wake_foreign`](Self::wake_foreign) once some wakers are kept (out
+    /// of a poll's way until then).
+    #[cold]
+    #[inline(never)]
+    fn wake_kept_foreign(&self, index: u32) {
+        let wakers = {
+            let mut foreign = self.foreign.borrow_mut();
+            let w = foreign.remove(&index);
+            self.foreign_len.set(foreign.len());
+            w
+        };
+        for w in wakers.into_iter().flatten() {
+            w.wake();
         }
     }
 

@@ -975,8 +975,10 @@ impl Scheduler {
 
         let outcome = loop {
             self.round();
-            if let Some(e) = self.failure.take() {
-                break Err(e);
+            // (Asked before it is taken: a round without one pays a test,
+            // not the move of an `Option<Error>`.)
+            if self.failure.is_some() {
+                break Err(self.failure.take().expect("there is one"));
             }
             self.stats.rounds += 1;
             if simulated && self.mail_waiting() {
@@ -1089,8 +1091,8 @@ impl Scheduler {
         rounds_left: &mut Option<u64>,
     ) -> Option<Result<StopReason>> {
         self.deliver();
-        if let Some(e) = self.failure.take() {
-            return Some(Err(e));
+        if self.failure.is_some() {
+            return self.failure.take().map(Err);
         }
         if self.shared.paused.get() {
             return Some(Ok(StopReason::Paused));
@@ -1502,6 +1504,8 @@ impl Scheduler {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn fail(&mut self, index: u32, panic: Box<dyn Any + Send>) {
         let Some(slot) = self.slots[index as usize].as_mut() else { return };
         let message = panic_message(panic.as_ref());
