@@ -13,22 +13,26 @@
 use super::Driver;
 use crate::error::{Error, Result};
 use crate::exchange::Wires;
-use maslite_core::{AgentId, Change};
+use maslite_core::{AgentId, Change, IdMap};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 
-/// Which partition each agent is on.
+/// Which partition each agent is on: looked up for every message routed
+/// and every alarm handed out, so small ids are a table's index, as in the
+/// kernel ([`IdMap`]).
 #[derive(Default)]
 pub(crate) struct Directory {
-    map: FxHashMap<AgentId, u32>,
+    map: IdMap,
 }
 
 impl Directory {
+    #[inline]
     pub fn get(&self, id: AgentId) -> Option<usize> {
         self.map.get(&id).map(|&p| p as usize)
     }
     pub fn insert(&mut self, id: AgentId, partition: usize) {
-        self.map.insert(id, partition as u32);
+        let partition = u32::try_from(partition).expect("a partition's number fits in u32");
+        self.map.insert(id, partition);
     }
     pub fn remove(&mut self, id: AgentId) {
         self.map.remove(&id);
