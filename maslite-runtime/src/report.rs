@@ -43,8 +43,9 @@ pub struct PartitionReport {
     /// Its agents suspended, at the stop, on something the kernel does not
     /// drive (see `maslite_core::RunReport::waiting_outside`).
     pub waiting_outside: Vec<AgentId>,
-    /// Wall time it spent waiting for the other partitions of its host at
-    /// the ends of steps or windows (zero with one partition): the share
+    /// Wall time it spent waiting for the other partitions (on this host or
+    /// others) at the ends of steps or windows (zero with one partition),
+    /// counted while a packet it needed was not there yet: the share
     /// of the run's wall time its peers' longer steps cost it. Partitions
     /// that wait much while others wait little are unevenly loaded (see
     /// [`RuntimeReport::suggest_placement`]); all waiting much means steps
