@@ -233,6 +233,21 @@ impl RuntimeReport {
             && self.step_cost().as_secs_f64() > STEP_WORK_RATIO * work
     }
 
+    /// The partitions whose waits differ the most, (the busiest, the
+    /// idlest), when they differ by at least a fifth of the run's wall time
+    /// (in a run of at least 10 ms): the others waited for the busiest one
+    /// at the ends of steps or windows, so its work sets the run's pace.
+    /// Moving work from it to the idlest would shorten the run (the
+    /// [placement advice](Self::suggest_placement) balances the updates of a
+    /// measured run). `None` for one partition, or waits about even.
+    pub fn uneven_waits(&self) -> Option<(usize, usize)> {
+        let busiest = self.partitions.iter().min_by_key(|p| p.waited)?;
+        let idlest = self.partitions.iter().max_by_key(|p| p.waited)?;
+        let spread = idlest.waited.saturating_sub(busiest.waited);
+        let uneven = self.wall >= Duration::from_millis(10) && spread * 5 >= self.wall;
+        uneven.then_some((busiest.partition, idlest.partition))
+    }
+
     /// Advice on placing the measured agents on `k` partitions (see
     /// [`Traffic::suggest_placement`]); [`Error::Config`](crate::Error::Config)
     /// if the run did not measure its traffic.
@@ -329,6 +344,20 @@ impl fmt::Display for RuntimeReport {
                 writeln!(f, "{advice}")?;
             }
         }
+        if let Some((busiest, idlest)) = self.uneven_waits() {
+            let ms = |p: usize| self.partitions[p].waited.as_secs_f64() * 1e3;
+            let share = |p: usize| 100.0 * ms(p) / (self.wall.as_secs_f64() * 1e3);
+            writeln!(
+                f,
+                "partition {idlest} waited {:.1} ms ({:.0}% of the run) for the others, partition \
+                 {busiest} {:.1} ms ({:.0}%): partition {busiest}'s work sets the pace; moving \
+                 agents from it to partition {idlest} would shorten the run",
+                ms(idlest),
+                share(idlest),
+                ms(busiest),
+                share(busiest)
+            )?;
+        }
         if self.fewer_partitions_faster() {
             writeln!(
                 f,
@@ -392,5 +421,34 @@ mod tests {
         let mut one = slow.clone();
         one.partitions.truncate(1);
         assert!(!one.fewer_partitions_faster());
+    }
+
+    #[test]
+    fn uneven_waits_name_the_partition_that_sets_the_pace() {
+        let mut r = report(1_000, 1_000, 0, Duration::from_millis(100));
+        r.partitions[0].waited = Duration::from_millis(2);
+        r.partitions[1].waited = Duration::from_millis(40);
+        assert_eq!(r.uneven_waits(), Some((0, 1)));
+        let text = r.to_string();
+        assert!(
+            text.contains(
+                "partition 1 waited 40.0 ms (40% of the run) for the others, partition 0 2.0 ms \
+                 (2%): partition 0's work sets the pace; moving agents from it to partition 1 \
+                 would shorten the run"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("waited ms"), "{text}");
+        // Waits about even (a spread under a fifth of the run) say nothing.
+        r.partitions[0].waited = Duration::from_millis(25);
+        assert_eq!(r.uneven_waits(), None);
+        assert!(!r.to_string().contains("sets the pace"));
+        // Nor does a run too short to tell, or one partition.
+        let mut short = report(10, 10, 0, Duration::from_millis(5));
+        short.partitions[1].waited = Duration::from_millis(4);
+        assert_eq!(short.uneven_waits(), None);
+        let mut one = r.clone();
+        one.partitions.truncate(1);
+        assert_eq!(one.uneven_waits(), None);
     }
 }

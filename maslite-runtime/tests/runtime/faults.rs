@@ -725,6 +725,9 @@ fn the_report_tells_how_long_each_partition_waited_for_the_others() {
     assert!(p1 >= Duration::from_millis(30), "p1 waited {p1:?} for 20 steps of 2 ms\n{report}");
     assert!(p0 < p1, "the slow partition waited {p0:?}, the quick one {p1:?}\n{report}");
     assert!(p1 <= report.wall, "{p1:?} of {:?}", report.wall);
+    // The report names the partition that set the pace.
+    assert_eq!(report.uneven_waits(), Some((0, 1)), "{report}");
+    assert!(report.to_string().contains("partition 0's work sets the pace"), "{report}");
     // A second run's report counts its own waits only.
     let again = rt.run().unwrap();
     assert!(again.partitions[1].waited < p1, "{again}");
