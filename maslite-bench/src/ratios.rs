@@ -64,8 +64,11 @@ fn phold_line(lines: &[Value], remote: f64, partitions: u64) -> Option<&Value> {
 
 /// PHOLD on 2 partitions against 1 (target 1.9x), with the share of the
 /// wall time the 2 partitions waited for each other at the windows' ends,
-/// and what the ratio would be had they not waited: the ceiling the window
-/// protocol leaves (the rest is the work itself, crossings included).
+/// and the ratio divided by (1 − waited): what it would be had the waiting
+/// time been work. That is an upper estimate of what a protocol without
+/// waits could give (it also assumes the partitions evenly loaded, and the
+/// median rate and the median waited share may come from different runs);
+/// what it leaves below 2x is the work itself, crossings included.
 fn scaling(lines: &[Value]) -> String {
     let mut out = String::new();
     for remote in [0.0, 0.25, 0.9] {
@@ -84,7 +87,7 @@ fn scaling(lines: &[Value]) -> String {
         }
         let ratio = rate / one;
         let waited = two["waited_share"].as_f64().unwrap_or(0.0);
-        let ceiling = ratio / (1.0 - waited).max(1e-9);
+        let ceiling = ratio / (1.0 - waited).max(1e-9); // an upper estimate
         let mark = if ratio >= 1.9 { "met" } else { "not met" };
         out.push_str(&format!(
             "| remote {remote} | {ratio:.2}x | {:.1}% | {ceiling:.2}x | >= 1.9x ({mark}) |\n",

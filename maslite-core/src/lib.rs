@@ -122,7 +122,7 @@ pub mod depth;
 pub mod envelope;
 pub mod error;
 pub mod id;
-pub mod id_map;
+mod id_map;
 mod inbox;
 mod letters;
 pub mod mailing_list;

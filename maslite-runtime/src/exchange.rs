@@ -130,9 +130,11 @@ pub(crate) struct Wires {
     /// (one slot per partition).
     pub lost: Option<Arc<[std::sync::OnceLock<crate::Error>]>>,
     /// Wall time spent in [`recv`](Wires::recv) waiting for a packet that
-    /// was not there yet: this partition waiting for the others at the ends
-    /// of steps and windows (read only then: a packet already there costs
-    /// no clock read).
+    /// was not there yet (read only then: a packet already there costs no
+    /// clock read): in lockstep and windows, this partition waiting for the
+    /// others at the ends of steps and windows, the exchange's own latency
+    /// included; in free mode, only the drain at the run's end (its idle
+    /// waits go through [`recv_any`](Wires::recv_any), not counted).
     pub waited: Duration,
 }
 
@@ -220,7 +222,8 @@ impl Wires {
     }
 
     /// The next packet from partition `q`: spins up to the spin time, then
-    /// parks until it comes.
+    /// parks until it comes. Await it to the end (not in a `select!`): a
+    /// wait cut short is not added to [`waited`](Wires::waited).
     pub async fn recv(&mut self, q: usize) -> Result<Packet, PeerGone> {
         if let Some(p) = self.stash[q].take() {
             return Ok(p);

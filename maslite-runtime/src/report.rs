@@ -45,8 +45,11 @@ pub struct PartitionReport {
     pub waiting_outside: Vec<AgentId>,
     /// Wall time it spent waiting for the other partitions (on this host or
     /// others) at the ends of steps or windows (zero with one partition),
-    /// counted while a packet it needed was not there yet: the share
-    /// of the run's wall time its peers' longer steps cost it. Partitions
+    /// counted while a packet it needed was not there yet: what its peers'
+    /// longer steps cost it, and the exchange's own latency (the spin, a
+    /// parked thread's wake-up, another host's transport). In free mode
+    /// only the drain at the run's end counts (a free partition's idle
+    /// waits are not waits for others). Partitions
     /// that wait much while others wait little are unevenly loaded (see
     /// [`RuntimeReport::suggest_placement`]); all waiting much means steps
     /// too short for their exchange (see
