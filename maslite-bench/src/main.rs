@@ -35,7 +35,9 @@ enum Case {
     Xstream,
     /// 2 partitions, one ball bounced across (µs per hop).
     Xpingpong,
-    /// PHOLD on 1 and 2 partitions, remote 0, 0.25 and 0.9 (events/s).
+    /// PHOLD on 1 and 2 partitions, remote 0, 0.25 and 0.9, the partition
+    /// counts taking turns run by run (events/s; the share of the run the
+    /// partitions waited for each other).
     Phold,
     /// PHOLD with 1 M agents and one event each on one partition, beside
     /// its floor at the same size, runs interleaved (events/s; heap bytes
@@ -226,29 +228,39 @@ fn run_case_with(
         Case::Phold => {
             let mut out = Vec::new();
             for remote in [0.0, 0.25, 0.9] {
-                for partitions in 1..=max_partitions {
-                    let params = phold_params(smoke, remote, partitions);
-                    let (mut hash, mut waited) = (0, Vec::new());
-                    let v = repeat(runs, warmup, || {
-                        let (eps, h, w) = cases::phold(&params);
-                        hash = h;
-                        waited.push(w);
-                        eps
-                    });
+                // The partition counts take turns, run by run, so that their
+                // ratios come from the same stretch of the machine's noise.
+                let params: Vec<_> =
+                    (1..=max_partitions).map(|p| phold_params(smoke, remote, p)).collect();
+                let mut rates = vec![Vec::new(); params.len()];
+                let mut waited = vec![Vec::new(); params.len()];
+                let mut hashes = vec![0u64; params.len()];
+                for i in 0..warmup + runs.max(1) {
+                    for (k, p) in params.iter().enumerate() {
+                        let (eps, h, w) = cases::phold(p);
+                        hashes[k] = h;
+                        if i >= warmup {
+                            rates[k].push(eps);
+                            waited[k].push(w);
+                        }
+                    }
+                }
+                assert!(
+                    hashes.iter().all(|&h| h == hashes[0]),
+                    "one trace on any number of partitions: {hashes:x?}"
+                );
+                for (k, params) in params.iter().enumerate() {
                     let mut extra = Map::new();
-                    extra.insert("hash".into(), Value::String(format!("{hash:016x}")));
+                    extra.insert("hash".into(), Value::String(format!("{:016x}", hashes[k])));
                     // The share of the wall time the partitions waited for
                     // each other (median of the measured runs; 0 on one).
-                    extra.insert(
-                        "waited_share".into(),
-                        json!(median(&waited[warmup.min(waited.len())..])),
-                    );
+                    extra.insert("waited_share".into(), json!(median(&waited[k])));
                     let p = json!({
                         "agents": params.agents, "events": params.events, "remote": remote,
                         "lookahead": params.lookahead, "mean": params.mean, "end": params.end,
-                        "partitions": partitions, "seed": params.seed,
+                        "partitions": params.partitions, "seed": params.seed,
                     });
-                    out.push(line("phold", p, "events/s", &v, extra));
+                    out.push(line("phold", p, "events/s", &rates[k], extra));
                 }
             }
             out
