@@ -234,24 +234,23 @@ fn run_case_with(
                     (1..=max_partitions).map(|p| phold_params(smoke, remote, p)).collect();
                 let mut rates = vec![Vec::new(); params.len()];
                 let mut waited = vec![Vec::new(); params.len()];
-                let mut hashes = vec![0u64; params.len()];
+                let mut hash = None;
                 for i in 0..warmup + runs.max(1) {
                     for (k, p) in params.iter().enumerate() {
                         let (eps, h, w) = cases::phold(p);
-                        hashes[k] = h;
+                        // One trace on any number of partitions, every run.
+                        let first = *hash.get_or_insert(h);
+                        assert_eq!(h, first, "the hash on {} partitions", p.partitions);
                         if i >= warmup {
                             rates[k].push(eps);
                             waited[k].push(w);
                         }
                     }
                 }
-                assert!(
-                    hashes.iter().all(|&h| h == hashes[0]),
-                    "one trace on any number of partitions: {hashes:x?}"
-                );
+                let hash = hash.expect("at least one run");
                 for (k, params) in params.iter().enumerate() {
                     let mut extra = Map::new();
-                    extra.insert("hash".into(), Value::String(format!("{:016x}", hashes[k])));
+                    extra.insert("hash".into(), Value::String(format!("{hash:016x}")));
                     // The share of the wall time the partitions waited for
                     // each other (median of the measured runs; 0 on one).
                     extra.insert("waited_share".into(), json!(median(&waited[k])));
