@@ -13,19 +13,21 @@ const PAIRS: [(&str, &str, Option<f64>, f64); 5] = [
     ("phold-1m", "floor-phold-1m", None, 0.5),
 ];
 
+/// The line of `case` (with `remote`, on `partitions`, if given).
+fn find<'a>(lines: &'a [Value], case: &str, at: Option<(f64, u64)>) -> Option<&'a Value> {
+    lines.iter().find(|v| {
+        v["case"] == case
+            && at.is_none_or(|(remote, partitions)| {
+                v["params"]["remote"].as_f64() == Some(remote)
+                    && v["params"]["partitions"].as_u64() == Some(partitions)
+            })
+    })
+}
+
 /// The median of the line of `case` (with `remote`, on one partition, if
 /// given).
 fn median(lines: &[Value], case: &str, remote: Option<f64>) -> Option<f64> {
-    lines
-        .iter()
-        .find(|v| {
-            v["case"] == case
-                && remote.is_none_or(|r| {
-                    v["params"]["remote"].as_f64() == Some(r)
-                        && v["params"]["partitions"].as_u64() == Some(1)
-                })
-        })
-        .and_then(|v| v["median"].as_f64())
+    find(lines, case, remote.map(|r| (r, 1))).and_then(|v| v["median"].as_f64())
 }
 
 /// The table of ratios, in Markdown, for the cases found in `lines` (the
@@ -53,15 +55,6 @@ pub fn table(lines: &[Value]) -> String {
     out
 }
 
-/// The line of `phold` at `remote` on `partitions`.
-fn phold_line(lines: &[Value], remote: f64, partitions: u64) -> Option<&Value> {
-    lines.iter().find(|v| {
-        v["case"] == "phold"
-            && v["params"]["remote"].as_f64() == Some(remote)
-            && v["params"]["partitions"].as_u64() == Some(partitions)
-    })
-}
-
 /// PHOLD on 2 partitions against 1 (target 1.9x), with the share of the
 /// wall time the 2 partitions waited for each other at the windows' ends,
 /// and the ratio divided by (1 − waited): what it would be had the waiting
@@ -72,7 +65,8 @@ fn phold_line(lines: &[Value], remote: f64, partitions: u64) -> Option<&Value> {
 fn scaling(lines: &[Value]) -> String {
     let mut out = String::new();
     for remote in [0.0, 0.25, 0.9] {
-        let (Some(one), Some(two)) = (phold_line(lines, remote, 1), phold_line(lines, remote, 2))
+        let (Some(one), Some(two)) =
+            (find(lines, "phold", Some((remote, 1))), find(lines, "phold", Some((remote, 2))))
         else {
             continue;
         };
