@@ -20,6 +20,19 @@
 //! hop more per request, and one more again for books whose answers cross
 //! to the endpoint's partition.)
 //!
+//! Where the HTTP server runs (`--http`):
+//! - `on-partitions` (the default): an accept loop on each partition's
+//!   thread, all on one listening socket ([`Service::host`], thread per
+//!   core). A request taken on the partition of its book goes in and comes
+//!   back on that one thread: no thread hand-off. At 32 connections on 2
+//!   cores this did 0.90 of a bare axum handler's requests per second.
+//! - `beside`: on the application's tokio runtime, its own workers. Each
+//!   order goes to its book's thread and its answer comes back: two thread
+//!   hand-offs, 0.70 of the bare handler at 32 connections. Its one
+//!   strength: a book that blocks its thread (`Book::slowed`) does not
+//!   hold up the connections (the overloaded case of `maslite-bench
+//!   service` runs so).
+//!
 //! A bad request gets a 400 that says what is wrong; an unknown symbol, a
 //! 404. An order that finds no room in the inlet within a deadline
 //! (`--admission-ms`: the books are behind) gets a 503 instead of hanging;
@@ -36,10 +49,11 @@
 //! `curl -s localhost:3000/orders -d '{"symbol":"ACME","side":"sell","price":100,"qty":3}' -H 'content-type: application/json'`.
 //! The first line reads `service: listening on http://<addr>`. Flags
 //! (defaults): `--addr 127.0.0.1:3000 --partitions 1` (with more, the books
-//! of ACME, GLOBEX and INITECH go round the partitions), `--admission-ms
-//! 2000 --drain-ms 1000`; `-- --help` says more. One partition is the
-//! default because a partition is a thread of its own beside the HTTP
-//! server's workers: on 2 cores a second one cost more than it gave
+//! of ACME, GLOBEX and INITECH go round the partitions), `--http
+//! on-partitions --admission-ms 2000 --drain-ms 1000`; `-- --help` says
+//! more. One partition is the default because on 2 cores a second one cost
+//! more than it gave: with the server on the partitions, an order taken on
+//! one partition for a book on the other crosses threads both ways
 //! (BENCHMARKS.md, "Services"). `maslite-bench service` loads it with 32
 //! and 256 connections beside a bare axum handler.
 
@@ -382,6 +396,23 @@ pub struct Options {
     /// Extra time each order takes in its book ([`Book::slowed`]; zero:
     /// none).
     pub book_work: Duration,
+    /// Where the HTTP server runs.
+    pub http: Http,
+}
+
+/// Where the HTTP server runs (see [`start`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Http {
+    /// On the partitions' threads, an accept loop on each
+    /// ([`Service::host`]): thread per core. An order for a book on the
+    /// partition that took its connection crosses no thread, nor does its
+    /// answer.
+    #[default]
+    OnPartitions,
+    /// Beside the partitions, on the application's tokio runtime: each
+    /// order goes to its book's partition through the inlet, and its
+    /// answer comes back to the server's thread.
+    Beside,
 }
 
 impl Default for Options {
@@ -392,6 +423,7 @@ impl Default for Options {
             capacity: 1024,
             drain: Some(Duration::from_secs(1)),
             book_work: Duration::ZERO,
+            http: Http::OnPartitions,
         }
     }
 }
@@ -462,9 +494,35 @@ pub async fn start(
     let stop = CancellationToken::new();
     let close_http = CancellationToken::new();
     let connections = OpenConnections::default();
-    let server =
-        graceful::serve(listener, router, stop.clone(), close_http.clone(), connections.clone());
-    let http = tokio::spawn(server);
+    let mut http = Vec::new();
+    match options.http {
+        Http::Beside => http.push(tokio::spawn(graceful::serve(
+            listener,
+            router,
+            stop.clone(),
+            close_http.clone(),
+            connections.clone(),
+        ))),
+        Http::OnPartitions => {
+            // One listening socket, an accept loop on each partition's
+            // thread (each registers it with its own tokio runtime).
+            let listening = listener.into_std().map_err(|e| Error::Config(e.to_string()))?;
+            for p in 0..partitions {
+                let listening = listening.try_clone().map_err(|e| Error::Config(e.to_string()))?;
+                let (router, stop, close) = (router.clone(), stop.clone(), close_http.clone());
+                let open = connections.clone();
+                let server = service
+                    .host(p, move || async move {
+                        match TcpListener::from_std(listening) {
+                            Ok(l) => graceful::serve(l, router, stop, close, open).await,
+                            Err(e) => tracing::error!("partition {p} cannot listen: {e}"),
+                        }
+                    })
+                    .await?;
+                http.push(server);
+            }
+        }
+    }
     let (stop2, close2) = (stop.clone(), close_http.clone());
     let done = tokio::spawn(async move {
         stop2.cancelled().await;
@@ -484,7 +542,9 @@ pub async fn start(
             }
         }
         close2.cancelled().await;
-        let _ = http.await;
+        for server in http {
+            let _ = server.await;
+        }
         Ok(Stopped { report: report?, answers })
     });
     Ok(Running { addr, app, stop, close_http, connections, done })
@@ -516,6 +576,10 @@ struct Args {
     /// milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     drain_ms: u64,
+    /// Where the HTTP server runs: on the partitions' threads (thread per
+    /// core), or beside them on the application's tokio runtime.
+    #[arg(long, value_enum, default_value_t = Http::OnPartitions)]
+    http: Http,
 }
 
 #[allow(dead_code)]
@@ -531,6 +595,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         partitions: args.partitions.into(),
         admission: Duration::from_millis(args.admission_ms),
         drain: Some(Duration::from_millis(args.drain_ms)),
+        http: args.http,
         ..Options::default()
     };
     let running = start(listener, &symbols, options).await?;

@@ -408,12 +408,12 @@ fn run_case_with(
                 } else {
                     load::Load { connections, requests }
                 };
-                // The service on 1 and on 2 partitions (each against the
-                // bare handler in the same turns): on 2 cores the service's
-                // own threads compete with the server's and the load's.
-                for partitions in [1, 2] {
-                    out.extend(service_lines(load, partitions, runs, warmup));
-                }
+                // The service on 1 and on 2 partitions, its HTTP server on
+                // them (the example's default) and beside them, each
+                // against the bare handler in the same turns: on 2 cores
+                // the service's own threads compete with the server's and
+                // the load's.
+                out.extend(service_lines(load, runs, warmup));
             }
             let load = load::Load {
                 connections: if smoke { 32 } else { 1024 },
@@ -427,46 +427,55 @@ fn run_case_with(
     }
 }
 
-/// The `service` case at one load, the service on `partitions`: the
-/// service and the bare handler in turns (which goes first alternates), a line for each; the service's
-/// line adds the median of its per-turn ratios to the bare handler.
-fn service_lines(load: load::Load, partitions: usize, runs: usize, warmup: usize) -> Vec<String> {
+/// The `service` case at one load: the bare handler and the service on 1
+/// and 2 partitions, its HTTP server on the partitions and beside them,
+/// all in turns (each turn starts one later in the list); a line for
+/// each, the service's adding the median of its per-turn ratios to the
+/// bare handler.
+fn service_lines(load: load::Load, runs: usize, warmup: usize) -> Vec<String> {
+    use cases::service::Http;
     use cases::Server;
-    let options = cases::service::Options {
-        drain: Some(std::time::Duration::ZERO),
-        partitions,
-        ..Default::default()
-    };
-    let mut measured: [Vec<load::Measured>; 2] = [Vec::new(), Vec::new()];
+    let mut servers = vec![("bare-axum", Server::BareAxum, 0)];
+    for (http, name) in [(Http::OnPartitions, "maslite"), (Http::Beside, "maslite-beside")] {
+        for partitions in [1, 2] {
+            let options = cases::service::Options {
+                drain: Some(std::time::Duration::ZERO),
+                partitions,
+                http,
+                ..Default::default()
+            };
+            servers.push((name, Server::Maslite(options), partitions));
+        }
+    }
+    let mut measured: Vec<Vec<load::Measured>> = vec![Vec::new(); servers.len()];
     for turn in 0..warmup + runs.max(1) {
-        let order = if turn % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
-            let server = [Server::BareAxum, Server::Maslite(options)][i];
-            let m = cases::service(server, load);
-            assert_eq!(m.not_ok, 0, "{server:?}: every order answered 200");
+        for k in 0..servers.len() {
+            let i = (turn + k) % servers.len();
+            let m = cases::service(servers[i].1, load);
+            assert_eq!(m.not_ok, 0, "{:?}: every order answered 200", servers[i].1);
             if turn >= warmup {
                 measured[i].push(m);
             }
         }
     }
-    let ratios: Vec<f64> = measured[1]
-        .iter()
-        .zip(&measured[0])
-        .map(|(ours, bare)| ours.requests_per_second / bare.requests_per_second)
-        .collect();
     let mut lines = Vec::new();
-    for (i, name) in ["bare-axum", "maslite"].into_iter().enumerate() {
+    for (i, &(name, _, partitions)) in servers.iter().enumerate() {
         let runs = &measured[i];
         let rps: Vec<f64> = runs.iter().map(|m| m.requests_per_second).collect();
         let mut extra = latencies(runs);
-        if name == "maslite" {
+        let mut params = json!({
+            "server": name, "connections": load.connections, "requests": load.requests,
+        });
+        if i > 0 {
+            let ratios: Vec<f64> = runs
+                .iter()
+                .zip(&measured[0])
+                .map(|(ours, bare)| ours.requests_per_second / bare.requests_per_second)
+                .collect();
             extra.insert("ratio_to_bare".into(), json!(median(&ratios)));
             extra.insert("rss_bytes".into(), json!(rss_bytes()));
+            params["partitions"] = json!(partitions);
         }
-        let params = json!({
-            "server": name, "connections": load.connections, "requests": load.requests,
-            "partitions": partitions,
-        });
         lines.push(line("service", params, "requests/s", &rps, extra));
     }
     lines
@@ -498,6 +507,7 @@ fn overload_line(load: load::Load, runs: usize, warmup: usize) -> String {
         // (2 partitions, as the line was first measured: the example's
         // default went to 1, which halves the slowed books' capacity.)
         partitions: 2,
+        ..Default::default()
     };
     let mut measured = Vec::new();
     for turn in 0..warmup + runs.max(1) {

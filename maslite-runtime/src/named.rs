@@ -2,11 +2,12 @@
 //! `console` feature and `--cfg tokio_unstable` (tokio's task builder needs
 //! both); plain spawns otherwise.
 //!
-//! There are two kinds: each partition's main task,
+//! There are three kinds: each partition's main task,
 //! `maslite-partition-N`, which runs the kernel, its agents and the routing
-//! of its outbox (there is no separate router task), and a service's task,
+//! of its outbox (there is no separate router task); a service's task,
 //! `maslite-service`, which runs [`Runtime::serve`](crate::Runtime::serve)'s
-//! run on the application's runtime.
+//! run on the application's runtime; and the application's tasks hosted on
+//! partition N, `maslite-hosted-N` ([`Service::host`](crate::Service::host)).
 
 use std::future::Future;
 use tokio::runtime::{Handle, Runtime};
@@ -57,5 +58,28 @@ where
     #[cfg(not(all(feature = "console", tokio_unstable)))]
     {
         handle.spawn(run)
+    }
+}
+
+/// Spawns a task hosted on partition `partition` (see
+/// [`Service::host`](crate::Service::host)) on its `LocalSet`, as the task
+/// `maslite-hosted-{partition}`. Called on the partition's thread.
+#[track_caller]
+pub(crate) fn spawn_hosted<F>(partition: usize, task: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    #[cfg(all(feature = "console", tokio_unstable))]
+    {
+        tokio::task::Builder::new()
+            .name(&format!("maslite-hosted-{partition}"))
+            .spawn_local(task)
+            .expect("tokio's task builder never fails to spawn")
+    }
+    #[cfg(not(all(feature = "console", tokio_unstable)))]
+    {
+        let _ = partition;
+        tokio::task::spawn_local(task)
     }
 }

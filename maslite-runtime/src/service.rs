@@ -19,6 +19,16 @@
 //! partition closes its channel and takes what was already in it, and the
 //! system runs until no mail is left anywhere (alarms set for later do not
 //! hold it up); then the run ends and the endpoints' streams end.
+//!
+//! [`Service::host`] runs a task of the application on a partition's own
+//! thread, beside its agents: thread per core, as a server that accepts its
+//! connections on each of its threads. A request handled there reaches an
+//! agent on the same partition, and its answer comes back, without a thread
+//! hand-off. While a partition hosts tasks it does not spin for messages
+//! (its tasks run when it waits), and a busy partition yields to them at
+//! least every 128 steps (tokio's cooperative budget). Hosted tasks outlive
+//! the run: a server drains after the agents stop, and the runtime is
+//! dropped once they have all ended.
 
 use crate::endpoint::Backpressure;
 use crate::error::{Error, Result};
@@ -27,11 +37,14 @@ use crate::report::RuntimeReport;
 use crate::runtime::Runtime;
 use maslite_core::{AgentId, Envelope, Origin, RunOptions};
 use rustc_hash::FxHashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Origins of messages taken from a service's inlet: the outside's key 0,
 /// and sequence numbers above those of the handle's own sends.
@@ -77,7 +90,28 @@ impl ServeOptions {
     }
 }
 
-/// What a partition keeps of a service: its end of the inlet.
+/// Starts a hosted task on a partition's thread (see [`Service::host`]),
+/// counting it in the partition's hosted tasks while it lives.
+type HostJob = Box<dyn FnOnce(&Arc<AtomicUsize>) + Send>;
+
+/// Counts a hosted task among its partition's while it lives.
+struct Hosting(Arc<AtomicUsize>);
+
+impl Hosting {
+    fn new(count: &Arc<AtomicUsize>) -> Hosting {
+        count.fetch_add(1, Ordering::Relaxed);
+        Hosting(count.clone())
+    }
+}
+
+impl Drop for Hosting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What a partition keeps of a service: its end of the inlet, and of the
+/// channel of tasks to host.
 pub(crate) struct InletQueue {
     rx: mpsc::Receiver<Envelope>,
     draining: CancellationToken,
@@ -85,6 +119,9 @@ pub(crate) struct InletQueue {
     seq: u64,
     /// Closed, and everything sent before was taken.
     exhausted: bool,
+    jobs: mpsc::UnboundedReceiver<HostJob>,
+    /// Tasks hosted on this partition and not yet ended.
+    hosted: Arc<AtomicUsize>,
 }
 
 impl InletQueue {
@@ -96,6 +133,7 @@ impl InletQueue {
     /// all it could find would let a slow agent's inbox grow far past the
     /// inlet's bound.)
     pub fn take(&mut self, me: usize, count: usize, max: usize, out: &mut Vec<Envelope>) {
+        self.start_hosted();
         if self.draining.is_cancelled() && !self.exhausted {
             self.rx.close();
         }
@@ -139,10 +177,23 @@ impl InletQueue {
         self.exhausted
     }
 
+    /// Starts the tasks handed to this partition to host (on its thread:
+    /// here, within its `LocalSet`).
+    fn start_hosted(&mut self) {
+        while let Ok(job) = self.jobs.try_recv() {
+            job(&self.hosted);
+        }
+    }
+
     /// Looks for a message a little while (`SPIN`) before the partition
     /// parks its thread: under load the next one is usually microseconds
     /// away, and waking a parked thread costs far more on a busy machine.
+    /// Not while the partition hosts tasks: they run on its thread only
+    /// when it waits, and their requests are what it would wait for.
     fn spin(&mut self, me: usize, count: usize) -> Option<Envelope> {
+        if self.hosted.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
         let until = Instant::now() + SPIN;
         while !self.exhausted && !self.draining.is_cancelled() && !self.pressure.holding() {
             match self.rx.try_recv() {
@@ -157,8 +208,10 @@ impl InletQueue {
     }
 
     /// Waits for something that may change what the partition should do:
-    /// a message (returned, stamped), the stop, or endpoints relieved.
+    /// a message (returned, stamped), the stop, endpoints relieved, or a
+    /// task to host (started here).
     pub async fn wait(&mut self, me: usize, count: usize) -> Option<Envelope> {
+        self.start_hosted();
         if let Some(env) = self.spin(me, count) {
             return Some(env);
         }
@@ -177,6 +230,10 @@ impl InletQueue {
             _ = self.draining.cancelled(), if !self.exhausted => None,
             _ = relieved, if holding => None,
             _ = stalling, if !holding => None,
+            Some(job) = self.jobs.recv() => {
+                job(&self.hosted);
+                None
+            }
             else => std::future::pending().await,
         }
     }
@@ -186,6 +243,8 @@ impl InletQueue {
 #[derive(Debug)]
 struct Shared {
     draining: CancellationToken,
+    /// The run has ended (the inlet refuses from then on).
+    ended: AtomicBool,
     accepted: AtomicU64,
     pressure: Arc<Backpressure>,
     gauges: Gauges,
@@ -203,7 +262,7 @@ pub struct Inlet {
 
 impl Inlet {
     fn channel(&self, env: &Envelope) -> Result<&mpsc::Sender<Envelope>> {
-        if self.shared.draining.is_cancelled() {
+        if self.shared.draining.is_cancelled() || self.shared.ended.load(Ordering::Acquire) {
             return Err(Error::Stopped);
         }
         // To the receiver's partition when it is known (one hop less); the
@@ -291,18 +350,19 @@ impl Inlet {
 
     /// Whether the service still takes messages.
     pub fn is_open(&self) -> bool {
-        !self.shared.draining.is_cancelled() && !self.txs[0].is_closed()
+        !self.shared.draining.is_cancelled() && !self.shared.ended.load(Ordering::Acquire)
     }
 
     /// The service's live figures (as [`Service::stats`]; `running` here
     /// says whether the run still takes messages).
     pub fn stats(&self) -> ServiceStats {
-        self.shared.stats(!self.txs[0].is_closed())
+        self.shared.stats()
     }
 }
 
 impl Shared {
-    fn stats(&self, running: bool) -> ServiceStats {
+    fn stats(&self) -> ServiceStats {
+        let running = !self.ended.load(Ordering::Acquire);
         let (now, messages, updates) = self.gauges.read();
         ServiceStats {
             now,
@@ -341,16 +401,23 @@ pub struct ServiceStats {
 pub struct Service {
     inlet: Inlet,
     cancel: CancellationToken,
-    /// `None` once awaited.
-    task: Option<tokio::task::JoinHandle<Result<RuntimeReport>>>,
+    /// Each partition's channel of tasks to host.
+    hosts: Vec<mpsc::UnboundedSender<HostJob>>,
+    /// The hosted tasks, all partitions'.
+    hosted: TaskTracker,
+    /// The run's report, once it ends (`None` once awaited).
+    report: Option<oneshot::Receiver<Result<RuntimeReport>>>,
+    /// The task that runs the run, then waits for the hosted tasks and
+    /// drops the runtime.
+    task: Option<JoinHandle<()>>,
 }
 
 impl Drop for Service {
     /// A service dropped without [`shutdown`](Service::shutdown) or
     /// [`join`](Service::join) is cancelled (its threads stop and are
-    /// joined in the background).
+    /// joined in the background, once its hosted tasks have ended).
     fn drop(&mut self) {
-        if self.task.is_some() {
+        if self.report.is_some() {
             self.cancel.cancel();
         }
     }
@@ -373,35 +440,59 @@ impl Runtime {
         }
         let shared = Arc::new(Shared {
             draining: CancellationToken::new(),
+            ended: AtomicBool::new(false),
             accepted: AtomicU64::new(0),
             pressure: self.pressure(),
             gauges: self.gauges(),
             started: Instant::now(),
         });
         let mut txs = Vec::with_capacity(self.partitions());
+        let mut hosts = Vec::with_capacity(self.partitions());
         for q in 0..self.partitions() {
             let (tx, rx) = mpsc::channel(options.capacity);
+            let (host, jobs) = mpsc::unbounded_channel();
             let intake = InletQueue {
                 rx,
                 draining: shared.draining.clone(),
                 pressure: shared.pressure.clone(),
                 seq: 0,
                 exhausted: false,
+                jobs,
+                hosted: Arc::default(),
             };
             self.post_call(q, move |p| p.serve(intake))?;
             txs.push(tx);
+            hosts.push(host);
         }
         let inlet = Inlet { txs: txs.into(), dir: Arc::new(self.directory()), shared };
         let cancel = self.cancel_token();
         let run = options.run;
+        let hosted = TaskTracker::new();
+        let (report_tx, report) = oneshot::channel();
+        let (ending, tracker) = (inlet.shared.clone(), hosted.clone());
         // As the task `maslite-service` (for tokio-console, see `named`).
         let task = crate::named::spawn_service(&handle, async move {
             let report = self.run_async(run).await;
+            ending.ended.store(true, Ordering::Release);
+            // No task is hosted from now on: the partitions' ends of the
+            // channel went with the run.
+            tracker.close();
             // Joining the partitions' threads blocks: not on a worker.
-            let _ = tokio::task::spawn_blocking(move || drop(self)).await;
-            report
+            let drop_runtime = move || async move {
+                let _ = tokio::task::spawn_blocking(move || drop(self)).await;
+            };
+            if tracker.is_empty() {
+                // The report once the runtime is gone, threads and all.
+                drop_runtime().await;
+                let _ = report_tx.send(report);
+            } else {
+                // Hosted tasks (a server draining) run on its threads.
+                let _ = report_tx.send(report);
+                tracker.wait().await;
+                drop_runtime().await;
+            }
         });
-        Ok(Service { inlet, cancel, task: Some(task) })
+        Ok(Service { inlet, cancel, hosts, hosted, report: Some(report), task: Some(task) })
     }
 }
 
@@ -425,6 +516,103 @@ impl Service {
         self.inlet.send(envelope).await
     }
 
+    /// Runs a task of the application on `partition`'s thread, beside its
+    /// agents, on the partition's tokio runtime: `make` is called there,
+    /// so the task may be `!Send` (it may share `Rc`s with what it builds,
+    /// and use the partition's tokio I/O and timers). Returns the task's
+    /// handle once it has started.
+    ///
+    /// What it is for: thread per core. A server that accepts connections
+    /// on a partition's thread (one listener, one accept loop per
+    /// partition) hands each request to an agent there, and gets its answer
+    /// back, with no thread hand-off either way. The partition runs its
+    /// hosted tasks whenever it waits, and yields to them at least every
+    /// 128 steps while it is busy (tokio's cooperative budget); while it
+    /// hosts any, it does not spin looking for messages.
+    ///
+    /// A hosted task outlives the run: it goes on after
+    /// [`shutdown`](Self::shutdown) returns (a server drains, answering
+    /// its last requests), and the runtime's threads stop once every hosted
+    /// task has ended. A task that never ends keeps them to the end of the
+    /// application's tokio runtime. A panic in the task is its handle's
+    /// [`JoinError`](tokio::task::JoinError); the partition goes on.
+    ///
+    /// Fails with [`Error::NoPartition`] for a partition the service does
+    /// not have, and [`Error::Stopped`] once the run has ended.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use maslite_core::{Agent, AgentId, Cx, Envelope, Error};
+    /// use maslite_runtime::{ServeOptions, Service};
+    /// use std::{cell::Cell, rc::Rc};
+    ///
+    /// /// Doubles each number and answers its sender.
+    /// struct Doubler;
+    /// impl Agent for Doubler {
+    ///     async fn update(&mut self, cx: &Cx) {
+    ///         while let Some(mut env) = cx.try_recv() {
+    ///             let n = *env.payload::<u64>().unwrap();
+    ///             env.reply().unwrap();
+    ///             cx.send(Envelope::new(2 * n).from(cx.id()).to(env.receiver().unwrap()));
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+    /// let mut rt = Service::builder().build()?;
+    /// let doubler = rt.add(0, Doubler)?;
+    /// let asker = AgentId(1000);
+    /// let mut answers = rt.endpoint(0, asker)?;
+    /// let service = rt.serve(ServeOptions::new())?;
+    /// let inlet = service.inlet();
+    /// // On partition 0's thread, beside the doubler: an `Rc` is fine there.
+    /// let task = service.host(0, move || async move {
+    ///     let asked = Rc::new(Cell::new(0));
+    ///     let mut sum = 0;
+    ///     for n in 1..=3u64 {
+    ///         inlet.send(Envelope::new(n).from(asker).to(doubler)).await?;
+    ///         sum += *answers.next().await.expect("an answer").payload::<u64>()?;
+    ///         asked.set(asked.get() + 1);
+    ///     }
+    ///     Ok::<_, Error>((asked.get(), sum))
+    /// }).await?;
+    /// assert_eq!(task.await.expect("no panic")?, (3, 12));
+    /// service.shutdown(std::time::Duration::from_secs(5)).await?;
+    /// # Ok::<(), Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn host<F, Fut>(&self, partition: usize, make: F) -> Result<JoinHandle<Fut::Output>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let partitions = self.hosts.len();
+        let host = self.hosts.get(partition).ok_or(Error::NoPartition { partition, partitions })?;
+        let tracker = self.hosted.clone();
+        let (started, handle) = oneshot::channel();
+        let job: HostJob = Box::new(move |count| {
+            // A panic in `make` is the caller's (resumed in `host`), not
+            // the partition's.
+            let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(make));
+            let _ = started.send(made.map(|task| {
+                let hosting = Hosting::new(count);
+                let task = tracker.track_future(async move {
+                    let _hosting = hosting;
+                    task.await
+                });
+                crate::named::spawn_hosted(partition, task)
+            }));
+        });
+        // Refused, or dropped unstarted, once the run has ended.
+        host.send(job).map_err(|_| Error::Stopped)?;
+        match handle.await {
+            Ok(Ok(task)) => Ok(task),
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(Error::Stopped),
+        }
+    }
+
     /// The token that stops the service at once (at the end of the current
     /// step): messages still in the inlets are not taken.
     pub fn cancel_token(&self) -> CancellationToken {
@@ -433,22 +621,23 @@ impl Service {
 
     /// Live figures, read without stopping anything.
     pub fn stats(&self) -> ServiceStats {
-        let running = self.task.as_ref().is_some_and(|t| !t.is_finished());
-        self.inlet.shared.stats(running)
+        self.inlet.shared.stats()
     }
 
     /// Stops gracefully: new messages are refused at once
     /// ([`Error::Stopped`]), those already taken in are carried through
     /// until no mail is left anywhere, and then the run ends — or, after
-    /// `grace`, is cancelled. Returns the run's report.
+    /// `grace`, is cancelled. Returns the run's report (with no hosted
+    /// task, once the runtime's threads have stopped too).
     pub async fn shutdown(mut self, grace: Duration) -> Result<RuntimeReport> {
         self.inlet.shared.draining.cancel();
-        let mut task = self.task.take().expect("awaited once");
-        match tokio::time::timeout(grace, &mut task).await {
-            Ok(joined) => flatten(joined),
+        let mut report = self.report.take().expect("awaited once");
+        match tokio::time::timeout(grace, &mut report).await {
+            Ok(ended) => self.ended(ended).await,
             Err(_) => {
                 self.cancel.cancel();
-                flatten(task.await)
+                let ended = report.await;
+                self.ended(ended).await
             }
         }
     }
@@ -456,16 +645,22 @@ impl Service {
     /// Awaits the end of the run (its time limit, an agent's pause, the
     /// cancel token, or a failure) without stopping it.
     pub async fn join(mut self) -> Result<RuntimeReport> {
-        flatten(self.task.take().expect("awaited once").await)
+        let ended = self.report.take().expect("awaited once").await;
+        self.ended(ended).await
     }
-}
 
-fn flatten(
-    joined: std::result::Result<Result<RuntimeReport>, tokio::task::JoinError>,
-) -> Result<RuntimeReport> {
-    match joined {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(Error::Stopped),
+    /// The report, or the run's task's panic resumed here.
+    async fn ended(
+        &mut self,
+        report: std::result::Result<Result<RuntimeReport>, oneshot::error::RecvError>,
+    ) -> Result<RuntimeReport> {
+        match report {
+            Ok(report) => report,
+            // No report: the task panicked or its runtime shut down.
+            Err(_) => match self.task.take().expect("awaited once").await {
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                _ => Err(Error::Stopped),
+            },
+        }
     }
 }

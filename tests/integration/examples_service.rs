@@ -5,18 +5,22 @@
 use crate::service;
 
 use maslite::runtime::StopReason;
-use service::{Ack, StatsBody};
+use service::{Ack, Http, StatsBody};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// The service on an ephemeral port; with `linger`, its HTTP server drains
-/// until the test cancels `close_http`.
-async fn started(linger: bool) -> (service::Running, reqwest::Client, String) {
+/// Where the HTTP server runs: each test runs with both.
+const BOTH: [Http; 2] = [Http::OnPartitions, Http::Beside];
+
+/// The service on an ephemeral port, its HTTP server where `http` says;
+/// with `linger`, the server drains until the test cancels `close_http`.
+async fn started(linger: bool, http: Http) -> (service::Running, reqwest::Client, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let drain = if linger { None } else { Some(Duration::ZERO) };
     // Two partitions (the example defaults to one): a book on each, each
-    // answered by its own partition's answerer.
-    let options = service::Options { drain, partitions: 2, ..service::Options::default() };
+    // answered by its own partition's answerer (and, with the server on
+    // the partitions, an accept loop on each).
+    let options = service::Options { drain, partitions: 2, http, ..service::Options::default() };
     let running = service::start(listener, &["ACME", "GLOBEX"], options).await.unwrap();
     let base = format!("http://{}", running.addr);
     (running, reqwest::Client::new(), base)
@@ -28,7 +32,14 @@ fn order(symbol: &str, side: &str, price: u64, qty: u64) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clients_trade_and_every_fill_has_two_sides() {
-    let (running, client, base) = started(false).await;
+    for http in BOTH {
+        concurrent_clients_trade_and_every_fill_has_two_sides_with(http).await;
+    }
+}
+
+async fn concurrent_clients_trade_and_every_fill_has_two_sides_with(http: Http) {
+    println!("the HTTP server {http:?}");
+    let (running, client, base) = started(false, http).await;
     let clients = 8u64;
     let per = 40u64;
     let mut tasks = Vec::new();
@@ -84,7 +95,14 @@ async fn concurrent_clients_trade_and_every_fill_has_two_sides() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_a_400_that_says_what_is_wrong() {
-    let (running, client, base) = started(false).await;
+    for http in BOTH {
+        bad_requests_get_a_400_that_says_what_is_wrong_with(http).await;
+    }
+}
+
+async fn bad_requests_get_a_400_that_says_what_is_wrong_with(http: Http) {
+    println!("the HTTP server {http:?}");
+    let (running, client, base) = started(false, http).await;
     let post = |body: &'static str| {
         client
             .post(format!("{base}/orders"))
@@ -125,7 +143,14 @@ async fn bad_requests_get_a_400_that_says_what_is_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_answers_every_request_in_flight() {
-    let (running, client, base) = started(false).await;
+    for http in BOTH {
+        a_graceful_stop_answers_every_request_in_flight_with(http).await;
+    }
+}
+
+async fn a_graceful_stop_answers_every_request_in_flight_with(http: Http) {
+    println!("the HTTP server {http:?}");
+    let (running, client, base) = started(false, http).await;
     let n = 200u64;
     let mut tasks = Vec::new();
     for i in 0..n {
@@ -172,7 +197,14 @@ async fn a_graceful_stop_answers_every_request_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_agents_stop_new_orders_get_a_503() {
-    let (running, client, base) = started(true).await;
+    for http in BOTH {
+        after_the_agents_stop_new_orders_get_a_503_with(http).await;
+    }
+}
+
+async fn after_the_agents_stop_new_orders_get_a_503_with(http: Http) {
+    println!("the HTTP server {http:?}");
+    let (running, client, base) = started(true, http).await;
     let r = client.post(format!("{base}/orders")).json(&order("ACME", "buy", 1, 1)).send().await;
     assert_eq!(r.unwrap().status(), 200);
     running.stop.cancel();
@@ -251,7 +283,14 @@ async fn until(what: &str, ready: impl Fn() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_under_load_answers_every_request_and_closes_only_after_answers() {
-    let (running, _, base) = started(true).await;
+    for http in BOTH {
+        a_stop_under_load_answers_every_request_and_closes_only_after_answers_with(http).await;
+    }
+}
+
+async fn a_stop_under_load_answers_every_request_and_closes_only_after_answers_with(http: Http) {
+    println!("the HTTP server {http:?}");
+    let (running, _, base) = started(true, http).await;
     let clients = 64u64;
     let tasks: Vec<_> =
         (0..clients).map(|c| tokio::spawn(keep_alive_client(base.clone(), c))).collect();
@@ -302,6 +341,13 @@ async fn a_stop_under_load_answers_every_request_and_closes_only_after_answers()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overloaded_service_refuses_what_waits_too_long_and_answers_the_rest() {
+    for http in BOTH {
+        an_overloaded_service_refuses_what_waits_too_long_and_answers_the_rest_with(http).await;
+    }
+}
+
+async fn an_overloaded_service_refuses_what_waits_too_long_and_answers_the_rest_with(http: Http) {
+    println!("the HTTP server {http:?}");
     // One slow book (5 ms an order), room for 4 orders in the inlet, 100
     // ms to get in: 200 orders at once (a second of the book's work)
     // cannot all get in in time.
@@ -311,6 +357,7 @@ async fn an_overloaded_service_refuses_what_waits_too_long_and_answers_the_rest(
         admission: Duration::from_millis(100),
         book_work: Duration::from_millis(5),
         drain: Some(Duration::ZERO),
+        http,
         ..service::Options::default()
     };
     let running = service::start(listener, &["ACME"], options).await.unwrap();

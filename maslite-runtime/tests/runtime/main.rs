@@ -11,6 +11,7 @@
 //! `tracing_spans.rs`, next to this directory): a process has one.
 
 mod faults;
+mod hosted;
 mod in_tokio;
 mod one_order;
 mod placement;
