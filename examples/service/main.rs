@@ -508,18 +508,42 @@ pub async fn start(
             // thread (each registers it with its own tokio runtime).
             let listening = listener.into_std().map_err(|e| Error::Config(e.to_string()))?;
             for p in 0..partitions {
-                let listening = listening.try_clone().map_err(|e| Error::Config(e.to_string()))?;
                 let (router, stop, close) = (router.clone(), stop.clone(), close_http.clone());
                 let open = connections.clone();
-                let server = service
-                    .host(p, move || async move {
-                        match TcpListener::from_std(listening) {
-                            Ok(l) => graceful::serve(l, router, stop, close, open).await,
-                            Err(e) => tracing::error!("partition {p} cannot listen: {e}"),
-                        }
-                    })
-                    .await?;
-                http.push(server);
+                let (ready, listens) = oneshot::channel();
+                let server = match listening.try_clone() {
+                    Err(e) => Err(Error::Config(format!("the listener: {e}"))),
+                    Ok(listening) => {
+                        service
+                            .host(p, move || {
+                                // Here, on the partition's thread: registered
+                                // with its tokio runtime.
+                                let listener = TcpListener::from_std(listening);
+                                let _ = ready.send(listener.as_ref().map(|_| ()).map_err(|e| {
+                                    Error::Config(format!("listening on partition {p}: {e}"))
+                                }));
+                                async move {
+                                    if let Ok(l) = listener {
+                                        graceful::serve(l, router, stop, close, open).await;
+                                    }
+                                }
+                            })
+                            .await
+                    }
+                };
+                let listening = match server {
+                    Ok(server) => {
+                        http.push(server);
+                        listens.await.unwrap_or(Err(Error::Stopped))
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = listening {
+                    // The servers started on other partitions stop too (and
+                    // the service with its handle, dropped here).
+                    close_http.cancel();
+                    return Err(e);
+                }
             }
         }
     }

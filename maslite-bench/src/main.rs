@@ -507,7 +507,10 @@ fn overload_line(load: load::Load, runs: usize, warmup: usize) -> String {
         // (2 partitions, as the line was first measured: the example's
         // default went to 1, which halves the slowed books' capacity.)
         partitions: 2,
-        ..Default::default()
+        // The HTTP server beside the partitions: a slowed book blocks its
+        // thread, and a server on that thread would wait with it (its
+        // connections past any admission deadline).
+        http: cases::service::Http::Beside,
     };
     let mut measured = Vec::new();
     for turn in 0..warmup + runs.max(1) {
@@ -527,7 +530,7 @@ fn overload_line(load: load::Load, runs: usize, warmup: usize) -> String {
     let params = json!({
         "server": "maslite-overloaded", "connections": load.connections,
         "requests": load.requests, "book_work_us": 200, "capacity": 64, "admission_ms": 50,
-        "partitions": 2,
+        "partitions": 2, "http": "beside",
     });
     line("service", params, "answered/s", &answered, extra)
 }

@@ -176,6 +176,34 @@ impl Runtime {
         }
     }
 
+    /// A service's run has ended while tasks it hosts live on: ends now
+    /// what the runtime's end would (its token is cancelled; the agents and
+    /// endpoints are dropped, so the endpoints' streams end), keeping the
+    /// partitions' threads and tokio runtimes for the hosted tasks. Returns
+    /// once every partition has done it.
+    pub(crate) async fn retire(&mut self) {
+        self.cancel.cancel();
+        let mut done = Vec::new();
+        for q in 0..self.parts.len() {
+            if self.check_open(q).is_err() || self.local(q).is_err() {
+                continue;
+            }
+            let (tx, rx) = oneshot::channel();
+            let posted = self.post(q, move |p| {
+                // (An agent whose drop panics: the others still go.)
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.retire()));
+                let _ = tx.send(());
+            });
+            if posted.is_ok() {
+                done.push(rx);
+            }
+        }
+        let _ = self.flush();
+        for rx in done {
+            let _ = rx.await;
+        }
+    }
+
     /// The token that stops every partition (see [`Builder::cancel_token`](crate::Builder::cancel_token)).
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()

@@ -27,8 +27,10 @@
 //! hand-off. While a partition hosts tasks it does not spin for messages
 //! (its tasks run when it waits), and a busy partition yields to them at
 //! least every 128 steps (tokio's cooperative budget). Hosted tasks outlive
-//! the run: a server drains after the agents stop, and the runtime is
-//! dropped once they have all ended.
+//! the run, so that a server drains after the agents stop: at the run's end
+//! the agents and endpoints are dropped (the endpoints' streams end) and the
+//! runtime's token is cancelled, as when the runtime is dropped, but the
+//! partitions' threads go on until every hosted task has ended.
 
 use crate::endpoint::Backpressure;
 use crate::error::{Error, Result};
@@ -38,7 +40,7 @@ use crate::runtime::Runtime;
 use maslite_core::{AgentId, Envelope, Origin, RunOptions};
 use rustc_hash::FxHashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -143,12 +145,9 @@ impl InletQueue {
         for _ in 0..max.min(self.rx.max_capacity()) {
             match self.rx.try_recv() {
                 Ok(env) => out.push(self.stamp(me, count, env)),
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    if self.rx.is_closed() {
-                        self.exhausted = true;
-                    }
-                    return;
-                }
+                // (Closed and empty is not the end yet: a sender that had
+                // room before the close may still put its message in.)
+                Err(mpsc::error::TryRecvError::Empty) => return,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     self.exhausted = true;
                     return;
@@ -183,6 +182,12 @@ impl InletQueue {
         while let Ok(job) = self.jobs.try_recv() {
             job(&self.hosted);
         }
+    }
+
+    /// Waits for a task to host and starts it (pending for good once the
+    /// service's handle is gone).
+    pub async fn host_next(&mut self) {
+        next_job(&mut self.jobs, &self.hosted).await
     }
 
     /// Looks for a message a little while (`SPIN`) before the partition
@@ -230,12 +235,18 @@ impl InletQueue {
             _ = self.draining.cancelled(), if !self.exhausted => None,
             _ = relieved, if holding => None,
             _ = stalling, if !holding => None,
-            Some(job) = self.jobs.recv() => {
-                job(&self.hosted);
-                None
-            }
+            _ = next_job(&mut self.jobs, &self.hosted) => None,
             else => std::future::pending().await,
         }
+    }
+}
+
+/// Waits for a task to host and starts it, counted in `hosted` (see
+/// [`InletQueue::host_next`]).
+async fn next_job(jobs: &mut mpsc::UnboundedReceiver<HostJob>, hosted: &Arc<AtomicUsize>) {
+    match jobs.recv().await {
+        Some(job) => job(hosted),
+        None => std::future::pending().await,
     }
 }
 
@@ -243,8 +254,9 @@ impl InletQueue {
 #[derive(Debug)]
 struct Shared {
     draining: CancellationToken,
-    /// The run has ended (the inlet refuses from then on).
-    ended: AtomicBool,
+    /// Cancelled once the run has ended, every partition's intake gone
+    /// (the inlet refuses from then on; nothing more is hosted).
+    ended: CancellationToken,
     accepted: AtomicU64,
     pressure: Arc<Backpressure>,
     gauges: Gauges,
@@ -262,7 +274,7 @@ pub struct Inlet {
 
 impl Inlet {
     fn channel(&self, env: &Envelope) -> Result<&mpsc::Sender<Envelope>> {
-        if self.shared.draining.is_cancelled() || self.shared.ended.load(Ordering::Acquire) {
+        if self.shared.draining.is_cancelled() || self.shared.ended.is_cancelled() {
             return Err(Error::Stopped);
         }
         // To the receiver's partition when it is known (one hop less); the
@@ -350,7 +362,9 @@ impl Inlet {
 
     /// Whether the service still takes messages.
     pub fn is_open(&self) -> bool {
-        !self.shared.draining.is_cancelled() && !self.shared.ended.load(Ordering::Acquire)
+        !self.shared.draining.is_cancelled()
+            && !self.shared.ended.is_cancelled()
+            && !self.txs.iter().any(|tx| tx.is_closed())
     }
 
     /// The service's live figures (as [`Service::stats`]; `running` here
@@ -362,7 +376,7 @@ impl Inlet {
 
 impl Shared {
     fn stats(&self) -> ServiceStats {
-        let running = !self.ended.load(Ordering::Acquire);
+        let running = !self.ended.is_cancelled();
         let (now, messages, updates) = self.gauges.read();
         ServiceStats {
             now,
@@ -440,7 +454,7 @@ impl Runtime {
         }
         let shared = Arc::new(Shared {
             draining: CancellationToken::new(),
-            ended: AtomicBool::new(false),
+            ended: CancellationToken::new(),
             accepted: AtomicU64::new(0),
             pressure: self.pressure(),
             gauges: self.gauges(),
@@ -472,24 +486,25 @@ impl Runtime {
         let (ending, tracker) = (inlet.shared.clone(), hosted.clone());
         // As the task `maslite-service` (for tokio-console, see `named`).
         let task = crate::named::spawn_service(&handle, async move {
+            // The run's end, even if this task panics or is dropped.
+            let ended = ending.ended.clone().drop_guard();
             let report = self.run_async(run).await;
-            ending.ended.store(true, Ordering::Release);
             // No task is hosted from now on: the partitions' ends of the
             // channel went with the run.
+            drop(ended);
             tracker.close();
-            // Joining the partitions' threads blocks: not on a worker.
-            let drop_runtime = move || async move {
-                let _ = tokio::task::spawn_blocking(move || drop(self)).await;
-            };
             if tracker.is_empty() {
-                // The report once the runtime is gone, threads and all.
-                drop_runtime().await;
+                // The report once the runtime is gone, threads and all
+                // (joining them blocks: not on a worker).
+                let _ = tokio::task::spawn_blocking(move || drop(self)).await;
                 let _ = report_tx.send(report);
             } else {
-                // Hosted tasks (a server draining) run on its threads.
+                // Hosted tasks (a server draining) run on on its threads;
+                // the rest ends now, as the runtime's drop would end it.
+                self.retire().await;
                 let _ = report_tx.send(report);
                 tracker.wait().await;
-                drop_runtime().await;
+                let _ = tokio::task::spawn_blocking(move || drop(self)).await;
             }
         });
         Ok(Service { inlet, cancel, hosts, hosted, report: Some(report), task: Some(task) })
@@ -520,7 +535,10 @@ impl Service {
     /// agents, on the partition's tokio runtime: `make` is called there,
     /// so the task may be `!Send` (it may share `Rc`s with what it builds,
     /// and use the partition's tokio I/O and timers). Returns the task's
-    /// handle once it has started.
+    /// handle once it is spawned there. The partition starts it between two
+    /// steps or while it waits, so `host` waits for that (on the simulated
+    /// clock, a step of all partitions), and a slow `make` holds the
+    /// partition up.
     ///
     /// What it is for: thread per core. A server that accepts connections
     /// on a partition's thread (one listener, one accept loop per
@@ -532,9 +550,14 @@ impl Service {
     ///
     /// A hosted task outlives the run: it goes on after
     /// [`shutdown`](Self::shutdown) returns (a server drains, answering
-    /// its last requests), and the runtime's threads stop once every hosted
+    /// its last requests). By then the agents and endpoints are gone (the
+    /// endpoints' streams have ended, the inlet refuses) and the runtime's
+    /// token is cancelled; the partitions' threads stop once every hosted
     /// task has ended. A task that never ends keeps them to the end of the
-    /// application's tokio runtime. A panic in the task is its handle's
+    /// application's tokio runtime. Tasks that a hosted task spawns are
+    /// not waited for (join them in it, as with a `JoinSet`), and a
+    /// partition whose thread dies ends every hosted task with the run. A
+    /// panic in the task is its handle's
     /// [`JoinError`](tokio::task::JoinError); the partition goes on.
     ///
     /// Fails with [`Error::NoPartition`] for a partition the service does
@@ -595,7 +618,7 @@ impl Service {
             // A panic in `make` is the caller's (resumed in `host`), not
             // the partition's.
             let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(make));
-            let _ = started.send(made.map(|task| {
+            let sent = started.send(made.map(|task| {
                 let hosting = Hosting::new(count);
                 let task = tracker.track_future(async move {
                     let _hosting = hosting;
@@ -603,13 +626,26 @@ impl Service {
                 });
                 crate::named::spawn_hosted(partition, task)
             }));
+            // The caller gave up: its panic's payload is dropped here, and
+            // a payload whose drop panics must not unwind into the run.
+            if let Err(Err(panic)) = sent {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(panic)));
+            }
         });
         // Refused, or dropped unstarted, once the run has ended.
         host.send(job).map_err(|_| Error::Stopped)?;
-        match handle.await {
-            Ok(Ok(task)) => Ok(task),
-            Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            Err(_) => Err(Error::Stopped),
+        let mut handle = handle;
+        let started = tokio::select! {
+            biased;
+            started = &mut handle => started.ok(),
+            // Every partition's end of the channel is gone: a job sent as
+            // it closed is never started.
+            _ = self.inlet.shared.ended.cancelled() => handle.try_recv().ok(),
+        };
+        match started {
+            Some(Ok(task)) => Ok(task),
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Err(Error::Stopped),
         }
     }
 

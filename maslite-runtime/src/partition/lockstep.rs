@@ -285,9 +285,17 @@ impl Partition {
             && !self.stop.is_cancelled()
         {
             let kernel = &self.kernel;
+            let hosting = async {
+                match self.intake.as_mut() {
+                    Some(intake) => intake.host_next().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = poll_fn(|cx| kernel.poll_woken(cx)) => {}
                 _ = self.stop.cancelled() => {}
+                // A task to host (which may be what the agent waits for).
+                _ = hosting => {}
             }
         }
     }

@@ -139,6 +139,14 @@ impl Partition {
         loads
     }
 
+    /// Drops the agents and endpoints (see `Runtime::retire`): the thread
+    /// and its tokio runtime stay, for the tasks a service hosts here.
+    pub(crate) fn retire(&mut self) {
+        let empty = Driver::new(Scheduler::simulated(), RemoteAlarms::Kept);
+        drop(std::mem::replace(&mut self.kernel, empty));
+        self.intake = None;
+    }
+
     /// Serves: messages from outside come in through `intake` (its run is
     /// its only one).
     pub(crate) fn serve(&mut self, intake: crate::service::InletQueue) {

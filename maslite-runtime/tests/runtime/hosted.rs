@@ -214,3 +214,60 @@ async fn hosting_fails_clearly_and_a_hosted_panic_stays_the_tasks() {
     let report = service.shutdown(Duration::from_secs(10)).await.unwrap();
     assert_eq!(report.reason, StopReason::Idle);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_the_run_ends_its_streams_end_and_its_token_is_cancelled_for_hosted_tasks() {
+    // A hosted reader of an endpoint, and a hosted task that stops on the
+    // runtime's token: both see the run's end, though the runtime's threads
+    // stay for them.
+    let mut rt = Service::builder().build().unwrap();
+    let mut out = rt.endpoint(0, AgentId(100)).unwrap();
+    let token = rt.cancel_token();
+    let service = rt.serve(ServeOptions::new()).unwrap();
+    let reader = service
+        .host(0, move || async move {
+            let mut n = 0;
+            while out.recv().await.is_some() {
+                n += 1;
+            }
+            n
+        })
+        .await
+        .unwrap();
+    let waiter = service.host(0, move || async move { token.cancelled().await }).await.unwrap();
+    service.send(Envelope::new(1u8).to(AgentId(100))).await.unwrap();
+    let report = service.shutdown(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(report.reason, StopReason::Idle);
+    let read = tokio::time::timeout(Duration::from_secs(10), reader).await;
+    assert_eq!(read.expect("the endpoint's stream ends").unwrap(), 1);
+    tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the runtime's token is cancelled")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosting_while_an_agent_waits_on_the_outside_world() {
+    // On the simulated clock, a partition whose only agent awaits the
+    // outside world waits for it: it still starts tasks to host (one may be
+    // what the agent waits for).
+    let mut rt = Runtime::builder().build().unwrap();
+    let (tx, rx) = oneshot::channel::<u8>();
+    rt.process(0, move |_cx| async move { rx.await.ok() }).unwrap();
+    let service = rt.serve(ServeOptions::new()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while service.stats().updates == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the process starts");
+        tokio::task::yield_now().await;
+    }
+    let task = tokio::time::timeout(
+        Duration::from_secs(10),
+        service.host(0, move || async move { tx.send(7).is_ok() }),
+    )
+    .await
+    .expect("hosting does not wait for the agent")
+    .unwrap();
+    assert!(task.await.unwrap(), "the hosted task freed the agent");
+    service.cancel_token().cancel();
+    service.join().await.unwrap();
+}
