@@ -25,10 +25,10 @@
 //!   thread, all on one listening socket ([`Service::host`], thread per
 //!   core). A request taken on the partition of its book goes in and comes
 //!   back on that one thread: no thread hand-off. At 32 connections on 2
-//!   cores this did 0.90 of a bare axum handler's requests per second.
+//!   cores this did 0.88 of a bare axum handler's requests per second.
 //! - `beside`: on the application's tokio runtime, its own workers. Each
 //!   order goes to its book's thread and its answer comes back: two thread
-//!   hand-offs, 0.70 of the bare handler at 32 connections. Its one
+//!   hand-offs, 0.75 of the bare handler at 32 connections. Its one
 //!   strength: a book that blocks its thread (`Book::slowed`) does not
 //!   hold up the connections (the overloaded case of `maslite-bench
 //!   service` runs so).
