@@ -139,7 +139,10 @@
 //! ([`Runtime::endpoint`]) comes out as an [`Outbound`] stream (a slow
 //! reader holds the intake back; nothing is lost), [`Service::stats`] reads
 //! live figures, and [`Service::shutdown`] stops gracefully and returns the
-//! report. See the [`service`] module and `examples/service/` (an HTTP
+//! report. [`Service::host`] runs a task of the application on a
+//! partition's own thread, beside its agents (thread per core: a server
+//! accepting connections there reaches its agents with no thread hand-off).
+//! See the [`service`] module and `examples/service/` (an HTTP
 //! order-matching service whose stop answers every request under load).
 //!
 //! ```
