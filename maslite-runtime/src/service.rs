@@ -499,7 +499,7 @@ impl Runtime {
                 let _ = tokio::task::spawn_blocking(move || drop(self)).await;
                 let _ = report_tx.send(report);
             } else {
-                // Hosted tasks (a server draining) run on on its threads;
+                // Hosted tasks (a server draining) run on, on its threads;
                 // the rest ends now, as the runtime's drop would end it.
                 self.retire().await;
                 let _ = report_tx.send(report);
