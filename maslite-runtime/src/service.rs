@@ -176,6 +176,11 @@ impl InletQueue {
         self.exhausted
     }
 
+    /// Whether this partition hosts tasks now.
+    pub fn hosting(&self) -> bool {
+        self.hosted.load(Ordering::Relaxed) > 0
+    }
+
     /// Starts the tasks handed to this partition to host (on its thread:
     /// here, within its `LocalSet`).
     fn start_hosted(&mut self) {
@@ -196,7 +201,7 @@ impl InletQueue {
     /// Not while the partition hosts tasks: they run on its thread only
     /// when it waits, and their requests are what it would wait for.
     fn spin(&mut self, me: usize, count: usize) -> Option<Envelope> {
-        if self.hosted.load(Ordering::Relaxed) > 0 {
+        if self.hosting() {
             return None;
         }
         let until = Instant::now() + SPIN;

@@ -114,9 +114,7 @@ impl Partition {
             f.run.finish(StopReason::Cancelled);
         }
         while !f.run.done.is_cancelled() {
-            // Yields to the other tasks on this thread every so often (see
-            // `run_simulated`).
-            tokio::task::coop::consume_budget().await;
+            self.yield_to_hosted().await;
             self.take_arrivals(&mut f);
             self.free_round(&mut f);
             self.publish();

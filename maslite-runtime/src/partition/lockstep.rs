@@ -324,10 +324,7 @@ impl Partition {
     async fn run_simulated(&mut self, opts: &RunOptions) -> (Result<StopReason, Error>, u64) {
         let mut s = Steps::new(self, *opts);
         loop {
-            // The partition's thread is shared with the tasks on its
-            // `LocalSet` (agents' tasks, a service's hosted tasks): a run
-            // with work to do yields to them every so often.
-            tokio::task::coop::consume_budget().await;
+            self.yield_to_hosted().await;
             s.steps += 1;
             self.take_step(&mut s).await;
             let (mut agreed, held) = self.send_controls(&mut s);

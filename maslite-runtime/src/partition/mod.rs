@@ -139,6 +139,17 @@ impl Partition {
         loads
     }
 
+    /// Gives the thread to the tasks a service hosts here (see
+    /// [`Service::host`](crate::Service::host)) at least every 128 calls,
+    /// once a step, while the run has work to do (tokio's cooperative
+    /// budget). A partition that hosts none pays a test: a simulation's
+    /// steps never yield (each yield is a zero-timeout `epoll_wait`).
+    pub(crate) async fn yield_to_hosted(&self) {
+        if self.intake.as_ref().is_some_and(|i| i.hosting()) {
+            tokio::task::coop::consume_budget().await;
+        }
+    }
+
     /// Drops the agents and endpoints (see `Runtime::retire`): the thread
     /// and its tokio runtime stay, for the tasks a service hosts here.
     pub(crate) fn retire(&mut self) {
