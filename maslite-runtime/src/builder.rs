@@ -83,7 +83,8 @@ impl Builder {
     }
 
     /// How long a partition spins waiting for another before parking its
-    /// thread (default: 50 µs when every partition has a core of its own,
+    /// thread (default, when every partition has a core of its own: 50
+    /// µs, and 200 µs with lookahead windows, whose ends wait longer;
     /// else 0).
     pub fn spin(mut self, spin: Duration) -> Builder {
         self.choices.spin = Some(spin);

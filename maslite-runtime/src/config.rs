@@ -59,7 +59,7 @@ impl Default for Choices {
 impl Config {
     /// Checks `choices` (and a placement over hosts, if any); `own_cores`:
     /// every partition of this host has a core of its own (then the
-    /// default spin is 50 µs, else 0).
+    /// default spin is 50 µs, 200 µs with lookahead windows; else 0).
     pub(crate) fn checked(
         choices: &Choices,
         placement: Option<&Placement>,
@@ -98,7 +98,17 @@ impl Config {
                 ));
             }
         }
-        let default_spin = if own_cores { Duration::from_micros(50) } else { Duration::ZERO };
+        let default_spin = match mode {
+            _ if !own_cores => Duration::ZERO,
+            // A window's end waits for the slowest partition: a wait
+            // longer than 50 µs is common there (a window is some 100 µs
+            // of work, and the host takes a core now and then), and
+            // parking adds a wake-up to it. PHOLD on 2 partitions, five
+            // rounds: 10.27 M events/s with 200 µs, 10.04 M with 50
+            // (BENCHMARKS.md, ninth session).
+            Mode::Lookahead(_) => Duration::from_micros(200),
+            _ => Duration::from_micros(50),
+        };
         Ok(Config { partitions, mode, spin: spin.unwrap_or(default_spin), pin })
     }
 }
