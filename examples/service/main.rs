@@ -531,14 +531,15 @@ pub async fn start(
                             .await
                     }
                 };
-                let listening = match server {
+                // (Not `listening`: that is the socket, cloned each turn.)
+                let listened = match server {
                     Ok(server) => {
                         http.push(server);
                         listens.await.unwrap_or(Err(Error::Stopped))
                     }
                     Err(e) => Err(e),
                 };
-                if let Err(e) = listening {
+                if let Err(e) = listened {
                     // The servers started on other partitions stop too (and
                     // the service with its handle, dropped here).
                     close_http.cancel();

@@ -155,7 +155,6 @@ impl Partition {
     pub(crate) fn retire(&mut self) {
         let empty = Driver::new(Scheduler::simulated(), RemoteAlarms::Kept);
         drop(std::mem::replace(&mut self.kernel, empty));
-        self.intake = None;
     }
 
     /// Serves: messages from outside come in through `intake` (its run is
