@@ -9,7 +9,11 @@
 //!   criterion `baseline/async_loop` measures the same loop).
 //! - `floor-phold`: the PHOLD model of `phold` (same draws, same event
 //!   hash: it must print the kernel's hash) as a plain sequential program:
-//!   one binary heap of (time, sender, seq, receiver) events.
+//!   one binary heap of (time, sender, seq, receiver) events. On 2 or more
+//!   partitions (`phold_split`), the same model split into blocks of ids,
+//!   one thread and one heap each, in the runtime's lookahead windows with
+//!   a spinning barrier: what this machine gives a partitioned PHOLD, the
+//!   measure of the runtime's own 2/1.
 
 use crate::cases::phold::{event_hash, Params, Rng};
 use maslite::prelude::*;
@@ -19,6 +23,8 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -109,12 +115,18 @@ struct Lp {
 
 impl Lp {
     fn schedule(&mut self, p: &Params, me: u32, now: f64, heap: &mut BinaryHeap<Reverse<Pending>>) {
+        heap.push(Reverse(self.event(p, me, now)));
+    }
+
+    /// The next event `me` sets at `now`.
+    #[inline]
+    fn event(&mut self, p: &Params, me: u32, now: f64) -> Pending {
         let delay = p.lookahead - (p.mean - p.lookahead) * self.rng.unit().ln();
         let to =
             if self.rng.unit() <= p.remote { (self.rng.next_u64() % p.agents) as u32 } else { me };
         self.sent += 1;
         let time = (now + delay).to_bits();
-        heap.push(Reverse(Pending { time, sender: me, seq: self.sent, receiver: to }));
+        Pending { time, sender: me, seq: self.sent, receiver: to }
     }
 }
 
@@ -146,4 +158,144 @@ pub fn phold(p: &Params) -> (f64, u64, u64, usize) {
     let wall = start.elapsed().as_secs_f64();
     let per_event = std::mem::size_of::<Reverse<Pending>>();
     (events as f64 / wall, events, hash, per_event)
+}
+
+/// A barrier that spins (the floor's partitions each have a core): the
+/// least a window's end can cost.
+struct SpinBarrier {
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+    parties: usize,
+}
+
+impl SpinBarrier {
+    fn wait(&self) {
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.parties {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+        } else {
+            while self.generation.load(Ordering::Acquire) == generation {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// What the floor's partitions share: the events each sends each other
+/// (`mail[from * parts + to]`, appended by the sender, drained by the
+/// receiver) and each one's earliest event, per window parity.
+struct Split {
+    parts: usize,
+    barrier: SpinBarrier,
+    mail: Vec<Mutex<Vec<Reverse<Pending>>>>,
+    earliest: [Vec<AtomicU64>; 2],
+}
+
+/// The PHOLD floor on `parts` threads, each with the agents of one block
+/// of ids and a heap of its own, in lookahead windows as the runtime runs
+/// them (Nicol's YAWNS: every partition processes its events before the
+/// window's end, then they swap the events that cross and start the next
+/// window at the earliest event of all), with a spinning barrier and no
+/// message but the 32-byte event: the least a partitioned PHOLD costs
+/// here. Returns (events/s, events, hash); the hash is the sequential
+/// floor's.
+pub fn phold_split(p: &Params, parts: usize) -> (f64, u64, u64) {
+    assert!(p.agents <= u64::from(u32::MAX), "ids fit in 32 bits");
+    assert!(parts >= 1 && p.lookahead > 0.0, "at least one partition, a lookahead");
+    let split = Split {
+        parts,
+        barrier: SpinBarrier {
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+            parties: parts,
+        },
+        mail: (0..parts * parts).map(|_| Mutex::new(Vec::new())).collect(),
+        earliest: [0, 1].map(|_| (0..parts).map(|_| AtomicU64::new(0)).collect()),
+    };
+    let start = Instant::now();
+    let (events, hash) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..parts)
+            .map(|me| {
+                let split = &split;
+                scope.spawn(move || split_part(p, split, me))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a floor partition panicked"))
+            .fold((0u64, 0u64), |(e, h), (e1, h1)| (e + e1, h.wrapping_add(h1)))
+    });
+    let wall = start.elapsed().as_secs_f64();
+    (events as f64 / wall, events, hash)
+}
+
+/// One partition of [`phold_split`]: (its events, the sum of their hashes).
+fn split_part(p: &Params, split: &Split, me: usize) -> (u64, u64) {
+    let parts = split.parts as u64;
+    let owner = |id: u32| ((u64::from(id) * parts) / p.agents) as usize;
+    let first = (0..p.agents).find(|&id| owner(id as u32) == me).unwrap_or(p.agents);
+    let last = (first..p.agents).find(|&id| owner(id as u32) != me).unwrap_or(p.agents);
+    let mut lps: Vec<Lp> =
+        (first..last).map(|id| Lp { rng: Rng::new(p.seed, id), sent: 0 }).collect();
+    let mut heap = BinaryHeap::with_capacity(((last - first) * u64::from(p.events)) as usize);
+    let mut out: Vec<Vec<Reverse<Pending>>> = (0..split.parts).map(|_| Vec::new()).collect();
+    // The earliest event sent elsewhere in this window.
+    let mut sent = u64::MAX;
+    type Out = Vec<Vec<Reverse<Pending>>>;
+    let place =
+        |e: Pending, heap: &mut BinaryHeap<Reverse<Pending>>, out: &mut Out, sent: &mut u64| {
+            match owner(e.receiver) {
+                q if q == me => heap.push(Reverse(e)),
+                q => {
+                    *sent = (*sent).min(e.time);
+                    out[q].push(Reverse(e));
+                }
+            }
+        };
+    for (k, lp) in lps.iter_mut().enumerate() {
+        for _ in 0..p.events {
+            place(lp.event(p, (first + k as u64) as u32, 0.0), &mut heap, &mut out, &mut sent);
+        }
+    }
+    let (mut events, mut hash) = (0u64, 0u64);
+    let mut window = 0usize;
+    loop {
+        // The window's end: swap the crossing events, agree on the next
+        // window's start.
+        for (q, events) in out.iter_mut().enumerate() {
+            if q != me && !events.is_empty() {
+                split.mail[me * split.parts + q].lock().expect("no panic holds it").append(events);
+            }
+        }
+        let mine = heap.peek().map_or(u64::MAX, |Reverse(e)| e.time).min(sent);
+        sent = u64::MAX;
+        split.earliest[window % 2][me].store(mine, Ordering::Relaxed);
+        split.barrier.wait();
+        for q in (0..split.parts).filter(|&q| q != me) {
+            heap.extend(
+                split.mail[q * split.parts + me].lock().expect("no panic holds it").drain(..),
+            );
+        }
+        let next = split.earliest[window % 2].iter().map(|t| t.load(Ordering::Relaxed)).min();
+        window += 1;
+        let begin = f64::from_bits(next.unwrap_or(u64::MAX));
+        if next == Some(u64::MAX) || begin >= p.end {
+            return (events, hash);
+        }
+        // Events made in the window are due at its end or later.
+        let end = (begin + p.lookahead).min(p.end);
+        while let Some(&Reverse(e)) = heap.peek() {
+            let now = f64::from_bits(e.time);
+            if now >= end {
+                break;
+            }
+            heap.pop();
+            let (to, from) = (AgentId(u64::from(e.receiver)), AgentId(u64::from(e.sender)));
+            hash = hash.wrapping_add(event_hash(now, to, from, e.seq));
+            events += 1;
+            let next = lps[(u64::from(e.receiver) - first) as usize].event(p, e.receiver, now);
+            place(next, &mut heap, &mut out, &mut sent);
+        }
+    }
 }

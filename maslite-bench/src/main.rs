@@ -57,7 +57,10 @@ enum Case {
     /// agents, no framework (messages/s).
     FloorPingpong,
     /// The floor of `phold`: the same model, draws and hash as one
-    /// sequential loop over a binary heap, no framework (events/s).
+    /// sequential loop over a binary heap, no framework; on 2 and more
+    /// partitions (up to `--max-partitions`, in turns with 1), the same
+    /// split into blocks of ids, a thread and a heap each, in lookahead
+    /// windows with a spinning barrier (events/s).
     FloorPhold,
     /// The `bank` example: 100 000 reneging customers, one kernel, no log
     /// (customers/s; compare.sh runs SimPy's version beside it).
@@ -112,7 +115,7 @@ struct Args {
     /// Tiny models, one run, no warm-up: checks the suite, measures nothing.
     #[arg(long)]
     smoke: bool,
-    /// phold: measure 1..=N partitions (default 2).
+    /// phold and floor-phold: measure 1..=N partitions (default 2).
     #[arg(long, default_value_t = 2)]
     max_partitions: usize,
     /// phold: also draw events/s against partitions to this SVG file, with
@@ -346,22 +349,42 @@ fn run_case_with(
         Case::FloorPhold => {
             let mut out = Vec::new();
             for remote in [0.0, 0.25, 0.9] {
-                let params = phold_params(smoke, remote, 1);
-                let (mut hash, mut bytes) = (0, 0);
-                let v = repeat(runs, warmup, || {
-                    let (eps, _, h, b) = floors::phold(&params);
-                    (hash, bytes) = (h, b);
-                    eps
-                });
-                let mut extra = Map::new();
-                extra.insert("hash".into(), Value::String(format!("{hash:016x}")));
-                extra.insert("bytes_per_pending_event".into(), json!(bytes));
-                let p = json!({
-                    "agents": params.agents, "events": params.events, "remote": remote,
-                    "lookahead": params.lookahead, "mean": params.mean, "end": params.end,
-                    "partitions": 1, "seed": params.seed,
-                });
-                out.push(line("floor-phold", p, "events/s", &v, extra));
+                // As `phold`: the partition counts take turns, run by run.
+                let params: Vec<_> =
+                    (1..=max_partitions).map(|p| phold_params(smoke, remote, p)).collect();
+                let mut rates = vec![Vec::new(); params.len()];
+                let (mut hash, mut bytes) = (None, 0);
+                for i in 0..warmup + runs.max(1) {
+                    for (k, p) in params.iter().enumerate() {
+                        let (eps, h) = if p.partitions == 1 {
+                            let (eps, _, h, b) = floors::phold(p);
+                            bytes = b;
+                            (eps, h)
+                        } else {
+                            let (eps, _, h) = floors::phold_split(p, p.partitions);
+                            (eps, h)
+                        };
+                        let first = *hash.get_or_insert(h);
+                        assert_eq!(h, first, "the floor's hash on {} partitions", p.partitions);
+                        if i >= warmup {
+                            rates[k].push(eps);
+                        }
+                    }
+                }
+                let hash = hash.expect("at least one run");
+                for (k, params) in params.iter().enumerate() {
+                    let mut extra = Map::new();
+                    extra.insert("hash".into(), Value::String(format!("{hash:016x}")));
+                    if params.partitions == 1 {
+                        extra.insert("bytes_per_pending_event".into(), json!(bytes));
+                    }
+                    let p = json!({
+                        "agents": params.agents, "events": params.events, "remote": remote,
+                        "lookahead": params.lookahead, "mean": params.mean, "end": params.end,
+                        "partitions": params.partitions, "seed": params.seed,
+                    });
+                    out.push(line("floor-phold", p, "events/s", &rates[k], extra));
+                }
             }
             out
         }
@@ -654,6 +677,21 @@ mod tests {
             let (_, events, hash, _) = floors::phold(&params);
             assert_eq!((events, hash), (kernel.events, kernel.hash), "remote {remote}");
             assert!(events > 500, "{events}");
+        }
+    }
+
+    /// The floor split over partitions is still the same model: the
+    /// sequential floor's events and hash on 2 and 3 partitions (3 blocks
+    /// of unequal size), on every remote fraction.
+    #[test]
+    fn the_split_phold_floor_gives_the_sequential_floors_hash() {
+        for remote in [0.0, 0.25, 0.9] {
+            let params = cases::phold::Params { end: 10.0, ..phold_params(true, remote, 1) };
+            let (_, events, hash, _) = floors::phold(&params);
+            for parts in [2, 3] {
+                let (_, e, h) = floors::phold_split(&params, parts);
+                assert_eq!((e, h), (events, hash), "remote {remote}, {parts} partitions");
+            }
         }
     }
 }
