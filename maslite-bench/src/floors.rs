@@ -197,7 +197,7 @@ struct Split {
 /// them (Nicol's YAWNS: every partition processes its events before the
 /// window's end, then they swap the events that cross and start the next
 /// window at the earliest event of all), with a spinning barrier and no
-/// message but the 32-byte event: the least a partitioned PHOLD costs
+/// message but the 24-byte event: the least a partitioned PHOLD costs
 /// here. Returns (events/s, events, hash); the hash is the sequential
 /// floor's.
 pub fn phold_split(p: &Params, parts: usize) -> (f64, u64, u64) {
