@@ -682,15 +682,21 @@ mod tests {
 
     /// The floor split over partitions is still the same model: the
     /// sequential floor's events and hash on 2 and 3 partitions (3 blocks
-    /// of unequal size), on every remote fraction.
+    /// of unequal size; with 2 agents, one of them empty), on every remote
+    /// fraction. (The split also asserts, in debug builds, that no event
+    /// is processed in a window that started after it.)
     #[test]
     fn the_split_phold_floor_gives_the_sequential_floors_hash() {
         for remote in [0.0, 0.25, 0.9] {
-            let params = cases::phold::Params { end: 10.0, ..phold_params(true, remote, 1) };
-            let (_, events, hash, _) = floors::phold(&params);
-            for parts in [2, 3] {
-                let (_, e, h) = floors::phold_split(&params, parts);
-                assert_eq!((e, h), (events, hash), "remote {remote}, {parts} partitions");
+            for agents in [64, 2] {
+                let params =
+                    cases::phold::Params { agents, end: 10.0, ..phold_params(true, remote, 1) };
+                let (_, events, hash, _) = floors::phold(&params);
+                for parts in [2, 3] {
+                    let (_, e, h) = floors::phold_split(&params, parts);
+                    let at = format!("remote {remote}, {agents} agents, {parts} partitions");
+                    assert_eq!((e, h), (events, hash), "{at}");
+                }
             }
         }
     }

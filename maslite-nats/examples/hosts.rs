@@ -426,6 +426,7 @@ fn codec_costs(o: &Opts) -> Costs {
         run: 1,
         starts: Vec::new(),
         spare: Vec::new(),
+        spare_alarms: Vec::new(),
     };
     let mut frames = Vec::new();
     let b = o.batch;

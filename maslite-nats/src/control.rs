@@ -229,5 +229,6 @@ pub fn decode(codec: &Codec, bytes: &[u8]) -> Result<Control> {
         alarms,
         starts: Vec::new(),
         spare: Vec::new(),
+        spare_alarms: Vec::new(),
     })
 }

@@ -77,6 +77,10 @@ pub struct Control {
     /// the receiving partition (batches cross threads both ways, so
     /// steady streams allocate none).
     pub spare: Vec<(AgentId, Envelope)>,
+    /// An empty buffer with room, given back for the next alarms to the
+    /// receiving partition (lookahead windows: as `spare`, so that a
+    /// window's alarms for another partition allocate nothing).
+    pub spare_alarms: Vec<(f64, Envelope)>,
 }
 
 /// One message on a wire between two partitions.

@@ -62,6 +62,7 @@ pub fn control_body(run: u64) -> Vec<u8> {
         run,
         starts: Vec::new(),
         spare: Vec::new(),
+        spare_alarms: Vec::new(),
     };
     let mut body = Vec::new();
     maslite_nats::control::encode(&maslite_nats::Codec::new(), &control, &mut body).unwrap();

@@ -28,6 +28,7 @@ fn empty() -> Control {
         run: 0,
         starts: Vec::new(),
         spare: Vec::new(),
+        spare_alarms: Vec::new(),
     }
 }
 

@@ -178,6 +178,7 @@ proptest! {
             run: 7,
             starts: Vec::new(),
             spare: Vec::new(),
+            spare_alarms: Vec::new(),
         };
         let mut bytes = Vec::new();
         control::encode(&c, &ctl, &mut bytes).unwrap();

@@ -40,6 +40,7 @@ fn control() -> Control {
         run: 42,
         starts: Vec::new(),
         spare: vec![(AgentId(1), Envelope::new(Blob(Vec::new())))],
+        spare_alarms: vec![(1.0, Envelope::new(Blob(Vec::new())))],
     }
 }
 

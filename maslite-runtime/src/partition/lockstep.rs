@@ -504,6 +504,7 @@ impl Partition {
                 polled: agreed.polled,
                 run: self.fingerprint,
                 spare: std::mem::take(&mut self.spares[q]),
+                spare_alarms: std::mem::take(&mut self.alarm_spares[q]),
             };
             // A peer that is gone shows up when we wait for it.
             let _ = self.wires.send(q, Packet::Control(control));
@@ -517,7 +518,7 @@ impl Partition {
     async fn receive_controls(&mut self, s: &mut Steps, agreed: &mut Agreed) -> Result<(), Error> {
         s.mail_from.iter_mut().for_each(|m| *m = false);
         for &q in &s.peers {
-            let control = match self.wires.recv(q).await {
+            let mut control = match self.wires.recv(q).await {
                 Ok(Packet::Control(c)) => c,
                 Ok(other) => return Err(self.broke_protocol(q, &other, "a control")),
                 Err(PeerGone(q)) => return Err(self.peer_died(q)),
@@ -528,8 +529,17 @@ impl Partition {
             }
             s.all_changes.push((q, control.changes));
             self.router.reuse(q, control.spare);
-            for (t, env) in control.alarms {
+            for (t, env) in control.alarms.drain(..) {
                 self.kernel.import_alarm(t, env);
+            }
+            // Both buffers cross threads both ways: steady windows
+            // allocate none.
+            if control.alarms.capacity() > self.alarm_spares[q].capacity() {
+                self.alarm_spares[q] = control.alarms;
+            }
+            let spare = control.spare_alarms;
+            if s.outgoing[q].is_empty() && s.outgoing[q].capacity() < spare.capacity() {
+                s.outgoing[q] = spare;
             }
             s.starts_in.extend(control.starts);
             agreed.active |= control.active;

@@ -103,6 +103,9 @@ pub(crate) struct Partition {
     incoming: Vec<(AgentId, maslite_core::Envelope)>,
     /// Emptied batch buffers, per partition they came from, to give back.
     spares: Vec<Vec<(AgentId, maslite_core::Envelope)>>,
+    /// Emptied buffers of alarms, per partition they came from, to give
+    /// back (lookahead windows).
+    alarm_spares: Vec<Vec<(f64, maslite_core::Envelope)>>,
 }
 
 impl Partition {
@@ -347,6 +350,7 @@ pub(crate) fn thread_main(seed: Seed) {
             taken: Vec::new(),
             incoming: Vec::new(),
             spares: (0..count).map(|_| Vec::new()).collect(),
+            alarm_spares: (0..count).map(|_| Vec::new()).collect(),
         };
         p.replica.tells_remote =
             (0..me).all(|q| p.wires.is_remote(q)) && (0..count).any(|q| p.wires.is_remote(q));
