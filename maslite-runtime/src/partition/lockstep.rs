@@ -53,6 +53,10 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use tracing::Instrument;
 
+/// The most alarms an emptied buffer may have room for to be given back
+/// for reuse (1 MiB): a larger one, left by a burst, is freed.
+const KEPT_ALARMS: usize = 1 << 16;
+
 /// What all partitions do next.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Step {
@@ -533,8 +537,9 @@ impl Partition {
                 self.kernel.import_alarm(t, env);
             }
             // Both buffers cross threads both ways: steady windows
-            // allocate none.
-            if control.alarms.capacity() > self.alarm_spares[q].capacity() {
+            // allocate none. (One window's burst is not kept for good.)
+            let room = control.alarms.capacity();
+            if room > self.alarm_spares[q].capacity() && room <= KEPT_ALARMS {
                 self.alarm_spares[q] = control.alarms;
             }
             let spare = control.spare_alarms;
