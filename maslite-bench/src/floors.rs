@@ -236,7 +236,7 @@ struct Split {
     earliest: [Vec<Alone<AtomicU64>>; 2],
 }
 
-/// The PHOLD floor on `parts` threads, each with the agents of one block
+/// The PHOLD floor on `p.partitions` threads, each with the agents of one block
 /// of ids and a heap of its own, in lookahead windows as the runtime runs
 /// them (Nicol's YAWNS: every partition processes its events before the
 /// window's end, then they swap the events that cross and start the next
@@ -244,7 +244,8 @@ struct Split {
 /// message but the 24-byte event: the least a partitioned PHOLD costs
 /// here. Returns (events/s, events, hash); the hash is the sequential
 /// floor's.
-pub fn phold_split(p: &Params, parts: usize) -> (f64, u64, u64) {
+pub fn phold_split(p: &Params) -> (f64, u64, u64) {
+    let parts = p.partitions;
     assert!(p.agents <= u64::from(u32::MAX), "ids fit in 32 bits");
     assert!(parts >= 1 && p.lookahead > 0.0, "at least one partition, a lookahead");
     let split = Split {
@@ -333,10 +334,12 @@ fn split_part(p: &Params, split: &Split, me: usize) -> (u64, u64) {
                 split.mail[q * split.parts + me].0.lock().expect("no panic holds it").drain(..),
             );
         }
-        let next = split.earliest[window % 2].iter().map(|t| t.0.load(Ordering::Relaxed)).min();
+        let next = split.earliest[window % 2].iter().map(|t| t.0.load(Ordering::Relaxed));
+        let next = next.min().expect("at least one partition");
         window += 1;
-        let begin = f64::from_bits(next.unwrap_or(u64::MAX));
-        if next == Some(u64::MAX) || begin >= p.end {
+        // (No event left anywhere: u64::MAX, whose bits are a NaN.)
+        let begin = f64::from_bits(next);
+        if next == u64::MAX || begin >= p.end {
             return (events, hash);
         }
         // Events made in the window are due at its end or later.

@@ -361,7 +361,7 @@ fn run_case_with(
                             bytes = b;
                             (eps, h)
                         } else {
-                            let (eps, _, h) = floors::phold_split(p, p.partitions);
+                            let (eps, _, h) = floors::phold_split(p);
                             (eps, h)
                         };
                         let first = *hash.get_or_insert(h);
@@ -693,7 +693,8 @@ mod tests {
                     cases::phold::Params { agents, end: 10.0, ..phold_params(true, remote, 1) };
                 let (_, events, hash, _) = floors::phold(&params);
                 for parts in [2, 3] {
-                    let (_, e, h) = floors::phold_split(&params, parts);
+                    let split = cases::phold::Params { partitions: parts, ..params.clone() };
+                    let (_, e, h) = floors::phold_split(&split);
                     let at = format!("remote {remote}, {agents} agents, {parts} partitions");
                     assert_eq!((e, h), (events, hash), "{at}");
                 }
